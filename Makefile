@@ -1,0 +1,57 @@
+# Two entry points for a fresh Debian 12 machine, as root:
+#   make demo   installs everything and runs the main job
+#   make test   installs everything and runs every test, linter and type check
+# Every step is idempotent: stamps in .make/ skip what is already done.
+
+SHELL := /bin/bash
+VENV  ?= .venv
+PY    := $(VENV)/bin/python
+STAMP := .make
+APT_PACKAGES := iproute2 nftables iptables dnsmasq-base bind9-dnsutils tcpdump procps \
+                libnetfilter-queue-dev libnss3-tools ca-certificates \
+                clickhouse-server chromium fonts-dejavu-core python3-venv gcc
+
+.PHONY: install demo test lint typecheck unit lab-tests bench clean lab-down
+
+install: $(STAMP)/apt $(STAMP)/venv
+
+$(STAMP)/apt:
+	@mkdir -p $(STAMP)
+	@missing=$$(for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+	  echo "installing apt packages:" $$missing; \
+	  export DEBIAN_FRONTEND=noninteractive; \
+	  apt-get update -qq && apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
+	fi
+	@touch $@
+
+$(STAMP)/venv: pyproject.toml
+	@mkdir -p $(STAMP)
+	@test -x $(PY) || python3 -m venv $(VENV)
+	@$(PY) -m pip install -q --upgrade pip
+	@$(PY) -m pip install -q -e '.[dev]'
+	@touch $@
+
+demo: install
+	$(VENV)/bin/reachwatch demo --out demo-out
+
+lint: install
+	$(VENV)/bin/ruff check src tests benchmarks
+	$(VENV)/bin/ruff format --check src tests benchmarks
+
+typecheck: install
+	$(VENV)/bin/mypy
+
+unit: install
+	$(PY) -m pytest -q
+
+test: install lint typecheck unit
+
+bench: install
+	$(PY) benchmarks/probe_throughput.py
+
+lab-down: install
+	$(VENV)/bin/reachwatch lab down --all
+
+clean:
+	rm -rf $(VENV) $(STAMP) build *.egg-info

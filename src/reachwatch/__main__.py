@@ -1,0 +1,3 @@
+from reachwatch.cli import main
+
+main()

@@ -1,0 +1,102 @@
+"""Citizen Lab test lists (``url,category_code,category_description,date_added,source,notes``)
+and plain URL arguments, read into one typed list of targets."""
+
+from __future__ import annotations
+
+import csv
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from reachwatch.errors import UserError
+
+HEADER = ("url", "category_code", "category_description", "date_added", "source", "notes")
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    url: str
+    category_code: str = ""
+    source: str = ""
+
+    @property
+    def hostname(self) -> str:
+        return urlsplit(self.url).hostname or ""
+
+
+def check_url(url: str, *, where: str) -> str:
+    """Return the URL if it is an absolute http(s) URL with a host, else raise a UserError."""
+    url = url.strip()
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https"):
+        raise UserError(
+            f"{url!r} is not an http:// or https:// URL",
+            where=where,
+            fix="write the full URL, for example https://example.org/",
+        )
+    if not parts.hostname:
+        raise UserError(f"{url!r} has no host name", where=where, fix="write e.g. http://example.org/")
+    try:
+        parts.port  # noqa: B018  (raises ValueError on a bad port)
+    except ValueError as exc:
+        raise UserError(f"{url!r} has a bad port: {exc}", where=where) from None
+    return url
+
+
+def read_testlist(path: Path) -> list[Target]:
+    """Read a Citizen Lab CSV test list; a bad row is an error naming file and line."""
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except FileNotFoundError:
+        raise UserError("no such file", where=str(path), fix="check the path of the test list") from None
+    except UnicodeDecodeError as exc:
+        raise UserError(f"not UTF-8 text ({exc.reason})", where=str(path)) from None
+    except OSError as exc:
+        raise UserError(f"cannot read: {exc.strerror}", where=str(path)) from None
+    reader = csv.reader(text.splitlines())
+    header = next(reader, None)
+    if header is None:
+        raise UserError(
+            "the test list is empty", where=str(path), fix="add the header row " + ",".join(HEADER)
+        )
+    if [h.strip() for h in header[:1]] != ["url"]:
+        raise UserError(
+            f"the first row must be the header {','.join(HEADER)!r}, found {','.join(header)!r}",
+            where=f"{path}:1",
+            fix="use the Citizen Lab test-list format",
+        )
+    columns = [h.strip() for h in header]
+    targets: list[Target] = []
+    for lineno, row in enumerate(reader, start=2):
+        if not row or all(not cell.strip() for cell in row):
+            continue
+        if len(row) != len(columns):
+            raise UserError(
+                f"expected {len(columns)} columns ({','.join(columns)}), found {len(row)}",
+                where=f"{path}:{lineno}",
+                fix="quote fields that contain commas",
+            )
+        record = dict(zip(columns, row, strict=True))
+        url = check_url(record["url"], where=f"{path}:{lineno}")
+        targets.append(
+            Target(url=url, category_code=record.get("category_code", "").strip(), source=str(path))
+        )
+    return targets
+
+
+def collect_targets(urls: Iterable[str], lists: Iterable[Path]) -> list[Target]:
+    """URL arguments then every list, in order, without duplicates."""
+    seen: set[str] = set()
+    out: list[Target] = []
+    for i, url in enumerate(urls, start=1):
+        target = Target(url=check_url(url, where=f"argument {i}"))
+        if target.url not in seen:
+            seen.add(target.url)
+            out.append(target)
+    for path in lists:
+        for target in read_testlist(path):
+            if target.url not in seen:
+                seen.add(target.url)
+                out.append(target)
+    return out
