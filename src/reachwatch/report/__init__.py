@@ -1,0 +1,1 @@
+"""Reports: what measurements mean, rendered for people (tables, HTML, PDF, exports)."""
