@@ -1,0 +1,100 @@
+"""HTTP diff: is the probe's final response the page the control saw? (OONI's rules.)
+
+- body proportion = shorter / longer body length; a match when > 0.7 (both lengths > 0,
+  the probe's body not truncated);
+- status codes match when equal; when they differ and the control's is not 2xx, no verdict;
+- headers match when both responses share at least one *uncommon* header name;
+- titles match when no word of 5+ bytes (lower-cased, split on spaces) is in one title only;
+- there is a diff unless the status matches and one of body length, headers or title matches.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Final
+
+from reachwatch.observations import ControlHTTP, HTTPTransaction
+
+BODY_PROPORTION_FACTOR: Final = 0.7
+
+# OONI's list of header names too common to tell two servers apart
+COMMON_HEADERS: Final = frozenset(
+    {
+        "date",
+        "content-type",
+        "server",
+        "cache-control",
+        "vary",
+        "set-cookie",
+        "location",
+        "expires",
+        "x-powered-by",
+        "content-encoding",
+        "last-modified",
+        "accept-ranges",
+        "pragma",
+        "x-frame-options",
+        "etag",
+        "x-content-type-options",
+        "age",
+        "via",
+        "p3p",
+        "x-xss-protection",
+        "content-language",
+        "cf-ray",
+        "strict-transport-security",
+        "link",
+        "x-varnish",
+    }
+)
+MIN_WORD_BYTES: Final = 5
+
+
+@dataclass(frozen=True, slots=True)
+class HTTPDiff:
+    body_proportion: float | None = None
+    body_length_match: bool | None = None
+    status_code_match: bool | None = None
+    headers_match: bool | None = None
+    title_match: bool | None = None
+
+    @property
+    def differs(self) -> bool:
+        if self.status_code_match:
+            return not (self.body_length_match or self.headers_match or self.title_match)
+        return True
+
+
+NO_DIFF: Final = HTTPDiff()
+
+
+def compare(probe: HTTPTransaction, control: ControlHTTP | None) -> HTTPDiff:
+    """The diff values of a probe response against the control's (None where undecidable)."""
+    if control is None or control.status_code is None:
+        return NO_DIFF
+    proportion = None
+    length, ctrl_length = probe.body_length or 0, control.body_length or 0
+    if length > 0 and ctrl_length > 0 and not probe.body_is_truncated:
+        proportion = min(length, ctrl_length) / max(length, ctrl_length)
+    status = None
+    if probe.status_code is not None:
+        status = probe.status_code == control.status_code
+        if not status and control.status_code // 100 != 2:
+            status = None
+    return HTTPDiff(
+        body_proportion=proportion,
+        body_length_match=None if proportion is None else proportion > BODY_PROPORTION_FACTOR,
+        status_code_match=status,
+        headers_match=bool((probe.header_keys & control.header_keys) - COMMON_HEADERS),
+        title_match=not _long_words(probe.title) ^ _long_words(control.title),
+    )
+
+
+def _long_words(title: str) -> frozenset[str]:
+    if not title:
+        return frozenset()
+    return frozenset(
+        word.lower()
+        for word in title.split(" ")
+        if len(word) >= MIN_WORD_BYTES or (not word.isascii() and len(word.encode()) >= MIN_WORD_BYTES)
+    )

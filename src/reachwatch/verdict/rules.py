@@ -1,0 +1,190 @@
+"""The verdict rules, as data: the first rule whose condition holds decides.
+
+Each rule names OONI's ``blocking``/``accessible`` outcome and our ``x_technique``. The order
+follows OONI's classic analysis (webconnectivitylte ``analysisclassic.go``): a final response
+over TLS, or one that matches the control, means accessible even when DNS looked odd; any other
+outcome with inconsistent DNS is DNS blocking; then the deciding event (see ``walk``) is judged
+against what the control saw for the same step. A rule whose event happened after a redirect
+is reported as ``<rule_id>@redirect``. ``docs/verdict.md`` renders this table.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Collection
+from dataclasses import dataclass
+from typing import Final, Literal
+
+from reachwatch.verdict.dns import failure_technique
+from reachwatch.verdict.facts import Facts
+from reachwatch.verdict.walk import Kind
+
+TECHNIQUES: Final = frozenset(
+    {
+        "dns-hijack",
+        "dns-nxdomain",
+        "dns-timeout",
+        "dns-bogon",
+        "tcp-timeout",
+        "tcp-reset",
+        "tls-reset",
+        "tls-timeout",
+        "http-blockpage",
+        "http-reset",
+        "throttled",
+        "none",
+    }
+)
+RESET: Final = frozenset({"connection_reset", "eof_error", "connection_aborted", "broken_pipe"})
+TIMEOUT: Final = frozenset({"generic_timeout_error"})
+CERT: Final = frozenset({"ssl_invalid_hostname", "ssl_unknown_authority", "ssl_invalid_certificate"})
+WEB_CONNECTIVITY: Final = "web_connectivity"
+
+Condition = Callable[[Facts], bool]
+Blocking = Literal["dns", "tcp_ip", "http-failure", "http-diff", False] | None
+
+
+@dataclass(frozen=True, slots=True)
+class Rule:
+    rule_id: str
+    comment: str
+    condition: Condition
+    blocking: Blocking
+    accessible: bool | None
+    technique: str | None
+    about: Literal["input", "event", "dns"] = "event"  # whose hop names the redirect suffix
+
+
+def when(
+    kind: Kind | tuple[Kind, ...],
+    *,
+    control: Collection[str] = ("missing", "ok", "failed"),
+    page: Collection[str] = ("missing", "ok", "failed"),
+    failures: Collection[str] | None = None,
+    also: Condition | None = None,
+) -> Condition:
+    """A condition on the deciding event: its kind, the control's outcomes, the probe's failure."""
+    kinds = (kind,) if isinstance(kind, str) else kind
+
+    def condition(f: Facts) -> bool:
+        e = f.event
+        return (
+            e is not None
+            and e.kind in kinds
+            and e.control in control
+            and e.control_http in page
+            and (failures is None or e.failure in failures)
+            and (also is None or also(f))
+        )
+
+    return condition
+
+
+def _dns_failure(technique: str) -> Condition:
+    """Either DNS was found inconsistent by this kind of failure, or the deciding event is one."""
+    unexpected = when("dns", control=("ok",), also=lambda f: not (f.event and f.event.control_dns_empty))
+    unverified = when("dns", control=("missing",), page=("ok", "failed"))
+
+    def condition(f: Facts) -> bool:
+        if f.dns_technique == technique:
+            return True
+        e = f.event
+        return (
+            e is not None
+            and e.failure is not None
+            and failure_technique(e.failure) == technique
+            and (unexpected(f) or unverified(f))
+        )
+
+    return condition
+
+
+def _other(*groups: Collection[str]) -> Condition:
+    taken = frozenset().union(*groups)
+    return lambda f: f.event is not None and f.event.failure not in taken
+
+
+_slow: Condition = lambda f: bool(f.event and ((f.event.bytes_received or 0) > 0))  # noqa: E731
+_http_slow: Condition = lambda f: bool(f.event and (f.event.status_code or (f.event.bytes_received or 0) > 0))  # noqa: E731
+_server_error: Condition = lambda f: bool(  # noqa: E731
+    f.event and f.event.http and (f.event.status_code or 0) >= 500 and f.diff.status_code_match
+)
+
+RULES: Final[tuple[Rule, ...]] = (
+    Rule("input.not-web-connectivity", "Not a web_connectivity measurement: nothing to judge.",
+         lambda f: f.test_name != WEB_CONNECTIVITY, None, None, None, "input"),
+    Rule("input.no-test-keys", "The measurement carries no test_keys (the probe failed early).",
+         lambda f: not f.has_test_keys, None, None, None, "input"),
+    Rule("site.error-both", "Ours: the probe and the control got the same 5xx: the site itself fails, for everyone.",
+         when("final", page=("ok",), also=_server_error), False, False, "none"),
+    Rule("final.tls-ok", "OONI 1.1: a final response over a verified TLS handshake is the real site.",
+         when("final", also=lambda f: bool(f.event and f.event.tls_ok)), False, True, "none"),
+    Rule("control.unavailable", "No control measurement: expected outcomes are unknown.",
+         lambda f: not f.control_available, None, None, None, "input"),
+    Rule("final.no-diff", "OONI 1.3: the final response matches the control's page (status and body/headers/title).",
+         when("final", page=("ok", "failed"), also=lambda f: not f.diff.differs), False, True, "none"),
+    Rule("dns.nxdomain", "The probe's resolver denied the name (NXDOMAIN, REFUSED, no answer...) while the control resolved it.",
+         _dns_failure("dns-nxdomain"), "dns", False, "dns-nxdomain", "dns"),
+    Rule("dns.timeout", "The probe's resolver timed out while the control resolved the name.",
+         _dns_failure("dns-timeout"), "dns", False, "dns-timeout", "dns"),
+    Rule("dns.bogon", "The probe got only bogon answers (private, loopback...) the control did not get.",
+         lambda f: f.dns_technique == "dns-bogon", "dns", False, "dns-bogon", "dns"),
+    Rule("dns.hijack", "The probe's answers share no IP, no ASN and no verified TLS handshake with the control's.",
+         lambda f: f.dns_technique == "dns-hijack", "dns", False, "dns-hijack", "dns"),
+    Rule("http.no-control", "OONI 1.2/2.1: the page fetch ended but the control has no HTTP result to compare with.",
+         when(("final", "http"), page=("missing",)), None, None, None),
+    Rule("http.blockpage", "OONI 1.4: the final response differs from the control's page.",
+         when("final"), "http-diff", False, "http-blockpage"),
+    Rule("site.down.http", "OONI 2.2: the page fetch failed for the probe and for the control.",
+         when("http", page=("failed",)), False, False, "none"),
+    Rule("http.reset", "The HTTP exchange was reset or closed by the network, the control fetched the page.",
+         when("http", page=("ok",), failures=RESET), "http-failure", False, "http-reset"),
+    Rule("http.throttled", "HTTP timed out after data arrived (headers or bytes): a slowed-down link.",
+         when("http", page=("ok",), failures=TIMEOUT, also=_http_slow), "http-failure", False, "throttled"),
+    Rule("http.timeout", "HTTP timed out with nothing received: the request was dropped (nearest term: http-reset).",
+         when("http", page=("ok",), failures=TIMEOUT), "http-failure", False, "http-reset"),
+    Rule("http.other", "Another HTTP failure (bad redirect, invalid response...) the control did not see.",
+         when("http", page=("ok",)), "http-failure", False, None),
+    Rule("tls.no-control", "OONI 3.1.1: TLS failed; the control has neither this handshake nor the page.",
+         when("tls", control=("missing",), page=("missing",)), None, None, None),
+    Rule("site.down.tls", "OONI 3.2: the TLS handshake failed for the control too (bad certificate, no TLS...).",
+         when("tls", control=("failed",)), False, False, "none"),
+    Rule("tls.reset", "The TLS handshake was reset or closed by the network (SNI filtering).",
+         when("tls", failures=RESET), "http-failure", False, "tls-reset"),
+    Rule("tls.throttled", "TLS timed out after bytes arrived: a slowed-down link.",
+         when("tls", failures=TIMEOUT, also=_slow), "http-failure", False, "throttled"),
+    Rule("tls.timeout", "TLS timed out with nothing received: the handshake was dropped.",
+         when("tls", failures=TIMEOUT), "http-failure", False, "tls-timeout"),
+    Rule("tls.mitm", "An invalid certificate the control did not get: a middlebox answered (usually a blockpage).",
+         when("tls", failures=CERT), "http-failure", False, "http-blockpage"),
+    Rule("tls.other", "Another TLS failure the control did not see.",
+         when("tls", also=_other(RESET, TIMEOUT, CERT)), "http-failure", False, None),
+    Rule("tcp.no-control", "OONI 4.1.1: TCP failed; the control has neither this endpoint nor the page.",
+         when("tcp", control=("missing",), page=("missing",)), None, None, None),
+    Rule("site.down.tcp", "OONI 4.2: the control could not connect to this endpoint either.",
+         when("tcp", control=("failed",)), False, False, "none"),
+    Rule("tcp.timeout", "OONI 4.3: the connect timed out (SYN dropped) while the control connected.",
+         when("tcp", control=("ok",), failures=TIMEOUT), "tcp_ip", False, "tcp-timeout"),
+    Rule("tcp.reset", "OONI 4.3: the connect was refused or reset while the control connected.",
+         when("tcp", control=("ok",)), "tcp_ip", False, "tcp-reset"),
+    Rule("tcp.timeout.page-only", "OONI 4.1.2: connect timed out; only the control's page fetch is known (after a redirect).",
+         when("tcp", control=("missing",), failures=TIMEOUT), "http-failure", False, "tcp-timeout"),
+    Rule("tcp.reset.page-only", "OONI 4.1.2: connect refused; only the control's page fetch is known (after a redirect).",
+         when("tcp", control=("missing",)), "http-failure", False, "tcp-reset"),
+    Rule("dns.no-control", "OONI 5.1.1 (where OONI says accessible): DNS failed and the control has no DNS result.",
+         when("dns", control=("missing",), page=("missing",)), None, None, None),
+    Rule("site.down.dns", "OONI 5.2: the control's resolver failed too (NXDOMAIN everywhere).",
+         when("dns", control=("failed",)), False, False, "none"),
+    Rule("site.down.dns-no-answer", "OONI 5.3: the control resolved the name to no address at all.",
+         when("dns", control=("ok",)), False, False, "none"),
+    Rule("site.down.loopback", "OONI 7: the name resolves to loopback addresses for the control too.",
+         when("dns-loopback", also=lambda f: bool(f.event and f.event.control_loopback)), False, False, "none"),
+    Rule("undecided", "Nothing observed says what happened (OONI leaves blocking and accessible null).",
+         lambda f: True, None, None, None),
+)  # fmt: skip
+
+
+def first_match(facts: Facts) -> Rule:
+    for rule in RULES:
+        if rule.condition(facts):
+            return rule
+    return RULES[-1]
