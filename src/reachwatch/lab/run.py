@@ -1,0 +1,108 @@
+"""``lab run``: measure the lab's targets from every ISP and from the control vantage at once.
+
+Each vantage runs ``reachwatch measure`` inside its namespace (so it sees that ISP's resolver
+and censorship), writing ``DIR/<ns>.jsonl``; the lines are then gathered in
+``DIR/measurements.jsonl``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from reachwatch.errors import UserError
+from reachwatch.lab import netns
+from reachwatch.lab.state import LabState, Vantage
+
+
+@dataclass(frozen=True)
+class Timeouts:
+    dns: float | None = None
+    tcp: float | None = None
+    tls: float | None = None
+    http: float | None = None
+    parallel: int | None = None
+
+    def flags(self) -> list[str]:
+        pairs = [("--dns-timeout", self.dns), ("--tcp-timeout", self.tcp), ("--tls-timeout", self.tls),
+                 ("--http-timeout", self.http), ("--parallel", self.parallel)]  # fmt: skip
+        return [str(x) for name, value in pairs if value is not None for x in (name, value)]
+
+
+@dataclass
+class VantageResult:
+    vantage: Vantage
+    output: Path
+    returncode: int
+    seconds: float
+    stderr: str
+    lines: list[str] = field(default_factory=list)
+
+
+def measure_argv(state: LabState, vantage: Vantage, timeouts: Timeouts) -> list[str]:
+    out = Path(state.out)
+    if state.control_url is None:
+        raise UserError(
+            "the lab has no control helper, so `reachwatch measure` cannot run",
+            fix=f"see {out / 'logs' / 'control.log'}; {'; '.join(state.warnings)}",
+        )
+    return [
+        sys.executable, "-m", "reachwatch", "measure", "--list", str(out / "targets.csv"),
+        "--control", state.control_url, "--ca-file", str(out / "ca.pem"),
+        "--probe-asn", f"AS{vantage.asn}", "--probe-cc", vantage.cc,
+        "--probe-network-name", vantage.name, "--resolver", state.resolver,
+        "--output", str(out / f"{vantage.ns}.jsonl"), "--no-progress", *timeouts.flags(),
+    ]  # fmt: skip
+
+
+async def _one(state: LabState, vantage: Vantage, timeouts: Timeouts) -> VantageResult:
+    output = Path(state.out) / f"{vantage.ns}.jsonl"
+    output.unlink(missing_ok=True)
+    t0 = time.monotonic()
+    proc = await asyncio.create_subprocess_exec(
+        *netns.in_ns(vantage.ns, measure_argv(state, vantage, timeouts)),
+        stdin=asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    _, err = await proc.communicate()
+    lines = output.read_text().splitlines() if output.exists() else []
+    return VantageResult(vantage, output, proc.returncode or 0, time.monotonic() - t0, err.decode(errors="replace"),
+                         [line for line in lines if line.strip()])  # fmt: skip
+
+
+async def _all(state: LabState, timeouts: Timeouts) -> list[VantageResult]:
+    return list(await asyncio.gather(*(_one(state, v, timeouts) for v in state.vantages)))
+
+
+def measure_all(state: LabState, timeouts: Timeouts) -> list[VantageResult]:
+    for vantage in state.vantages:
+        measure_argv(state, vantage, timeouts)  # fails early when there is no control helper
+    results = asyncio.run(_all(state, timeouts))
+    with (Path(state.out) / "measurements.jsonl").open("w") as f:
+        for result in results:
+            f.writelines(line + "\n" for line in result.lines)
+    return results
+
+
+def summary(results: list[VantageResult]) -> str:
+    """One line per vantage: measurements written, and the techniques seen when verdicts exist."""
+    rows = []
+    for r in results:
+        techniques: Counter[str] = Counter()
+        for line in r.lines:
+            try:
+                tk = json.loads(line).get("test_keys", {})
+            except json.JSONDecodeError:
+                continue
+            techniques[str(tk.get("x_technique") or tk.get("blocking") or "?")] += 1
+        seen = ", ".join(f"{k}={v}" for k, v in sorted(techniques.items()))
+        status = "ok" if r.returncode == 0 else f"exit {r.returncode}: {r.stderr.strip().splitlines()[-1:]}"
+        rows.append(f"{r.vantage.ns:<10} {r.vantage.name:<24} {len(r.lines):>5} measurements "
+                    f"in {r.seconds:.1f}s  {status}  {seen}")  # fmt: skip
+    return "\n".join(rows)

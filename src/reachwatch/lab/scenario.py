@@ -1,0 +1,213 @@
+"""The scenario file (TOML): sites, ISPs and what each ISP blocks, validated before anything is built.
+
+Every mistake (an unknown key, technique or host, a bad address) becomes a
+:class:`~reachwatch.errors.UserError` naming the file, the entry and the key.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+import tomllib
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from reachwatch.errors import UserError
+from reachwatch.lab.techniques import TECHNIQUES
+from reachwatch.testlists import read_testlist
+
+_HOST = re.compile(
+    r"^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)+$"
+)
+_RATE = re.compile(r"^\d+(\.\d+)?(bit|kbit|mbit|gbit|bps|kbps|mbps)$")
+# addresses the lab itself uses (links, ISPs, services) or that cannot be a site
+_RESERVED = [ipaddress.ip_network(n) for n in ("0.0.0.0/8", "100.64.0.0/10", "127.0.0.0/8", "224.0.0.0/3")]
+
+
+def _hostname(value: str) -> str:
+    value = value.strip().lower().rstrip(".")
+    if not _HOST.match(value):
+        raise ValueError(f"{value!r} is not a host name like news.example")
+    return value
+
+
+def _site_ip(value: str) -> str:
+    addr = ipaddress.IPv4Address(value)
+    if any(addr in net for net in _RESERVED):
+        raise ValueError(f"{value} is reserved by the lab (0/8, 100.64/10, 127/8, multicast)")
+    return str(addr)
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Site(_Model):
+    host: str
+    https: bool = False
+    ip: str | None = None
+    down: bool = False
+    nxdomain: bool = False
+    cert: Literal["expired", "wrong-host", "untrusted"] | None = None
+    status: Annotated[int, Field(ge=100, le=599)] | None = None
+    redirect_to: str | None = None
+
+    @field_validator("host")
+    @classmethod
+    def _check_host(cls, value: str) -> str:
+        return _hostname(value)
+
+    @field_validator("ip")
+    @classmethod
+    def _check_ip(cls, value: str | None) -> str | None:
+        return None if value is None else _site_ip(value)
+
+    @field_validator("redirect_to")
+    @classmethod
+    def _check_redirect(cls, value: str | None) -> str | None:
+        if value is not None and not re.match(r"^https?://[^/\s]+", value):
+            raise ValueError("redirect_to must be an absolute http:// or https:// URL")
+        return value
+
+    @property
+    def url(self) -> str:
+        return f"{'https' if self.https else 'http'}://{self.host}/"
+
+
+class Block(_Model):
+    technique: str
+    host: str
+    to: str | None = None
+    rate: str | None = None
+
+    @field_validator("host")
+    @classmethod
+    def _check_host(cls, value: str) -> str:
+        return _hostname(value)
+
+    @field_validator("technique")
+    @classmethod
+    def _check_technique(cls, value: str) -> str:
+        if value not in TECHNIQUES:
+            raise ValueError(f"unknown technique {value!r}; known: {', '.join(sorted(TECHNIQUES))}")
+        return value
+
+    @field_validator("to")
+    @classmethod
+    def _check_to(cls, value: str | None) -> str | None:
+        return None if value is None else str(ipaddress.IPv4Address(value))
+
+    @field_validator("rate")
+    @classmethod
+    def _check_rate(cls, value: str | None) -> str | None:
+        if value is not None and not _RATE.match(value):
+            raise ValueError(f"{value!r} is not a rate like 16kbit, 1mbit or 2kbps")
+        return value
+
+
+class Isp(_Model):
+    name: str = Field(min_length=1, max_length=80)
+    asn: Annotated[int, Field(ge=1, le=4294967295)]
+    cc: Annotated[str, Field(pattern=r"^[A-Z]{2}$")]
+    probes: Annotated[int, Field(ge=1, le=200)] = 1
+    block: list[Block] = []
+
+
+class Control(_Model):
+    name: str = "Lab control"
+    asn: Annotated[int, Field(ge=1, le=4294967295)] = 64496
+    cc: Annotated[str, Field(pattern=r"^[A-Z]{2}$")] = "ZZ"
+
+
+class Scenario(_Model):
+    targets: str | None = None
+    site: list[Site] = []
+    isp: list[Isp] = Field(default_factory=list, min_length=1, max_length=250)
+    control: Control = Control()
+    source: str = ""  # the file it came from, for messages
+
+
+def _where(path: Path, loc: tuple[int | str, ...], raw: dict[str, Any]) -> str:
+    parts: list[str] = []
+    node: Any = raw
+    for item in loc:
+        if isinstance(item, int):
+            entry = node[item] if isinstance(node, list) and item < len(node) else None
+            label = entry.get("host") or entry.get("name") if isinstance(entry, dict) else None
+            parts[-1] += f"[{item}]" + (f" ({label})" if label else "")
+            node = entry
+        else:
+            parts.append(str(item))
+            node = node.get(item) if isinstance(node, dict) else None
+    return f"{path}: " + ".".join(parts) if parts else str(path)
+
+
+def _validation_error(path: Path, exc: ValidationError, raw: dict[str, Any]) -> UserError:
+    err = exc.errors()[0]
+    loc = tuple(err["loc"])
+    if err["type"] == "extra_forbidden":
+        return UserError(
+            f"unknown key {loc[-1]!r}",
+            where=_where(path, loc[:-1], raw) or str(path),
+            fix="see docs/lab.md for the keys a scenario may use",
+        )
+    msg = err["msg"].removeprefix("Value error, ")
+    return UserError(msg, where=_where(path, loc, raw), fix="see docs/lab.md for the scenario format")
+
+
+def _check_blocks(path: Path, scenario: Scenario, hosts: set[str]) -> None:
+    for i, isp in enumerate(scenario.isp):
+        for j, block in enumerate(isp.block):
+            where = f"{path}: isp[{i}] ({isp.name}).block[{j}]"
+            if block.host not in hosts:
+                raise UserError(
+                    f"host {block.host!r} is not a site of this scenario",
+                    where=where + ".host",
+                    fix="add a [[site]] with that host or list it in the targets file",
+                )
+            technique = TECHNIQUES[block.technique]
+            for key in ("to", "rate"):
+                if getattr(block, key) is not None and key not in technique.params:
+                    raise UserError(
+                        f"technique {block.technique!r} takes no {key!r}", where=where + "." + key
+                    )
+            for key in technique.required:
+                if getattr(block, key) is None:
+                    raise UserError(f"technique {block.technique!r} needs {key!r}", where=where)
+
+
+def _merge_targets(path: Path, scenario: Scenario) -> list[Site]:
+    sites = {s.host: s for s in scenario.site}
+    if len(sites) != len(scenario.site):
+        dup = next(h for h in sites if [s.host for s in scenario.site].count(h) > 1)
+        raise UserError(f"site {dup!r} is listed twice", where=f"{path}: site")
+    if scenario.targets is None:
+        return list(sites.values())
+    merged = dict(sites)
+    for target in read_testlist(path.parent / scenario.targets):
+        host = target.hostname.lower()
+        if host and host not in merged:
+            merged[host] = Site(host=host, https=target.url.startswith("https:"))
+    return list(merged.values())
+
+
+def load_scenario(path: Path) -> Scenario:
+    """Read and validate a scenario; sites from the ``targets`` list are merged into ``site``."""
+    try:
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise UserError("no such file", where=str(path), fix="check the path of the scenario") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise UserError(f"not valid TOML: {exc}", where=str(path)) from None
+    try:
+        scenario = Scenario.model_validate(raw)
+    except ValidationError as exc:
+        raise _validation_error(path, exc, raw) from None
+    sites = _merge_targets(path, scenario)
+    names = [isp.name for isp in scenario.isp]
+    if len(set(names)) != len(names):
+        raise UserError("two ISPs have the same name", where=f"{path}: isp", fix="give each ISP its own name")
+    _check_blocks(path, scenario, {s.host for s in sites})
+    return scenario.model_copy(update={"site": sites, "source": str(path)})

@@ -1,0 +1,106 @@
+"""The internet's web server: every site over HTTP (:80) and HTTPS (:443), and the blockpage server.
+
+Sites: listeners on the wildcard address, :80 and :443; the SNI picks the certificate (contexts
+made lazily) and the Host header picks the page. The blockpage server's address has its :80 and
+:443 redirected by nft to :10080 / :10443, where any Host gets the blockpage and any SNI a
+certificate from the censor CA. TLS handshakes run per connection, never in the accept loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ssl
+from dataclasses import dataclass
+from typing import Any
+
+from reachwatch.lab.addressing import BLOCKPAGE_PORTS
+from reachwatch.lab.ca import CertStore
+from reachwatch.lab.servers.http import close, read_request, response
+from reachwatch.lab.servers.pages import BLOCKPAGE, not_found_page, site_page
+
+HANDSHAKE_TIMEOUT = 10.0
+
+
+@dataclass(frozen=True)
+class SiteConf:
+    host: str
+    cert: str | None = None
+    status: int | None = None
+    redirect_to: str | None = None
+
+
+class WebServer:
+    def __init__(self, sites: dict[str, dict[str, Any]], certs: CertStore) -> None:
+        self.sites = {
+            h: SiteConf(h, s.get("cert"), s.get("status"), s.get("redirect_to")) for h, s in sites.items()
+        }
+        self.certs = certs
+        self.site_tls = self._sni_context(self._site_sni)
+        self.block_tls = self._sni_context(self._censor_sni)
+
+    def _sni_context(self, callback: Any) -> ssl.SSLContext:
+        ctx = self.certs.fresh_context("default.invalid", "wrong-host")
+        ctx.sni_callback = callback
+        return ctx
+
+    def _site_sni(self, sock: ssl.SSLObject, name: str | None, _ctx: ssl.SSLContext) -> None:
+        site = self.sites.get((name or "").lower())
+        if site is not None:
+            sock.context = self.certs.context(site.host, site.cert)
+
+    def _censor_sni(self, sock: ssl.SSLObject, name: str | None, _ctx: ssl.SSLContext) -> None:
+        sock.context = self.certs.context((name or "blocked.invalid").lower(), ca="censor")
+
+    async def start(self, host: str = "0.0.0.0") -> list[asyncio.Server]:
+        """Sites on :80 and :443; the blockpage on BLOCKPAGE_PORTS (the nft rules send it there)."""
+        plain, tls = BLOCKPAGE_PORTS
+        return [
+            await _listen(self._site, host, 80, None),
+            await _listen(self._site, host, 443, self.site_tls),
+            await _listen(self._blockpage, host, plain, None),
+            await _listen(self._blockpage, host, tls, self.block_tls),
+        ]
+
+    async def _site(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            while (request := await read_request(reader)) is not None:
+                data = self.answer(request.host, request.keep_alive)
+                writer.write(
+                    data if request.method != "HEAD" else data.split(b"\r\n\r\n", 1)[0] + b"\r\n\r\n"
+                )
+                await writer.drain()
+                if not request.keep_alive:
+                    break
+        except (ConnectionError, OSError):
+            pass
+        finally:
+            await close(writer)
+
+    async def _blockpage(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            if await read_request(reader) is not None:
+                writer.write(BLOCKPAGE_RESPONSE)
+                await writer.drain()
+        except (ConnectionError, OSError):
+            pass
+        finally:
+            await close(writer)
+
+    def answer(self, host: str, keep_alive: bool) -> bytes:
+        site = self.sites.get(host)
+        if site is None:
+            return response(404, not_found_page(host), keep_alive=keep_alive)
+        if site.redirect_to:
+            return response(301, b"", headers={"Location": site.redirect_to}, keep_alive=keep_alive)
+        return response(site.status or 200, site_page(host), keep_alive=keep_alive)
+
+
+BLOCKPAGE_RESPONSE = response(200, BLOCKPAGE)
+
+
+async def _listen(handler: Any, host: str, port: int, ctx: ssl.SSLContext | None) -> asyncio.Server:
+    """asyncio does each TLS handshake in the connection's own task, never in the accept loop."""
+    return await asyncio.start_server(
+        handler, host, port, ssl=ctx, ssl_handshake_timeout=HANDSHAKE_TIMEOUT if ctx else None,
+        backlog=1024, reuse_address=True,
+    )  # fmt: skip

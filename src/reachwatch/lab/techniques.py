@@ -1,0 +1,127 @@
+"""Censorship techniques, a registry keyed by name.
+
+Each technique turns one ``block`` entry of one ISP into rules for that ISP: answers of the
+censoring resolver, nft / iptables lines for the router's FORWARD path, hosts for the
+transparent blockpage proxy, or an htb class. :mod:`reachwatch.lab.topology` renders and loads
+them; nothing here touches the system.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Protocol
+
+DEFAULT_BOGON = "10.10.34.35"
+
+
+class BlockEntry(Protocol):
+    technique: str
+    host: str
+    to: str | None
+    rate: str | None
+
+
+@dataclass
+class IspRules:
+    """Everything the router does to one ISP's traffic."""
+
+    iface: str  # the router's interface toward this ISP
+    blockpage: str  # address of the lab's blockpage server
+    dns: dict[str, dict[str, str]] = field(default_factory=dict)  # host -> resolver action
+    nft_forward: list[str] = field(default_factory=list)
+    iptables_forward: list[str] = field(default_factory=list)
+    proxy_hosts: set[str] = field(default_factory=set)
+    proxy_addrs: set[str] = field(default_factory=set)
+    throttles: list[tuple[str, str]] = field(default_factory=list)  # (site address, rate)
+
+
+@dataclass(frozen=True)
+class Technique:
+    name: str
+    summary: str
+    apply: Callable[[IspRules, BlockEntry, str], None]  # (rules, entry, site address)
+    params: frozenset[str] = frozenset()
+    required: frozenset[str] = frozenset()
+
+
+def _sni(host: str) -> str:
+    """Hex-string matching the server_name entry of a ClientHello: type 0, 16-bit length, name."""
+    return f"|00{len(host) >> 8:02x}{len(host) & 0xFF:02x}|{host}"
+
+
+def _dns_answer(rules: IspRules, entry: BlockEntry, default: str) -> None:
+    rules.dns[entry.host] = {"action": "answer", "addr": entry.to or default}
+
+
+def _dns_hijack(rules: IspRules, entry: BlockEntry, ip: str) -> None:
+    _dns_answer(rules, entry, rules.blockpage)
+
+
+def _dns_bogon(rules: IspRules, entry: BlockEntry, ip: str) -> None:
+    _dns_answer(rules, entry, DEFAULT_BOGON)
+
+
+def _dns_nxdomain(rules: IspRules, entry: BlockEntry, ip: str) -> None:
+    rules.dns[entry.host] = {"action": "nxdomain"}
+
+
+def _dns_timeout(rules: IspRules, entry: BlockEntry, ip: str) -> None:
+    rules.dns[entry.host] = {"action": "drop"}
+
+
+def _tcp_timeout(rules: IspRules, entry: BlockEntry, ip: str) -> None:
+    rules.nft_forward.append(f'iifname "{rules.iface}" ip daddr {ip} meta l4proto tcp drop')
+
+
+def _tcp_reset(rules: IspRules, entry: BlockEntry, ip: str) -> None:
+    rules.nft_forward.append(f'iifname "{rules.iface}" ip daddr {ip} meta l4proto tcp reject with tcp reset')
+
+
+def _tls_sni(target: str) -> Callable[[IspRules, BlockEntry, str], None]:
+    def apply(rules: IspRules, entry: BlockEntry, ip: str) -> None:
+        rules.iptables_forward.append(
+            f"-A FORWARD -i {rules.iface} -p tcp --dport 443 -m string --algo bm --icase "
+            f'--hex-string "{_sni(entry.host)}" -j {target}'
+        )
+
+    return apply
+
+
+def _http_blockpage(rules: IspRules, entry: BlockEntry, ip: str) -> None:
+    rules.proxy_hosts.add(entry.host)
+    rules.proxy_addrs.add(ip)
+
+
+def _http_reset(rules: IspRules, entry: BlockEntry, ip: str) -> None:
+    rules.iptables_forward.append(
+        f"-A FORWARD -i {rules.iface} -p tcp --dport 80 -m string --algo bm --icase "
+        f'--hex-string "Host: {entry.host}|0d0a|" -j REJECT --reject-with tcp-reset'
+    )
+
+
+def _throttle(rules: IspRules, entry: BlockEntry, ip: str) -> None:
+    assert entry.rate is not None  # required, checked by the scenario
+    rules.throttles.append((ip, entry.rate))
+
+
+_ALL = [
+    Technique("dns-hijack", "the ISP resolver answers with `to` (default: the blockpage server)",
+              _dns_hijack, frozenset({"to"})),
+    Technique("dns-nxdomain", "the ISP resolver answers NXDOMAIN", _dns_nxdomain),
+    Technique("dns-timeout", "the ISP resolver never answers", _dns_timeout),
+    Technique("dns-bogon", f"the ISP resolver answers `to` (default {DEFAULT_BOGON})",
+              _dns_bogon, frozenset({"to"})),
+    Technique("tcp-timeout", "TCP packets to the site's address are dropped", _tcp_timeout),
+    Technique("tcp-reset", "TCP packets to the site's address are answered with a RST", _tcp_reset),
+    Technique("tls-sni-reset", "a ClientHello naming the host is answered with a RST",
+              _tls_sni("REJECT --reject-with tcp-reset")),
+    Technique("tls-sni-timeout", "a ClientHello naming the host is dropped", _tls_sni("DROP")),
+    Technique("http-blockpage", "HTTP requests for the host get the blockpage from a proxy",
+              _http_blockpage),
+    Technique("http-reset", "an HTTP request naming the host is answered with a RST", _http_reset),
+    Technique("throttle", "traffic from the site's address is limited to `rate`",
+              _throttle, frozenset({"rate"}), frozenset({"rate"})),
+]  # fmt: skip
+
+TECHNIQUES: dict[str, Technique] = {t.name: t for t in _ALL}

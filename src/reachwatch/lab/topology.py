@@ -1,0 +1,189 @@
+"""Bring a lab up from a scenario, and take it down again.
+
+``up`` validates everything first, records what it is about to create in ``DIR/lab.json``
+(so ``down`` can always undo it), builds namespaces and links with batched ``ip`` commands,
+loads the router's and the internet's rules, then starts the servers and waits until each
+reports ready. ``down`` kills the recorded processes, whatever else runs in the namespaces,
+and deletes the namespaces; it is safe to run twice.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import shutil
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+from reachwatch.errors import UserError
+from reachwatch.lab import addressing as a
+from reachwatch.lab import netns, rules
+from reachwatch.lab.ca import write_pki
+from reachwatch.lab.control import start_control
+from reachwatch.lab.scenario import Scenario, load_scenario
+from reachwatch.lab.state import LabState, Process, Vantage, by_prefix, load, registered
+from reachwatch.lab.techniques import IspRules
+from reachwatch.testlists import HEADER
+
+
+def _is_up(state: LabState) -> bool:
+    return bool(set(state.namespaces) & netns.list_netns())
+
+
+def _check_free(out: Path, layout: a.Layout) -> None:
+    for state in (load(out), by_prefix(layout.prefix)):
+        if state is not None and _is_up(state):
+            raise UserError(
+                f"a lab with prefix {state.prefix!r} is already up (state in {state.out})",
+                fix=f"run `reachwatch lab down --out {state.out}` or pick another --prefix",
+            )
+    taken = set(layout.namespaces) & netns.list_netns()
+    if taken:
+        raise UserError(
+            f"namespaces {', '.join(sorted(taken))} already exist",
+            fix="pick another --prefix or run `reachwatch lab down --all`",
+        )
+
+
+def _write_files(out: Path, scenario: Scenario, layout: a.Layout, isp_rules: list[IspRules]) -> None:
+    pki = out / "pki"
+    shutil.rmtree(pki, ignore_errors=True)
+    shutil.copy(write_pki(pki), out / "ca.pem")
+    with (out / "targets.csv").open("w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(HEADER)
+        writer.writerows([s.url, "MISC", "Miscellaneous", "", "reachwatch-lab", ""] for s in scenario.site)
+    sites = {s.host: {**s.model_dump(exclude_none=True), "ip": layout.sites[s.host]} for s in scenario.site}
+    isps = [
+        {"name": isp.name, "asn": isp.asn, "cc": isp.cc, "ns": addr.ns, "ip": addr.ip, "net": addr.net,
+         "blocks": [b.model_dump(exclude_none=True) for b in isp.block]}
+        for isp, addr in zip(scenario.isp, layout.isps, strict=True)
+    ]  # fmt: skip
+    resolved = {
+        "scenario": scenario.source,
+        "prefix": layout.prefix,
+        "resolver": a.RESOLVER,
+        "blockpage": a.BLOCKPAGE,
+        "control": {**scenario.control.model_dump(), "ns": layout.control_ns, "ip": a.CONTROL},
+        "sites": sites,
+        "isps": isps,
+    }
+    (out / "scenario.json").write_text(json.dumps(resolved, indent=2))
+    internet = {"resolver": a.RESOLVER, "blockpage": a.BLOCKPAGE, "pki": str(pki.resolve()), "sites": sites}
+    router: dict[str, Any] = {"censor": a.CENSOR, "upstream": a.RESOLVER, "isps": []}
+    for addr, r in zip(layout.isps, isp_rules, strict=True):
+        router["isps"].append(
+            {"resolver_port": addr.resolver_port, "proxy_port": addr.proxy_port, "dns": r.dns,
+             "proxy_hosts": sorted(r.proxy_hosts)}
+        )  # fmt: skip
+    (out / "internet.json").write_text(json.dumps(internet))
+    (out / "router.json").write_text(json.dumps(router))
+
+
+def _build_network(scenario: Scenario, layout: a.Layout, isp_rules: list[IspRules]) -> None:
+    netns.ip_batch([f"netns add {ns}" for ns in layout.namespaces])
+    netns.ip_batch(rules.links(layout))
+    batches = [
+        (layout.router_ns, rules.router_batch(layout)),
+        (layout.internet_ns, rules.internet_batch(layout)),
+    ]
+    batches += [(layout.control_ns, rules.control_batch(layout))]
+    batches += [(isp.ns, rules.isp_batch(layout, isp)) for isp in layout.isps]
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        list(pool.map(lambda job: netns.ip_batch(job[1], ns=job[0]), batches))
+    for ns in (layout.router_ns, layout.internet_ns):
+        netns.sysctl(ns, net__ipv4__ip_forward="1")
+    for ns in [layout.control_ns, *(isp.ns for isp in layout.isps)]:
+        netns.write_resolv_conf(ns, a.RESOLVER)
+    down = [layout.sites[s.host] for s in scenario.site if s.down]
+    netns.nft_load(rules.internet_nft(down), ns=layout.internet_ns)
+    netns.nft_load(rules.router_nft(layout, isp_rules), ns=layout.router_ns)
+    netns.iptables_load(rules.router_iptables(isp_rules), ns=layout.router_ns)
+    netns.tc_batch(rules.router_tc(isp_rules), ns=layout.router_ns)
+
+
+def _start_servers(out: Path, state: LabState, layout: a.Layout) -> None:
+    logs = out / "logs"
+    shutil.rmtree(logs, ignore_errors=True)
+    logs.mkdir()
+    pending = []
+    for role, ns in (("internet", layout.internet_ns), ("router", layout.router_ns)):
+        argv = [sys.executable, "-m", "reachwatch.lab.servers", role, str(out / f"{role}.json")]
+        started, fd = netns.spawn(role, ns, argv, logs / f"{role}.log")
+        state.processes.append(Process(name=role, ns=ns, pid=started.pid))
+        pending.append((started, fd))
+    state.save()
+    for started, fd in pending:
+        netns.wait_ready(started, fd)
+
+
+def up(scenario_path: Path, out: Path, *, prefix: str = "rw", control: bool = True) -> LabState:
+    """Build the lab of ``scenario_path``; state and files go to ``out``."""
+    netns.require_root()
+    t0 = time.monotonic()
+    scenario = load_scenario(scenario_path)
+    layout = a.layout(prefix, [isp.name for isp in scenario.isp], {s.host: s.ip for s in scenario.site})
+    isp_rules = rules.isp_rules(scenario, layout)
+    out.mkdir(parents=True, exist_ok=True)
+    out = out.resolve()
+    _check_free(out, layout)
+    vantages = [
+        Vantage(ns=i.ns, name=s.name, asn=s.asn, cc=s.cc, ip=i.ip)
+        for s, i in zip(scenario.isp, layout.isps, strict=True)
+    ]
+    c = scenario.control
+    vantages.append(
+        Vantage(ns=layout.control_ns, name=c.name, asn=c.asn, cc=c.cc, ip=a.LINK_CONTROL[1], isp=False)
+    )
+    state = LabState(
+        prefix=layout.prefix, out=str(out), scenario=str(scenario_path.resolve()),
+        namespaces=layout.namespaces, vantages=vantages, resolver=a.RESOLVER,
+    )  # fmt: skip
+    _write_files(out, scenario, layout, isp_rules)
+    state.save()
+    try:
+        _build_network(scenario, layout, isp_rules)
+        _start_servers(out, state, layout)
+        if control:
+            start_control(state, layout.control_ns, out)
+    except BaseException:
+        teardown(state)
+        raise
+    state.up_seconds = round(time.monotonic() - t0, 3)
+    state.save()
+    return state
+
+
+def teardown(state: LabState) -> None:
+    """Kill the lab's processes, delete its namespaces and forget it; harmless if already gone."""
+    netns.kill([p.pid for p in state.processes if netns.alive(p.pid) and _in_lab(p)])
+    existing = netns.list_netns()
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        list(pool.map(netns.delete_ns, [ns for ns in state.namespaces if ns in existing]))
+    for ns in state.namespaces:
+        shutil.rmtree(netns.NETNS_ETC / ns, ignore_errors=True)
+    state.forget()
+
+
+def _in_lab(process: Process) -> bool:
+    """Guard against a recycled PID: the process must still run in its namespace."""
+    return process.ns in netns.list_netns() and process.pid in netns.ns_pids(process.ns)
+
+
+def down(out: Path) -> LabState | None:
+    netns.require_root()
+    state = load(out.resolve())
+    if state is not None:
+        teardown(state)
+    return state
+
+
+def down_all() -> list[LabState]:
+    netns.require_root()
+    labs = registered()
+    for state in labs:
+        teardown(state)
+    return labs

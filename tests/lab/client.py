@@ -1,0 +1,140 @@
+"""A tiny client run inside a lab namespace: ``python client.py '<json list of ops>'``.
+
+Prints one JSON result per op. Each op is ``[kind, *args]``; kinds: ``dns host``,
+``connect ip port``, ``tls ip host cafile``, ``http ip host`` (port 80),
+``https ip host cafile``. Results name what a user would see: addresses, ``nxdomain``,
+``timeout``, ``refused``, ``reset``, ``unreachable``, ``cert: ...``, or a status and a title.
+"""
+
+from __future__ import annotations
+
+import errno
+import json
+import re
+import socket
+import ssl
+import sys
+import time
+from collections.abc import Callable
+from typing import Any
+
+import dns.exception
+import dns.message
+import dns.query
+import dns.rcode
+
+RESOLVER = "100.127.0.53"
+TIMEOUT = 1.5
+
+
+def _error(exc: BaseException) -> str:
+    if isinstance(exc, ssl.SSLCertVerificationError):
+        return f"cert: {exc.verify_message}"
+    if isinstance(exc, TimeoutError | socket.timeout):
+        return "timeout"
+    if isinstance(exc, ConnectionRefusedError):
+        return "refused"
+    if isinstance(exc, ConnectionResetError):
+        return "reset"
+    if isinstance(exc, OSError) and exc.errno in (errno.ENETUNREACH, errno.EHOSTUNREACH):
+        return "unreachable"
+    return f"{type(exc).__name__}: {exc}"
+
+
+def op_dns(host: str) -> dict[str, Any]:
+    query = dns.message.make_query(host, "A")
+    try:
+        reply = dns.query.udp(query, RESOLVER, timeout=TIMEOUT)
+    except dns.exception.Timeout:
+        return {"error": "timeout"}
+    if reply.rcode() == dns.rcode.NXDOMAIN:
+        return {"error": "nxdomain"}
+    return {"answers": [rd.address for rrset in reply.answer for rd in rrset]}
+
+
+def _connect(ip: str, port: int) -> socket.socket:
+    return socket.create_connection((ip, port), timeout=TIMEOUT)
+
+
+def op_connect(ip: str, port: int) -> dict[str, Any]:
+    try:
+        _connect(ip, port).close()
+    except OSError as exc:
+        return {"error": _error(exc)}
+    return {"ok": True}
+
+
+def _tls(ip: str, host: str, cafile: str) -> ssl.SSLSocket:
+    ctx = ssl.create_default_context(cafile=cafile)
+    sock = _connect(ip, 443)
+    try:
+        return ctx.wrap_socket(sock, server_hostname=host)
+    except BaseException:
+        sock.close()
+        raise
+
+
+def op_tls(ip: str, host: str, cafile: str) -> dict[str, Any]:
+    try:
+        _connect(ip, 443).close()
+    except OSError as exc:
+        return {"error": "connect " + _error(exc)}
+    try:
+        _tls(ip, host, cafile).close()
+    except OSError as exc:
+        return {"error": _error(exc)}
+    return {"ok": True}
+
+
+def _get(sock: socket.socket, host: str) -> dict[str, Any]:
+    t0 = time.monotonic()
+    sock.sendall(f"GET / HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n".encode())
+    data = b""
+    sock.settimeout(10)
+    while chunk := sock.recv(65536):
+        data += chunk
+    head, _, body = data.partition(b"\r\n\r\n")
+    title = re.search(rb"<title>(.*?)</title>", body)
+    return {
+        "status": int(head.split(b" ", 2)[1]) if head else 0,
+        "title": title.group(1).decode() if title else None,
+        "location": next(
+            (
+                ln.split(b": ", 1)[1].decode()
+                for ln in head.split(b"\r\n")
+                if ln.lower().startswith(b"location:")
+            ),
+            None,
+        ),
+        "bytes": len(body),
+        "seconds": round(time.monotonic() - t0, 3),
+    }
+
+
+def op_http(ip: str, host: str) -> dict[str, Any]:
+    try:
+        with _connect(ip, 80) as sock:
+            return _get(sock, host)
+    except OSError as exc:
+        return {"error": _error(exc)}
+
+
+def op_https(ip: str, host: str, cafile: str) -> dict[str, Any]:
+    try:
+        with _tls(ip, host, cafile) as sock:
+            return _get(sock, host)
+    except OSError as exc:
+        return {"error": _error(exc)}
+
+
+OPS: dict[str, Callable[..., dict[str, Any]]] = {
+    "dns": op_dns,
+    "connect": op_connect,
+    "tls": op_tls,
+    "http": op_http,
+    "https": op_https,
+}
+
+if __name__ == "__main__":
+    for kind, *args in json.loads(sys.argv[1]):
+        print(json.dumps(OPS[kind](*args)), flush=True)

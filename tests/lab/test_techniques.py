@@ -1,0 +1,197 @@
+"""Every technique, seen by a client inside a censoring ISP, a clean ISP and the control vantage."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from lab.labtools import LabFactory, client
+from reachwatch.lab.addressing import BLOCKPAGE
+from reachwatch.lab.state import LabState
+
+pytestmark = pytest.mark.lab
+
+SCENARIO = """
+[[site]]
+host = "hijack.example"
+[[site]]
+host = "hijackto.example"
+[[site]]
+host = "nx.example"
+[[site]]
+host = "dnsdrop.example"
+[[site]]
+host = "bogon.example"
+[[site]]
+host = "synto.example"
+[[site]]
+host = "rst.example"
+[[site]]
+host = "snirst.example"
+https = true
+ip = "198.51.100.77"
+[[site]]
+host = "samehost.example"
+https = true
+ip = "198.51.100.77"
+[[site]]
+host = "snito.example"
+https = true
+[[site]]
+host = "bp.example"
+[[site]]
+host = "httprst.example"
+[[site]]
+host = "slow.example"
+
+[[isp]]
+name = "Censor ISP"
+asn = 64501
+cc = "PK"
+block = [
+  { technique = "dns-hijack", host = "hijack.example" },
+  { technique = "dns-hijack", host = "hijackto.example", to = "192.0.2.99" },
+  { technique = "dns-nxdomain", host = "nx.example" },
+  { technique = "dns-timeout", host = "dnsdrop.example" },
+  { technique = "dns-bogon", host = "bogon.example" },
+  { technique = "tcp-timeout", host = "synto.example" },
+  { technique = "tcp-reset", host = "rst.example" },
+  { technique = "tls-sni-reset", host = "snirst.example" },
+  { technique = "tls-sni-timeout", host = "snito.example" },
+  { technique = "http-blockpage", host = "bp.example" },
+  { technique = "http-reset", host = "httprst.example" },
+  { technique = "throttle", host = "slow.example", rate = "24kbit" },
+]
+
+[[isp]]
+name = "Clean ISP"
+asn = 64502
+cc = "PK"
+"""
+
+
+@pytest.fixture(scope="module")
+def lab(make_lab: LabFactory) -> LabState:
+    return make_lab(SCENARIO, "rwtq")
+
+
+def _sites(lab: LabState) -> dict[str, Any]:
+    return json.loads((Path(lab.out) / "scenario.json").read_text())["sites"]
+
+
+def _ca(lab: LabState) -> str:
+    return str(Path(lab.out) / "ca.pem")
+
+
+def _real(lab: LabState, ns: str, host: str) -> None:
+    """``ns`` resolves ``host`` to its real address and fetches the real page."""
+    site = _sites(lab)[host]
+    fetch = ["https", site["ip"], host, _ca(lab)] if site.get("https") else ["http", site["ip"], host]
+    dns, page = client(ns, ["dns", host], fetch)
+    assert dns == {"answers": [site["ip"]]}
+    assert page.get("status") == 200 and page["title"] == host, page
+
+
+def _vantages(lab: LabState) -> tuple[str, str, str]:
+    censor, clean, control = (v.ns for v in lab.vantages)
+    return censor, clean, control
+
+
+# technique -> (host, op for the censored client, what it must see)
+CASES: dict[str, tuple[str, list[str], dict[str, Any]]] = {
+    "dns-hijack": ("hijack.example", ["dns", "hijack.example"], {"answers": [BLOCKPAGE]}),
+    "dns-hijack-to": ("hijackto.example", ["dns", "hijackto.example"], {"answers": ["192.0.2.99"]}),
+    "dns-nxdomain": ("nx.example", ["dns", "nx.example"], {"error": "nxdomain"}),
+    "dns-timeout": ("dnsdrop.example", ["dns", "dnsdrop.example"], {"error": "timeout"}),
+    "dns-bogon": ("bogon.example", ["dns", "bogon.example"], {"answers": ["10.10.34.35"]}),
+}
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_dns_techniques(lab: LabState, case: str) -> None:
+    host, op, expected = CASES[case]
+    censor, clean, control = _vantages(lab)
+    assert client(censor, op) == [expected]
+    for ns in (clean, control):
+        _real(lab, ns, host)
+
+
+def test_hijacked_client_lands_on_the_blockpage(lab: LabState) -> None:
+    censor, _, _ = _vantages(lab)
+    page, tls = client(
+        censor, ["http", BLOCKPAGE, "hijack.example"], ["tls", BLOCKPAGE, "hijack.example", _ca(lab)]
+    )
+    assert page["status"] == 200 and page["title"] == "Access denied"
+    assert tls["error"] == "cert: self-signed certificate in certificate chain"  # the censor CA
+
+
+def test_tcp_timeout_drops_the_syn(lab: LabState) -> None:
+    censor, clean, control = _vantages(lab)
+    ip = _sites(lab)["synto.example"]["ip"]
+    assert client(censor, ["connect", ip, 80]) == [{"error": "timeout"}]
+    _real(lab, clean, "synto.example")
+    _real(lab, control, "synto.example")
+
+
+def test_tcp_reset_refuses_the_connection(lab: LabState) -> None:
+    censor, clean, control = _vantages(lab)
+    ip = _sites(lab)["rst.example"]["ip"]
+    assert client(censor, ["connect", ip, 80]) == [{"error": "refused"}]
+    _real(lab, clean, "rst.example")
+    _real(lab, control, "rst.example")
+
+
+def test_tls_sni_reset_resets_the_handshake_only_for_that_name(lab: LabState) -> None:
+    censor, clean, control = _vantages(lab)
+    ip, ca = _sites(lab)["snirst.example"]["ip"], _ca(lab)
+    assert client(censor, ["tls", ip, "snirst.example", ca]) == [{"error": "reset"}]
+    # another name on the same address passes: the censor reads the SNI, not the address
+    assert client(censor, ["https", ip, "samehost.example", ca])[0]["title"] == "samehost.example"
+    _real(lab, clean, "snirst.example")
+    _real(lab, control, "snirst.example")
+
+
+def test_tls_sni_timeout_connects_then_stalls(lab: LabState) -> None:
+    censor, clean, control = _vantages(lab)
+    ip = _sites(lab)["snito.example"]["ip"]
+    assert client(censor, ["connect", ip, 443], ["tls", ip, "snito.example", _ca(lab)]) == [
+        {"ok": True},
+        {"error": "timeout"},
+    ]
+    _real(lab, clean, "snito.example")
+    _real(lab, control, "snito.example")
+
+
+def test_http_blockpage_answers_blocked_host_and_relays_others(lab: LabState) -> None:
+    censor, clean, control = _vantages(lab)
+    sites = _sites(lab)
+    blocked, other = client(censor, ["http", sites["bp.example"]["ip"], "bp.example"],
+                            ["http", sites["bp.example"]["ip"], "hijack.example"])  # fmt: skip
+    assert blocked["status"] == 200 and blocked["title"] == "Access denied"
+    assert other["status"] == 200 and other["title"] == "hijack.example"  # relayed to the real server
+    _real(lab, clean, "bp.example")
+    _real(lab, control, "bp.example")
+
+
+def test_http_reset_resets_the_request(lab: LabState) -> None:
+    censor, clean, control = _vantages(lab)
+    ip = _sites(lab)["httprst.example"]["ip"]
+    assert client(censor, ["connect", ip, 80], ["http", ip, "httprst.example"]) == [
+        {"ok": True},
+        {"error": "reset"},
+    ]
+    _real(lab, clean, "httprst.example")
+    _real(lab, control, "httprst.example")
+
+
+def test_throttle_slows_the_site_down(lab: LabState) -> None:
+    censor, clean, _ = _vantages(lab)
+    ip = _sites(lab)["slow.example"]["ip"]
+    [slow] = client(censor, ["http", ip, "slow.example"])
+    [fast] = client(clean, ["http", ip, "slow.example"])
+    assert slow["title"] == fast["title"] == "slow.example" and slow["bytes"] == fast["bytes"] > 5000
+    # 24 kbit/s = 3 KB/s: the ~6 KB page takes over a second, against milliseconds when clean
+    assert slow["seconds"] > 1.0 > 0.2 > fast["seconds"], (slow, fast)
