@@ -18,9 +18,9 @@ app = typer.Typer(
 
 
 def _register() -> None:
-    from reachwatch.cli import control, lab, measure, verdict
+    from reachwatch.cli import collector, control, evidence, lab, measure, verdict
 
-    for module in (measure, verdict, control, lab):
+    for module in (measure, verdict, control, lab, collector, evidence):
         module.register(app)
 
 

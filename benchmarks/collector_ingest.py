@@ -1,0 +1,280 @@
+"""Collector ingest benchmark: single posts/s, batch measurements/s, latency, and the bare-framework rate.
+
+Starts, each in its own process: the collector (DuckDB in a tmp dir; then ClickHouse if installed),
+a bare FastAPI endpoint under the same uvicorn settings ("echo"), and the load generator (asyncio,
+raw HTTP/1.1 keep-alive, loopback only, bounded by time). Every measurement sent is distinct.
+
+    .venv/bin/python benchmarks/collector_ingest.py [--seconds 5] [--concurrency 64] [--batch 200]
+        [--size small|median] [--no-clickhouse]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import orjson
+from starlette.requests import Request
+from starlette.responses import Response
+
+SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "ooni"
+PLACEHOLDER = "__N__"
+
+
+# -- the bare endpoint -------------------------------------------------------------------------
+def echo_server(port: int) -> None:
+    import uvicorn
+    from fastapi import FastAPI
+
+    app = FastAPI()
+
+    @app.post("/echo")
+    async def echo(request: Request) -> Response:
+        body = await request.body()
+        return Response(orjson.dumps({"received": len(body)}), media_type="application/json")
+
+    uvicorn.run(
+        app,
+        host="127.0.0.1",
+        port=port,
+        loop="uvloop",
+        http="httptools",
+        access_log=False,
+        log_level="warning",
+    )
+
+
+# -- the load generator ------------------------------------------------------------------------
+async def _post(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, path: bytes, body: bytes) -> int:
+    writer.write(
+        b"POST %s HTTP/1.1\r\nHost: bench\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n"
+        % (path, len(body))
+        + body
+    )
+    head = await reader.readuntil(b"\r\n\r\n")
+    length = 0
+    for line in head.split(b"\r\n"):
+        if line[:15].lower() == b"content-length:":
+            length = int(line[15:])
+    await reader.readexactly(length)
+    return int(head[9:12])
+
+
+async def load(
+    url: str, mode: str, template: bytes, seconds: float, concurrency: int, batch: int
+) -> dict[str, float]:
+    url = url.removesuffix("/echo")
+    host, port = url.split("//")[1].split(":")
+    prefix, suffix = template.split(PLACEHOLDER.encode())
+    counter = iter(range(10**9))
+    path = b"/echo"
+    if mode in ("single", "batch"):
+        rid = httpx.post(
+            f"{url}/report",
+            json={
+                "probe_asn": "AS64501",
+                "probe_cc": "PK",
+                "software_name": "bench",
+                "software_version": "1",
+                "test_name": "web_connectivity",
+                "test_version": "0.5.0",
+                "data_format_version": "0.2.0",
+                "format": "json",
+            },
+        ).json()["report_id"]
+        path = f"/report/{rid}".encode() if mode == "single" else b"/api/v1/measurements"
+    latencies: list[float] = []
+    stats = {"ok": 0, "busy": 0, "other": 0}
+    deadline = time.perf_counter() + seconds
+
+    def body() -> tuple[bytes, int]:
+        if mode == "batch":
+            return b"\n".join(prefix + str(next(counter)).encode() + suffix for _ in range(batch)), batch
+        one = prefix + str(next(counter)).encode() + suffix
+        return (b'{"format":"json","content":' + one + b"}" if path != b"/echo" else one), 1
+
+    async def worker() -> None:
+        reader, writer = await asyncio.open_connection(host, int(port))
+        while time.perf_counter() < deadline:
+            data, n = body()
+            t0 = time.perf_counter()
+            status = await _post(reader, writer, path, data)
+            latencies.append(time.perf_counter() - t0)
+            key = "ok" if status == 200 else "busy" if status in (429, 503) else "other"
+            stats[key] += n
+        writer.close()
+
+    started = time.perf_counter()
+    await asyncio.gather(*(worker() for _ in range(concurrency)))
+    elapsed = time.perf_counter() - started
+    latencies.sort()
+    return {
+        "rate": stats["ok"] / elapsed,
+        "requests_per_s": len(latencies) / elapsed,
+        **stats,
+        "p50_ms": 1000 * latencies[len(latencies) // 2],
+        "p99_ms": 1000 * latencies[int(len(latencies) * 0.99)],
+    }
+
+
+# -- orchestration -----------------------------------------------------------------------------
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def wait_up(port: int, proc: subprocess.Popen[bytes]) -> None:
+    for _ in range(400):
+        if proc.poll() is not None:
+            raise RuntimeError(f"server exited with {proc.returncode}")
+        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), timeout=0.5):
+            return
+        time.sleep(0.05)
+    raise TimeoutError("server did not start")
+
+
+@contextlib.contextmanager
+def process(args: list[str], port: int) -> Iterator[str]:
+    proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        wait_up(port, proc)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        proc.kill()
+        proc.wait()
+
+
+def run_load(url: str, mode: str, template: Path, args: argparse.Namespace) -> dict[str, float]:
+    out = subprocess.run(
+        [
+            sys.executable,
+            __file__,
+            "--load",
+            url,
+            mode,
+            str(template),
+            "--seconds",
+            str(args.seconds),
+            "--concurrency",
+            str(args.concurrency if mode != "batch" else 4),
+            "--batch",
+            str(args.batch),
+        ],
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    return json.loads(out.stdout)
+
+
+def sample(size: str, workdir: Path) -> tuple[Path, int]:
+    ms = [
+        orjson.loads(line)
+        for name in ("measurements_real", "measurements_qa_emulated")
+        for line in (SHARED / f"{name}.jsonl").read_bytes().splitlines()
+        if line.strip()
+    ]
+    ws = sorted(
+        (m for m in ms if m.get("test_name") == "web_connectivity" and isinstance(m.get("input"), str)),
+        key=lambda m: len(orjson.dumps(m)),
+    )
+    m = ws[0] if size == "small" else ws[len(ws) // 2]
+    m["input"] = f"https://site{PLACEHOLDER}.example/"
+    data = orjson.dumps(m)
+    path = workdir / "template.json"
+    path.write_bytes(data)
+    return path, len(data)
+
+
+def collector_figures(
+    store_args: list[str], template: Path, args: argparse.Namespace
+) -> dict[str, dict[str, float]]:
+    port = free_port()
+    cmd = [
+        sys.executable,
+        "-m",
+        "reachwatch",
+        "serve",
+        *store_args,
+        "--port",
+        str(port),
+        "--rate",
+        "0",
+        "--max-pending",
+        "200000",
+    ]
+    with process(cmd, port) as url:
+        return {
+            "single": run_load(url, "single", template, args),
+            "batch": run_load(url, "batch", template, args),
+        }
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--seconds", type=float, default=5.0)
+    ap.add_argument("--concurrency", type=int, default=64)
+    ap.add_argument("--batch", type=int, default=200)
+    ap.add_argument("--size", choices=["small", "median"], default="median")
+    ap.add_argument("--no-clickhouse", action="store_true")
+    ap.add_argument("--echo-server", type=int)
+    ap.add_argument("--load", nargs=3, metavar=("URL", "MODE", "TEMPLATE"))
+    args = ap.parse_args()
+    if args.echo_server:
+        echo_server(args.echo_server)
+        return
+    if args.load:
+        url, mode, template = args.load
+        result = asyncio.run(
+            load(url, mode, Path(template).read_bytes(), args.seconds, args.concurrency, args.batch)
+        )
+        print(json.dumps(result))
+        return
+    with tempfile.TemporaryDirectory() as tmp:
+        work = Path(tmp)
+        template, size = sample(args.size, work)
+        print(
+            f"{os.cpu_count()} cores; measurement {size} bytes ({args.size}); {args.seconds}s per run; "
+            f"{args.concurrency} connections for single posts, 4 x {args.batch}-line batches"
+        )
+        port = free_port()
+        with process([sys.executable, __file__, "--echo-server", str(port)], port) as url:
+            echo = run_load(url + "/echo", "echo", template, args)
+        results = {"duckdb": collector_figures(["--db", str(work / "bench.duckdb")], template, args)}
+        if not args.no_clickhouse:
+            from reachwatch.store import clickhouse_server
+
+            if clickhouse_server.binary() is None:
+                print("clickhouse-server not installed: ClickHouse figures skipped")
+            else:
+                with clickhouse_server.running(work / "clickhouse") as ch:
+                    results["clickhouse"] = collector_figures(["--clickhouse", f"{ch}/bench"], template, args)
+        print(
+            f"echo (bare FastAPI): {echo['rate']:.0f} posts/s  p50 {echo['p50_ms']:.1f} ms  p99 {echo['p99_ms']:.1f} ms"
+        )
+        for store, r in results.items():
+            s, b = r["single"], r["batch"]
+            print(
+                f"{store:10s} single: {s['rate']:.0f} posts/s  p50 {s['p50_ms']:.1f} ms  p99 {s['p99_ms']:.1f} ms  "
+                f"(busy {s['busy']:.0f}, other {s['other']:.0f})  ratio to echo {s['rate'] / echo['rate']:.2f}"
+            )
+            print(
+                f"{store:10s} batch:  {b['rate']:.0f} measurements/s  p50 {b['p50_ms']:.1f} ms  "
+                f"p99 {b['p99_ms']:.1f} ms per {args.batch}-line request (busy {b['busy']:.0f}, other {b['other']:.0f})"
+            )
+
+
+if __name__ == "__main__":
+    main()

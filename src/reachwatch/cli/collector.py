@@ -1,0 +1,100 @@
+"""`reachwatch serve`, `reachwatch submit`, `reachwatch geoip update`: see reachwatch.collector."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import typer
+
+from reachwatch.errors import UserError
+
+geoip_app = typer.Typer(help="IP-to-network databases for attribution.", no_args_is_help=True)
+
+
+def serve(
+    db: Path = typer.Option(Path("reachwatch.duckdb"), "--db", help="DuckDB file (default store)."),
+    clickhouse: str | None = typer.Option(None, "--clickhouse", help="ClickHouse URL http://HOST:8123/DB."),
+    asn_db: Path | None = typer.Option(None, "--asn-db", help="ASN database (mmdb)."),
+    country_db: Path | None = typer.Option(None, "--country-db", help="Country database (mmdb)."),
+    host: str = typer.Option("127.0.0.1", "--host"),
+    port: int = typer.Option(8000, "--port"),
+    max_body: int = typer.Option(
+        16 * 1024 * 1024, "--max-body", help="Largest request body (bytes): 413 past it."
+    ),
+    rate: float = typer.Option(50.0, "--rate", help="Measurements/s allowed per network (0: no limit)."),
+    burst: float = typer.Option(5000.0, "--burst", help="Token-bucket size per network."),
+    max_pending: int = typer.Option(20000, "--max-pending", help="Measurements awaiting commit before 503."),
+    admin_token_file: Path | None = typer.Option(
+        None, "--admin-token-file", help="Bearer token for admin routes."
+    ),
+) -> None:
+    """Run the collector (OONI collector protocol + native batch API)."""
+    from reachwatch.collector.config import Settings
+    from reachwatch.collector.server import serve as run
+
+    if not 0 < port < 65536:
+        raise UserError(f"--port {port} is not a port number")
+    for path in (asn_db, country_db, admin_token_file):
+        if path is not None and not path.is_file():
+            raise UserError("no such file", where=str(path))
+    token = admin_token_file.read_text().strip() if admin_token_file else None
+    if admin_token_file and not token:
+        raise UserError("the admin token file is empty", where=str(admin_token_file))
+    settings = Settings(
+        store=clickhouse or str(db),
+        asn_db=asn_db,
+        country_db=country_db,
+        max_body=max_body,
+        rate=rate,
+        burst=burst,
+        max_pending=max_pending,
+        admin_token=token,
+    )
+    run(settings, host, port)
+
+
+def submit(
+    file: Path = typer.Argument(..., help="Measurements, one JSON object per line."),
+    collector: str = typer.Option(..., "--collector", help="Collector base URL."),
+    outbox: Path = typer.Option(Path(".reachwatch-outbox"), "--outbox", help="On-disk queue directory."),
+    retry_for: float = typer.Option(
+        60.0, "--retry-for", help="Seconds to keep retrying an unreachable collector."
+    ),
+) -> None:
+    """Queue FILE's measurements on disk and send them; unacknowledged ones stay queued."""
+    from reachwatch.collector.queue import Outbox
+
+    if not file.is_file():
+        raise UserError("no such file", where=str(file))
+    box = Outbox(outbox)
+    with open(file, "rb") as fh:
+        for n, line in enumerate(fh, 1):
+            if line.strip():
+                if not line.lstrip().startswith(b"{"):
+                    raise UserError("not a JSON object", where=f"{file}:{n}")
+                box.put(line)
+    result = asyncio.run(box.flush(collector, retry_for=retry_for))
+    typer.echo(
+        f"sent {result.sent}, rejected {result.rejected} (see {box.rejected_dir}), pending {result.remaining}"
+    )
+    if result.remaining:
+        raise typer.Exit(1)
+
+
+@geoip_app.command("update")
+def geoip_update(
+    directory: Path = typer.Option(Path("geoip"), "--dir", help="Where to put the mmdb files."),
+) -> None:
+    """Download DB-IP Lite ASN + country databases (current month)."""
+    from reachwatch.collector.geoip import update
+
+    for path in update(directory):
+        typer.echo(str(path))
+
+
+def register(app: typer.Typer) -> None:
+    """Add `serve`, `submit` and `geoip update` to the root app."""
+    app.command("serve")(serve)
+    app.command("submit")(submit)
+    app.add_typer(geoip_app, name="geoip")

@@ -1,0 +1,58 @@
+"""Administrative routes behind a bearer token: delete a measurement, re-run the verdict."""
+
+from __future__ import annotations
+
+import hmac
+from typing import Any
+
+import orjson
+from fastapi import FastAPI
+from starlette.requests import Request
+from starlette.responses import Response
+
+from reachwatch.collector import analysis
+from reachwatch.collector.config import Settings
+from reachwatch.collector.http import ApiError, json_response
+from reachwatch.store import Store
+from reachwatch.store.schema import Analysis, decompress
+
+AUTH: dict[int | str, dict[str, Any]] = {
+    401: {"description": "missing or wrong bearer token"},
+    403: {"description": "admin disabled"},
+}
+
+
+def check_token(request: Request, settings: Settings) -> None:
+    if not settings.admin_token:
+        raise ApiError(403, "administration is disabled: start the collector with --admin-token-file")
+    header = request.headers.get("authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not hmac.compare_digest(token.encode(), settings.admin_token.encode()):
+        raise ApiError(401, "missing or wrong bearer token", headers={"WWW-Authenticate": "Bearer"})
+
+
+def add_routes(app: FastAPI, settings: Settings) -> None:
+    @app.delete("/api/v1/measurement/{measurement_uid}", responses={**AUTH, 404: {"description": "no such"}})
+    async def delete_measurement(request: Request, measurement_uid: str) -> Response:
+        check_token(request, settings)
+        store: Store = request.app.state.store
+        if len(measurement_uid) > 128 or not await store.delete(measurement_uid):
+            raise ApiError(404, "no such measurement")
+        return json_response({"deleted": measurement_uid})
+
+    @app.post("/api/v1/admin/reanalyse", responses=AUTH)
+    async def reanalyse(request: Request) -> Response:
+        """Recompute the verdict columns of every stored measurement with the current engine."""
+        check_token(request, settings)
+        store: Store = request.app.state.store
+        done = 0
+        async for batch in store.raw_batches(500):
+            updates = []
+            for uid, raw in batch:
+                v = analysis.verdict(orjson.loads(decompress(raw)))
+                updates.append(
+                    Analysis(uid, v.blocking, v.accessible, v.x_technique, v.x_rule, v.anomaly, v.failure)
+                )
+            await store.update_analysis(updates)
+            done += len(updates)
+        return json_response({"reanalysed": done})

@@ -1,0 +1,95 @@
+"""The analysis columns computed at ingest: verdict, domain, category, anomaly/failure flags.
+
+The verdict comes from :func:`reachwatch.verdict.decide`. Until that module exists (or if it raises
+on a measurement) the probe's own ``test_keys.blocking``/``accessible`` are used, with ``x_rule`` None.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib
+import logging
+import urllib.parse
+from collections.abc import Callable
+from typing import Any
+
+log = logging.getLogger(__name__)
+_decide: Callable[[dict[str, Any]], Any] | None = None
+_looked_up = False
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Verdict:
+    blocking: str | None
+    accessible: bool | None
+    x_technique: str | None
+    x_rule: str | None
+    anomaly: bool
+    failure: bool
+
+
+def _decider() -> Callable[[dict[str, Any]], Any] | None:
+    global _decide, _looked_up
+    if not _looked_up:
+        _looked_up = True
+        try:
+            _decide = importlib.import_module("reachwatch.verdict").decide
+        except (ImportError, AttributeError):
+            _decide = None
+    return _decide
+
+
+def _blocking(value: Any) -> str | None:
+    if value is None:
+        return None
+    if value is False:
+        return "false"
+    if value is True:
+        return "true"
+    return str(value)[:64]
+
+
+def verdict(measurement: dict[str, Any]) -> Verdict:
+    keys = measurement.get("test_keys") or {}
+    decide = _decider()
+    blocking: Any = keys.get("blocking")
+    accessible: Any = keys.get("accessible")
+    technique = rule = None
+    if decide is not None:
+        try:
+            v = decide(measurement)
+            blocking, accessible = v.blocking, v.accessible
+            technique, rule = v.x_technique, v.x_rule
+        except Exception as exc:  # the verdict engine is another team's code: never fail ingest on it
+            log.warning("verdict failed on a measurement: %s", type(exc).__name__)
+            blocking = accessible = None
+    b = _blocking(blocking)
+    acc = accessible if isinstance(accessible, bool) else None
+    failure = (b is None and acc is None) or bool(keys.get("control_failure"))
+    return Verdict(
+        blocking=b,
+        accessible=acc,
+        x_technique=str(technique) if technique is not None else None,
+        x_rule=str(rule) if rule is not None else None,
+        anomaly=b not in (None, "false"),
+        failure=failure,
+    )
+
+
+def domain(url: str | None) -> str:
+    if not url:
+        return ""
+    try:
+        host = urllib.parse.urlsplit(url).hostname
+    except ValueError:
+        return ""
+    return (host or "").lower()
+
+
+def category(measurement: dict[str, Any]) -> str | None:
+    annotations = measurement.get("annotations")
+    if isinstance(annotations, dict):
+        code = annotations.get("category_code")
+        if isinstance(code, str) and 0 < len(code) <= 16:
+            return code
+    return None

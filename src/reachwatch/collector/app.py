@@ -1,0 +1,184 @@
+"""The collector's ASGI app (FastAPI, OpenAPI at /openapi.json): write routes and wiring.
+
+Routes take the raw :class:`Request` and parse with orjson (pydantic validates at the edge); the
+request-body schemas are declared for OpenAPI by hand so clients and fuzzers see them.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import logging
+from collections.abc import AsyncIterator
+from typing import Any
+
+from fastapi import FastAPI
+from pydantic import ValidationError
+from starlette.requests import Request
+from starlette.responses import Response
+
+from reachwatch.collector import admin, reads
+from reachwatch.collector.attribution import Attributor
+from reachwatch.collector.config import Settings
+from reachwatch.collector.http import ApiError, error_response, json_response, parse_json, read_body
+from reachwatch.collector.ingest import Ingestor, validation_message
+from reachwatch.collector.ooni_protocol import (
+    BACKEND_VERSION,
+    BatchSubmitted,
+    MeasurementIn,
+    ReportOpen,
+    ReportOpened,
+    Submission,
+    Submitted,
+    new_report_id,
+    valid_report_id,
+)
+from reachwatch.collector.ratelimit import RateLimiter, network_key
+from reachwatch.store import open_store
+
+log = logging.getLogger(__name__)
+ERRORS: dict[int | str, dict[str, Any]] = {
+    code: {"description": text, "content": {"application/json": {"schema": {"type": "object"}}}}
+    for code, text in (
+        (400, "bad JSON"),
+        (404, "unknown"),
+        (413, "body too large"),
+        (422, "invalid measurement"),
+        (429, "rate limited"),
+        (503, "busy, retry"),
+    )
+}
+
+
+def _json_body(model: Any) -> dict[str, Any]:
+    return {
+        "requestBody": {
+            "required": True,
+            "content": {"application/json": {"schema": model.model_json_schema()}},
+        }
+    }
+
+
+def _client(request: Request) -> str:
+    return request.client.host if request.client else ""
+
+
+def create_app(settings: Settings) -> FastAPI:
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        store = open_store(settings.store)
+        await store.open()
+        attributor = Attributor(settings.asn_db, settings.country_db)
+        ingestor = Ingestor(store, attributor, await store.secret(), max_pending=settings.max_pending)
+        ingestor.start()
+        app.state.store, app.state.ingestor = store, ingestor
+        app.state.limiter = RateLimiter(settings.rate, settings.burst)
+        app.state.settings = settings
+        try:
+            yield
+        finally:
+            await ingestor.stop()
+            await store.close()
+            attributor.close()
+
+    app = FastAPI(title="reachwatch collector", version="0.1.0", lifespan=lifespan)
+    app.add_exception_handler(ApiError, lambda _r, exc: error_response(exc))
+    app.add_exception_handler(Exception, _internal)
+
+    async def rate_limit(request: Request, asn: str | None, cost: int) -> None:
+        wait = request.app.state.limiter.take(network_key(asn, _client(request)), cost)
+        if wait:
+            retry = "3600" if wait == float("inf") else str(max(1, int(wait + 0.999)))
+            raise ApiError(429, "too many measurements from this network", headers={"Retry-After": retry})
+
+    @app.post("/report", response_model=ReportOpened, responses=ERRORS, openapi_extra=_json_body(ReportOpen))
+    async def open_report(request: Request) -> Response:
+        data = parse_json(await read_body(request, settings.max_body))
+        try:
+            req = ReportOpen.model_validate(data)
+        except ValidationError as exc:
+            raise ApiError(422, validation_message(exc)) from None
+        ingestor: Ingestor = request.app.state.ingestor
+        network = ingestor.network(_client(request))
+        await rate_limit(request, network.asn, 1)
+        rid = new_report_id(ingestor.secret, req, dt.datetime.now(dt.UTC))
+        return json_response(
+            {"report_id": rid, "backend_version": BACKEND_VERSION, "supported_formats": ["json"]}
+        )
+
+    @app.post(
+        "/report/{report_id}",
+        response_model=Submitted,
+        responses=ERRORS,
+        openapi_extra=_json_body(Submission),
+    )
+    async def submit(report_id: str, request: Request) -> Response:
+        ingestor: Ingestor = request.app.state.ingestor
+        if not valid_report_id(ingestor.secret, report_id):
+            raise ApiError(404, "unknown report id: open one with POST /report")
+        data = parse_json(await read_body(request, settings.max_body))
+        if not isinstance(data, dict) or data.get("format") != "json" or "content" not in data:
+            raise ApiError(422, 'expected {"format": "json", "content": <measurement>}')
+        submitter = _client(request)
+        network = ingestor.network(submitter)
+        await rate_limit(request, network.asn, 1)
+        row = ingestor.prepare(
+            data["content"], submitter=submitter, network=network, report_id=report_id, where="content"
+        )
+        (uid,) = await ingestor.submit([row])
+        return json_response({"measurement_uid": uid})
+
+    @app.post("/report/{report_id}/close", responses=ERRORS)
+    async def close_report(report_id: str, request: Request) -> Response:
+        if not valid_report_id(request.app.state.ingestor.secret, report_id):
+            raise ApiError(404, "unknown report id")
+        return json_response({})
+
+    batch_body = {
+        "requestBody": {
+            "required": True,
+            "content": {
+                "application/x-ndjson": {
+                    "schema": {"type": "string", "description": "one measurement (JSON object) per line"},
+                    "x-measurement-schema": MeasurementIn.model_json_schema(),
+                }
+            },
+        }
+    }
+
+    @app.post(
+        "/api/v1/measurements", response_model=BatchSubmitted, responses=ERRORS, openapi_extra=batch_body
+    )
+    async def submit_batch(request: Request) -> Response:
+        """JSON lines in, uids out in input order. All or nothing: any bad line rejects the batch (4xx
+        with the line numbers) and nothing is stored."""
+        body = await read_body(request, settings.max_body)
+        ingestor: Ingestor = request.app.state.ingestor
+        submitter = _client(request)
+        network = ingestor.network(submitter)
+        lines = [(n, line) for n, line in enumerate(body.split(b"\n"), 1) if line.strip()]
+        if not lines:
+            raise ApiError(400, "empty batch: send one measurement per line")
+        await rate_limit(request, network.asn, len(lines))
+        rows, errors = [], []
+        for n, line in lines:
+            try:
+                m = parse_json(line, what=f"line {n}")
+                rows.append(ingestor.prepare(m, submitter=submitter, network=network, where=f"line {n}"))
+            except ApiError as exc:
+                errors.append({"line": n, "status": exc.status, "error": exc.message})
+        if errors:
+            status = 400 if any(e["status"] == 400 for e in errors) else 422
+            raise ApiError(status, f"{len(errors)} bad line(s); nothing stored", errors=errors[:100])
+        uids = await ingestor.submit(rows)
+        return json_response({"measurement_uids": uids})
+
+    reads.add_routes(app)
+    admin.add_routes(app, settings)
+    return app
+
+
+async def _internal(request: Request, exc: Exception) -> Response:
+    # never log the request (it carries the submitter's address): the exception type only
+    log.error("internal error on %s %s: %s", request.method, request.url.path, type(exc).__name__)
+    return json_response({"error": "internal error"}, 500)

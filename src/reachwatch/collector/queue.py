@@ -1,0 +1,157 @@
+"""The client-side outbox: measurements wait on disk until a collector acknowledged them.
+
+``Outbox(path).put(measurement)`` writes one file per measurement under ``path/pending`` (named by
+its content hash, so putting the same measurement twice keeps one file; written to a temporary name,
+fsynced, then renamed: a crash leaves either nothing or a whole file). ``await outbox.flush(url)``
+sends them in batches to ``POST /api/v1/measurements`` and deletes a file only once the collector
+answered 2xx for its batch. 429/503 are retried after ``Retry-After``; a line the collector rejects
+(4xx) moves to ``path/rejected`` with the reason beside it, so it is not resent forever.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import hashlib
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+import orjson
+
+
+@dataclasses.dataclass
+class FlushResult:
+    sent: int = 0
+    rejected: int = 0
+    remaining: int = 0
+    uids: list[str] = dataclasses.field(default_factory=list)
+
+
+def _retry_after(resp: httpx.Response, default: float = 1.0) -> float:
+    value = resp.headers.get("retry-after", "")
+    try:
+        return min(max(float(value), 0.05), 60.0)
+    except ValueError:
+        return default
+
+
+class Outbox:
+    def __init__(self, path: Path | str) -> None:
+        self.path = Path(path)
+        self.pending_dir = self.path / "pending"
+        self.rejected_dir = self.path / "rejected"
+        self.pending_dir.mkdir(parents=True, exist_ok=True)
+        self.rejected_dir.mkdir(parents=True, exist_ok=True)
+
+    def put(self, measurement: dict[str, Any] | bytes) -> Path:
+        data = measurement if isinstance(measurement, bytes) else orjson.dumps(measurement)
+        data = data.strip()
+        name = hashlib.sha256(data).hexdigest()[:32] + ".json"
+        final = self.pending_dir / name
+        if final.exists():
+            return final
+        tmp = self.pending_dir / f".{name}.{os.getpid()}.tmp"
+        with open(tmp, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, final)
+        _fsync_dir(self.pending_dir)
+        return final
+
+    def pending(self) -> list[Path]:
+        return sorted(
+            p for p in self.pending_dir.iterdir() if p.suffix == ".json" and not p.name.startswith(".")
+        )
+
+    async def flush(
+        self, url: str, *, batch: int = 500, retry_for: float = 0.0, client: httpx.AsyncClient | None = None
+    ) -> FlushResult:
+        """Send everything pending; keep retrying an unreachable collector for ``retry_for`` seconds."""
+        own = client is None
+        http = client or httpx.AsyncClient(timeout=60.0)
+        endpoint = url.rstrip("/") + "/api/v1/measurements"
+        result = FlushResult()
+        deadline = time.monotonic() + retry_for
+        size = batch
+        try:
+            files = self.pending()
+            while files:
+                chunk = files[:size]
+                body = b"\n".join(p.read_bytes() for p in chunk)
+                try:
+                    resp = await http.post(
+                        endpoint, content=body, headers={"content-type": "application/x-ndjson"}
+                    )
+                except httpx.TransportError:
+                    if time.monotonic() >= deadline:
+                        break
+                    await asyncio.sleep(0.2)
+                    continue
+                if resp.status_code in (429, 503):
+                    await asyncio.sleep(_retry_after(resp))
+                    continue
+                if resp.status_code == 413 and size > 1:
+                    size = max(1, size // 2)
+                    continue
+                if 200 <= resp.status_code < 300:
+                    result.uids.extend(orjson.loads(resp.content).get("measurement_uids", []))
+                    for p in chunk:
+                        p.unlink(missing_ok=True)
+                    _fsync_dir(self.pending_dir)
+                    result.sent += len(chunk)
+                    files = files[len(chunk) :]
+                    continue
+                if 400 <= resp.status_code < 500:
+                    bad = self._bad_lines(resp, chunk)
+                    for p, reason in bad:
+                        self._reject(p, reason)
+                    result.rejected += len(bad)
+                    gone = {p for p, _ in bad}
+                    files = [p for p in files if p not in gone]
+                    continue
+                if time.monotonic() >= deadline:  # 5xx: the collector's fault, keep the files
+                    break
+                await asyncio.sleep(1.0)
+        finally:
+            if own:
+                await http.aclose()
+        result.remaining = len(self.pending())
+        return result
+
+    def _bad_lines(self, resp: httpx.Response, chunk: list[Path]) -> list[tuple[Path, str]]:
+        try:
+            answer = orjson.loads(resp.content)
+        except orjson.JSONDecodeError:
+            answer = {}
+        errors = answer.get("errors") if isinstance(answer, dict) else None
+        if errors:
+            return [
+                (chunk[e["line"] - 1], str(e.get("error")))
+                for e in errors
+                if 0 < e.get("line", 0) <= len(chunk)
+            ]
+        reason = answer.get("error", resp.text[:200]) if isinstance(answer, dict) else resp.text[:200]
+        if len(chunk) == 1:
+            return [(chunk[0], f"{resp.status_code}: {reason}")]
+        return (
+            [(chunk[0], f"{resp.status_code}: {reason}")]
+            if resp.status_code == 413
+            else [(p, f"{resp.status_code}: {reason}") for p in chunk]
+        )
+
+    def _reject(self, path: Path, reason: str) -> None:
+        target = self.rejected_dir / path.name
+        os.replace(path, target)
+        target.with_suffix(".error").write_text(reason + "\n")
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

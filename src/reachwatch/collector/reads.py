@@ -1,0 +1,147 @@
+"""Read routes: one stored measurement, the OONI-like measurement list, the aggregation API."""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+from typing import Any, Literal
+
+from fastapi import FastAPI, Query
+from starlette.requests import Request
+from starlette.responses import Response
+
+from reachwatch.collector.http import ApiError, json_response
+from reachwatch.collector.ooni_protocol import ASN, CC
+from reachwatch.store import Filters, Store
+from reachwatch.store.schema import decompress
+
+Axis = Literal["measurement_start_day", "probe_cc", "probe_asn", "domain", "category_code"]
+DATE = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}([T ][0-9]{2}:[0-9]{2}(:[0-9]{2}(\.[0-9]{1,6})?)?(Z|[+-][0-9]{2}:[0-9]{2})?)?$"
+UID = r"^[0-9]{14}\.[0-9]{6}_[A-Z]{2}_[a-z]{1,64}_[0-9a-f]{16}$"
+NOT_FOUND: dict[int | str, dict[str, Any]] = {404: {"description": "no such measurement"}}
+
+
+def _when(value: str | None, name: str) -> dt.datetime | None:
+    if value is None:
+        return None
+    try:
+        parsed = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        raise ApiError(422, f"{name}: not a date or date-time") from None
+    if parsed.tzinfo is not None:
+        parsed = parsed.astimezone(dt.UTC).replace(tzinfo=None)
+    return parsed
+
+
+def _filters(
+    probe_cc: str | None,
+    probe_asn: str | None,
+    domain: str | None,
+    input: str | None,
+    category_code: str | None,
+    since: str | None,
+    until: str | None,
+    blocking: str | None,
+) -> Filters:
+    return Filters(
+        probe_cc=probe_cc,
+        probe_asn=probe_asn,
+        domain=domain,
+        input=input,
+        category_code=category_code,
+        since=_when(since, "since"),
+        until=_when(until, "until"),
+        blocking=blocking,
+    )
+
+
+def result_row(r: dict[str, Any]) -> dict[str, Any]:
+    """An OONI list row (anomaly, confirmed, failure, scores, measurement_url...) plus our columns."""
+    start: dt.datetime = r["measurement_start_time"]
+    out = {k: v for k, v in r.items() if k not in ("measurement_start_time", "measurement_start_day")}
+    out["measurement_start_time"] = f"{start:%Y-%m-%dT%H:%M:%S}Z"
+    out["measurement_url"] = f"/api/v1/measurement/{r['measurement_uid']}"
+    out["scores"] = {}
+    return out
+
+
+def add_routes(app: FastAPI) -> None:
+    @app.get("/api/v1/measurement/{measurement_uid}", responses=NOT_FOUND)
+    async def get_measurement(request: Request, measurement_uid: str) -> Response:
+        store: Store = request.app.state.store
+        raw = await store.get_raw(measurement_uid) if len(measurement_uid) < 128 else None
+        if raw is None:
+            raise ApiError(404, "no such measurement")
+        return Response(decompress(raw), media_type="application/json")
+
+    @app.get("/api/v1/measurements")
+    async def list_measurements(
+        request: Request,
+        probe_cc: str | None = Query(None, pattern=CC),
+        probe_asn: str | None = Query(None, pattern=ASN),
+        domain: str | None = Query(None, max_length=255),
+        input: str | None = Query(None, max_length=4096),
+        category_code: str | None = Query(None, max_length=16),
+        since: str | None = Query(None, pattern=DATE),
+        until: str | None = Query(None, pattern=DATE),
+        blocking: str | None = Query(
+            None, max_length=32, description="true, false, null, or a blocking type"
+        ),
+        limit: int = Query(100, ge=1, le=1000),
+        offset: int = Query(0, ge=0, le=1_000_000),
+    ) -> Response:
+        t0 = time.perf_counter()
+        f = _filters(probe_cc, probe_asn, domain, input, category_code, since, until, blocking)
+        store: Store = request.app.state.store
+        count, rows = await store.search(f, limit, offset)
+        pages = (count + limit - 1) // limit
+        nxt = None
+        if offset + limit < count:
+            query = request.url.include_query_params(offset=offset + limit, limit=limit)
+            nxt = f"{query.path}?{query.query}"
+        metadata = {
+            "count": count,
+            "current_page": offset // limit + 1,
+            "limit": limit,
+            "offset": offset,
+            "pages": pages,
+            "next_url": nxt,
+            "query_time": round(time.perf_counter() - t0, 4),
+        }
+        return json_response({"metadata": metadata, "results": [result_row(r) for r in rows]})
+
+    @app.get("/api/v1/aggregation")
+    async def aggregation(
+        request: Request,
+        axis_x: Axis | None = None,
+        axis_y: Axis | None = None,
+        probe_cc: str | None = Query(None, pattern=CC),
+        probe_asn: str | None = Query(None, pattern=ASN),
+        domain: str | None = Query(None, max_length=255),
+        input: str | None = Query(None, max_length=4096),
+        category_code: str | None = Query(None, max_length=16),
+        since: str | None = Query(None, pattern=DATE),
+        until: str | None = Query(None, pattern=DATE),
+    ) -> Response:
+        t0 = time.perf_counter()
+        axes: list[str] = [a for a in (axis_x, axis_y) if a is not None]
+        if len(axes) == 2 and axes[0] == axes[1]:
+            raise ApiError(422, "axis_x and axis_y must differ")
+        f = _filters(probe_cc, probe_asn, domain, input, category_code, since, until, None)
+        store: Store = request.app.state.store
+        rows = await store.aggregate(f, axes)
+        for r in rows:
+            for k, v in r.items():
+                if isinstance(v, dt.date):
+                    r[k] = v.isoformat()
+                elif k.endswith("_count"):
+                    r[k] = int(v or 0)
+        result: Any = rows if axes else (rows[0] if rows else {})
+        return json_response(
+            {
+                "v": 0,
+                "dimension_count": len(axes),
+                "result": result,
+                "db_stats": {"query_time": round(time.perf_counter() - t0, 4)},
+            }
+        )

@@ -1,0 +1,32 @@
+"""Run the collector under uvicorn: uvloop, httptools when present, access log off (privacy)."""
+
+from __future__ import annotations
+
+import importlib.util
+import logging
+
+import uvicorn
+
+from reachwatch.collector.app import create_app
+from reachwatch.collector.config import Settings
+
+
+def uvicorn_config(settings: Settings, host: str, port: int) -> uvicorn.Config:
+    return uvicorn.Config(
+        create_app(settings),
+        host=host,
+        port=port,
+        loop="uvloop" if importlib.util.find_spec("uvloop") else "asyncio",
+        http="httptools" if importlib.util.find_spec("httptools") else "h11",
+        access_log=False,  # the access log would carry submitting addresses
+        log_level="warning",
+        proxy_headers=False,
+        server_header=False,
+        timeout_keep_alive=30,
+        backlog=4096,
+    )
+
+
+def serve(settings: Settings, host: str, port: int) -> None:
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    uvicorn.Server(uvicorn_config(settings, host, port)).run()

@@ -1,0 +1,54 @@
+"""Storage of measurements: flat analysis columns plus the raw measurement (zstd).
+
+:class:`Store` is what the collector needs; :func:`open_store` picks the backend from a location:
+a ``*.duckdb`` path or an ``http://host:8123/db`` ClickHouse URL.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Sequence
+from typing import Any, Protocol
+
+from reachwatch.store.query import Filters
+from reachwatch.store.schema import Analysis, Row
+
+__all__ = ["Filters", "Store", "open_store"]
+
+
+class Store(Protocol):
+    """A measurement store. Every method is safe to call from the event loop."""
+
+    async def open(self) -> None: ...
+    async def close(self) -> None: ...
+    async def secret(self) -> bytes:
+        """The collector's persistent secret (report ids, probe id hashes): created once, kept."""
+        ...
+
+    async def existing(self, content_hashes: Sequence[str]) -> dict[str, str]:
+        """content_hash -> measurement_uid for the hashes already stored."""
+        ...
+
+    async def insert(self, rows: Sequence[Row]) -> None:
+        """Store rows durably; returns only once they are committed."""
+        ...
+
+    async def get_raw(self, uid: str) -> bytes | None: ...
+    async def search(self, f: Filters, limit: int, offset: int) -> tuple[int, list[dict[str, Any]]]: ...
+    async def aggregate(self, f: Filters, axes: list[str]) -> list[dict[str, Any]]: ...
+    async def delete(self, uid: str) -> bool: ...
+    def raw_batches(self, batch: int) -> AsyncIterator[list[tuple[str, bytes]]]:
+        """Lists of (uid, raw) for re-analysis."""
+        ...
+
+    async def update_analysis(self, rows: Sequence[Analysis]) -> None: ...
+
+
+def open_store(location: str) -> Store:
+    """A store for ``location`` (not yet opened: ``await store.open()``)."""
+    if location.startswith(("http://", "https://")):
+        from reachwatch.store.clickhouse import ClickHouseStore
+
+        return ClickHouseStore(location)
+    from reachwatch.store.duckdb import DuckDBStore
+
+    return DuckDBStore(location)

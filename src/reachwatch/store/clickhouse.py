@@ -1,0 +1,202 @@
+"""ClickHouse backend over its HTTP interface (httpx), SQL valid on 18.16 and current releases.
+
+MergeTree partitioned by month, ordered by (probe_cc, probe_asn, domain); JSONEachRow inserts;
+the raw measurement is zstd then base64 in a String (18.16 has no column codecs).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import datetime as dt
+import secrets
+import urllib.parse
+from collections.abc import AsyncIterator, Sequence
+from typing import Any
+
+import httpx
+import orjson
+
+from reachwatch.errors import UserError
+from reachwatch.store import query
+from reachwatch.store.query import Filters
+from reachwatch.store.schema import COLUMN_NAMES, COLUMNS, META_TABLE, TABLE, Analysis, Row
+
+_JSON_SETTINGS = {"output_format_json_quote_64bit_integers": "0"}
+
+
+def literal(value: Any) -> str:
+    """A ClickHouse SQL literal for one parameter value."""
+    if value is None:
+        return "NULL"
+    if isinstance(value, bool):
+        return "1" if value else "0"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, dt.datetime):
+        return f"toDateTime('{value:%Y-%m-%d %H:%M:%S}', 'UTC')"
+    if isinstance(value, dt.date):
+        return f"toDate('{value:%Y-%m-%d}')"
+    text = str(value).replace("\\", "\\\\").replace("'", "\\'")
+    return f"'{text}'"
+
+
+def render(sql: str, params: Sequence[Any]) -> str:
+    pieces = sql.split("?")
+    if len(pieces) != len(params) + 1:
+        raise ValueError("placeholder count does not match parameters")
+    out = [pieces[0]]
+    for value, piece in zip(params, pieces[1:], strict=True):
+        out.extend((literal(value), piece))
+    return "".join(out)
+
+
+class ClickHouseStore:
+    def __init__(self, url: str) -> None:
+        parts = urllib.parse.urlsplit(url)
+        self.db = parts.path.strip("/") or "default"
+        if not self.db.replace("_", "").isalnum():
+            raise UserError(f"bad database name {self.db!r}", where=url, fix="use http://HOST:8123/DBNAME")
+        self.base = f"{parts.scheme}://{parts.netloc}/"
+        self._client = httpx.AsyncClient(base_url=self.base, timeout=60.0)
+
+    async def _query(self, sql: str, *, data: bytes | None = None, database: bool = True) -> bytes:
+        params = dict(_JSON_SETTINGS)
+        if database:
+            params["database"] = self.db
+        if data is None:
+            resp = await self._client.post("", params=params, content=sql.encode())
+        else:
+            params["query"] = sql
+            resp = await self._client.post("", params=params, content=data)
+        if resp.status_code != 200:
+            raise RuntimeError(f"ClickHouse error {resp.status_code}: {resp.text[:500]}")
+        return resp.content
+
+    async def _rows(self, sql: str) -> list[dict[str, Any]]:
+        body = await self._query(sql + " FORMAT JSONEachRow")
+        return [orjson.loads(line) for line in body.splitlines() if line]
+
+    async def open(self) -> None:
+        try:
+            await self._query(f"CREATE DATABASE IF NOT EXISTS {self.db}", database=False)
+        except httpx.HTTPError as exc:
+            raise UserError(f"cannot reach ClickHouse: {exc}", where=self.base) from exc
+        cols = ", ".join(f"{c.name} {c.clickhouse}" for c in COLUMNS)
+        await self._query(
+            f"CREATE TABLE IF NOT EXISTS {TABLE} ({cols}) ENGINE = MergeTree() "
+            "PARTITION BY toYYYYMM(measurement_start_day) "
+            "ORDER BY (probe_cc, probe_asn, domain, measurement_uid)"
+        )
+        await self._query(
+            f"CREATE TABLE IF NOT EXISTS {META_TABLE} (key String, value String) ENGINE = TinyLog"
+        )
+
+    async def close(self) -> None:
+        await self._client.aclose()
+
+    async def secret(self) -> bytes:
+        sql = f"SELECT value FROM {META_TABLE} WHERE key = 'secret' ORDER BY value LIMIT 1"
+        rows = await self._rows(sql)
+        if not rows:
+            await self._query(f"INSERT INTO {META_TABLE} VALUES ('secret', '{secrets.token_hex(32)}')")
+            rows = await self._rows(sql)
+        return bytes.fromhex(rows[0]["value"])
+
+    async def existing(self, content_hashes: Sequence[str]) -> dict[str, str]:
+        if not content_hashes:
+            return {}
+        inlist = ", ".join(literal(h) for h in content_hashes)
+        rows = await self._rows(
+            f"SELECT content_hash, measurement_uid FROM {TABLE} WHERE content_hash IN ({inlist})"
+        )
+        return {r["content_hash"]: r["measurement_uid"] for r in rows}
+
+    async def insert(self, rows: Sequence[Row]) -> None:
+        if not rows:
+            return
+        body = b"\n".join(orjson.dumps(_encode(r)) for r in rows)
+        await self._query(f"INSERT INTO {TABLE} FORMAT JSONEachRow", data=body)
+
+    async def _wait_mutations(self) -> None:
+        sql = f"SELECT count() AS n FROM system.mutations WHERE database = {literal(self.db)} AND is_done = 0"
+        for _ in range(600):
+            if (await self._rows(sql))[0]["n"] == 0:
+                return
+            await asyncio.sleep(0.05)
+
+    async def delete(self, uid: str) -> bool:
+        found = await self._rows(
+            f"SELECT 1 AS one FROM {TABLE} WHERE measurement_uid = {literal(uid)} LIMIT 1"
+        )
+        if not found:
+            return False
+        await self._query(f"ALTER TABLE {TABLE} DELETE WHERE measurement_uid = {literal(uid)}")
+        await self._wait_mutations()
+        return True
+
+    async def update_analysis(self, rows: Sequence[Analysis]) -> None:
+        for a in rows:
+            sets = ", ".join(
+                f"{name} = {literal(getattr(a, name))}"
+                for name in ("blocking", "accessible", "x_technique", "x_rule", "anomaly", "failure")
+            )
+            await self._query(
+                f"ALTER TABLE {TABLE} UPDATE {sets} WHERE measurement_uid = {literal(a.measurement_uid)}"
+            )
+        await self._wait_mutations()
+
+    async def get_raw(self, uid: str) -> bytes | None:
+        rows = await self._rows(f"SELECT raw FROM {TABLE} WHERE measurement_uid = {literal(uid)} LIMIT 1")
+        return base64.b64decode(rows[0]["raw"]) if rows else None
+
+    async def search(self, f: Filters, limit: int, offset: int) -> tuple[int, list[dict[str, Any]]]:
+        sql, params = query.list_sql(f, limit, offset, "clickhouse")
+        csql, cparams = query.count_sql(f)
+        count = await self._rows(render(csql.replace("count(*)", "count(*) AS n"), cparams))
+        rows = [_decode(r) for r in await self._rows(render(sql, params))]
+        return count[0]["n"], rows
+
+    async def aggregate(self, f: Filters, axes: list[str]) -> list[dict[str, Any]]:
+        sql, params = query.aggregate_sql(f, axes)
+        return await self._rows(render(sql, params))
+
+    async def raw_batches(self, batch: int) -> AsyncIterator[list[tuple[str, bytes]]]:
+        offset = 0
+        while True:
+            rows = await self._rows(
+                f"SELECT measurement_uid, raw FROM {TABLE} ORDER BY measurement_uid LIMIT {offset:d}, {batch:d}"
+            )
+            if not rows:
+                return
+            yield [(r["measurement_uid"], base64.b64decode(r["raw"])) for r in rows]
+            offset += batch
+
+
+_BOOLS = {c.name for c in COLUMNS if c.duckdb.startswith("BOOLEAN")}
+
+
+def _encode(row: Row) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for name, value in zip(COLUMN_NAMES, row.values(), strict=True):
+        if name == "raw":
+            value = base64.b64encode(value).decode()
+        elif isinstance(value, bool):
+            value = int(value)
+        elif isinstance(value, dt.datetime):
+            value = f"{value:%Y-%m-%d %H:%M:%S}"
+        elif isinstance(value, dt.date):
+            value = f"{value:%Y-%m-%d}"
+        out[name] = value
+    return out
+
+
+def _decode(row: dict[str, Any]) -> dict[str, Any]:
+    for name in _BOOLS:
+        if name in row and row[name] is not None:
+            row[name] = bool(row[name])
+    if isinstance(row.get("measurement_start_time"), str):
+        row["measurement_start_time"] = dt.datetime.fromisoformat(row["measurement_start_time"])
+    if isinstance(row.get("measurement_start_day"), str):
+        row["measurement_start_day"] = dt.date.fromisoformat(row["measurement_start_day"])
+    return row

@@ -1,0 +1,91 @@
+"""SQL for reads, generated in one place for both backends.
+
+Statements use ``?`` placeholders; the DuckDB backend binds them, the ClickHouse backend renders
+them as escaped literals (its 18.16 HTTP interface has no server-side parameters).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+from typing import Any, Literal
+
+from reachwatch.store.schema import COLUMN_NAMES, TABLE
+
+AXES = ("measurement_start_day", "probe_cc", "probe_asn", "domain", "category_code")
+Dialect = Literal["duckdb", "clickhouse"]
+LIST_COLUMNS = tuple(c for c in COLUMN_NAMES if c not in ("raw", "content_hash"))
+
+
+@dataclasses.dataclass(frozen=True)
+class Filters:
+    probe_cc: str | None = None
+    probe_asn: str | None = None
+    domain: str | None = None
+    input: str | None = None
+    category_code: str | None = None
+    since: dt.datetime | None = None
+    until: dt.datetime | None = None
+    blocking: str | None = None
+
+
+def where(f: Filters) -> tuple[str, list[Any]]:
+    """The WHERE clause (possibly empty) and its parameters."""
+    parts: list[str] = []
+    params: list[Any] = []
+    for name in ("probe_cc", "probe_asn", "domain", "input", "category_code"):
+        value = getattr(f, name)
+        if value is not None:
+            parts.append(f"{name} = ?")
+            params.append(value)
+    if f.since is not None:
+        parts.append("measurement_start_time >= ?")
+        params.append(f.since)
+    if f.until is not None:
+        parts.append("measurement_start_time < ?")
+        params.append(f.until)
+    if f.blocking is not None:
+        if f.blocking == "true":
+            parts.append("anomaly = ?")
+            params.append(True)
+        elif f.blocking == "null":
+            parts.append("blocking IS NULL")
+        else:
+            parts.append("blocking = ?")
+            params.append(f.blocking)
+    return (" WHERE " + " AND ".join(parts) if parts else ""), params
+
+
+def list_sql(f: Filters, limit: int, offset: int, dialect: Dialect) -> tuple[str, list[Any]]:
+    clause, params = where(f)
+    cols = ", ".join(LIST_COLUMNS)
+    page = f"LIMIT {offset:d}, {limit:d}" if dialect == "clickhouse" else f"LIMIT {limit:d} OFFSET {offset:d}"
+    sql = f"SELECT {cols} FROM {TABLE}{clause} ORDER BY measurement_start_time DESC, measurement_uid {page}"
+    return sql, params
+
+
+def count_sql(f: Filters) -> tuple[str, list[Any]]:
+    clause, params = where(f)
+    return f"SELECT count(*) FROM {TABLE}{clause}", params
+
+
+COUNTS = ("measurement_count", "ok_count", "anomaly_count", "confirmed_count", "failure_count")
+
+
+def aggregate_sql(f: Filters, axes: list[str]) -> tuple[str, list[Any]]:
+    """OONI aggregation counts grouped by up to two axes (checked against :data:`AXES`)."""
+    for axis in axes:
+        if axis not in AXES:
+            raise ValueError(f"unknown axis {axis!r}")
+    clause, params = where(f)
+    counts = (
+        "count(*) AS measurement_count, "
+        "sum(CASE WHEN anomaly OR failure OR confirmed THEN 0 ELSE 1 END) AS ok_count, "
+        "sum(CASE WHEN anomaly THEN 1 ELSE 0 END) AS anomaly_count, "
+        "sum(CASE WHEN confirmed THEN 1 ELSE 0 END) AS confirmed_count, "
+        "sum(CASE WHEN failure THEN 1 ELSE 0 END) AS failure_count"
+    )
+    if not axes:
+        return f"SELECT {counts} FROM {TABLE}{clause}", params
+    group = ", ".join(axes)
+    return f"SELECT {group}, {counts} FROM {TABLE}{clause} GROUP BY {group} ORDER BY {group}", params

@@ -1,0 +1,118 @@
+"""The flat columns the analysis needs, beside the raw measurement kept zstd-compressed.
+
+One :class:`Row` per stored measurement. Both backends create their table from :data:`COLUMNS`,
+so the column list lives here and nowhere else.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import threading
+from typing import Any
+
+import zstandard
+
+TABLE = "measurements"
+META_TABLE = "collector_meta"
+
+
+@dataclasses.dataclass(frozen=True)
+class Column:
+    name: str
+    duckdb: str
+    clickhouse: str
+
+
+COLUMNS: tuple[Column, ...] = (
+    Column("measurement_uid", "VARCHAR NOT NULL", "String"),
+    Column("content_hash", "VARCHAR NOT NULL", "String"),
+    Column("report_id", "VARCHAR NOT NULL", "String"),
+    Column("input", "VARCHAR", "Nullable(String)"),
+    Column("domain", "VARCHAR NOT NULL", "String"),
+    Column("probe_cc", "VARCHAR NOT NULL", "String"),
+    Column("probe_asn", "VARCHAR NOT NULL", "String"),
+    Column("probe_network_name", "VARCHAR", "Nullable(String)"),
+    Column("attributed", "BOOLEAN NOT NULL", "UInt8"),
+    Column("x_probe_cc_claimed", "VARCHAR", "Nullable(String)"),
+    Column("x_probe_asn_claimed", "VARCHAR", "Nullable(String)"),
+    Column("measurement_start_time", "TIMESTAMP NOT NULL", "DateTime('UTC')"),
+    Column("measurement_start_day", "DATE NOT NULL", "Date"),
+    Column("test_name", "VARCHAR NOT NULL", "String"),
+    Column("blocking", "VARCHAR", "Nullable(String)"),
+    Column("accessible", "BOOLEAN", "Nullable(UInt8)"),
+    Column("x_technique", "VARCHAR", "Nullable(String)"),
+    Column("x_rule", "VARCHAR", "Nullable(String)"),
+    Column("anomaly", "BOOLEAN NOT NULL", "UInt8"),
+    Column("confirmed", "BOOLEAN NOT NULL", "UInt8"),
+    Column("failure", "BOOLEAN NOT NULL", "UInt8"),
+    Column("category_code", "VARCHAR", "Nullable(String)"),
+    Column("probe_id_hash", "VARCHAR NOT NULL", "String"),
+    Column("raw", "BLOB NOT NULL", "String"),
+)
+COLUMN_NAMES: tuple[str, ...] = tuple(c.name for c in COLUMNS)
+ANALYSIS_COLUMNS: tuple[str, ...] = ("blocking", "accessible", "x_technique", "x_rule", "anomaly", "failure")
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Row:
+    """One stored measurement: flat columns plus ``raw`` (the measurement, zstd-compressed JSON)."""
+
+    measurement_uid: str
+    content_hash: str
+    report_id: str
+    input: str | None
+    domain: str
+    probe_cc: str
+    probe_asn: str
+    probe_network_name: str | None
+    attributed: bool
+    x_probe_cc_claimed: str | None
+    x_probe_asn_claimed: str | None
+    measurement_start_time: dt.datetime
+    measurement_start_day: dt.date
+    test_name: str
+    blocking: str | None
+    accessible: bool | None
+    x_technique: str | None
+    x_rule: str | None
+    anomaly: bool
+    confirmed: bool
+    failure: bool
+    category_code: str | None
+    probe_id_hash: str
+    raw: bytes
+
+    def values(self) -> tuple[Any, ...]:
+        return tuple(getattr(self, name) for name in COLUMN_NAMES)
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Analysis:
+    """The verdict columns, recomputed by ``reanalyse`` without touching the rest of the row."""
+
+    measurement_uid: str
+    blocking: str | None
+    accessible: bool | None
+    x_technique: str | None
+    x_rule: str | None
+    anomaly: bool
+    failure: bool
+
+
+_local = threading.local()
+
+
+def compress(data: bytes) -> bytes:
+    """zstd-compress one raw measurement (one compressor per thread: they are not thread-safe)."""
+    comp = getattr(_local, "c", None)
+    if comp is None:
+        comp = _local.c = zstandard.ZstdCompressor(level=1)
+    return bytes(comp.compress(data))
+
+
+def decompress(data: bytes) -> bytes:
+    dec = getattr(_local, "d", None)
+    if dec is None:
+        dec = _local.d = zstandard.ZstdDecompressor()
+    return bytes(dec.decompress(data))

@@ -1,0 +1,74 @@
+"""`reachwatch serve` and `reachwatch submit` as a user runs them (subprocesses, loopback)."""
+
+from __future__ import annotations
+
+import json
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import httpx
+import pytest
+
+SAMPLE = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "ooni" / "measurements_real.jsonl"
+
+
+def reachwatch(*args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "reachwatch", *args], capture_output=True, text=True, timeout=timeout
+    )
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def test_submit_queues_until_the_collector_is_back(tmp_path: Path) -> None:
+    if not SAMPLE.is_file():
+        pytest.skip(f"shared OONI data absent: {SAMPLE}")
+    lines = [
+        ln for ln in SAMPLE.read_text().splitlines() if json.loads(ln).get("test_name") == "web_connectivity"
+    ]
+    jsonl = tmp_path / "m.jsonl"
+    jsonl.write_text("\n".join(lines[:5]) + "\n")
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    outbox = tmp_path / "outbox"
+    down = reachwatch("submit", str(jsonl), "--collector", url, "--outbox", str(outbox), "--retry-for", "0")
+    assert down.returncode == 1 and "pending 5" in down.stdout
+    server = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "reachwatch",
+            "serve",
+            "--db",
+            str(tmp_path / "c.duckdb"),
+            "--port",
+            str(port),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        up = reachwatch(
+            "submit", str(jsonl), "--collector", url, "--outbox", str(outbox), "--retry-for", "30"
+        )
+        assert up.returncode == 0, up.stdout + up.stderr
+        assert "sent 5, rejected 0" in up.stdout and "pending 0" in up.stdout
+        count = httpx.get(f"{url}/api/v1/measurements").json()["metadata"]["count"]
+        assert count == 5
+    finally:
+        server.kill()
+        out = server.communicate(timeout=10)[0]
+    assert "127.0.0.1" not in out.decode(), "the server printed a client address"
+
+
+def test_serve_rejects_bad_arguments(tmp_path: Path) -> None:
+    r = reachwatch("serve", "--db", str(tmp_path / "x.duckdb"), "--asn-db", str(tmp_path / "missing.mmdb"))
+    assert r.returncode == 2 and "no such file" in r.stderr
+    r = reachwatch("submit", str(tmp_path / "missing.jsonl"), "--collector", "http://127.0.0.1:1")
+    assert r.returncode == 2 and "no such file" in r.stderr

@@ -1,0 +1,159 @@
+"""The collector's behaviour through its HTTP API, on both storage backends."""
+
+from __future__ import annotations
+
+import copy
+import re
+from typing import Any
+
+import orjson
+
+from collector.conftest import collector
+from reachwatch.collector.config import Settings
+
+UID = re.compile(r"^\d{14}\.\d{6}_[A-Z]{2}_[a-z]+_[0-9a-f]{16}$")
+OPEN = {
+    "probe_asn": "AS64501",
+    "probe_cc": "PK",
+    "software_name": "reachwatch",
+    "software_version": "0.1.0",
+    "test_name": "web_connectivity",
+    "test_version": "0.5.0",
+    "data_format_version": "0.2.0",
+    "format": "json",
+}
+
+
+def web(ms: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [
+        copy.deepcopy(m)
+        for m in ms
+        if m.get("test_name") == "web_connectivity" and isinstance(m.get("input"), str)
+    ]
+
+
+async def test_ooni_protocol_round_trip(store_location: str, real_measurements: list[dict[str, Any]]) -> None:
+    m = web(real_measurements)[0]
+    async with collector(Settings(store=store_location, rate=0)) as (_, http):
+        opened = (await http.post("/report", json=OPEN)).json()
+        assert opened["supported_formats"] == ["json"] and opened["backend_version"]
+        rid = opened["report_id"]
+        assert rid.split("_")[1:4] == ["webconnectivity", "PK", "64501"]
+        r = await http.post(f"/report/{rid}", json={"format": "json", "content": m})
+        assert r.status_code == 200, r.text
+        uid = r.json()["measurement_uid"]
+        assert UID.match(uid) and f"_{m['probe_cc']}_webconnectivity_" in uid
+        assert (await http.post(f"/report/{rid}/close")).status_code == 200
+        stored = (await http.get(f"/api/v1/measurement/{uid}")).json()
+        assert stored["report_id"] == rid and stored["input"] == m["input"]
+        assert stored["test_keys"]["requests"] == m["test_keys"]["requests"]
+
+
+async def test_batch_keeps_order_and_dedupes(
+    store_location: str, real_measurements: list[dict[str, Any]]
+) -> None:
+    ms = web(real_measurements)
+    async with collector(Settings(store=store_location, rate=0)) as (_, http):
+        body = b"\n".join(orjson.dumps(m) for m in ms)
+        r = await http.post("/api/v1/measurements", content=body)
+        assert r.status_code == 200, r.text
+        uids = r.json()["measurement_uids"]
+        assert len(uids) == len(ms) == len(set(uids))
+        again = await http.post("/api/v1/measurements", content=body)
+        assert again.json()["measurement_uids"] == uids
+        single = await http.post("/api/v1/measurements", content=orjson.dumps(ms[3]))
+        assert single.json()["measurement_uids"] == [uids[3]]
+        within = await http.post(
+            "/api/v1/measurements", content=orjson.dumps(ms[0]) + b"\n" + orjson.dumps(ms[0])
+        )
+        assert within.json()["measurement_uids"] == [uids[0], uids[0]]
+        listing = (await http.get("/api/v1/measurements", params={"limit": 1000})).json()
+        assert listing["metadata"]["count"] == len(ms)
+        for i, uid in enumerate(uids):
+            assert (await http.get(f"/api/v1/measurement/{uid}")).json()["input"] == ms[i]["input"]
+
+
+async def test_list_filters_and_paging(store_location: str, real_measurements: list[dict[str, Any]]) -> None:
+    ms = web(real_measurements)
+    async with collector(Settings(store=store_location, rate=0)) as (_, http):
+        await http.post("/api/v1/measurements", content=b"\n".join(orjson.dumps(m) for m in ms))
+        cc = ms[0]["probe_cc"]
+        rows = (await http.get("/api/v1/measurements", params={"probe_cc": cc, "limit": 1000})).json()[
+            "results"
+        ]
+        assert rows and len(rows) == sum(1 for m in ms if m["probe_cc"] == cc)
+        row = rows[0]
+        for key in (
+            "measurement_uid",
+            "report_id",
+            "input",
+            "probe_cc",
+            "probe_asn",
+            "test_name",
+            "anomaly",
+            "confirmed",
+            "failure",
+            "measurement_start_time",
+            "measurement_url",
+            "domain",
+            "blocking",
+            "accessible",
+            "x_technique",
+            "x_rule",
+            "probe_id_hash",
+        ):
+            assert key in row
+        assert row["measurement_start_time"].endswith("Z")
+        dom = rows[0]["domain"]
+        by_domain = (await http.get("/api/v1/measurements", params={"domain": dom})).json()["results"]
+        assert by_domain and all(r["domain"] == dom for r in by_domain)
+        page1 = (await http.get("/api/v1/measurements", params={"limit": 5})).json()
+        page2 = (await http.get("/api/v1/measurements", params={"limit": 5, "offset": 5})).json()
+        assert page1["metadata"]["next_url"] and page1["metadata"]["pages"] == (len(ms) + 4) // 5
+        first = {r["measurement_uid"] for r in page1["results"]}
+        assert not first & {r["measurement_uid"] for r in page2["results"]}
+        anomalies = (
+            await http.get("/api/v1/measurements", params={"blocking": "true", "limit": 1000})
+        ).json()
+        assert all(r["anomaly"] for r in anomalies["results"])
+        days = sorted({m["measurement_start_time"][:10] for m in ms})
+        since = (await http.get("/api/v1/measurements", params={"since": days[-1], "limit": 1000})).json()
+        assert since["results"] and all(r["measurement_start_time"] >= days[-1] for r in since["results"])
+        until = (await http.get("/api/v1/measurements", params={"until": days[0], "limit": 1000})).json()
+        assert until["results"] == []
+
+
+async def test_aggregation_counts(store_location: str, real_measurements: list[dict[str, Any]]) -> None:
+    ms = web(real_measurements)
+    async with collector(Settings(store=store_location, rate=0)) as (_, http):
+        await http.post("/api/v1/measurements", content=b"\n".join(orjson.dumps(m) for m in ms))
+        total = (await http.get("/api/v1/aggregation")).json()
+        assert total["dimension_count"] == 0
+        res = total["result"]
+        assert res["measurement_count"] == len(ms)
+        assert res["ok_count"] + res["anomaly_count"] + res["failure_count"] >= len(ms)
+        assert res["confirmed_count"] == 0
+        by = (
+            await http.get(
+                "/api/v1/aggregation", params={"axis_x": "measurement_start_day", "axis_y": "probe_cc"}
+            )
+        ).json()
+        assert by["dimension_count"] == 2
+        assert sum(r["measurement_count"] for r in by["result"]) == len(ms)
+        assert all(re.match(r"^\d{4}-\d{2}-\d{2}$", r["measurement_start_day"]) for r in by["result"])
+        listing = (await http.get("/api/v1/measurements", params={"limit": 1000})).json()["results"]
+        assert res["anomaly_count"] == sum(r["anomaly"] for r in listing)
+        assert res["failure_count"] == sum(r["failure"] for r in listing)
+        bad = await http.get("/api/v1/aggregation", params={"axis_x": "probe_ip"})
+        assert bad.status_code == 422
+
+
+async def test_non_web_connectivity_and_list_inputs_accepted(
+    real_measurements: list[dict[str, Any]], tmp_path
+) -> None:
+    async with collector(Settings(store=str(tmp_path / "m.duckdb"), rate=0)) as (_, http):
+        r = await http.post(
+            "/api/v1/measurements", content=b"\n".join(orjson.dumps(m) for m in real_measurements)
+        )
+        assert r.status_code == 200, r.text
+        assert len(r.json()["measurement_uids"]) == len(real_measurements)

@@ -1,0 +1,90 @@
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from collector import mmdb_writer
+from collector.conftest import OTHER, PROBE_V4, PROBE_V6, collector
+from collector.test_app import web
+from reachwatch.collector.attribution import Attributor, Network
+from reachwatch.collector.config import Settings
+from reachwatch.errors import UserError
+
+VENDORS: dict[str, dict[str, Any]] = {
+    "geolite2-asn": {"autonomous_system_number": 64501, "autonomous_system_organization": "Net A"},
+    "dbip-asn-lite": {"autonomous_system_number": 64501, "autonomous_system_organization": "Net A"},
+    "ipinfo-asn": {"asn": "AS64501", "name": "Net A", "domain": "a.example"},
+    "ipinfo-country-asn": {"asn": "AS64501", "as_name": "Net A", "country": "PK", "country_name": "Pakistan"},
+    "ipinfo-lite": {"asn": "AS64501", "as_name": "Net A", "country_code": "PK", "country": "Pakistan"},
+}
+
+
+@pytest.mark.parametrize("vendor", sorted(VENDORS))
+def test_vendor_field_names(vendor: str, tmp_path: Path) -> None:
+    db = mmdb_writer.write(tmp_path / "a.mmdb", {"203.0.113.0/24": VENDORS[vendor]})
+    net = Attributor(db).lookup(PROBE_V4)
+    assert net.asn == "AS64501" and net.name == "Net A"
+    if "country" in vendor or ("lite" in vendor and vendor.startswith("ipinfo")):
+        assert net.cc == "PK"
+
+
+def test_country_dbs(tmp_path: Path) -> None:
+    geolite = mmdb_writer.write(tmp_path / "c.mmdb", {"203.0.113.0/24": {"country": {"iso_code": "pk"}}})
+    registered = mmdb_writer.write(
+        tmp_path / "r.mmdb", {"203.0.113.0/24": {"registered_country": {"iso_code": "IR"}}}
+    )
+    assert Attributor(None, geolite).lookup(PROBE_V4) == Network(None, None, "PK")
+    assert Attributor(None, registered).lookup(PROBE_V4).cc == "IR"
+    assert not Attributor(None, geolite).lookup("8.8.8.8").attributed
+    assert not Attributor(None, geolite).lookup("not an address").attributed
+
+
+def test_bad_db_is_a_user_error(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.mmdb"
+    bad.write_bytes(b"not a database")
+    with pytest.raises(UserError):
+        Attributor(bad)
+
+
+async def test_collector_trusts_its_own_attribution(
+    tmp_path: Path, geo_dbs: tuple[Path, Path], real_measurements: list[dict[str, Any]]
+) -> None:
+    m = web(real_measurements)[0]
+    m["probe_asn"], m["probe_cc"] = "AS1", "US"
+    settings = Settings(store=str(tmp_path / "m.duckdb"), asn_db=geo_dbs[0], country_db=geo_dbs[1], rate=0)
+    for client, asn, cc, name in (
+        (PROBE_V4, "AS64501", "PK", "Test Net"),
+        (PROBE_V6, "AS64502", "DE", "Six Net"),
+        (OTHER, "AS1", "IR", m["probe_network_name"]),
+    ):
+        async with collector(settings, client=client) as (_, http):
+            uid = (
+                await http.post(
+                    "/api/v1/measurements",
+                    content=__import__("orjson").dumps(
+                        {**m, "measurement_start_time": f"2026-01-0{len(client) % 9 + 1} 00:00:00"}
+                    ),
+                )
+            ).json()["measurement_uids"][0]
+            stored = (await http.get(f"/api/v1/measurement/{uid}")).json()
+            assert (stored["probe_asn"], stored["probe_cc"], stored["probe_network_name"]) == (asn, cc, name)
+            assert stored.get("x_probe_cc_claimed") == "US"
+            assert stored.get("x_probe_asn_claimed") == (None if asn == "AS1" else "AS1")
+            row = (await http.get("/api/v1/measurements", params={"probe_cc": cc})).json()["results"][0]
+            assert row["attributed"] is True and row["x_probe_cc_claimed"] == "US"
+
+
+async def test_no_db_keeps_the_claim_marked_unattributed(
+    tmp_path: Path, real_measurements: list[dict[str, Any]]
+) -> None:
+    m = web(real_measurements)[0]
+    async with collector(Settings(store=str(tmp_path / "m.duckdb"), rate=0)) as (_, http):
+        uid = (await http.post("/api/v1/measurements", content=__import__("orjson").dumps(m))).json()[
+            "measurement_uids"
+        ][0]
+        stored = (await http.get(f"/api/v1/measurement/{uid}")).json()
+        assert stored["probe_asn"] == m["probe_asn"] and stored["x_unattributed"] is True
+        row = (await http.get("/api/v1/measurements")).json()["results"][0]
+        assert row["attributed"] is False and row["probe_asn"] == m["probe_asn"]

@@ -1,0 +1,79 @@
+"""Bad input gets a clear 4xx, never a 5xx, and nothing half-written."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+
+from collector.conftest import collector
+from collector.test_app import OPEN, web
+from reachwatch.collector.config import Settings
+
+
+@pytest.fixture
+def good(real_measurements: list[dict[str, Any]]) -> dict[str, Any]:
+    return web(real_measurements)[0]
+
+
+def broken(good: dict[str, Any]) -> list[tuple[str, bytes]]:
+    return [
+        ("not json", b"{this is not json"),
+        ("invalid utf-8", b'{"input": "\xff\xfe"}'),
+        ("not an object", b"[1, 2, 3]"),
+        ("missing keys", orjson.dumps({"input": "http://x.example/"})),
+        ("wrong types", orjson.dumps({**good, "test_keys": "nope", "probe_asn": 64501})),
+        ("bad cc", orjson.dumps({**good, "probe_cc": "Pakistan"})),
+        ("bad time", orjson.dumps({**good, "measurement_start_time": "2026-13-45 99:99:99"})),
+        ("huge string", orjson.dumps({**good, "input": "http://x.example/" + "a" * 100_000})),
+        ("deep nesting", b'{"a":' * 2000 + b"1" + b"}" * 2000),
+    ]
+
+
+async def test_bad_batches_are_4xx_and_store_nothing(tmp_path: Path, good: dict[str, Any]) -> None:
+    async with collector(Settings(store=str(tmp_path / "m.duckdb"), rate=0)) as (_, http):
+        for name, line in broken(good):
+            body = orjson.dumps(good) + b"\n" + line
+            r = await http.post("/api/v1/measurements", content=body)
+            assert 400 <= r.status_code < 500, (name, r.status_code, r.text)
+            assert r.json()["error"] and r.json()["errors"][0]["line"] == 2, name
+        empty = await http.post("/api/v1/measurements", content=b"\n \n")
+        assert empty.status_code == 400
+        count = (await http.get("/api/v1/measurements")).json()["metadata"]["count"]
+        assert count == 0, "a rejected batch must store nothing"
+
+
+async def test_bad_ooni_submissions(tmp_path: Path, good: dict[str, Any]) -> None:
+    async with collector(Settings(store=str(tmp_path / "m.duckdb"), rate=0)) as (_, http):
+        assert (await http.post("/report", content=b"{")).status_code == 400
+        assert (await http.post("/report", json={**OPEN, "format": "yaml"})).status_code == 422
+        assert (await http.post("/report", json={**OPEN, "probe_asn": "64501"})).status_code == 422
+        rid = (await http.post("/report", json=OPEN)).json()["report_id"]
+        unknown = await http.post(f"/report/{rid[:-1]}0", json={"format": "json", "content": good})
+        assert unknown.status_code == 404 and "unknown report id" in unknown.json()["error"]
+        assert (await http.post("/report/nonsense/close")).status_code == 404
+        for _, line in broken(good):
+            body = b'{"format": "json", "content": ' + line + b"}"
+            r = await http.post(f"/report/{rid}", content=body)
+            assert 400 <= r.status_code < 500, r.text
+        assert (await http.post(f"/report/{rid}", json={"content": good})).status_code == 422
+        assert (await http.get("/api/v1/measurement/nope")).status_code == 404
+        assert (await http.get("/api/v1/measurements", params={"limit": 0})).status_code == 422
+        assert (await http.get("/api/v1/measurements", params={"since": "yesterday"})).status_code == 422
+        assert (await http.get("/api/v1/measurements")).json()["metadata"]["count"] == 0
+
+
+async def test_oversize_body_is_413(tmp_path: Path, good: dict[str, Any]) -> None:
+    async with collector(Settings(store=str(tmp_path / "m.duckdb"), rate=0, max_body=10_000)) as (_, http):
+        body = orjson.dumps({**good, "test_keys": {"x": "a" * 20_000}})
+        r = await http.post("/api/v1/measurements", content=body)
+        assert r.status_code == 413 and "larger than 10000" in r.json()["error"]
+
+        async def chunks():  # no content-length: the limit applies while streaming
+            for _ in range(20):
+                yield b"a" * 1000
+
+        r = await http.post("/api/v1/measurements", content=chunks())
+        assert r.status_code == 413

@@ -1,0 +1,131 @@
+"""Acknowledged means stored: 20 `kill -9` of the collector during a bulk ingest lose nothing.
+
+Default 2,000 measurements; ``REACHWATCH_KILL_MEASUREMENTS=50000`` for the long run.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import os
+import random
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import httpx
+import orjson
+
+from collector.test_app import web
+
+TOTAL = int(os.environ.get("REACHWATCH_KILL_MEASUREMENTS", "2000"))
+KILLS = 20
+BATCH = 20
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def start(db: Path, port: int) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "reachwatch", "serve", "--db", str(db), "--port", str(port), "--rate", "0"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+
+
+async def wait_ready(url: str, proc: subprocess.Popen[bytes]) -> None:
+    async with httpx.AsyncClient() as http:
+        for _ in range(600):
+            if proc.poll() is not None:
+                raise RuntimeError(f"collector exited with {proc.returncode}")
+            try:
+                await http.get(f"{url}/api/v1/measurement/none", timeout=1)
+                return
+            except httpx.TransportError:
+                await asyncio.sleep(0.05)
+    raise TimeoutError("collector did not start")
+
+
+def measurements(sample: dict[str, Any]) -> list[bytes]:
+    out = []
+    for i in range(TOTAL):
+        m = copy.deepcopy(sample)
+        m["input"] = f"https://site{i}.example/"
+        m["measurement_start_time"] = f"2026-11-{1 + i % 28:02d} 00:{i // 60 % 60:02d}:{i % 60:02d}"
+        out.append(orjson.dumps(m))
+    return out
+
+
+async def test_kill_9_loses_no_acknowledged_measurement(
+    tmp_path: Path, real_measurements: list[dict[str, Any]]
+) -> None:
+    db = tmp_path / "m.duckdb"
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    lines = measurements(web(real_measurements)[0])
+    batches = [lines[i : i + BATCH] for i in range(0, len(lines), BATCH)]
+    acked: dict[int, str] = {}
+    todo: asyncio.Queue[int] = asyncio.Queue()
+    for i in range(len(batches)):
+        todo.put_nowait(i)
+    proc = start(db, port)
+    await wait_ready(url, proc)
+
+    async def client() -> None:
+        async with httpx.AsyncClient(timeout=10) as http:
+            while not todo.empty():
+                i = todo.get_nowait()
+                while True:
+                    try:
+                        r = await http.post(f"{url}/api/v1/measurements", content=b"\n".join(batches[i]))
+                    except httpx.TransportError:
+                        await asyncio.sleep(0.05)
+                        continue
+                    if r.status_code == 200:
+                        for k, uid in enumerate(r.json()["measurement_uids"]):
+                            acked[i * BATCH + k] = uid
+                        break
+                    assert r.status_code in (429, 503), r.text
+                    await asyncio.sleep(0.05)
+
+    async def killer() -> int:
+        nonlocal proc
+        kills = 0
+        rng = random.Random(7)
+        # kill points spread over the run by progress, each at a random instant after its threshold
+        thresholds = sorted(rng.sample(range(TOTAL - BATCH * 8), KILLS))
+        for threshold in thresholds:
+            while len(acked) < threshold:
+                await asyncio.sleep(0.001)
+            await asyncio.sleep(rng.uniform(0, 0.02))
+            os.kill(proc.pid, signal.SIGKILL)
+            proc.wait()
+            kills += 1
+            proc = start(db, port)
+            await wait_ready(url, proc)
+        return kills
+
+    started = time.monotonic()
+    clients = [asyncio.create_task(client()) for _ in range(4)]
+    kills = await killer()
+    await asyncio.gather(*clients)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert len(acked) == TOTAL
+    assert kills == KILLS, f"only {kills} kills in {time.monotonic() - started:.1f}s"
+    con = duckdb.connect(str(db), read_only=True)
+    stored = {r[0] for r in con.execute("SELECT measurement_uid FROM measurements").fetchall()}
+    (count,) = con.execute("SELECT count(*) FROM measurements").fetchall()[0]
+    con.close()
+    missing = set(acked.values()) - stored
+    assert not missing, f"{len(missing)} acknowledged measurements lost"
+    assert count == TOTAL == len(set(acked.values())), "a resent measurement was stored twice"

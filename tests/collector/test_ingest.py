@@ -1,0 +1,70 @@
+"""Group commit and back-pressure."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from collector.conftest import collector
+from collector.test_app import web
+from reachwatch.collector.config import Settings
+
+
+async def test_overload_is_503_with_retry_after(
+    tmp_path: Path, real_measurements: list[dict[str, Any]]
+) -> None:
+    ms = web(real_measurements)
+    async with collector(Settings(store=str(tmp_path / "m.duckdb"), rate=0, max_pending=3)) as (app, http):
+        store = app.state.store
+        release = asyncio.Event()
+        original = store.insert
+
+        async def slow_insert(rows):
+            await release.wait()
+            await original(rows)
+
+        store.insert = slow_insert
+        first = asyncio.create_task(
+            http.post("/api/v1/measurements", content=b"\n".join(orjson.dumps(m) for m in ms[:3]))
+        )
+        await asyncio.sleep(0.05)
+        busy = await http.post("/api/v1/measurements", content=orjson.dumps(ms[3]))
+        assert busy.status_code == 503 and busy.headers["retry-after"] == "1"
+        release.set()
+        assert (await first).status_code == 200
+        assert (await http.post("/api/v1/measurements", content=orjson.dumps(ms[3]))).status_code == 200
+
+
+async def test_concurrent_requests_share_commits(
+    tmp_path: Path, real_measurements: list[dict[str, Any]]
+) -> None:
+    ms = web(real_measurements)
+    async with collector(Settings(store=str(tmp_path / "m.duckdb"), rate=0)) as (app, http):
+        store = app.state.store
+        commits = []
+        original = store.insert
+
+        async def counting(rows):
+            commits.append(len(rows))
+            await original(rows)
+
+        store.insert = counting
+        answers = await asyncio.gather(
+            *(http.post("/api/v1/measurements", content=orjson.dumps(m)) for m in ms)
+        )
+        assert all(a.status_code == 200 for a in answers)
+        assert sum(commits) == len(ms) and len(commits) < len(ms)
+
+
+async def test_store_failure_is_503_not_500(tmp_path: Path, real_measurements: list[dict[str, Any]]) -> None:
+    async with collector(Settings(store=str(tmp_path / "m.duckdb"), rate=0)) as (app, http):
+
+        async def broken(rows):
+            raise OSError("disk full")
+
+        app.state.store.insert = broken
+        r = await http.post("/api/v1/measurements", content=orjson.dumps(web(real_measurements)[0]))
+        assert r.status_code == 503 and "retry-after" in r.headers

@@ -1,0 +1,97 @@
+"""The submitting address and the probe's own address are nowhere: not stored, not logged, not answered."""
+
+from __future__ import annotations
+
+import copy
+import logging
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+
+from collector.conftest import PROBE_V4, PROBE_V6, collector
+from collector.test_app import OPEN, web
+from reachwatch.collector.config import Settings
+from reachwatch.collector.privacy import scrub, variants
+
+PROBE_IP = "192.0.2.55"  # the probe's claimed own address
+
+
+def salted(m: dict[str, Any], addresses: list[str]) -> dict[str, Any]:
+    """A measurement carrying the addresses in bodies, headers, TLS, failure strings and keys."""
+    m = copy.deepcopy(m)
+    text = " and ".join(addresses)
+    m["probe_ip"] = PROBE_IP
+    tk = m["test_keys"]
+    if not tk.get("requests"):
+        tk["requests"] = [{"request": {}, "response": {}}]
+    req = tk["requests"][0]
+    req.setdefault("response", {})["body"] = f"<html>your IP is {text}</html>"
+    req["response"]["headers"] = {"X-Client-IP": text}
+    req["failure"] = f"connection_reset: read tcp {text}:4433"
+    tk["tls_handshakes"] = [{"address": f"{addresses[0]}:443", "peer_certificates": [], "failure": None}]
+    tk["x_nested"] = {"deep": [{"deeper": [text, {text: 1}]}]}
+    return m
+
+
+def test_variants_cover_ipv6_spellings() -> None:
+    got = variants("2001:db8::1")
+    assert b"2001:db8::1" in got and b"2001:0db8:0000:0000:0000:0000:0000:0001" in got
+    assert variants("127.0.0.1") == set()
+    assert b"192.0.2.1" in variants("::ffff:192.0.2.1")
+
+
+def test_scrub_reaches_every_string() -> None:
+    m = {"probe_ip": "192.0.2.1", "a": ["x 192.0.2.1 y", {"192.0.2.1": "ok"}], "b": {"c": "2001:DB8::1"}}
+    out = scrub(m, ["192.0.2.1", "2001:db8::1"])
+    blob = orjson.dumps(out)
+    assert b"192.0.2.1" not in blob and b"2001:DB8::1" not in blob
+    assert out["probe_ip"] == "127.0.0.1" and out["a"][0] == "x [scrubbed] y"
+
+
+@pytest.mark.parametrize("submitter", [PROBE_V4, PROBE_V6])
+async def test_addresses_nowhere(
+    submitter: str,
+    tmp_path: Path,
+    geo_dbs: tuple[Path, Path],
+    real_measurements: list[dict[str, Any]],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    addresses = [submitter, PROBE_IP]
+    db = tmp_path / "m.duckdb"
+    ms = [salted(m, addresses) for m in web(real_measurements)[:5]]
+    outputs: list[bytes] = []
+    async with collector(
+        Settings(store=str(db), asn_db=geo_dbs[0], country_db=geo_dbs[1], rate=0, admin_token="t0ken"),
+        client=submitter,
+    ) as (_, http):
+        rid = (await http.post("/report", json=OPEN)).json()["report_id"]
+        r = await http.post(f"/report/{rid}", json={"format": "json", "content": ms[0]})
+        outputs.append(r.content)
+        r = await http.post("/api/v1/measurements", content=b"\n".join(orjson.dumps(m) for m in ms[1:]))
+        outputs.append(r.content)
+        bad = await http.post("/api/v1/measurements", content=orjson.dumps({**ms[1], "probe_cc": submitter}))
+        assert bad.status_code == 422
+        outputs.append(bad.content)
+        uids = [orjson.loads(outputs[0])["measurement_uid"], *orjson.loads(outputs[1])["measurement_uids"]]
+        for uid in uids:
+            got = await http.get(f"/api/v1/measurement/{uid}")
+            outputs.append(got.content)
+            stored = got.json()
+            assert stored["probe_ip"] == "127.0.0.1"
+            assert "[scrubbed]" in stored["test_keys"]["requests"][0]["response"]["body"]
+        outputs.append((await http.get("/api/v1/measurements", params={"limit": 100})).content)
+        outputs.append((await http.get("/api/v1/aggregation", params={"axis_x": "probe_asn"})).content)
+        outputs.append(
+            (await http.post("/api/v1/admin/reanalyse", headers={"authorization": "Bearer t0ken"})).content
+        )
+    files = b"".join(p.read_bytes() for p in tmp_path.glob("m.duckdb*"))
+    assert files, "the DuckDB file should exist"
+    logs = caplog.text.encode()
+    for address in addresses:
+        for needle in variants(address):
+            assert needle not in files, f"{address} stored in the DuckDB file"
+            assert all(needle not in out for out in outputs), f"{address} in an API answer"
+            assert needle not in logs, f"{address} in the logs"

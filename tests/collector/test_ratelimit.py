@@ -1,0 +1,44 @@
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from collector.conftest import OTHER, PROBE_V4, collector
+from collector.test_app import web
+from reachwatch.collector.config import Settings
+from reachwatch.collector.ratelimit import RateLimiter, network_key
+
+
+def test_keys() -> None:
+    assert network_key("AS64501", "203.0.113.7") == "AS64501"
+    assert network_key(None, "203.0.113.7") == "203.0.113.0/24"
+    assert network_key(None, "2001:db8:1:2::7") == "2001:db8:1::/48"
+
+
+def test_token_bucket() -> None:
+    now = [0.0]
+    rl = RateLimiter(rate=10, burst=20, clock=lambda: now[0])
+    assert rl.take("a", 20) == 0.0
+    wait = rl.take("a", 5)
+    assert 0.4 < wait <= 0.5
+    assert rl.take("b", 1) == 0.0  # other networks are not affected
+    now[0] += 0.5
+    assert rl.take("a", 5) == 0.0
+    assert rl.take("a", 21) == float("inf")
+    assert RateLimiter(rate=0, burst=0).take("a", 10**9) == 0.0
+
+
+async def test_429_with_retry_after(tmp_path: Path, real_measurements: list[dict[str, Any]]) -> None:
+    ms = web(real_measurements)
+    settings = Settings(store=str(tmp_path / "m.duckdb"), rate=1, burst=3)
+    async with collector(settings, client=OTHER) as (_, http):
+        ok = await http.post("/api/v1/measurements", content=b"\n".join(orjson.dumps(m) for m in ms[:3]))
+        assert ok.status_code == 200
+        limited = await http.post("/api/v1/measurements", content=orjson.dumps(ms[3]))
+        assert limited.status_code == 429 and int(limited.headers["retry-after"]) >= 1
+        too_big = await http.post("/api/v1/measurements", content=b"\n".join(orjson.dumps(m) for m in ms[:5]))
+        assert too_big.status_code == 429
+    async with collector(settings, client=PROBE_V4) as (_, http):  # another /24: its own bucket
+        assert (await http.post("/api/v1/measurements", content=orjson.dumps(ms[4]))).status_code == 200

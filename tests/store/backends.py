@@ -1,0 +1,55 @@
+"""Fixtures shared by tests/store and tests/collector: the two storage backends and sample data.
+
+``store_location`` is parametrized over DuckDB (a tmp file) and ClickHouse (a clickhouse-server
+this session starts on loopback, with its own config and ports, killed by PID at the end).
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+
+from reachwatch.store import clickhouse_server
+
+SHARED = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "ooni"
+_db_counter = itertools.count()
+
+
+@pytest.fixture(scope="session")
+def clickhouse_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    if clickhouse_server.binary() is None:
+        pytest.skip(
+            "clickhouse-server is not installed (apt-get install clickhouse-server): ClickHouse tests skipped"
+        )
+    with clickhouse_server.running(tmp_path_factory.mktemp("clickhouse")) as url:
+        yield url
+
+
+@pytest.fixture(params=["duckdb", pytest.param("clickhouse", marks=pytest.mark.clickhouse)])
+def store_location(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    if request.param == "duckdb":
+        return str(tmp_path / "measurements.duckdb")
+    url: str = request.getfixturevalue("clickhouse_url")
+    return f"{url}/test{next(_db_counter)}"
+
+
+def load_samples(name: str = "measurements_real.jsonl") -> list[dict[str, Any]]:
+    path = SHARED / name
+    if not path.is_file():
+        pytest.skip(f"shared OONI data absent: {path} (expected next to the repo, in shared/data/ooni)")
+    return [orjson.loads(line) for line in path.read_bytes().splitlines() if line.strip()]
+
+
+@pytest.fixture(scope="session")
+def real_measurements() -> list[dict[str, Any]]:
+    return load_samples("measurements_real.jsonl")
+
+
+@pytest.fixture(scope="session")
+def small_measurements() -> list[dict[str, Any]]:
+    return load_samples("measurements_qa_emulated.jsonl")

@@ -1,0 +1,3 @@
+from store.backends import clickhouse_url, real_measurements, small_measurements, store_location
+
+__all__ = ["clickhouse_url", "real_measurements", "small_measurements", "store_location"]

@@ -1,0 +1,116 @@
+"""The Store protocol's behaviour, identical on DuckDB and ClickHouse."""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+
+from reachwatch.store import Filters, open_store
+from reachwatch.store.schema import Analysis, Row, compress, decompress
+
+
+def row(i: int, **over: object) -> Row:
+    start = dt.datetime(2026, 1, 1 + i % 3, 12, 0, i % 60)
+    base = Row(
+        measurement_uid=f"20260101000000.{i:06d}_PK_webconnectivity_{i:016x}",
+        content_hash=f"{i:032x}",
+        report_id=f"r{i % 2}",
+        input=f"https://site{i % 4}.example/",
+        domain=f"site{i % 4}.example",
+        probe_cc="PK" if i % 2 else "IR",
+        probe_asn="AS64501",
+        probe_network_name="Net",
+        attributed=True,
+        x_probe_cc_claimed=None,
+        x_probe_asn_claimed=None,
+        measurement_start_time=start,
+        measurement_start_day=start.date(),
+        test_name="web_connectivity",
+        blocking="dns" if i % 5 == 0 else "false",
+        accessible=i % 5 != 0,
+        x_technique="dns-hijack" if i % 5 == 0 else "none",
+        x_rule="r",
+        anomaly=i % 5 == 0,
+        confirmed=False,
+        failure=False,
+        category_code="NEWS" if i % 2 else None,
+        probe_id_hash="h",
+        raw=compress(b'{"i": %d}' % i),
+    )
+    return dataclasses.replace(base, **over)
+
+
+async def test_store_behaviour(store_location: str) -> None:
+    store = open_store(store_location)
+    await store.open()
+    try:
+        secret = await store.secret()
+        assert len(secret) == 32 and await store.secret() == secret
+        rows = [row(i) for i in range(20)] + [
+            row(20, blocking=None, accessible=None, failure=True, anomaly=False, x_technique=None)
+        ]
+        await store.insert(rows[:10])
+        await store.insert(rows[10:])
+        assert await store.existing([rows[3].content_hash, "f" * 32]) == {
+            rows[3].content_hash: rows[3].measurement_uid
+        }
+        raw = await store.get_raw(rows[7].measurement_uid)
+        assert raw is not None and decompress(raw) == b'{"i": 7}'
+        assert await store.get_raw("nope") is None
+
+        count, got = await store.search(Filters(), 5, 0)
+        assert count == 21 and len(got) == 5
+        assert got[0]["measurement_start_time"] >= got[-1]["measurement_start_time"]
+        assert isinstance(got[0]["anomaly"], bool) and isinstance(
+            got[0]["measurement_start_time"], dt.datetime
+        )
+        count, got = await store.search(Filters(probe_cc="PK", domain="site1.example"), 100, 0)
+        assert count == len(got) == sum(1 for r in rows if r.probe_cc == "PK" and r.domain == "site1.example")
+        count, _ = await store.search(Filters(blocking="true"), 100, 0)
+        assert count == sum(r.anomaly for r in rows)
+        count, _ = await store.search(Filters(blocking="null"), 100, 0)
+        assert count == 1
+        count, _ = await store.search(Filters(blocking="dns", category_code="NEWS"), 100, 0)
+        assert count == sum(1 for r in rows if r.blocking == "dns" and r.category_code == "NEWS")
+        since = dt.datetime(2026, 1, 2)
+        count, _ = await store.search(Filters(since=since, until=dt.datetime(2026, 1, 3)), 100, 0)
+        assert count == sum(1 for r in rows if since <= r.measurement_start_time < dt.datetime(2026, 1, 3))
+
+        total = await store.aggregate(Filters(), [])
+        assert total[0]["measurement_count"] == 21
+        assert total[0]["anomaly_count"] == sum(r.anomaly for r in rows)
+        assert total[0]["failure_count"] == 1
+        assert total[0]["ok_count"] == 21 - sum(r.anomaly for r in rows) - 1
+        by = await store.aggregate(Filters(probe_cc="PK"), ["measurement_start_day", "domain"])
+        assert sum(int(r["measurement_count"]) for r in by) == sum(1 for r in rows if r.probe_cc == "PK")
+
+        await store.update_analysis(
+            [Analysis(rows[1].measurement_uid, "tcp_ip", False, "tcp-reset", "x", True, False)]
+        )
+        _, got = await store.search(Filters(blocking="tcp_ip"), 10, 0)
+        assert [g["measurement_uid"] for g in got] == [rows[1].measurement_uid]
+        assert got[0]["x_technique"] == "tcp-reset" and got[0]["anomaly"] is True
+
+        assert await store.delete(rows[2].measurement_uid)
+        assert not await store.delete(rows[2].measurement_uid)
+        assert await store.get_raw(rows[2].measurement_uid) is None
+
+        seen = [uid async for batch in store.raw_batches(7) for uid, _ in batch]
+        assert sorted(seen) == sorted(r.measurement_uid for r in rows if r is not rows[2])
+    finally:
+        await store.close()
+
+
+async def test_reopen_keeps_rows_and_secret(store_location: str) -> None:
+    store = open_store(store_location)
+    await store.open()
+    secret = await store.secret()
+    await store.insert([row(1)])
+    await store.close()
+    again = open_store(store_location)
+    await again.open()
+    try:
+        assert await again.secret() == secret
+        assert await again.existing([row(1).content_hash]) == {row(1).content_hash: row(1).measurement_uid}
+    finally:
+        await again.close()
