@@ -130,7 +130,11 @@ def delete_ns(ns: str) -> None:
 
 def write_resolv_conf(ns: str, nameserver: str) -> None:
     (NETNS_ETC / ns).mkdir(parents=True, exist_ok=True)
-    (NETNS_ETC / ns / "resolv.conf").write_text(f"nameserver {nameserver}\noptions timeout:2 attempts:1\n")
+    # single-request-reopen: glibc sends A and AAAA from one socket at once, and when the router
+    # DNATs them to its resolver, conntrack can drop one of the pair (a known kernel race); the
+    # lookup would then wait out its timeout and look like DNS blocking.
+    options = "options timeout:2 attempts:1 single-request-reopen"
+    (NETNS_ETC / ns / "resolv.conf").write_text(f"nameserver {nameserver}\n{options}\n")
 
 
 @dataclass

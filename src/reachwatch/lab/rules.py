@@ -53,6 +53,10 @@ def router_batch(layout: a.Layout) -> list[str]:
     lines = ["link set lo up", f"addr add {a.CENSOR}/32 dev lo", *_iface("net", f"{a.LINK_ROUTER[0]}/30")]
     for isp in layout.isps:
         lines += _iface(isp.router_iface, f"{isp.router_ip}/24")
+    # Packet-sized segments through the censor: with GRO/GSO a whole page crosses the router as one
+    # 64 KB super-packet, which htb lets through at once, so throttling would not throttle.
+    lines += [f"link set dev {dev} gso_max_size 1500 gro_max_size 1500"
+              for dev in ("net", *(isp.router_iface for isp in layout.isps))]  # fmt: skip
     return lines + _routes(layout.lab_prefixes(), a.LINK_ROUTER[1])
 
 
@@ -60,6 +64,7 @@ def internet_batch(layout: a.Layout) -> list[str]:
     addresses = dict.fromkeys([a.RESOLVER, a.BLOCKPAGE, *layout.sites.values()])
     lines = ["link set lo up", *(f"addr add {ip}/32 dev lo" for ip in addresses)]
     lines += _iface("rtr", f"{a.LINK_ROUTER[1]}/30") + _iface("ctl", f"{a.LINK_CONTROL[0]}/30")
+    lines += ["link set dev rtr gso_max_size 1500 gro_max_size 1500"]  # see router_batch
     lines += _routes([a.ISP_NET, f"{a.CENSOR}/32"], a.LINK_ROUTER[0])
     return lines + _routes([f"{a.CONTROL}/32"], a.LINK_CONTROL[1])
 

@@ -70,6 +70,16 @@ def response(
     return head.encode("latin-1") + body
 
 
+def blockpage_response(body: bytes) -> bytes:
+    """A censor's blockpage as middleboxes send it: no length, the end is the connection's close.
+
+    It shares no uncommon header with the origin's answers (which carry Content-Length and
+    Connection), so OONI's header comparison can tell the two apart, as it can in the field.
+    """
+    head = "HTTP/1.1 200 OK\r\nServer: censor-proxy\r\nContent-Type: text/html; charset=utf-8\r\n\r\n"
+    return head.encode("latin-1") + body
+
+
 async def close(writer: asyncio.StreamWriter) -> None:
     try:
         writer.close()

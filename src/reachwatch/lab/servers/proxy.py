@@ -12,7 +12,7 @@ import contextlib
 import socket
 import struct
 
-from reachwatch.lab.servers.http import close, read_request, response
+from reachwatch.lab.servers.http import blockpage_response, close, read_request
 from reachwatch.lab.servers.pages import BLOCKPAGE
 
 SO_ORIGINAL_DST = 80
@@ -48,7 +48,7 @@ class BlockpageProxy:
             if request is None:
                 return
             if request.host in self.blocked:
-                writer.write(response(200, BLOCKPAGE))
+                writer.write(blockpage_response(BLOCKPAGE))
                 await writer.drain()
                 return
             await self._relay(original_dst(sock), request.raw, reader, writer)

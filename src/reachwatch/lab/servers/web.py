@@ -15,7 +15,7 @@ from typing import Any
 
 from reachwatch.lab.addressing import BLOCKPAGE_PORTS
 from reachwatch.lab.ca import CertStore
-from reachwatch.lab.servers.http import close, read_request, response
+from reachwatch.lab.servers.http import blockpage_response, close, read_request, response
 from reachwatch.lab.servers.pages import BLOCKPAGE, not_found_page, site_page
 
 HANDSHAKE_TIMEOUT = 10.0
@@ -91,11 +91,16 @@ class WebServer:
         if site is None:
             return response(404, not_found_page(host), keep_alive=keep_alive)
         if site.redirect_to:
-            return response(301, b"", headers={"Location": site.redirect_to}, keep_alive=keep_alive)
-        return response(site.status or 200, site_page(host), keep_alive=keep_alive)
+            headers = {**SITE_HEADERS, "Location": site.redirect_to}
+            return response(301, b"", headers=headers, keep_alive=keep_alive)
+        return response(site.status or 200, site_page(host), headers=SITE_HEADERS, keep_alive=keep_alive)
 
 
-BLOCKPAGE_RESPONSE = response(200, BLOCKPAGE)
+# Origin servers on the real internet send headers outside OONI's "common" list (CDN and
+# framework headers); a censor's blockpage rarely shares them. Without them every lab response
+# would "match headers" and a blockpage would pass OONI's HTTP comparison.
+SITE_HEADERS = {"X-Served-By": "lab-origin", "X-Cache-Status": "MISS"}
+BLOCKPAGE_RESPONSE = blockpage_response(BLOCKPAGE)
 
 
 async def _listen(handler: Any, host: str, port: int, ctx: ssl.SSLContext | None) -> asyncio.Server:
