@@ -42,6 +42,8 @@ FAILURES: Final[dict[str, str]] = {
     "http_too_many_redirects": "more than the allowed number of redirects",
     "http_invalid_response": "the server sent something that is not HTTP",
     "http_body_too_large": "the body exceeded the hard limit",
+    "http_request_failed": "the server (e.g. the control helper) answered with an error status",
+    "bogon_address_refused": "the control helper does not connect to loopback, private or other bogon addresses",
     "interrupted": "the measurement was cancelled",
 }
 

@@ -1,0 +1,105 @@
+"""The control helper's HTTP face: POST / with an OONI test-helper request (Starlette + uvicorn)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from reachwatch.control.measure import ThRequest, control_config, parse_endpoint, th_measure
+from reachwatch.control.safety import MAX_REQUEST_BYTES, MAX_REQUEST_ENDPOINTS, Safety
+from reachwatch.probe.config import ProbeConfig
+
+
+class BadRequest(ValueError):
+    """A malformed test-helper request: 400 with this message."""
+
+
+def parse_request(raw: bytes) -> ThRequest:
+    try:
+        body = json.loads(raw)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise BadRequest(f"the body is not JSON: {exc}") from None
+    if not isinstance(body, dict):
+        raise BadRequest("the body must be a JSON object")
+    url = body.get("http_request")
+    if not isinstance(url, str):
+        raise BadRequest("http_request must be the URL to measure (a string)")
+    parts = urlsplit(url)
+    try:
+        parts.port  # noqa: B018
+    except ValueError:
+        raise BadRequest(f"http_request {url!r} has a bad port") from None
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise BadRequest(f"http_request {url!r} is not an http(s) URL with a host")
+    endpoints = body.get("tcp_connect", [])
+    if not isinstance(endpoints, list) or not all(isinstance(e, str) for e in endpoints):
+        raise BadRequest("tcp_connect must be a list of 'ip:port' strings")
+    if len(endpoints) > MAX_REQUEST_ENDPOINTS:
+        raise BadRequest(f"tcp_connect has {len(endpoints)} endpoints, at most {MAX_REQUEST_ENDPOINTS}")
+    headers = body.get("http_request_headers", {})
+    if not isinstance(headers, dict):
+        raise BadRequest("http_request_headers must be an object")
+    try:
+        parsed = [parse_endpoint(e) for e in endpoints]
+    except ValueError as exc:
+        raise BadRequest(f"tcp_connect: {exc}") from None
+    return ThRequest(url=url, endpoints=list(dict.fromkeys(parsed)))
+
+
+async def _read_capped(request: Request) -> bytes | None:
+    """The body, or None when it is larger than MAX_REQUEST_BYTES (read no further)."""
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > MAX_REQUEST_BYTES:
+        return None
+    chunks = bytearray()
+    async for chunk in request.stream():
+        chunks += chunk
+        if len(chunks) > MAX_REQUEST_BYTES:
+            return None
+    return bytes(chunks)
+
+
+def _error(status: int, message: str) -> JSONResponse:
+    return JSONResponse({"error": message}, status_code=status)
+
+
+async def handle(request: Request) -> Response:
+    raw = await _read_capped(request)
+    if raw is None:
+        return _error(413, f"the request is larger than {MAX_REQUEST_BYTES} bytes")
+    try:
+        th_request = parse_request(raw)
+    except BadRequest as exc:
+        return _error(400, str(exc))
+    cfg: ProbeConfig = request.app.state.cfg
+    return JSONResponse(await th_measure(th_request, cfg))
+
+
+def make_app(*, lab: bool = False, ca_file: Path | None = None) -> Starlette:
+    """The ASGI app; ``lab`` allows bogon targets (loopback, private, TEST-NET)."""
+    app = Starlette(routes=[Route("/", handle, methods=["POST"])])
+    cfg = control_config(ProbeConfig(ca_file=ca_file, refuse_address=Safety(lab=lab).refuse))
+    cfg.ssl_context  # noqa: B018  (load the trust anchors at start-up)
+    app.state.cfg = cfg
+    return app
+
+
+def serve(host: str, port: int, *, lab: bool = False, ca_file: Path | None = None) -> None:
+    import uvicorn
+
+    app = make_app(lab=lab, ca_file=ca_file)
+    options: dict[str, Any] = {"access_log": False, "log_level": "warning", "lifespan": "off"}
+    try:
+        import uvloop  # noqa: F401
+
+        options["loop"] = "uvloop"
+    except ImportError:
+        pass
+    uvicorn.run(app, host=host, port=port, **options)

@@ -1,0 +1,91 @@
+"""Step: DNS through the system resolver (getaddrinfo) and the shapes of ``queries`` entries."""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import socket
+from typing import Any
+
+from reachwatch.failures import MeasurementFailure, classify
+from reachwatch.probe.trace import Trace, depth_tags
+
+
+def is_ip_literal(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return True
+
+
+def address_answer(ip: str, ttl: int | None) -> dict[str, Any]:
+    if ":" in ip:
+        return {"answer_type": "AAAA", "ipv6": ip, "ttl": ttl}
+    return {"answer_type": "A", "ipv4": ip, "ttl": ttl}
+
+
+def query_entry(
+    hostname: str,
+    query_type: str,
+    engine: str,
+    resolver_address: str,
+    *,
+    failure: str | None,
+    answers: list[dict[str, Any]],
+    t0: float,
+    t: float,
+    depth: int,
+    tid: int,
+) -> dict[str, Any]:
+    return {
+        "hostname": hostname,
+        "query_type": query_type,
+        "engine": engine,
+        "resolver_address": resolver_address,
+        "failure": failure,
+        "answers": answers,
+        "t0": t0,
+        "t": t,
+        "tags": depth_tags(depth),
+        "transaction_id": tid,
+    }
+
+
+def addresses_of(entry: dict[str, Any]) -> list[str]:
+    return [a.get("ipv4") or a.get("ipv6") for a in entry["answers"] if a["answer_type"] in ("A", "AAAA")]
+
+
+async def system_lookup(
+    hostname: str, *, timeout: float, trace: Trace, depth: int
+) -> tuple[list[str], dict[str, Any]]:
+    """getaddrinfo through the event loop (the OS resolver); addresses in its order, deduplicated."""
+    tid = trace.next_id()
+    t0 = trace.now()
+    addrs: list[str] = []
+    failure: str | None = None
+    loop = asyncio.get_running_loop()
+    try:
+        async with asyncio.timeout(timeout):
+            infos = await loop.getaddrinfo(hostname, None, type=socket.SOCK_STREAM)
+        for _family, _type, _proto, _name, sockaddr in infos:
+            ip = str(sockaddr[0]).split("%")[0]
+            if ip not in addrs:
+                addrs.append(ip)
+        if not addrs:
+            raise MeasurementFailure("dns_no_answer")
+    except Exception as exc:
+        failure = classify(exc)
+    entry = query_entry(
+        hostname,
+        "ANY",
+        "getaddrinfo",
+        "",
+        failure=failure,
+        answers=[address_answer(ip, None) for ip in addrs],
+        t0=t0,
+        t=trace.now(),
+        depth=depth,
+        tid=tid,
+    )
+    return addrs, entry

@@ -1,0 +1,162 @@
+"""Step: A and AAAA queries over UDP to one resolver, keeping every reply that arrives.
+
+The first valid reply to each query goes to ``queries``; anything else that arrives while the
+measurement runs (an injected answer and the real one, garbage, replies with a wrong id) is kept
+for ``x_dns_duplicate_responses``. Garbage never ends the wait for a valid reply.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from typing import Any, cast
+
+import dns.flags
+import dns.message
+import dns.rcode
+import dns.rdatatype
+
+from reachwatch.failures import MeasurementFailure, classify
+from reachwatch.probe.dns import address_answer, query_entry
+from reachwatch.probe.tcp import endpoint
+from reachwatch.probe.trace import Trace
+
+QUERY_TYPES = ("A", "AAAA")
+_RCODE_FAILURES = {dns.rcode.NXDOMAIN: "dns_nxdomain_error", dns.rcode.REFUSED: "dns_refused_error"}
+
+
+class UdpLookup(asyncio.DatagramProtocol):
+    """One socket, one query per type; collects replies until close()."""
+
+    def __init__(self, hostname: str, resolver: tuple[str, int], trace: Trace, depth: int) -> None:
+        self.hostname = hostname
+        self.resolver_address = endpoint(*resolver)
+        self.trace = trace
+        self.depth = depth
+        self.queries: dict[int, tuple[str, dns.message.Message, int, float]] = {}
+        self.first: dict[str, dict[str, Any]] = {}
+        self.first_bad: dict[str, dict[str, Any]] = {}
+        self.extra: list[dict[str, Any]] = []
+        self.answered = asyncio.get_running_loop().create_future()
+        self.transport: asyncio.DatagramTransport | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = cast(asyncio.DatagramTransport, transport)
+        for qtype in QUERY_TYPES:
+            msg = dns.message.make_query(self.hostname, qtype)
+            self.queries[msg.id] = (qtype, msg, self.trace.next_id(), self.trace.now())
+            self.transport.sendto(msg.to_wire())
+
+    def datagram_received(self, data: bytes, addr: Any) -> None:
+        qid = int.from_bytes(data[:2], "big") if len(data) >= 2 else -1
+        known = self.queries.get(qid)
+        if known is None:
+            self._record(self._guess_type(data), None, "dns_reply_with_wrong_query_id", [], valid=False)
+            return
+        qtype, query, _tid, _t0 = known
+        try:
+            reply = dns.message.from_wire(data)
+            if not query.is_response(reply):
+                raise MeasurementFailure("dns_server_misbehaving", "reply does not match the question")
+        except Exception as exc:
+            self._record(qtype, qid, classify(exc), [], valid=False)
+            return
+        self._record(qtype, qid, *_parse(reply, qtype), valid=True)
+
+    def error_received(self, exc: Exception) -> None:
+        for qtype, _msg, _tid, _t0 in self.queries.values():
+            if qtype not in self.first:
+                self._record(qtype, None, classify(exc), [], valid=True)
+
+    def _guess_type(self, data: bytes) -> str:
+        with contextlib.suppress(Exception):
+            msg = dns.message.from_wire(data, question_only=True)
+            if msg.question:
+                return dns.rdatatype.to_text(msg.question[0].rdtype)
+        return "ANY"
+
+    def _record(
+        self,
+        qtype: str,
+        qid: int | None,
+        failure: str | None,
+        answers: list[dict[str, Any]],
+        *,
+        valid: bool,
+    ) -> None:
+        match = self.queries.get(qid) if qid is not None else None
+        if match is None and valid:  # a socket error: charge it to the first unanswered query
+            match = next((m for m in self.queries.values() if m[0] == qtype), None)
+        tid, t0 = (match[2], match[3]) if match else (self.trace.next_id(), self.trace.now())
+        entry = query_entry(
+            self.hostname, qtype, "udp", self.resolver_address, failure=failure, answers=answers,
+            t0=t0, t=self.trace.now(), depth=self.depth, tid=tid,
+        )  # fmt: skip
+        if valid and qtype not in self.first:
+            self.first[qtype] = entry
+            if len(self.first) == len(QUERY_TYPES) and not self.answered.done():
+                self.answered.set_result(None)
+        else:
+            self.extra.append(entry)
+            if not valid and match is not None and qtype not in self.first_bad:
+                self.first_bad[qtype] = entry
+
+    def results(self) -> list[dict[str, Any]]:
+        """The entry for each query: its first valid reply, else its first bad one, else a timeout."""
+        out = []
+        for qtype, _msg, tid, t0 in self.queries.values():
+            if qtype in self.first:
+                out.append(self.first[qtype])
+            elif qtype in self.first_bad:
+                entry = dict(self.first_bad[qtype])
+                self.extra.remove(self.first_bad[qtype])
+                self.first[qtype] = entry
+                out.append(entry)
+            else:
+                entry = query_entry(
+                    self.hostname, qtype, "udp", self.resolver_address, failure="generic_timeout_error",
+                    answers=[], t0=t0, t=self.trace.now(), depth=self.depth, tid=tid,
+                )  # fmt: skip
+                self.first[qtype] = entry
+                out.append(entry)
+        return out
+
+    def close(self) -> list[dict[str, Any]]:
+        """Stop listening; return every extra reply seen so far."""
+        if self.transport is not None:
+            self.transport.close()
+        return self.extra
+
+
+def _parse(reply: dns.message.Message, qtype: str) -> tuple[str | None, list[dict[str, Any]]]:
+    answers: list[dict[str, Any]] = []
+    wanted = 0
+    for rrset in reply.answer:
+        for rdata in rrset:
+            if rdata.rdtype in (dns.rdatatype.A, dns.rdatatype.AAAA):
+                answers.append(address_answer(rdata.address, rrset.ttl))
+                wanted += dns.rdatatype.to_text(rdata.rdtype) == qtype
+            elif rdata.rdtype == dns.rdatatype.CNAME:
+                name = rdata.target.to_text(omit_final_dot=True)
+                answers.append({"answer_type": "CNAME", "hostname": name, "ttl": rrset.ttl})
+    rcode = reply.rcode()
+    if rcode != dns.rcode.NOERROR:
+        return _RCODE_FAILURES.get(rcode, "dns_server_misbehaving"), answers
+    return (None if wanted else "dns_no_answer"), answers
+
+
+async def start_udp_lookup(hostname: str, resolver: tuple[str, int], trace: Trace, depth: int) -> UdpLookup:
+    """Send the queries; the returned lookup keeps listening until close()."""
+    loop = asyncio.get_running_loop()
+    _, lookup = await loop.create_datagram_endpoint(
+        lambda: UdpLookup(hostname, resolver, trace, depth), remote_addr=resolver
+    )
+    return lookup
+
+
+async def wait_answered(lookup: UdpLookup, timeout: float) -> list[dict[str, Any]]:
+    """Wait (at most ``timeout``) for a valid reply to each query; return the ``queries`` entries."""
+    with contextlib.suppress(TimeoutError):
+        async with asyncio.timeout(timeout):
+            await asyncio.shield(lookup.answered)
+    return lookup.results()

@@ -1,0 +1,186 @@
+"""Step: one HTTP/1.1 GET with h11 over a connected stream, observed as a ``requests`` entry.
+
+The timeout bounds the whole request, body included; the body snapshot stops at the limit.
+A failure after the response headers arrived keeps the status, the headers and the partial body.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import codecs
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import urlsplit
+
+import h11
+
+from reachwatch.failures import MeasurementFailure, classify
+from reachwatch.probe.stream import ByteStream, TcpStream
+from reachwatch.probe.trace import Trace, depth_tags
+
+# What OONI's probe sends (a current desktop Chrome), so servers answer as they would a browser.
+USER_AGENT = (
+    "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) "
+    "Chrome/124.0.0.0 Safari/537.36"
+)
+BROWSER_HEADERS: dict[str, str] = {
+    "Accept": "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8",
+    "Accept-Language": "en-US;q=0.8,en;q=0.5",
+    "User-Agent": USER_AGENT,
+}
+
+
+@dataclass(slots=True)
+class HttpResult:
+    """What the hop logic needs beyond the observation: status, Location, the raw body."""
+
+    entry: dict[str, Any]
+    status: int | None = None
+    location: str | None = None
+    body: bytes = b""
+    truncated: bool = False
+    headers: list[tuple[str, str]] = field(default_factory=list)
+    failure: str | None = None
+
+
+def request_headers(url: str) -> list[tuple[str, str]]:
+    parts = urlsplit(url)
+    host = parts.netloc.rpartition("@")[2]
+    return [("Host", host), *BROWSER_HEADERS.items()]
+
+
+async def get(
+    stream: ByteStream,
+    raw: TcpStream,
+    url: str,
+    *,
+    timeout: float,
+    body_limit: int,
+    trace: Trace,
+    depth: int,
+) -> HttpResult:
+    """GET ``url`` over ``stream``; ``raw`` is the TCP stream under it (for the byte count)."""
+    tid = trace.next_id()
+    t0 = trace.now()
+    before = raw.bytes_received
+    headers = request_headers(url)
+    parts = urlsplit(url)
+    target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+    result = HttpResult(entry={})
+    body = bytearray()
+    try:
+        async with asyncio.timeout(timeout):
+            await _exchange(stream, target, headers, result, body, body_limit)
+    except Exception as exc:
+        result.failure = classify(exc)
+    finally:
+        stream.close()
+    result.body = bytes(body)
+    result.entry = {
+        "request": {
+            "method": "GET",
+            "url": url,
+            "headers": dict(headers),
+            "headers_list": [list(h) for h in headers],
+            "body": "",
+            "tor": {"is_tor": False},
+            "x_transport": "tcp",
+        },
+        "response": {
+            "code": result.status or 0,
+            "headers": dict(result.headers),
+            "headers_list": [list(h) for h in result.headers],
+            "body": body_value(result.body, result.truncated) if result.status is not None else None,
+            "body_is_truncated": result.truncated,
+        },
+        "failure": result.failure,
+        "t0": t0,
+        "t": trace.now(),
+        "tags": depth_tags(depth),
+        "transaction_id": tid,
+        "x_bytes_received": raw.bytes_received - before,
+    }
+    return result
+
+
+async def _exchange(
+    stream: ByteStream,
+    target: str,
+    headers: list[tuple[str, str]],
+    result: HttpResult,
+    body: bytearray,
+    body_limit: int,
+) -> None:
+    conn = h11.Connection(h11.CLIENT, max_incomplete_event_size=64 * 1024)
+    request = h11.Request(method="GET", target=target, headers=headers)
+    stream.send(conn.send(request) + conn.send(h11.EndOfMessage()))
+    eof = False
+    while True:
+        try:
+            event = conn.next_event()
+        except h11.RemoteProtocolError:
+            if eof:  # the peer closed in the middle of the response
+                raise MeasurementFailure("eof_error") from None
+            raise
+        if event is h11.NEED_DATA:
+            data = await stream.recv()
+            eof = not data
+            if eof and result.status is None:
+                raise MeasurementFailure("eof_error")
+            conn.receive_data(data)
+            continue
+        if isinstance(event, h11.InformationalResponse):
+            continue
+        if isinstance(event, h11.Response):
+            result.status = event.status_code
+            result.headers = [
+                (k.decode("latin-1"), v.decode("latin-1")) for k, v in event.headers.raw_items()
+            ]
+            for name, value in result.headers:
+                if name.lower() == "location":
+                    result.location = value
+        elif isinstance(event, h11.Data):
+            room = body_limit - len(body)
+            body += event.data[:room]
+            if len(event.data) >= room:
+                result.truncated = True
+                return
+        elif isinstance(event, h11.EndOfMessage):
+            return
+        elif isinstance(event, h11.ConnectionClosed):
+            if result.status is None:
+                raise MeasurementFailure("eof_error")
+            return
+
+
+def body_value(body: bytes, truncated: bool) -> str | dict[str, str]:
+    """UTF-8 text as a string (a character cut by truncation is dropped), else base64."""
+    try:
+        return codecs.getincrementaldecoder("utf-8")().decode(body, final=not truncated)
+    except UnicodeDecodeError:
+        return {"format": "base64", "data": base64.b64encode(body).decode()}
+
+
+def failed_entry(url: str, failure: str, *, trace: Trace, depth: int) -> dict[str, Any]:
+    """The request that could not be sent (no address, no connection): it fails like its cause."""
+    headers = request_headers(url)
+    now = trace.now()
+    return {
+        "request": {
+            "method": "GET",
+            "url": url,
+            "headers": dict(headers),
+            "headers_list": [list(h) for h in headers],
+            "body": "",
+            "tor": {"is_tor": False},
+            "x_transport": "tcp",
+        },
+        "response": {"code": 0, "headers": {}, "headers_list": [], "body": None, "body_is_truncated": False},
+        "failure": failure,
+        "t0": now,
+        "t": now,
+        "tags": depth_tags(depth),
+        "transaction_id": trace.next_id(),
+        "x_bytes_received": 0,
+    }

@@ -1,0 +1,152 @@
+"""`reachwatch measure` and `reachwatch control serve` as a user runs them (subprocesses, loopback)."""
+
+from __future__ import annotations
+
+import json
+import re
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from reachwatch.probe.testing import DnsServer, HttpServer
+
+FAST = ["--dns-timeout", "1", "--tcp-timeout", "2", "--tls-timeout", "2", "--http-timeout", "2"]
+
+
+def reachwatch(*args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "reachwatch", *args], capture_output=True, text=True, timeout=timeout
+    )
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def start_control(*extra: str) -> tuple[subprocess.Popen[bytes], str]:
+    port = free_port()
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "reachwatch",
+            "control",
+            "serve",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            *extra,
+        ]
+    )
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+            return proc, f"http://127.0.0.1:{port}/"
+        except OSError:
+            time.sleep(0.05)
+    proc.kill()
+    raise RuntimeError("the control helper did not start")
+
+
+@pytest.fixture
+def lab_control(ca_file: Path) -> Iterator[str]:
+    proc, url = start_control("--lab", "--ca-file", str(ca_file))
+    yield url
+    proc.terminate()
+    proc.wait(10)
+
+
+@pytest.fixture
+def strict_control() -> Iterator[str]:
+    proc, url = start_control()
+    yield url
+    proc.terminate()
+    proc.wait(10)
+
+
+def test_measure_https_with_lab_control(
+    https_server: HttpServer, dns_server: DnsServer, lab_control: str, ca_file: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "m.jsonl"
+    urls = [f"{https_server.named}/ok", f"{https_server.base}/redirect"]
+    result = reachwatch("measure", *urls, "--control", lab_control, "--resolver", dns_server.resolver,
+                        "--ca-file", str(ca_file), "--output", str(out), "--probe-asn", "AS64501",
+                        "--probe-cc", "PK", *FAST)  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    lines = [json.loads(line) for line in out.read_text().splitlines()]
+    assert sorted(m["input"] for m in lines) == sorted(urls)
+    for m in lines:
+        assert m["probe_ip"] == "127.0.0.1"
+        assert re.fullmatch(r"\d{8}T\d{6}Z_webconnectivity_PK_64501_n1_[A-Za-z]{16}", m["report_id"])
+        assert m["test_helpers"]["backend"]["address"] == lab_control
+        keys = m["test_keys"]
+        assert keys["control_failure"] is None
+        assert keys["control"]["http_request"]["status_code"] == 200
+        assert keys["requests"][0]["response"]["code"] == 200
+    redirected = next(m for m in lines if m["input"].endswith("/redirect"))
+    [hop] = redirected["test_keys"]["x_controls"]
+    assert hop["url"].endswith("/ok")
+    assert hop["control"]["http_request"]["title"] == "Test page"
+
+
+def test_strict_control_refuses_loopback(
+    http_server: HttpServer, dns_server: DnsServer, strict_control: str
+) -> None:
+    result = reachwatch("measure", f"{http_server.base}/ok", "--control", strict_control,
+                        "--resolver", dns_server.resolver, "--no-progress", *FAST)  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    keys = json.loads(result.stdout)["test_keys"]
+    assert keys["requests"][0]["response"]["code"] == 200
+    endpoint = f"127.0.0.1:{http_server.port}"
+    assert keys["control"]["tcp_connect"][endpoint]["failure"] == "bogon_address_refused"
+
+
+def test_unreachable_control_is_a_control_failure(http_server: HttpServer, dns_server: DnsServer) -> None:
+    control = f"http://127.0.0.1:{free_port()}/"
+    result = reachwatch(
+        "measure", f"{http_server.base}/ok", "--control", control, "--resolver", dns_server.resolver, *FAST
+    )
+    assert result.returncode == 0, result.stderr
+    keys = json.loads(result.stdout)["test_keys"]
+    assert keys["control"] is None
+    assert keys["control_failure"] == "connection_refused"
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["ftp://example.org/", "--control", "http://127.0.0.1:1/"], "not an http:// or https:// URL"),
+        (["--list", "/nonexistent/list.csv", "--control", "http://127.0.0.1:1/"], "no such file"),
+        (["http://127.0.0.1/", "--control", "nonsense"], "--control"),
+        (
+            ["http://127.0.0.1/", "--control", "http://127.0.0.1:1/", "--resolver", "dns.example"],
+            "--resolver",
+        ),
+        (["http://127.0.0.1/", "--control", "http://127.0.0.1:1/", "--parallel", "0"], "--parallel"),
+        (["--control", "http://127.0.0.1:1/"], "nothing to measure"),
+        (
+            ["http://127.0.0.1/", "--control", "http://127.0.0.1:1/", "--ca-file", "/nonexistent.pem"],
+            "no such file",
+        ),
+    ],
+)
+def test_bad_input_exits_2(args: list[str], message: str) -> None:
+    result = reachwatch("measure", *args)
+    assert result.returncode == 2
+    assert message in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_control_serve_bad_port() -> None:
+    result = reachwatch("control", "serve", "--port", "70000")
+    assert result.returncode == 2
+    assert "port" in result.stderr
