@@ -84,7 +84,8 @@ async def test_certificate_failures(
     assert handshake["failure"] == failure
     assert handshake["peer_certificates"], "the chain is kept even when verification fails"
     assert handshake["x_bytes_received"] > 0
-    assert keys["requests"][0]["failure"] == failure
+    assert keys["requests"] == [], "no GET is sent when the handshake fails (as OONI v0.5)"
+    assert keys["http_experiment_failure"] == failure
 
 
 async def test_silent_tls_server_times_out(loop_thread: LoopThread, ca: ThrowawayCA) -> None:

@@ -153,7 +153,7 @@ async def _fetch(url: str, cfg: ProbeConfig, trace: Trace, response: dict[str, A
         }
     last = hops[-1]
     result = last.http
-    failure = last.request["failure"] if last.request is not None else "unknown_failure: no request"
+    failure = last.failure
     if result is None or result.status is None:
         response["http_request"] = {**response["http_request"], "failure": failure}
         return

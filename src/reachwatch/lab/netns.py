@@ -52,11 +52,6 @@ def ip_batch(lines: Sequence[str], *, ns: str | None = None) -> None:
         run(["ip", *(["-n", ns] if ns else []), "-batch", "-"], stdin="\n".join(lines) + "\n")
 
 
-def tc_batch(lines: Sequence[str], *, ns: str) -> None:
-    if lines:
-        run(["tc", "-n", ns, "-batch", "-"], stdin="\n".join(lines) + "\n")
-
-
 def nft_load(ruleset: str, *, ns: str) -> None:
     if ruleset.strip():
         run(["nft", "-f", "-"], ns=ns, stdin=ruleset)

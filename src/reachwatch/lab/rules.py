@@ -54,7 +54,7 @@ def router_batch(layout: a.Layout) -> list[str]:
     for isp in layout.isps:
         lines += _iface(isp.router_iface, f"{isp.router_ip}/24")
     # Packet-sized segments through the censor: with GRO/GSO a whole page crosses the router as one
-    # 64 KB super-packet, which htb lets through at once, so throttling would not throttle.
+    # 64 KB super-packet, which a byte-rate policer can only drop whole, so throttling would break.
     lines += [f"link set dev {dev} gso_max_size 1500 gro_max_size 1500"
               for dev in ("net", *(isp.router_iface for isp in layout.isps))]  # fmt: skip
     return lines + _routes(layout.lab_prefixes(), a.LINK_ROUTER[1])
@@ -100,24 +100,6 @@ def router_nft(layout: a.Layout, rules: list[IspRules]) -> str:
 
 def router_iptables(rules: list[IspRules]) -> list[str]:
     return [line for r in rules for line in r.iptables_forward]
-
-
-def router_tc(rules: list[IspRules]) -> list[str]:
-    lines: list[str] = []
-    for r in rules:
-        if not r.throttles:
-            continue
-        dev = r.iface
-        lines += [
-            f"qdisc add dev {dev} root handle 1: htb default 1",
-            f"class add dev {dev} parent 1: classid 1:1 htb rate 10gbit",
-        ]
-        for n, (ip, rate) in enumerate(r.throttles, start=10):
-            lines += [
-                f"class add dev {dev} parent 1: classid 1:{n:x} htb rate {rate} burst 1600",
-                f"filter add dev {dev} parent 1: protocol ip prio 1 u32 match ip src {ip}/32 flowid 1:{n:x}",
-            ]
-    return lines
 
 
 def internet_nft(down: list[str]) -> str:

@@ -15,13 +15,12 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from reachwatch.errors import UserError
-from reachwatch.lab.techniques import TECHNIQUES
+from reachwatch.lab.techniques import TECHNIQUES, rate_bytes_per_second
 from reachwatch.testlists import read_testlist
 
 _HOST = re.compile(
     r"^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)+$"
 )
-_RATE = re.compile(r"^\d+(\.\d+)?(bit|kbit|mbit|gbit|bps|kbps|mbps)$")
 # addresses the lab itself uses (links, ISPs, services) or that cannot be a site
 _RESERVED = [ipaddress.ip_network(n) for n in ("0.0.0.0/8", "100.64.0.0/10", "127.0.0.0/8", "224.0.0.0/3")]
 
@@ -102,8 +101,8 @@ class Block(_Model):
     @field_validator("rate")
     @classmethod
     def _check_rate(cls, value: str | None) -> str | None:
-        if value is not None and not _RATE.match(value):
-            raise ValueError(f"{value!r} is not a rate like 16kbit, 1mbit or 2kbps")
+        if value is not None:
+            rate_bytes_per_second(value)  # ValueError names the problem
         return value
 
 

@@ -2,12 +2,13 @@
 
 Each technique turns one ``block`` entry of one ISP into rules for that ISP: answers of the
 censoring resolver, nft / iptables lines for the router's FORWARD path, hosts for the
-transparent blockpage proxy, or an htb class. :mod:`reachwatch.lab.topology` renders and loads
+transparent blockpage proxy, or a per-connection policer. :mod:`reachwatch.lab.topology` renders and loads
 them; nothing here touches the system.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Protocol
@@ -100,9 +101,37 @@ def _http_reset(rules: IspRules, entry: BlockEntry, ip: str) -> None:
     )
 
 
+# tc's rate units: "bit" units count bits, "bps" units count bytes (tc-bits and tc-bps(8))
+_RATE_UNITS = {"bit": 1 / 8, "kbit": 1000 / 8, "mbit": 1e6 / 8, "gbit": 1e9 / 8,
+               "bps": 1, "kbps": 1000, "mbps": 1e6, "gbps": 1e9}  # fmt: skip
+_RATE = re.compile(r"^(\d+(?:\.\d+)?)\s*(bit|kbit|mbit|gbit|bps|kbps|mbps|gbps)$", re.IGNORECASE)
+
+
+def rate_bytes_per_second(rate: str) -> int:
+    """``16kbit`` -> 2000; ValueError for anything that is not a tc-style rate."""
+    match = _RATE.match(rate.strip())
+    if match is None:
+        raise ValueError(f"{rate!r} is not a rate like 16kbit, 1mbit or 2kbps")
+    return max(1, round(float(match.group(1)) * _RATE_UNITS[match.group(2).lower()]))
+
+
 def _throttle(rules: IspRules, entry: BlockEntry, ip: str) -> None:
+    """A per-connection policer: each flow from the site to this ISP gets `rate`, excess dropped.
+
+    Per flow (an nft meter keyed by the client's address and port), so one throttled download
+    never delays another; small packets (handshakes, ACKs) pass, as shapers of bulk traffic do.
+    A queueing shaper (htb) would let a closed connection's backlog starve the next one.
+    """
     assert entry.rate is not None  # required, checked by the scenario
+    bps = rate_bytes_per_second(entry.rate)
+    burst = max(6000, bps)  # a few packets: the handshake and the first response bytes get through
+    meter = f"thr_{rules.iface}_{len(rules.throttles)}"
     rules.throttles.append((ip, entry.rate))
+    rules.nft_forward.append(
+        f'oifname "{rules.iface}" ip saddr {ip} meta l4proto tcp meta length > 200 '
+        f"meter {meter} size 65535 {{ ip daddr . tcp dport timeout 120s "
+        f"limit rate over {bps} bytes/second burst {burst} bytes }} drop"
+    )
 
 
 _ALL = [
@@ -120,7 +149,7 @@ _ALL = [
     Technique("http-blockpage", "HTTP requests for the host get the blockpage from a proxy",
               _http_blockpage),
     Technique("http-reset", "an HTTP request naming the host is answered with a RST", _http_reset),
-    Technique("throttle", "traffic from the site's address is limited to `rate`",
+    Technique("throttle", "each connection from the site's address is limited to `rate`",
               _throttle, frozenset({"rate"}), frozenset({"rate"})),
 ]  # fmt: skip
 

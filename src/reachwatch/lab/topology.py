@@ -24,8 +24,9 @@ from reachwatch.lab import netns, rules
 from reachwatch.lab.ca import write_pki
 from reachwatch.lab.control import start_control
 from reachwatch.lab.scenario import Scenario, load_scenario
+from reachwatch.lab.servers.pages import PAGE_SIZE
 from reachwatch.lab.state import LabState, Process, Vantage, by_prefix, load, registered
-from reachwatch.lab.techniques import IspRules
+from reachwatch.lab.techniques import IspRules, rate_bytes_per_second
 from reachwatch.testlists import HEADER
 
 
@@ -48,6 +49,24 @@ def _check_free(out: Path, layout: a.Layout) -> None:
         )
 
 
+MAX_THROTTLED_PAGE = 4 * 1024 * 1024
+
+
+def throttled_page_sizes(scenario: Scenario) -> dict[str, int]:
+    """Pages of throttled sites are big enough to take ~30 s at the throttled rate.
+
+    Throttling shows on bulk transfers: a 6 KB page at 16 kbit/s still loads within a probe's
+    timeout, and then neither OONI nor we could tell it from a slow link.
+    """
+    sizes: dict[str, int] = {}
+    for isp in scenario.isp:
+        for block in isp.block:
+            if block.technique == "throttle" and block.rate:
+                size = min(max(rate_bytes_per_second(block.rate) * 30, PAGE_SIZE), MAX_THROTTLED_PAGE)
+                sizes[block.host] = max(size, sizes.get(block.host, 0))
+    return sizes
+
+
 def _write_files(out: Path, scenario: Scenario, layout: a.Layout, isp_rules: list[IspRules]) -> None:
     pki = out / "pki"
     shutil.rmtree(pki, ignore_errors=True)
@@ -57,6 +76,8 @@ def _write_files(out: Path, scenario: Scenario, layout: a.Layout, isp_rules: lis
         writer.writerow(HEADER)
         writer.writerows([s.url, "MISC", "Miscellaneous", "", "reachwatch-lab", ""] for s in scenario.site)
     sites = {s.host: {**s.model_dump(exclude_none=True), "ip": layout.sites[s.host]} for s in scenario.site}
+    for host, size in throttled_page_sizes(scenario).items():
+        sites[host]["page_size"] = size
     isps = [
         {"name": isp.name, "asn": isp.asn, "cc": isp.cc, "ns": addr.ns, "ip": addr.ip, "net": addr.net,
          "blocks": [b.model_dump(exclude_none=True) for b in isp.block]}
@@ -102,7 +123,6 @@ def _build_network(scenario: Scenario, layout: a.Layout, isp_rules: list[IspRule
     netns.nft_load(rules.internet_nft(down), ns=layout.internet_ns)
     netns.nft_load(rules.router_nft(layout, isp_rules), ns=layout.router_ns)
     netns.iptables_load(rules.router_iptables(isp_rules), ns=layout.router_ns)
-    netns.tc_batch(rules.router_tc(isp_rules), ns=layout.router_ns)
 
 
 def _start_servers(out: Path, state: LabState, layout: a.Layout) -> None:

@@ -56,6 +56,10 @@ def addresses_of(entry: dict[str, Any]) -> list[str]:
     return [a.get("ipv4") or a.get("ipv6") for a in entry["answers"] if a["answer_type"] in ("A", "AAAA")]
 
 
+def _getaddrinfo(hostname: str) -> list[Any]:
+    return socket.getaddrinfo(hostname, None, type=socket.SOCK_STREAM)
+
+
 async def system_lookup(
     hostname: str, *, timeout: float, trace: Trace, depth: int
 ) -> tuple[list[str], dict[str, Any]]:
@@ -67,7 +71,9 @@ async def system_lookup(
     loop = asyncio.get_running_loop()
     try:
         async with asyncio.timeout(timeout):
-            infos = await loop.getaddrinfo(hostname, None, type=socket.SOCK_STREAM)
+            # Our own executor, not loop.getaddrinfo: uvloop sends that to libuv's 4-thread pool,
+            # where four lookups a censor never answers stall every other lookup behind them.
+            infos = await loop.run_in_executor(None, _getaddrinfo, hostname)
         for _family, _type, _proto, _name, sockaddr in infos:
             ip = str(sockaddr[0]).split("%")[0]
             if ip not in addrs:

@@ -28,7 +28,8 @@ class Hop:
     queries: list[dict[str, Any]] = field(default_factory=list)
     tcp_connect: list[dict[str, Any]] = field(default_factory=list)
     tls_handshakes: list[dict[str, Any]] = field(default_factory=list)
-    request: dict[str, Any] | None = None
+    request: dict[str, Any] | None = None  # only when a GET was sent, as in OONI's v0.5 format
+    failure: str | None = None  # why this hop has no response: DNS, TCP or TLS, or the GET's own
     http: http.HttpResult | None = None
     udp: dnsudp.UdpLookup | None = None
     control: asyncio.Task[Answer] | None = None
@@ -95,7 +96,7 @@ async def measure_hop(
     if control is not None:
         hop.control = asyncio.create_task(control.ask(url, [tcp.endpoint(ip, port) for ip in addrs]))
     if not addrs:
-        hop.request = http.failed_entry(url, dns_failure or "dns_no_answer", trace=trace, depth=depth)
+        hop.failure = dns_failure or "dns_no_answer"
         return hop
     https = url.startswith("https")
     attempts = [asyncio.create_task(_connect(hop, ip, port, host, https, cfg, trace)) for ip in addrs]
@@ -116,12 +117,11 @@ async def measure_hop(
     hop.tcp_connect.sort(key=lambda e: e["transaction_id"])
     hop.tls_handshakes.sort(key=lambda e: e["transaction_id"])
     if get_task is None:
-        hop.request = http.failed_entry(
-            url, first_failure or "unknown_failure: no endpoint", trace=trace, depth=depth
-        )
+        hop.failure = first_failure or "unknown_failure: no endpoint"
         return hop
     hop.http = await get_task
     hop.request = hop.http.entry
+    hop.failure = hop.http.failure
     return hop
 
 

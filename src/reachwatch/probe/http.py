@@ -160,27 +160,3 @@ def body_value(body: bytes, truncated: bool) -> str | dict[str, str]:
         return codecs.getincrementaldecoder("utf-8")().decode(body, final=not truncated)
     except UnicodeDecodeError:
         return {"format": "base64", "data": base64.b64encode(body).decode()}
-
-
-def failed_entry(url: str, failure: str, *, trace: Trace, depth: int) -> dict[str, Any]:
-    """The request that could not be sent (no address, no connection): it fails like its cause."""
-    headers = request_headers(url)
-    now = trace.now()
-    return {
-        "request": {
-            "method": "GET",
-            "url": url,
-            "headers": dict(headers),
-            "headers_list": [list(h) for h in headers],
-            "body": "",
-            "tor": {"is_tor": False},
-            "x_transport": "tcp",
-        },
-        "response": {"code": 0, "headers": {}, "headers_list": [], "body": None, "body_is_truncated": False},
-        "failure": failure,
-        "t0": now,
-        "t": now,
-        "tags": depth_tags(depth),
-        "transaction_id": trace.next_id(),
-        "x_bytes_received": 0,
-    }

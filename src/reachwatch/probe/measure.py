@@ -53,12 +53,19 @@ async def follow(
             if len(hops) > max_redirects:
                 raise MeasurementFailure("http_too_many_redirects")
         except MeasurementFailure as exc:
-            result.failure = exc.failure
+            result.failure = hop.failure = exc.failure
             assert hop.request is not None
             hop.request["failure"] = exc.failure
             break
         current = target
     return hops
+
+
+def _system_dns_failure(hop: Hop) -> str | None:
+    for q in hop.queries:
+        if q["engine"] == "getaddrinfo":
+            return q["failure"]  # type: ignore[no-any-return]
+    return None
 
 
 async def measure_url(url: str, cfg: ProbeConfig, control: ControlClient | None) -> dict[str, Any]:
@@ -75,6 +82,9 @@ async def measure_url(url: str, cfg: ProbeConfig, control: ControlClient | None)
         "tcp_connect": [e for hop in hops for e in hop.tcp_connect],
         "tls_handshakes": [e for hop in hops for e in hop.tls_handshakes],
         "requests": [hop.request for hop in reversed(hops) if hop.request is not None],
+        # OONI's summary keys: the system resolver's failure for the URL, and why the chain ended
+        "dns_experiment_failure": _system_dns_failure(hops[0]) if hops else None,
+        "http_experiment_failure": hops[-1].failure if hops else None,
         "control": None,
         "control_failure": None,
         "x_controls": [],

@@ -43,7 +43,10 @@ _WORDS = [
 ]
 
 
-def site_page(host: str, size: int = 6000) -> bytes:
+PAGE_SIZE = 6000  # bytes of text in a site's page, unless the site is throttled (see topology)
+
+
+def site_page(host: str, size: int = PAGE_SIZE) -> bytes:
     """A page whose ``<title>`` names the site and whose text depends only on the host."""
     seed = hashlib.sha256(host.encode()).digest()
     words: list[str] = []

@@ -16,7 +16,7 @@ from typing import Any
 from reachwatch.lab.addressing import BLOCKPAGE_PORTS
 from reachwatch.lab.ca import CertStore
 from reachwatch.lab.servers.http import blockpage_response, close, read_request, response
-from reachwatch.lab.servers.pages import BLOCKPAGE, not_found_page, site_page
+from reachwatch.lab.servers.pages import BLOCKPAGE, PAGE_SIZE, not_found_page, site_page
 
 HANDSHAKE_TIMEOUT = 10.0
 
@@ -27,13 +27,18 @@ class SiteConf:
     cert: str | None = None
     status: int | None = None
     redirect_to: str | None = None
+    page_size: int = PAGE_SIZE
 
 
 class WebServer:
     def __init__(self, sites: dict[str, dict[str, Any]], certs: CertStore) -> None:
         self.sites = {
-            h: SiteConf(h, s.get("cert"), s.get("status"), s.get("redirect_to")) for h, s in sites.items()
+            h: SiteConf(
+                h, s.get("cert"), s.get("status"), s.get("redirect_to"), s.get("page_size", PAGE_SIZE)
+            )
+            for h, s in sites.items()
         }
+        self._pages: dict[str, bytes] = {}
         self.certs = certs
         self.site_tls = self._sni_context(self._site_sni)
         self.block_tls = self._sni_context(self._censor_sni)
@@ -93,7 +98,10 @@ class WebServer:
         if site.redirect_to:
             headers = {**SITE_HEADERS, "Location": site.redirect_to}
             return response(301, b"", headers=headers, keep_alive=keep_alive)
-        return response(site.status or 200, site_page(host), headers=SITE_HEADERS, keep_alive=keep_alive)
+        page = self._pages.get(host)
+        if page is None:
+            page = self._pages[host] = site_page(host, site.page_size)
+        return response(site.status or 200, page, headers=SITE_HEADERS, keep_alive=keep_alive)
 
 
 # Origin servers on the real internet send headers outside OONI's "common" list (CDN and
