@@ -18,9 +18,9 @@ app = typer.Typer(
 
 
 def _register() -> None:
-    from reachwatch.cli import collector, control, evidence, lab, measure, verdict
+    from reachwatch.cli import collector, control, demo, evidence, lab, measure, verdict
 
-    for module in (measure, verdict, control, lab, collector, evidence):
+    for module in (measure, verdict, control, lab, collector, evidence, demo):
         module.register(app)
 
 

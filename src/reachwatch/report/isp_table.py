@@ -96,7 +96,7 @@ def _asn_number(asn: str) -> int:
 def render(rows: list[IspRow], console: Console | None = None, title: str = "Per-ISP evidence") -> None:
     table = Table(title=title, show_lines=False)
     for column in ("target", "ISP", "ASN", "CC", "verdict", "technique", "rule"):
-        table.add_column(column)
+        table.add_column(column, no_wrap=column != "ISP", overflow="fold")
     previous = None
     for r in rows:
         style = "red" if r.blocking not in (False, None) else ("yellow" if r.blocking is None else "")
@@ -111,4 +111,7 @@ def render(rows: list[IspRow], console: Console | None = None, title: str = "Per
             style=style,
         )
         previous = r.target
-    (console or Console()).print(table)
+    console = console or Console()
+    if not console.is_terminal:  # a log or a pipe: do not squeeze the evidence into 80 columns
+        console = Console(file=console.file, width=max(console.width, 160))
+    console.print(table)
