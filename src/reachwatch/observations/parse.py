@@ -26,20 +26,17 @@ from reachwatch.observations.text import (
     as_list,
     as_map,
     as_str,
-    body_bytes_and_text,
     header_keys,
+    is_map,
     norm_host,
     tag_values,
-    title_of,
     url_parts,
 )
-
-_ADDR_KEYS = ("ipv4", "ipv6")
 
 
 def flatten(measurement: Mapping[str, Any]) -> Observations:
     """Turn one measurement into :class:`Observations`. Never raises on bad input."""
-    if not isinstance(measurement, Mapping):
+    if not is_map(measurement):
         return Observations(test_name=None, input=None, hostname="", has_test_keys=False)
     raw_input = measurement.get("input")
     if isinstance(raw_input, list):  # some old reports carry the input as a list
@@ -48,7 +45,7 @@ def flatten(measurement: Mapping[str, Any]) -> Observations:
     hostname = url_parts(url)[1]
     test_name = as_str(measurement.get("test_name"))
     tk = measurement.get("test_keys")
-    if not isinstance(tk, Mapping):
+    if not is_map(tk):
         return Observations(test_name=test_name, input=url, hostname=hostname, has_test_keys=False)
     dns = tuple(_queries(as_list(tk.get("queries")), False)) + tuple(
         _queries(as_list(tk.get("x_dns_duplicate_responses")), True)
@@ -75,69 +72,86 @@ def flatten(measurement: Mapping[str, Any]) -> Observations:
 
 
 def _queries(entries: list[Any], duplicate: bool) -> list[DNSLookup]:
+    # NB: the hot loops below test ``is None`` before calling the as_* readers: most values
+    # are well-formed, and a call costs more than the rest of the field's work
     out = []
     for q in entries:
-        if not isinstance(q, Mapping):
+        if not is_map(q):
             continue
-        addrs = []
-        for answer in as_list(q.get("answers")):
-            if isinstance(answer, Mapping):
-                for key in _ADDR_KEYS:
-                    value = answer.get(key)
-                    if isinstance(value, str) and value:
-                        addrs.append(value)
-        depth, _ = tag_values(q.get("tags"))
+        get = q.get
+        failure = get("failure")
+        tx = get("transaction_id")
         out.append(
             DNSLookup(
-                hostname=norm_host(as_str(q.get("hostname")) or ""),
-                engine=as_str(q.get("engine")) or "",
-                query_type=as_str(q.get("query_type")) or "",
-                failure=as_failure(q.get("failure")),
-                addrs=tuple(addrs),
-                depth=depth or 0,
-                transaction_id=as_int(q.get("transaction_id")),
-                duplicate=duplicate,
+                norm_host(as_str(get("hostname")) or ""),
+                as_str(get("engine")) or "",
+                as_str(get("query_type")) or "",
+                None if failure is None else as_failure(failure),
+                _answer_addrs(get("answers")),
+                tag_values(get("tags"))[0] or 0,
+                None if tx is None else as_int(tx),
+                duplicate,
             )
         )
     return out
 
 
+def _answer_addrs(answers: Any) -> tuple[str, ...]:
+    """The IPv4/IPv6 answers, in answer order (CNAMEs and malformed entries skipped)."""
+    if not isinstance(answers, list):
+        return ()
+    addrs = []
+    for answer in answers:  # a hot loop: CDN answers are long lists
+        if is_map(answer):
+            ipv4, ipv6 = answer.get("ipv4"), answer.get("ipv6")
+            if ipv4 and isinstance(ipv4, str):
+                addrs.append(ipv4)
+            if ipv6 and isinstance(ipv6, str):
+                addrs.append(ipv6)
+    return tuple(addrs)
+
+
 def _tcp_connects(entries: list[Any]) -> list[TCPConnect]:
     out = []
     for t in entries:
-        if not isinstance(t, Mapping):
+        if not is_map(t):
             continue
-        ip, port = as_str(t.get("ip")), as_int(t.get("port"))
+        get = t.get
+        ip, port = as_str(get("ip")), as_int(get("port"))
         if not ip or port is None:
             continue
-        status = as_map(t.get("status"))
-        failure = as_failure(status.get("failure"))
-        if failure is None and status.get("success") is False:
+        status = as_map(get("status"))
+        failure = status.get("failure")
+        if failure is not None:
+            failure = as_failure(failure)
+        elif status.get("success") is False:
             failure = "unknown_failure: connect failed"
-        depth, fetch = tag_values(t.get("tags"))
-        out.append(TCPConnect(ip, port, failure, depth or 0, as_int(t.get("transaction_id")), fetch))
+        depth, fetch = tag_values(get("tags"))
+        tx = get("transaction_id")
+        out.append(TCPConnect(ip, port, failure, depth or 0, None if tx is None else as_int(tx), fetch))
     return out
 
 
 def _tls_handshakes(entries: list[Any]) -> list[TLSHandshake]:
     out = []
     for s in entries:
-        if not isinstance(s, Mapping):
+        if not is_map(s):
             continue
-        address = as_str(s.get("address")) or ""
-        ip = address.rsplit(":", 1)[0].strip("[]") if address else ""
-        depth, fetch = tag_values(s.get("tags"))
+        get = s.get
+        address = as_str(get("address")) or ""
+        depth, fetch = tag_values(get("tags"))
+        failure, tx, received = get("failure"), get("transaction_id"), get("x_bytes_received")
         out.append(
             TLSHandshake(
-                address=address,
-                ip=ip,
-                server_name=norm_host(as_str(s.get("server_name")) or ""),
-                failure=as_failure(s.get("failure")),
-                depth=depth or 0,
-                transaction_id=as_int(s.get("transaction_id")),
-                fetch_body=fetch,
-                bytes_received=as_int(s.get("x_bytes_received")),
-                no_tls_verify=s.get("no_tls_verify") is True,
+                address,
+                address.rsplit(":", 1)[0].strip("[]") if address else "",
+                norm_host(as_str(get("server_name")) or ""),
+                None if failure is None else as_failure(failure),
+                depth or 0,
+                None if tx is None else as_int(tx),
+                fetch,
+                None if received is None else as_int(received),
+                get("no_tls_verify") is True,
             )
         )
     return out
@@ -147,31 +161,30 @@ def _requests(entries: list[Any]) -> list[HTTPTransaction]:
     """``requests`` is newest first: without depth tags, the last entry is depth 0 and the
     depth grows each time the URL changes (old probes also listed retries of the same URL)."""
     out = []
-    inferred = _inferred_depths(entries)
+    inferred: list[int] | None = None
     for index, r in enumerate(entries):
-        if not isinstance(r, Mapping):
+        if not is_map(r):
             continue
         request, response = as_map(r.get("request")), as_map(r.get("response"))
         url = as_str(request.get("url")) or ""
         scheme, host = url_parts(url)
-        failure = as_failure(r.get("failure"))
         code = as_int(response.get("code"))
-        length, text = body_bytes_and_text(response.get("body"))
         depth, _ = tag_values(r.get("tags"))
+        if depth is None:
+            inferred = inferred or _inferred_depths(entries)
+            depth = inferred[index]
         out.append(
             HTTPTransaction(
-                url=url,
-                scheme=scheme,
-                hostname=host,
-                failure=failure,
-                status_code=code if code and code > 0 else None,
-                body_length=length,
-                body_is_truncated=response.get("body_is_truncated") is True,
-                title=title_of(text) if text else "",
-                header_keys=header_keys(response.get("headers"), response.get("headers_list")),
-                depth=inferred[index] if depth is None else depth,
-                transaction_id=as_int(r.get("transaction_id")),
-                bytes_received=as_int(r.get("x_bytes_received")),
+                url,
+                scheme,
+                host,
+                as_failure(r.get("failure")),
+                code if code and code > 0 else None,
+                response.get("body_is_truncated") is True,
+                depth,
+                as_int(r.get("transaction_id")),
+                as_int(r.get("x_bytes_received")),
+                response,
             )
         )
     return out
@@ -198,22 +211,22 @@ def _controls(tk: Mapping[str, Any], hostname: str) -> tuple[Control | None, ...
 
 
 def _control(raw: Any, depth: int, hostname: str) -> Control | None:
-    if not isinstance(raw, Mapping) or not raw:
+    if not is_map(raw) or not raw:
         return None
     dns_raw, http_raw = raw.get("dns"), raw.get("http_request")
     dns = None
-    if isinstance(dns_raw, Mapping):
-        addrs = tuple(a for a in as_list(dns_raw.get("addrs")) if isinstance(a, str) and _is_ip(a))
+    if is_map(dns_raw):
+        addrs = tuple([a for a in as_list(dns_raw.get("addrs")) if isinstance(a, str) and _is_ip(a)])
         dns = ControlDNS(as_failure(dns_raw.get("failure")), addrs)
     http = None
-    if isinstance(http_raw, Mapping):
+    if is_map(http_raw):
         code = as_int(http_raw.get("status_code"))
         http = ControlHTTP(
-            failure=as_failure(http_raw.get("failure")),
-            status_code=code if code and code > 0 else None,
-            body_length=as_int(http_raw.get("body_length")),
-            title=as_str(http_raw.get("title")) or "",
-            header_keys=header_keys(http_raw.get("headers")),
+            as_failure(http_raw.get("failure")),
+            code if code and code > 0 else None,
+            as_int(http_raw.get("body_length")),
+            as_str(http_raw.get("title")) or "",
+            header_keys(http_raw.get("headers")),
         )
     tcp = {k: as_failure(as_map(v).get("failure")) for k, v in as_map(raw.get("tcp_connect")).items()}
     tls = {

@@ -89,6 +89,29 @@ def is_bogon(address: str) -> bool:
     return any(ip in net for net in nets)
 
 
+# Reserved for documentation and benchmarking: bogons to OONI, but never the sink a censor answers
+# with. Labs (ours included) stand public sites on them, so an answer there is a hijack, not a bogon.
+_DOCUMENTATION: Final = tuple(
+    ipaddress.ip_network(cidr)
+    for cidr in ("192.0.2.0/24", "198.51.100.0/24", "203.0.113.0/24", "198.18.0.0/15", "2001:db8::/32")
+)
+
+
+@lru_cache(maxsize=8192)
+def is_sink(address: str) -> bool:
+    """A bogon a censor answers with to sink traffic (private, loopback, unspecified...).
+
+    Documentation and benchmarking ranges are bogons (``is_bogon``) but not sinks.
+    """
+    if not is_bogon(address):
+        return False
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return True
+    return not any(ip in net for net in _DOCUMENTATION if net.version == ip.version)
+
+
 @lru_cache(maxsize=8192)
 def is_loopback(address: str) -> bool:
     """True for loopback addresses and for anything that is not an IP address."""

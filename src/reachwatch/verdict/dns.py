@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from typing import Final
 
 from reachwatch.observations import Control, DNSLookup
-from reachwatch.verdict.bogon import is_bogon
+from reachwatch.verdict.bogon import is_sink
 
 SYSTEM_ENGINES: Final = frozenset({"getaddrinfo", "system", "golang_net_resolver", "go", ""})
 TIMEOUT_FAILURES: Final = frozenset({"generic_timeout_error", "dns_temporary_failure"})
@@ -92,7 +92,7 @@ def hop_finding(
         else:
             invalid.extend(a for a in q.addrs if a not in ctrl_addrs)
     if invalid:
-        return DNSFinding("inconsistent", "dns-bogon" if all(map(is_bogon, invalid)) else "dns-hijack")
+        return DNSFinding("inconsistent", "dns-bogon" if all(map(is_sink, invalid)) else "dns-hijack")
     if unexpected is not None:
         return DNSFinding("inconsistent", failure_technique(unexpected))
     if valid or expected:

@@ -10,7 +10,7 @@ from reachwatch.verdict.httpdiff import NO_DIFF, HTTPDiff, compare
 from reachwatch.verdict.walk import Event, endpoints, find_event
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen: cheaper to build (see observations.records)
 class Facts:
     test_name: str | None
     has_test_keys: bool

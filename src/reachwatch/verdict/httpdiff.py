@@ -11,6 +11,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Final
 
 from reachwatch.observations import ControlHTTP, HTTPTransaction
@@ -90,6 +91,7 @@ def compare(probe: HTTPTransaction, control: ControlHTTP | None) -> HTTPDiff:
     )
 
 
+@lru_cache(maxsize=4096)  # a site's title recurs in every measurement of it
 def _long_words(title: str) -> frozenset[str]:
     if not title:
         return frozenset()

@@ -33,7 +33,7 @@ Expect = Literal["missing", "ok", "failed"]
 Kind = Literal["final", "http", "tls", "tcp", "dns", "dns-loopback"]
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen: cheaper to build (see observations.records)
 class Endpoint:
     depth: int
     tcp: TCPConnect | None
@@ -41,7 +41,7 @@ class Endpoint:
     http: HTTPTransaction | None
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen: cheaper to build (see observations.records)
 class Event:
     kind: Kind
     depth: int
@@ -78,9 +78,17 @@ def endpoints(obs: Observations, lookups: Iterable[DNSLookup]) -> list[Endpoint]
     legacy = all(t.transaction_id is None for t in obs.tcp)  # before v0.5: no transaction ids
     if legacy and not obs.http and "http_experiment_failure" in obs.extra:  # no requests kept
         failed = HTTPTransaction(
-            obs.input or "", "", obs.hostname, obs.extra["http_experiment_failure"],
-            None, None, False, "", frozenset(), 0, None, None,
-        )  # fmt: skip
+            url=obs.input or "",
+            scheme="",
+            hostname=obs.hostname,
+            failure=obs.extra["http_experiment_failure"],
+            status_code=None,
+            body_is_truncated=False,
+            depth=0,
+            transaction_id=None,
+            bytes_received=None,
+            response={},
+        )
         out.append(Endpoint(0, None, None, failed))
     return out
 
