@@ -32,6 +32,7 @@ class Hop:
     failure: str | None = None  # why this hop has no response: DNS, TCP or TLS, or the GET's own
     http: http.HttpResult | None = None
     udp: dnsudp.UdpLookup | None = None
+    connection_ids: dict[int, int] = field(default_factory=dict)  # id(TCP stream) -> transaction id
     control: asyncio.Task[Answer] | None = None
 
 
@@ -110,7 +111,7 @@ async def measure_hop(
             stream, raw = streams
             get_task = asyncio.create_task(
                 http.get(stream, raw, url, timeout=cfg.timeouts.http, body_limit=cfg.body_limit,
-                         trace=trace, depth=depth)
+                         trace=trace, depth=depth, tid=_connection_id(hop, raw))
             )  # fmt: skip
         else:
             streams[0].close()
@@ -125,6 +126,11 @@ async def measure_hop(
     return hop
 
 
+def _connection_id(hop: Hop, raw: TcpStream) -> int | None:
+    """The transaction id of the TCP connect that made ``raw``."""
+    return hop.connection_ids.get(id(raw))
+
+
 async def _connect(
     hop: Hop, ip: str, port: int, host: str, https: bool, cfg: ProbeConfig, trace: Trace
 ) -> tuple[tuple[ByteStream, TcpStream] | None, str | None]:
@@ -137,11 +143,13 @@ async def _connect(
     hop.tcp_connect.append(entry)
     if raw is None:
         return None, entry["status"]["failure"]
+    hop.connection_ids[id(raw)] = entry["transaction_id"]
     if not https:
         return (raw, raw), None
     stream, tls_entry = await tls.handshake(
-        raw, ip, port, host, context=cfg.ssl_context, timeout=cfg.timeouts.tls, trace=trace, depth=hop.depth
-    )
+        raw, ip, port, host, context=cfg.ssl_context, timeout=cfg.timeouts.tls, trace=trace,
+        depth=hop.depth, tid=entry["transaction_id"],
+    )  # fmt: skip
     hop.tls_handshakes.append(tls_entry)
     if stream is None:
         return None, tls_entry["failure"]

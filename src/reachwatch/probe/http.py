@@ -59,9 +59,13 @@ async def get(
     body_limit: int,
     trace: Trace,
     depth: int,
+    tid: int | None = None,
 ) -> HttpResult:
-    """GET ``url`` over ``stream``; ``raw`` is the TCP stream under it (for the byte count)."""
-    tid = trace.next_id()
+    """GET ``url`` over ``stream``; ``raw`` is the TCP stream under it (for the byte count).
+
+    ``tid``: the connection's transaction id, shared with its TCP connect and TLS handshake.
+    """
+    tid = trace.next_id() if tid is None else tid
     t0 = trace.now()
     before = raw.bytes_received
     headers = request_headers(url)

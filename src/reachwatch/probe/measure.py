@@ -64,7 +64,7 @@ async def follow(
 def _system_dns_failure(hop: Hop) -> str | None:
     for q in hop.queries:
         if q["engine"] == "getaddrinfo":
-            return q["failure"]  # type: ignore[no-any-return]
+            return q["failure"]
     return None
 
 

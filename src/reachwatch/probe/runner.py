@@ -1,6 +1,8 @@
 """Measure many URLs: bounded concurrency on one event loop, one JSON line per measurement.
 
-Lines are written as measurements complete (completion order), so output streams.
+Lines are written as measurements complete (completion order), so output streams. With a
+:class:`~reachwatch.probe.submit.Submitter`, each line is first put in its on-disk outbox, and
+sent to the collector in the background; the run ends with a bounded final send.
 """
 
 from __future__ import annotations
@@ -13,13 +15,18 @@ from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from time import monotonic
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 from reachwatch.probe.config import DEFAULT_PARALLEL, ProbeConfig
 from reachwatch.probe.control_client import ControlClient
 from reachwatch.probe.envelope import Envelope
 from reachwatch.probe.measure import measure_url
 from reachwatch.testlists import Target
+
+if TYPE_CHECKING:
+    from reachwatch.probe.submit import Submitter
+
+DEFAULT_FLUSH_TIMEOUT = 30.0
 
 Decide = Callable[[dict[str, Any]], Any]
 
@@ -60,12 +67,17 @@ def dumps(measurement: dict[str, Any]) -> str:
 async def run(
     targets: Iterable[Target],
     cfg: ProbeConfig,
-    output: TextIO,
+    output: TextIO | None,
     *,
     parallel: int = DEFAULT_PARALLEL,
     progress: bool | None = None,
+    submitter: Submitter | None = None,
+    flush_timeout: float = DEFAULT_FLUSH_TIMEOUT,
 ) -> int:
-    """Measure every target, ``parallel`` at a time; return how many measurements were written."""
+    """Measure every target, ``parallel`` at a time; return how many measurements were written.
+
+    Each goes to ``output`` (JSONL) and/or ``submitter`` (outbox first, then the collector).
+    """
     items = list(targets)
     loop = asyncio.get_running_loop()
     loop.set_default_executor(ThreadPoolExecutor(max_workers=min(64, max(4, parallel))))
@@ -87,21 +99,34 @@ async def run(
             except Exception as exc:
                 print(f"reachwatch: error: measuring {target.url} failed: {exc!r}", file=sys.stderr)
                 continue
-            output.write(dumps(measurement) + "\n")
-            output.flush()
+            line = dumps(measurement)
+            if submitter is not None:
+                await submitter.put(line.encode())
+            if output is not None:
+                output.write(line + "\n")
+                output.flush()
             written += 1
             if bar is not None and task_id is not None:
                 bar.advance(task_id)
 
     try:
+        if submitter is not None:
+            submitter.start()
         if bar is not None:
             bar.start()
         await asyncio.gather(*(worker() for _ in range(max(1, min(parallel, len(items))))))
+        if bar is not None:
+            bar.stop()
+            bar = None
+        if submitter is not None:
+            await submitter.finish(flush_timeout)
     finally:
         if bar is not None:
             bar.stop()
         if control is not None:
             await control.aclose()
+        if submitter is not None:
+            await submitter.close()
     return written
 
 
@@ -121,7 +146,14 @@ def _progress(total: int) -> tuple[Any, Any]:
 
 
 def run_sync(
-    targets: Iterable[Target], cfg: ProbeConfig, output: TextIO, *, parallel: int, progress: bool | None
+    targets: Iterable[Target],
+    cfg: ProbeConfig,
+    output: TextIO | None,
+    *,
+    parallel: int,
+    progress: bool | None,
+    submitter: Submitter | None = None,
+    flush_timeout: float = DEFAULT_FLUSH_TIMEOUT,
 ) -> int:
     """Run on uvloop when available (Linux), else the default loop."""
     try:
@@ -131,4 +163,7 @@ def run_sync(
     except ImportError:
         factory = None
     with asyncio.Runner(loop_factory=factory) as runner:
-        return runner.run(run(targets, cfg, output, parallel=parallel, progress=progress))
+        return runner.run(
+            run(targets, cfg, output, parallel=parallel, progress=progress, submitter=submitter,
+                flush_timeout=flush_timeout)
+        )  # fmt: skip

@@ -33,9 +33,14 @@ async def handshake(
     timeout: float,
     trace: Trace,
     depth: int,
+    tid: int | None = None,
 ) -> tuple[TlsStream | None, dict[str, Any]]:
-    """Handshake, verifying against ``context``; the certificates are kept even on failure."""
-    tid = trace.next_id()
+    """Handshake, verifying against ``context``; the certificates are kept even on failure.
+
+    ``tid``: the transaction id of the TCP connection underneath (OONI joins TCP, TLS and HTTP
+    of one connection by it).
+    """
+    tid = trace.next_id() if tid is None else tid
     t0 = trace.now()
     before = raw.bytes_received
     tls = TlsStream(raw, context, sni_for(server_name) if server_name else None)
