@@ -11,10 +11,10 @@ import pytest
 import uvicorn
 from fastapi import FastAPI
 
-from collector import mmdb_writer
 from reachwatch.collector.app import create_app
 from reachwatch.collector.config import Settings
 from reachwatch.collector.server import uvicorn_config
+from reachwatch.lab import mmdb
 from store.backends import clickhouse_url, real_measurements, small_measurements, store_location
 
 __all__ = ["clickhouse_url", "real_measurements", "small_measurements", "store_location"]
@@ -26,7 +26,7 @@ OTHER = "198.51.100.23"  # country only
 
 @pytest.fixture
 def geo_dbs(tmp_path: Path) -> tuple[Path, Path]:
-    asn = mmdb_writer.write(
+    asn = mmdb.write(
         tmp_path / "asn.mmdb",
         {
             "203.0.113.0/24": {
@@ -42,7 +42,7 @@ def geo_dbs(tmp_path: Path) -> tuple[Path, Path]:
         },
         "GeoLite2-ASN",
     )
-    country = mmdb_writer.write(
+    country = mmdb.write(
         tmp_path / "country.mmdb",
         {
             "203.0.113.0/24": {"country": {"iso_code": "PK"}},

@@ -5,12 +5,12 @@ from typing import Any
 
 import pytest
 
-from collector import mmdb_writer
 from collector.conftest import OTHER, PROBE_V4, PROBE_V6, collector
 from collector.test_app import web
 from reachwatch.collector.attribution import Attributor, Network
 from reachwatch.collector.config import Settings
 from reachwatch.errors import UserError
+from reachwatch.lab import mmdb
 
 VENDORS: dict[str, dict[str, Any]] = {
     "geolite2-asn": {"autonomous_system_number": 64501, "autonomous_system_organization": "Net A"},
@@ -23,7 +23,7 @@ VENDORS: dict[str, dict[str, Any]] = {
 
 @pytest.mark.parametrize("vendor", sorted(VENDORS))
 def test_vendor_field_names(vendor: str, tmp_path: Path) -> None:
-    db = mmdb_writer.write(tmp_path / "a.mmdb", {"203.0.113.0/24": VENDORS[vendor]})
+    db = mmdb.write(tmp_path / "a.mmdb", {"203.0.113.0/24": VENDORS[vendor]})
     net = Attributor(db).lookup(PROBE_V4)
     assert net.asn == "AS64501" and net.name == "Net A"
     if "country" in vendor or ("lite" in vendor and vendor.startswith("ipinfo")):
@@ -31,8 +31,8 @@ def test_vendor_field_names(vendor: str, tmp_path: Path) -> None:
 
 
 def test_country_dbs(tmp_path: Path) -> None:
-    geolite = mmdb_writer.write(tmp_path / "c.mmdb", {"203.0.113.0/24": {"country": {"iso_code": "pk"}}})
-    registered = mmdb_writer.write(
+    geolite = mmdb.write(tmp_path / "c.mmdb", {"203.0.113.0/24": {"country": {"iso_code": "pk"}}})
+    registered = mmdb.write(
         tmp_path / "r.mmdb", {"203.0.113.0/24": {"registered_country": {"iso_code": "IR"}}}
     )
     assert Attributor(None, geolite).lookup(PROBE_V4) == Network(None, None, "PK")

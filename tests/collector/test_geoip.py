@@ -9,10 +9,10 @@ from pathlib import Path
 import httpx
 import pytest
 
-from collector import mmdb_writer
 from reachwatch.collector import geoip
 from reachwatch.collector.attribution import Attributor
 from reachwatch.errors import UserError
+from reachwatch.lab import mmdb
 
 
 def test_urls_use_current_then_previous_month() -> None:
@@ -21,7 +21,7 @@ def test_urls_use_current_then_previous_month() -> None:
 
 
 def test_update_downloads_checks_and_renames(tmp_path: Path) -> None:
-    db = mmdb_writer.write(
+    db = mmdb.write(
         tmp_path / "src.mmdb",
         {
             "203.0.113.0/24": {

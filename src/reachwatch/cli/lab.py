@@ -50,8 +50,17 @@ def run(
     tls_timeout: float | None = typer.Option(None, "--tls-timeout"),
     http_timeout: float | None = typer.Option(None, "--http-timeout"),
     parallel: int | None = typer.Option(None, "--parallel"),
+    collector: bool = typer.Option(
+        False, "--collector", help="Start a collector in the control vantage; every probe submits to it."
+    ),
+    db: Path | None = typer.Option(
+        None,
+        "--db",
+        help="The collector's DuckDB file (default DIR/collector.duckdb); kept after `lab down`.",
+    ),
 ) -> None:
-    """Bring the lab up if needed, then measure from every ISP and the control vantage."""
+    """Bring the lab up if needed, then measure from every ISP probe and the control vantage."""
+    from reachwatch.lab import collector as lab_collector
     from reachwatch.lab import run as lab_run
     from reachwatch.lab import state as lab_state
     from reachwatch.lab import topology
@@ -63,6 +72,10 @@ def run(
             if state is not None:
                 topology.teardown(state)
             state = topology.up(scenario, out, prefix=prefix)
+        if collector or db is not None:
+            lab_collector.start_collector(state, db)
+        elif state.collector_url:
+            lab_collector.stop_collector(state)
         timeouts = lab_run.Timeouts(dns_timeout, tcp_timeout, tls_timeout, http_timeout, parallel)
         results = lab_run.measure_all(state, timeouts)
     except LabError as exc:
@@ -70,6 +83,9 @@ def run(
         return
     typer.echo(lab_run.summary(results))
     typer.echo(f"all measurements: {Path(state.out) / 'measurements.jsonl'}")
+    if state.collector_url:
+        typer.echo(f"collector: {state.collector_url} in {state.prefix}-ctl, database {state.collector_db} "
+                   "(readable once the collector stops: `reachwatch lab down`)")  # fmt: skip
     if any(r.returncode != 0 for r in results):
         raise typer.Exit(1)
 

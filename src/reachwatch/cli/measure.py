@@ -13,10 +13,13 @@ import typer
 
 from reachwatch.errors import UserError
 
-HELP = "Measure URLs (web_connectivity) and write one JSON measurement per line."
+HELP = (
+    "Measure URLs (web_connectivity): write one JSON measurement per line and/or queue them on disk "
+    "and send them to a collector (--collector)."
+)
 
 
-def check_control_url(url: str) -> str:
+def check_control_url(url: str, option: str = "--control") -> str:
     parts = urlsplit(url)
     try:
         parts.port  # noqa: B018
@@ -24,7 +27,7 @@ def check_control_url(url: str) -> str:
         parts = urlsplit("")
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise UserError(
-            f"--control {url!r} is not an http(s) URL", fix="e.g. --control http://127.0.0.1:8080/"
+            f"{option} {url!r} is not an http(s) URL", fix=f"e.g. {option} http://127.0.0.1:8080/"
         )
     return url
 
@@ -39,7 +42,16 @@ def measure(
     lists: list[Path] = typer.Option([], "--list", help="Citizen Lab test list (CSV); repeatable."),
     control: str = typer.Option(..., "--control", help="Control helper URL (POST /)."),
     parallel: int = typer.Option(100, "--parallel", help="Measurements at once."),
-    output: str = typer.Option("-", "--output", help="Output file, or - for stdout."),
+    output: str | None = typer.Option(
+        None, "--output", help="Output file, or - for stdout (default: stdout, unless --collector)."
+    ),
+    collector: str | None = typer.Option(None, "--collector", help="Collector base URL to send to."),
+    outbox: Path = typer.Option(
+        Path(".reachwatch-outbox"), "--outbox", help="On-disk queue for --collector (kept between runs)."
+    ),
+    flush_timeout: float = typer.Option(
+        30.0, "--flush-timeout", help="Seconds to wait at the end for the collector to take the rest."
+    ),
     resolver: str | None = typer.Option(None, "--resolver", help="IP[:PORT] for direct UDP queries."),
     ca_file: Path | None = typer.Option(None, "--ca-file", help="Extra trust anchors (PEM)."),
     probe_asn: str = typer.Option("AS0", "--probe-asn"),
@@ -53,6 +65,7 @@ def measure(
 ) -> None:
     from reachwatch.probe.config import ProbeConfig, Timeouts, parse_resolver
     from reachwatch.probe.runner import run_sync
+    from reachwatch.probe.submit import Submitter
     from reachwatch.testlists import collect_targets
 
     targets = collect_targets(urls or [], lists)
@@ -61,7 +74,8 @@ def measure(
     if parallel < 1:
         raise UserError(f"--parallel must be at least 1, got {parallel}")
     for name, value in (("--dns-timeout", dns_timeout), ("--tcp-timeout", tcp_timeout),
-                        ("--tls-timeout", tls_timeout), ("--http-timeout", http_timeout)):  # fmt: skip
+                        ("--tls-timeout", tls_timeout), ("--http-timeout", http_timeout),
+                        ("--flush-timeout", flush_timeout)):  # fmt: skip
         _positive(name, value)
     if not re.fullmatch(r"AS\d{1,10}", probe_asn):
         raise UserError(f"--probe-asn {probe_asn!r} is not like AS64501")
@@ -79,14 +93,23 @@ def measure(
         probe_network_name=probe_network_name,
     )
     cfg.ssl_context  # noqa: B018  (load --ca-file now: a bad file is a UserError, not a failure per URL)
+    submitter = None
+    if collector is not None:
+        try:
+            submitter = Submitter(check_control_url(collector, "--collector"), outbox)
+        except OSError as exc:
+            raise UserError(f"cannot use the outbox: {exc.strerror}", where=str(outbox)) from None
     with ExitStack() as stack:
-        out: TextIO = sys.stdout
-        if output != "-":
+        out: TextIO | None = sys.stdout if output == "-" or (output is None and submitter is None) else None
+        if output not in (None, "-"):
             try:
                 out = stack.enter_context(open(output, "w", encoding="utf-8"))
             except OSError as exc:
                 raise UserError(f"cannot write: {exc.strerror}", where=output) from None
-        run_sync(targets, cfg, out, parallel=parallel, progress=False if no_progress else None)
+        run_sync(targets, cfg, out, parallel=parallel, progress=False if no_progress else None,
+                 submitter=submitter, flush_timeout=flush_timeout)  # fmt: skip
+    if submitter is not None:
+        typer.echo(f"reachwatch: {submitter.summary()}", err=True)
 
 
 def register(app: typer.Typer) -> None:

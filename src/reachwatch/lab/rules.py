@@ -24,6 +24,7 @@ def isp_rules(scenario: Scenario, layout: a.Layout) -> list[IspRules]:
 def links(layout: a.Layout) -> list[str]:
     """Veth pairs created straight into their namespaces (no name ever lives in the root one)."""
     pairs = [(layout.router_ns, i.router_iface, i.ns, i.iface) for i in layout.isps]
+    pairs += [(i.ns, p.port, p.ns, p.iface) for i in layout.isps for p in i.extra_probes()]
     pairs += [
         (layout.router_ns, "net", layout.internet_ns, "rtr"),
         (layout.internet_ns, "ctl", layout.control_ns, "net"),
@@ -42,9 +43,22 @@ def _routes(prefixes: list[str], via: str) -> list[str]:
 
 
 def isp_batch(layout: a.Layout, isp: a.IspAddr) -> list[str]:
+    """The ISP namespace is probe 1; with more probes its router link and theirs share a bridge."""
+    if not isp.bridged:
+        lines = _iface(isp.iface, f"{isp.ip}/24")
+    else:
+        ports = [isp.iface, *(p.port for p in isp.extra_probes())]
+        lines = ["link add name lan type bridge stp_state 0 forward_delay 0"]
+        lines += [f"link set {port} master lan" for port in ports] + [f"link set {port} up" for port in ports]
+        lines += _iface("lan", f"{isp.ip}/24")
+    return ["link set lo up", *lines, *_routes(layout.lab_prefixes(), isp.router_ip)]
+
+
+def probe_batch(layout: a.Layout, isp: a.IspAddr, probe: a.ProbeAddr) -> list[str]:
+    """A probe's own namespace: one address of the ISP's /24, on the ISP's segment, same routes."""
     return [
         "link set lo up",
-        *_iface(isp.iface, f"{isp.ip}/24"),
+        *_iface(probe.iface, f"{probe.ip}/24"),
         *_routes(layout.lab_prefixes(), isp.router_ip),
     ]
 
@@ -66,11 +80,12 @@ def internet_batch(layout: a.Layout) -> list[str]:
     lines += _iface("rtr", f"{a.LINK_ROUTER[1]}/30") + _iface("ctl", f"{a.LINK_CONTROL[0]}/30")
     lines += ["link set dev rtr gso_max_size 1500 gro_max_size 1500"]  # see router_batch
     lines += _routes([a.ISP_NET, f"{a.CENSOR}/32"], a.LINK_ROUTER[0])
-    return lines + _routes([f"{a.CONTROL}/32"], a.LINK_CONTROL[1])
+    return lines + _routes([a.CONTROL_NET], a.LINK_CONTROL[1])
 
 
 def control_batch(layout: a.Layout) -> list[str]:
-    lines = ["link set lo up", f"addr add {a.CONTROL}/32 dev lo", *_iface("net", f"{a.LINK_CONTROL[1]}/30")]
+    lines = ["link set lo up", *(f"addr add {ip}/32 dev lo" for ip in (a.CONTROL, a.COLLECTOR))]
+    lines += _iface("net", f"{a.LINK_CONTROL[1]}/30")
     return lines + _routes([*layout.lab_prefixes(), a.ISP_NET], a.LINK_CONTROL[0])  # ISPs ask it too
 
 
@@ -88,6 +103,7 @@ def router_nft(layout: a.Layout, rules: list[IspRules]) -> str:
                 f'iifname "{r.iface}" ip daddr {{ {addrs} }} tcp dport 80 redirect to :{isp.proxy_port}'
             )
         forward += r.nft_forward
+    forward = [*collector_accept("nft"), *forward] if forward else forward
     return (
         "table ip reachwatch {\n"
         "  chain prerouting {\n    type nat hook prerouting priority dstnat; policy accept;\n"
@@ -98,8 +114,23 @@ def router_nft(layout: a.Layout, rules: list[IspRules]) -> str:
     )
 
 
+def collector_accept(kind: str) -> list[str]:
+    """The censor never blocks the way to the collector: its traffic is accepted before any rule."""
+    where = f"{a.COLLECTOR} tcp"
+    if kind == "nft":
+        return [
+            f"ip daddr {where} dport {a.COLLECTOR_PORT} accept",
+            f"ip saddr {where} sport {a.COLLECTOR_PORT} accept",
+        ]
+    return [
+        f"-A FORWARD -d {a.COLLECTOR}/32 -p tcp --dport {a.COLLECTOR_PORT} -j ACCEPT",
+        f"-A FORWARD -s {a.COLLECTOR}/32 -p tcp --sport {a.COLLECTOR_PORT} -j ACCEPT",
+    ]
+
+
 def router_iptables(rules: list[IspRules]) -> list[str]:
-    return [line for r in rules for line in r.iptables_forward]
+    lines = [line for r in rules for line in r.iptables_forward]
+    return [*collector_accept("iptables"), *lines] if lines else lines
 
 
 def internet_nft(down: list[str]) -> str:

@@ -1,8 +1,11 @@
 """``lab run``: measure the lab's targets from every ISP and from the control vantage at once.
 
-Each vantage runs ``reachwatch measure`` inside its namespace (so it sees that ISP's resolver
-and censorship), writing ``DIR/<ns>.jsonl``; the lines are then gathered in
-``DIR/measurements.jsonl``.
+Each vantage (every probe of every ISP, and the control vantage) runs ``reachwatch measure``
+inside its namespace (so it sees that ISP's resolver and censorship), writing ``DIR/<ns>.jsonl``;
+the lines are then gathered in ``DIR/measurements.jsonl``. With a collector running
+(``lab run --collector``), each probe also queues its measurements in ``DIR/outbox/<ns>`` and
+sends them to the collector across the censoring router, claiming no network (``AS0``/``ZZ``):
+the collector attributes them from their lab address, as it does volunteers' ones.
 """
 
 from __future__ import annotations
@@ -42,6 +45,7 @@ class VantageResult:
     seconds: float
     stderr: str
     lines: list[str] = field(default_factory=list)
+    queued: int | None = None  # left in the outbox, when sending to a collector
 
 
 def measure_argv(state: LabState, vantage: Vantage, timeouts: Timeouts) -> list[str]:
@@ -51,13 +55,19 @@ def measure_argv(state: LabState, vantage: Vantage, timeouts: Timeouts) -> list[
             "the lab has no control helper, so `reachwatch measure` cannot run",
             fix=f"see {out / 'logs' / 'control.log'}; {'; '.join(state.warnings)}",
         )
-    return [
+    argv = [
         sys.executable, "-m", "reachwatch", "measure", "--list", str(out / "targets.csv"),
-        "--control", state.control_url, "--ca-file", str(out / "ca.pem"),
-        "--probe-asn", f"AS{vantage.asn}", "--probe-cc", vantage.cc,
-        "--probe-network-name", vantage.name, "--resolver", state.resolver,
+        "--control", state.control_url, "--ca-file", str(out / "ca.pem"), "--resolver", state.resolver,
         "--output", str(out / f"{vantage.ns}.jsonl"), "--no-progress", *timeouts.flags(),
     ]  # fmt: skip
+    if state.collector_url:  # claim nothing: the collector attributes from the address
+        return [*argv, "--collector", state.collector_url, "--outbox", str(outbox(state, vantage))]
+    return [*argv, "--probe-asn", f"AS{vantage.asn}", "--probe-cc", vantage.cc,
+            "--probe-network-name", vantage.name]  # fmt: skip
+
+
+def outbox(state: LabState, vantage: Vantage) -> Path:
+    return Path(state.out) / "outbox" / vantage.ns
 
 
 async def _one(state: LabState, vantage: Vantage, timeouts: Timeouts) -> VantageResult:
@@ -72,8 +82,10 @@ async def _one(state: LabState, vantage: Vantage, timeouts: Timeouts) -> Vantage
     )
     _, err = await proc.communicate()
     lines = output.read_text().splitlines() if output.exists() else []
+    box = outbox(state, vantage) / "pending"
+    queued = len(list(box.glob("*.json"))) if state.collector_url and box.is_dir() else None
     return VantageResult(vantage, output, proc.returncode or 0, time.monotonic() - t0, err.decode(errors="replace"),
-                         [line for line in lines if line.strip()])  # fmt: skip
+                         [line for line in lines if line.strip()], queued)  # fmt: skip
 
 
 async def _all(state: LabState, timeouts: Timeouts) -> list[VantageResult]:
@@ -103,6 +115,8 @@ def summary(results: list[VantageResult]) -> str:
             techniques[str(tk.get("x_technique") or tk.get("blocking") or "?")] += 1
         seen = ", ".join(f"{k}={v}" for k, v in sorted(techniques.items()))
         status = "ok" if r.returncode == 0 else f"exit {r.returncode}: {r.stderr.strip().splitlines()[-1:]}"
-        rows.append(f"{r.vantage.ns:<10} {r.vantage.name:<24} {len(r.lines):>5} measurements "
+        if r.queued is not None:
+            status += f", {r.queued} still queued for the collector" if r.queued else ", all sent"
+        rows.append(f"{r.vantage.ns:<14} {r.vantage.name:<24} {len(r.lines):>5} measurements "
                     f"in {r.seconds:.1f}s  {status}  {seen}")  # fmt: skip
     return "\n".join(rows)

@@ -33,6 +33,7 @@ class Vantage(BaseModel):
     cc: str
     ip: str
     isp: bool = True
+    probe: int = 1  # probe number within its ISP (1 runs in the ISP namespace itself)
 
 
 class LabState(BaseModel):
@@ -44,6 +45,8 @@ class LabState(BaseModel):
     vantages: list[Vantage] = []
     resolver: str = ""
     control_url: str | None = None
+    collector_url: str | None = None  # `lab run --collector`: reachwatch serve in the control namespace
+    collector_db: str | None = None
     warnings: list[str] = []
     up_seconds: float | None = None
 

@@ -22,6 +22,7 @@ from reachwatch.errors import UserError
 from reachwatch.lab import addressing as a
 from reachwatch.lab import netns, rules
 from reachwatch.lab.ca import write_pki
+from reachwatch.lab.collector import write_mmdb
 from reachwatch.lab.control import start_control
 from reachwatch.lab.scenario import Scenario, load_scenario
 from reachwatch.lab.servers.pages import PAGE_SIZE
@@ -80,6 +81,7 @@ def _write_files(out: Path, scenario: Scenario, layout: a.Layout, isp_rules: lis
         sites[host]["page_size"] = size
     isps = [
         {"name": isp.name, "asn": isp.asn, "cc": isp.cc, "ns": addr.ns, "ip": addr.ip, "net": addr.net,
+         "probes": [{"ns": addr.ns, "ip": addr.ip}, *({"ns": p.ns, "ip": p.ip} for p in addr.extra_probes())],
          "blocks": [b.model_dump(exclude_none=True) for b in isp.block]}
         for isp, addr in zip(scenario.isp, layout.isps, strict=True)
     ]  # fmt: skip
@@ -100,6 +102,7 @@ def _write_files(out: Path, scenario: Scenario, layout: a.Layout, isp_rules: lis
             {"resolver_port": addr.resolver_port, "proxy_port": addr.proxy_port, "dns": r.dns,
              "proxy_hosts": sorted(r.proxy_hosts)}
         )  # fmt: skip
+    write_mmdb(out, scenario, layout)
     (out / "internet.json").write_text(json.dumps(internet))
     (out / "router.json").write_text(json.dumps(router))
 
@@ -113,12 +116,15 @@ def _build_network(scenario: Scenario, layout: a.Layout, isp_rules: list[IspRule
     ]
     batches += [(layout.control_ns, rules.control_batch(layout))]
     batches += [(isp.ns, rules.isp_batch(layout, isp)) for isp in layout.isps]
+    batches += [(p.ns, rules.probe_batch(layout, isp, p)) for isp in layout.isps for p in isp.extra_probes()]
     with ThreadPoolExecutor(max_workers=8) as pool:
         list(pool.map(lambda job: netns.ip_batch(job[1], ns=job[0]), batches))
     for ns in (layout.router_ns, layout.internet_ns):
         netns.sysctl(ns, net__ipv4__ip_forward="1")
     for ns in [layout.control_ns, *(isp.ns for isp in layout.isps)]:
         netns.write_resolv_conf(ns, a.RESOLVER)
+    for p in (p for isp in layout.isps for p in isp.extra_probes()):
+        netns.write_resolv_conf(p.ns, a.RESOLVER)  # the ISP's resolver, as its subscribers get it
     down = [layout.sites[s.host] for s in scenario.site if s.down]
     netns.nft_load(rules.internet_nft(down), ns=layout.internet_ns)
     netns.nft_load(rules.router_nft(layout, isp_rules), ns=layout.router_ns)
@@ -145,15 +151,19 @@ def up(scenario_path: Path, out: Path, *, prefix: str = "rw", control: bool = Tr
     netns.require_root()
     t0 = time.monotonic()
     scenario = load_scenario(scenario_path)
-    layout = a.layout(prefix, [isp.name for isp in scenario.isp], {s.host: s.ip for s in scenario.site})
+    layout = a.layout(
+        prefix, [isp.name for isp in scenario.isp], {s.host: s.ip for s in scenario.site},
+        [isp.probes for isp in scenario.isp],
+    )  # fmt: skip
     isp_rules = rules.isp_rules(scenario, layout)
     out.mkdir(parents=True, exist_ok=True)
     out = out.resolve()
     _check_free(out, layout)
-    vantages = [
-        Vantage(ns=i.ns, name=s.name, asn=s.asn, cc=s.cc, ip=i.ip)
-        for s, i in zip(scenario.isp, layout.isps, strict=True)
-    ]
+    vantages = []
+    for s, i in zip(scenario.isp, layout.isps, strict=True):
+        vantages.append(Vantage(ns=i.ns, name=s.name, asn=s.asn, cc=s.cc, ip=i.ip))
+        vantages += [Vantage(ns=p.ns, name=s.name, asn=s.asn, cc=s.cc, ip=p.ip, probe=p.number)
+                     for p in i.extra_probes()]  # fmt: skip
     c = scenario.control
     vantages.append(
         Vantage(ns=layout.control_ns, name=c.name, asn=c.asn, cc=c.cc, ip=a.LINK_CONTROL[1], isp=False)

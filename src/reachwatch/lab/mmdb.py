@@ -1,7 +1,8 @@
-"""A tiny MaxMind DB (mmdb v2) writer for tests: IPv6 tree, 24-bit records, IPv4 under ::/96.
+"""A small MaxMind DB (mmdb v2) writer: IPv6 tree, 24-bit records, IPv4 under ::/96.
 
 Enough of https://maxmind.github.io/MaxMind-DB/ to write maps of strings/ints/dicts for a few
-non-overlapping networks, which ``maxminddb`` then reads like a vendor's file.
+non-overlapping networks, which ``maxminddb`` then reads like a vendor's file. The lab writes one
+for its collector (each ISP's /24 to its ASN, name and country); the collector's tests use it too.
 """
 
 from __future__ import annotations
@@ -64,14 +65,19 @@ def encode(value: Any) -> bytes:
 
 
 def write(path: Path, networks: dict[str, dict[str, Any]], database_type: str = "Test-ASN") -> Path:
-    """Write ``{"203.0.113.0/24": {...record...}}`` as an mmdb file."""
+    """Write ``{"203.0.113.0/24": {...record...}}`` as an mmdb file; networks must not overlap."""
+    parsed = [ipaddress.ip_network(net, strict=False) for net in networks]
+    for i, one in enumerate(parsed):
+        for other in parsed[i + 1 :]:
+            if one.version == other.version and one.overlaps(other):
+                raise ValueError(f"networks {one} and {other} overlap")
     data = b""
     offsets: list[int] = []
     records: list[tuple[int, int, int]] = []  # (bits, prefixlen, data index)
-    for i, (net, record) in enumerate(networks.items()):
+    for i, record in enumerate(networks.values()):
         offsets.append(len(data))
         data += encode(record)
-        n = ipaddress.ip_network(net, strict=False)
+        n = parsed[i]
         bits, plen = int(n.network_address), n.prefixlen
         if n.version == 4:
             plen += 96
