@@ -110,3 +110,9 @@ def source() -> MemorySource:
 def client(source: MemorySource) -> TestClient:
     app = Starlette(routes=[mount(source, "/dash")])
     return TestClient(app)
+
+
+@pytest.fixture(scope="session")
+def hostile_raw() -> dict[str, Any]:
+    """The hostile measurement as a dict (for stores: tests/web/test_web_store.py)."""
+    return hostile_measurement()

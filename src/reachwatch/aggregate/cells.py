@@ -124,13 +124,14 @@ class _State:
         dns_artefact = dns_artefact or technique in ("dns-hijack", "dns-bogon")
         artefact = dns_artefact or bool(row.get("confirmed"))
         c = self.counts
-        c["blocked"] += blocked
-        c["accessible"] += row.get("accessible") is True
-        c["down"] += row.get("blocking") is False and row.get("accessible") is False
-        c["control_failure"] += bool(row.get("control_failure"))
+        judged = not row.get("control_failure")  # shares are of judged measurements only
+        c["blocked"] += blocked and judged
+        c["accessible"] += row.get("accessible") is True and judged
+        c["down"] += row.get("blocking") is False and row.get("accessible") is False and judged
+        c["control_failure"] += not judged
         c["confirmed"] += bool(row.get("confirmed"))
         c["dns_artefact"] += dns_artefact
-        c["throttled"] += technique == "throttled"
+        c["throttled"] += technique == "throttled" and judged
         if blocked and isinstance(technique, str):
             self.techniques[technique] += 1
             self.technique_probes.setdefault(technique, set()).add(probe)

@@ -18,9 +18,9 @@ app = typer.Typer(
 
 
 def _register() -> None:
-    from reachwatch.cli import collector, control, demo, evidence, lab, measure, verdict
+    from reachwatch.cli import collector, control, demo, evidence, findings, lab, measure, verdict
 
-    for module in (measure, verdict, control, lab, collector, evidence, demo):
+    for module in (measure, verdict, control, lab, collector, evidence, demo, findings):
         module.register(app)
 
 

@@ -175,7 +175,16 @@ def create_app(settings: Settings) -> FastAPI:
 
     reads.add_routes(app)
     admin.add_routes(app, settings)
+    _add_dashboard(app)
     return app
+
+
+def _add_dashboard(app: FastAPI) -> None:
+    """The dashboard (``reachwatch.web``) at /dashboard/, reading the store the app opens."""
+    from reachwatch.web import mount
+    from reachwatch.web.store_source import StoreSource, lazy_reader
+
+    app.router.routes.append(mount(StoreSource(lazy_reader(lambda: app.state.store)), "/dashboard"))
 
 
 async def _internal(request: Request, exc: Exception) -> Response:

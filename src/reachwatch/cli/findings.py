@@ -1,0 +1,153 @@
+"""`reachwatch aggregate`, `reachwatch report`, `reachwatch analyze`: findings from a store."""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import io
+import sys
+from pathlib import Path
+from typing import Any
+
+import orjson
+import typer
+
+from reachwatch.errors import UserError
+
+DB = typer.Option(None, "--db", help="DuckDB file written by `reachwatch serve`.")
+CLICKHOUSE = typer.Option(None, "--clickhouse", help="ClickHouse URL http://HOST:8123/DB.")
+SINCE = typer.Option(None, "--since", help="First day (YYYY-MM-DD), inclusive.")
+UNTIL = typer.Option(None, "--until", help="Last day (YYYY-MM-DD), inclusive.")
+CC = typer.Option(None, "--cc", help="Country code, e.g. PK.")
+DOMAIN = typer.Option(None, "--domain", help="Site, e.g. example.org.")
+
+
+def location(db: Path | None, clickhouse: str | None) -> str:
+    if (db is None) == (clickhouse is None):
+        raise UserError("give exactly one of --db FILE.duckdb and --clickhouse URL")
+    if clickhouse is not None:
+        if not clickhouse.startswith(("http://", "https://")):
+            raise UserError("not an http(s) URL", where=clickhouse, fix="use http://HOST:8123/DB")
+        return clickhouse
+    assert db is not None
+    if not db.is_file():
+        raise UserError("no such DuckDB file", where=str(db))
+    return str(db)
+
+
+def day(value: str | None, flag: str) -> dt.date | None:
+    if value is None:
+        return None
+    try:
+        return dt.date.fromisoformat(value)
+    except ValueError:
+        raise UserError(f"{flag} {value!r} is not a date", fix="use YYYY-MM-DD") from None
+
+
+def _filters(since: str | None, until: str | None, cc: str | None, domain: str | None) -> Any:
+    from reachwatch.report.from_store import period_filters
+
+    start, end = day(since, "--since"), day(until, "--until")
+    if start and end and end < start:
+        raise UserError(f"--until {end} is before --since {start}")
+    if cc is not None and not (len(cc) == 2 and cc.isalpha()):
+        raise UserError(f"--cc {cc!r} is not a two-letter country code")
+    return period_filters(
+        start, end, cc=cc.upper() if cc else None, domain=domain.lower() if domain else None
+    )
+
+
+def aggregate(
+    db: Path | None = DB,
+    clickhouse: str | None = CLICKHOUSE,
+    by: str = typer.Option("probe_cc,probe_asn,domain,day", "--by", help="Grouping keys."),
+    since: str | None = SINCE,
+    until: str | None = UNTIL,
+    cc: str | None = CC,
+    domain: str | None = DOMAIN,
+    fmt: str = typer.Option("json", "--format", help="json (one object per line) or csv."),
+) -> None:
+    """One record per cell: state, counts, blocked share with its 95% interval, technique, witnesses."""
+    from reachwatch.aggregate.sql import network_names, parse_keys, query_cells
+    from reachwatch.report.from_store import records
+    from reachwatch.store.readers import open_reader
+
+    if fmt not in ("json", "csv"):
+        raise UserError(f"--format {fmt!r}", fix="use json or csv")
+    keys = parse_keys(by)
+    f = _filters(since, until, cc, domain)
+    reader = open_reader(location(db, clickhouse))
+    try:
+        names = network_names(reader, f) if "probe_asn" in keys else {}
+        recs = records(query_cells(reader, keys, f), names)
+    finally:
+        reader.close()
+    write_records(recs, fmt)
+
+
+def write_records(recs: list[dict[str, Any]], fmt: str) -> None:
+    if fmt == "json":
+        sys.stdout.buffer.write(b"".join(orjson.dumps(r) + b"\n" for r in recs))
+        return
+    if not recs:
+        return
+    out = io.StringIO()
+    writer = csv.DictWriter(out, fieldnames=list(recs[0]), lineterminator="\n")
+    writer.writeheader()
+    for r in recs:
+        writer.writerow({k: " ".join(v) if isinstance(v, list) else v for k, v in r.items()})
+    sys.stdout.write(out.getvalue())
+
+
+def report(
+    out: Path = typer.Option(..., "--out", help="Directory to write the report into."),
+    db: Path | None = DB,
+    clickhouse: str | None = CLICKHOUSE,
+    since: str | None = SINCE,
+    until: str | None = UNTIL,
+    cc: str | None = CC,
+    domain: str | None = DOMAIN,
+    events: Path | None = typer.Option(None, "--events", help="CSV date,label[,end_date][,description]."),
+    title: str = typer.Option("Website blocking", "--title"),
+    pdf: bool = typer.Option(True, "--pdf/--no-pdf", help="Also print a PDF with Chromium."),
+) -> None:
+    """The published report (HTML, PDF, CSV/JSON) over the store's measurements."""
+    from reachwatch.report import build, load_events
+    from reachwatch.report.from_store import daily_records, summary_records
+    from reachwatch.store.readers import open_reader
+
+    f = _filters(since, until, cc, domain)
+    evs = load_events(events) if events is not None else []
+    reader = open_reader(location(db, clickhouse))
+    try:
+        summary, cells = summary_records(reader, f), daily_records(reader, f)
+    finally:
+        reader.close()
+    if not cells:
+        raise UserError("no measurements in this selection", fix="check --cc/--domain/--since/--until")
+    start, end = day(since, "--since"), day(until, "--until")
+    period = (start, end) if start and end else None
+    paths = build(summary, cells, evs, out, title=title, period=period, pdf=pdf)
+    for path in paths.all():
+        typer.echo(str(path))
+
+
+def analyze(
+    db: Path = typer.Option(..., "--db", help="DuckDB file (stop the collector first: one writer)."),
+    fingerprints: Path | None = typer.Option(None, "--fingerprints", help="Fingerprint CSV directory."),
+    since: str | None = SINCE,
+    workers: int = typer.Option(0, "--workers", help="Processes (0: one per core)."),
+) -> None:
+    """Re-verdict stale measurements, mark fingerprint matches, refresh the cells they touch."""
+    from reachwatch.analyze import analyze_file
+
+    if not db.is_file():
+        raise UserError("no such DuckDB file", where=str(db))
+    stats = analyze_file(str(db), fingerprints_dir=fingerprints, since=day(since, "--since"), workers=workers)
+    typer.echo(stats.describe())
+
+
+def register(app: typer.Typer) -> None:
+    app.command("aggregate")(aggregate)
+    app.command("report")(report)
+    app.command("analyze")(analyze)

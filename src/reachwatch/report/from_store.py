@@ -1,0 +1,46 @@
+"""The report's inputs read from a store: per-ISP summary rows over the period and daily cells."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Sequence
+from typing import Any
+
+from reachwatch.aggregate.cells import DEFAULT_KEYS, Cell
+from reachwatch.aggregate.sql import network_names, query_cells
+from reachwatch.store.query import Filters
+from reachwatch.store.readers import Reader
+
+SUMMARY_KEYS = ("probe_cc", "probe_asn", "domain")
+
+
+def period_filters(
+    since: dt.date | None, until: dt.date | None, *, cc: str | None = None, asn: str | None = None,
+    domain: str | None = None,
+) -> Filters:  # fmt: skip
+    """Filters for whole days ``since``..``until`` (inclusive)."""
+    return Filters(
+        probe_cc=cc,
+        probe_asn=asn,
+        domain=domain,
+        since=dt.datetime.combine(since, dt.time()) if since else None,
+        until=dt.datetime.combine(until + dt.timedelta(days=1), dt.time()) if until else None,
+    )
+
+
+def records(cells: Sequence[Cell], names: dict[str, str]) -> list[dict[str, Any]]:
+    out = []
+    for cell in cells:
+        rec = cell.as_dict()
+        if "probe_asn" in rec:
+            rec["probe_network_name"] = names.get(str(rec["probe_asn"]), "")
+        out.append(rec)
+    return out
+
+
+def summary_records(reader: Reader, f: Filters) -> list[dict[str, Any]]:
+    return records(query_cells(reader, SUMMARY_KEYS, f), network_names(reader, f))
+
+
+def daily_records(reader: Reader, f: Filters) -> list[dict[str, Any]]:
+    return records(query_cells(reader, DEFAULT_KEYS, f), network_names(reader, f))

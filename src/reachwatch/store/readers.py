@@ -1,0 +1,111 @@
+"""Synchronous SQL readers for analysis, reports and the dashboard (the collector's store is async).
+
+A :class:`Reader` runs one generated statement (``?`` placeholders) and returns tuples. DuckDB:
+a file opened by this process, or the collector's own connection (one cursor per thread).
+ClickHouse: its HTTP interface, parameters rendered as escaped literals as the store does.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import urllib.parse
+from collections.abc import Sequence
+from typing import Any, Protocol
+
+import duckdb
+import httpx
+import orjson
+
+from reachwatch.errors import UserError
+from reachwatch.store.query import Dialect
+
+
+class Reader(Protocol):
+    dialect: Dialect
+
+    def rows(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]: ...
+    def close(self) -> None: ...
+
+
+class DuckDBReader:
+    dialect: Dialect = "duckdb"
+
+    def __init__(self, con: duckdb.DuckDBPyConnection, *, owned: bool = False) -> None:
+        self.con = con
+        self._owned = owned
+        self._local = threading.local()
+
+    @classmethod
+    def open(cls, path: str, *, read_only: bool = True) -> DuckDBReader:
+        if not os.path.isfile(path):
+            raise UserError(
+                "no such DuckDB file", where=path, fix="pass the file `reachwatch serve --db` writes"
+            )
+        try:
+            return cls(duckdb.connect(path, read_only=read_only), owned=True)
+        except duckdb.Error as exc:
+            raise UserError(f"cannot open DuckDB file: {exc}", where=path) from exc
+
+    def cursor(self) -> duckdb.DuckDBPyConnection:
+        cur = getattr(self._local, "cur", None)
+        if cur is None:
+            cur = self._local.cur = self.con.cursor()
+        return cur
+
+    def rows(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        return self.cursor().execute(sql, list(params)).fetchall()
+
+    def close(self) -> None:
+        if self._owned:
+            self.con.close()
+
+
+class ClickHouseReader:
+    dialect: Dialect = "clickhouse"
+
+    def __init__(self, url: str) -> None:
+        parts = urllib.parse.urlsplit(url)
+        self.db = parts.path.strip("/") or "default"
+        if not self.db.replace("_", "").isalnum():
+            raise UserError(f"bad database name {self.db!r}", where=url, fix="use http://HOST:8123/DBNAME")
+        self._client = httpx.Client(base_url=f"{parts.scheme}://{parts.netloc}/", timeout=300.0)
+        self.url = url
+
+    def rows(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        from reachwatch.store.clickhouse import render
+
+        text = render(sql, params) + " FORMAT JSONCompact"
+        query = {"database": self.db, "output_format_json_quote_64bit_integers": "0"}
+        try:
+            resp = self._client.post("", params=query, content=text.encode())
+        except httpx.HTTPError as exc:
+            raise UserError(f"cannot reach ClickHouse: {exc}", where=self.url) from exc
+        if resp.status_code != 200:
+            raise RuntimeError(f"ClickHouse error {resp.status_code}: {resp.text[:500]}")
+        return [tuple(r) for r in orjson.loads(resp.content)["data"]]
+
+    def close(self) -> None:
+        self._client.close()
+
+
+def open_reader(location: str) -> Reader:
+    """A reader for a ``*.duckdb`` path or an ``http://host:8123/db`` ClickHouse URL."""
+    if location.startswith(("http://", "https://")):
+        return ClickHouseReader(location)
+    return DuckDBReader.open(location)
+
+
+def reader_for_store(store: object) -> Reader:
+    """A reader over an opened collector store, sharing its DuckDB connection (cursor per thread)."""
+    from reachwatch.store.clickhouse import ClickHouseStore
+    from reachwatch.store.duckdb import DuckDBStore
+
+    if isinstance(store, DuckDBStore):
+        con = store._con
+        if con is None:
+            raise RuntimeError("store not opened")
+        return DuckDBReader(con)
+    if isinstance(store, ClickHouseStore):
+        return ClickHouseReader(f"{store.base.rstrip('/')}/{store.db}")
+    raise TypeError(f"no reader for {type(store).__name__}")

@@ -1,0 +1,75 @@
+"""`reachwatch aggregate`, `report`, `analyze` as a user runs them (a subprocess, exit codes)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import orjson
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from store.rows import fill, mixed_rows
+
+EXE = str(Path(sys.executable).with_name("reachwatch"))
+
+
+def run(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([EXE, *args], capture_output=True, text=True, timeout=120)
+
+
+@pytest.fixture(scope="module")
+def db(tmp_path_factory: pytest.TempPathFactory) -> str:
+    path = str(tmp_path_factory.mktemp("cli") / "m.duckdb")
+    fill(path, mixed_rows())
+    return path
+
+
+def test_aggregate_json_and_csv(db: str) -> None:
+    out = run("aggregate", "--db", db, "--cc", "pk", "--domain", "B.org")
+    assert out.returncode == 0, out.stderr
+    (rec,) = [orjson.loads(line) for line in out.stdout.splitlines()]
+    assert rec["state"] == "blocked" and rec["n_probes"] == 3 and len(rec["witnesses"]) == 5
+    assert {"blocked_low", "blocked_high", "dominant_technique", "first_seen", "last_seen"} <= rec.keys()
+    csv = run("aggregate", "--db", db, "--by", "probe_cc", "--format", "csv", "--until", "2018-07-25")
+    assert csv.returncode == 0 and csv.stdout.splitlines()[0].startswith("probe_cc,state,rule_id")
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("--by", "isp"), "bad --by"),
+        (("--format", "xml"), "--format"),
+        (("--since", "2018-07-26", "--until", "2018-07-25"), "before --since"),
+        (("--cc", "PAK"), "two-letter"),
+        (("--clickhouse", "http://127.0.0.1:1/x"), "exactly one"),
+    ],
+)
+def test_aggregate_bad_flags_are_clear_errors(db: str, args: tuple[str, ...], message: str) -> None:
+    out = run("aggregate", "--db", db, *args)
+    assert out.returncode == 2 and message in out.stderr and "Traceback" not in out.stderr
+
+
+def test_aggregate_without_a_store_is_a_user_error(tmp_path: Path) -> None:
+    out = run("aggregate", "--db", str(tmp_path / "missing.duckdb"))
+    assert out.returncode == 2 and "no such DuckDB file" in out.stderr
+
+
+def test_report_writes_files_and_prints_them(db: str, tmp_path: Path) -> None:
+    events = tmp_path / "events.csv"
+    events.write_text("date,label\n2018-07-25,Election day\n")
+    out = run("report", "--db", db, "--out", str(tmp_path / "r"), "--cc", "PK", "--events", str(events),
+              "--title", "Pakistan, July 2018", "--no-pdf")  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    printed = out.stdout.split()
+    assert str(tmp_path / "r" / "report.html") in printed and all(Path(p).is_file() for p in printed)
+    html = (tmp_path / "r" / "report.html").read_text()
+    assert "Election day" in html and "b.org" in html
+    empty = run("report", "--db", db, "--out", str(tmp_path / "e"), "--cc", "FR", "--no-pdf")
+    assert empty.returncode == 2 and "no measurements" in empty.stderr
+
+
+def test_analyze_prints_what_it_did(db: str, tmp_path: Path) -> None:
+    out = run("analyze", "--db", db, "--workers", "1", "--fingerprints", str(tmp_path / "nowhere"))
+    assert out.returncode == 2 and "no such directory" in out.stderr
