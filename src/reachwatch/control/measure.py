@@ -76,9 +76,11 @@ async def th_measure(request: ThRequest, cfg: ProbeConfig) -> dict[str, Any]:
         "ip_info": {},
     }  # fmt: skip
     own: list[str] = [host] if dns.is_ip_literal(host) else []
+    dns_failure: str | None = None
     if not own:
         own, entry = await dns.system_lookup(host, timeout=cfg.timeouts.dns, trace=trace, depth=0)
-        response["dns"] = {"failure": entry["failure"], "addrs": own}
+        dns_failure = entry["failure"]
+        response["dns"] = {"failure": dns_failure, "addrs": own}
     else:
         response["dns"]["addrs"] = own
     endpoints = _union(request.endpoints, [(ip, port) for ip in own])
@@ -91,7 +93,7 @@ async def th_measure(request: ThRequest, cfg: ProbeConfig) -> dict[str, Any]:
     ]
     with contextlib.suppress(TimeoutError):
         async with asyncio.timeout(TOTAL_TIMEOUT):
-            await asyncio.gather(_fetch(request.url, cfg, trace, response), *tasks)
+            await asyncio.gather(_fetch(request.url, cfg, trace, response, (own, dns_failure)), *tasks)
     for ip, p in endpoints:
         key = tcp.endpoint(ip, p)
         response["tcp_connect"].setdefault(key, {"status": False, "failure": "generic_timeout_error"})
@@ -136,8 +138,11 @@ async def _endpoint(
         stream.close()
 
 
-async def _fetch(url: str, cfg: ProbeConfig, trace: Trace, response: dict[str, Any]) -> None:
-    hops = await follow(url, cfg, trace, None)
+async def _fetch(
+    url: str, cfg: ProbeConfig, trace: Trace, response: dict[str, Any], resolved: tuple[list[str], str | None]
+) -> None:
+    """GET the URL, following redirects; the first hop uses the lookup already made (no second one)."""
+    hops = await follow(url, cfg, trace, None, resolved=resolved)
     for entry in hops[0].tcp_connect:
         failure = entry["status"]["failure"]
         response["tcp_connect"][tcp.endpoint(entry["ip"], entry["port"])] = {

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+import orjson
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -23,7 +23,7 @@ class BadRequest(ValueError):
 
 def parse_request(raw: bytes) -> ThRequest:
     try:
-        body = json.loads(raw)
+        body = orjson.loads(raw)
     except (ValueError, UnicodeDecodeError) as exc:
         raise BadRequest(f"the body is not JSON: {exc}") from None
     if not isinstance(body, dict):
@@ -79,7 +79,7 @@ async def handle(request: Request) -> Response:
     except BadRequest as exc:
         return _error(400, str(exc))
     cfg: ProbeConfig = request.app.state.cfg
-    return JSONResponse(await th_measure(th_request, cfg))
+    return Response(orjson.dumps(await th_measure(th_request, cfg)), media_type="application/json")
 
 
 def make_app(*, lab: bool = False, ca_file: Path | None = None) -> Starlette:

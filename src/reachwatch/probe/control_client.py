@@ -7,7 +7,6 @@ cost more than the measurements themselves (5x slower on loopback).
 from __future__ import annotations
 
 import asyncio
-import json
 import socket
 import ssl
 from dataclasses import dataclass
@@ -16,6 +15,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import h11
+import orjson
 
 from reachwatch.failures import MeasurementFailure, classify
 from reachwatch.probe.config import make_ssl_context
@@ -64,7 +64,7 @@ class ControlClient:
 
     async def ask(self, url: str, endpoints: list[str]) -> tuple[dict[str, Any] | None, str | None]:
         """(control, None) or (None, control_failure); never raises for network or helper errors."""
-        body = json.dumps(th_request(url, endpoints), separators=(",", ":")).encode()
+        body = orjson.dumps(th_request(url, endpoints))
         try:
             async with self._slots, asyncio.timeout(self.timeout):
                 status, answer = await self._post(body)
@@ -73,7 +73,7 @@ class ControlClient:
         if status != 200:
             return None, "http_request_failed"
         try:
-            control = json.loads(answer)
+            control = orjson.loads(answer)
         except ValueError:
             return None, "http_invalid_response"
         if not isinstance(control, dict):

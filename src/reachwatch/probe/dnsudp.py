@@ -9,11 +9,16 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import secrets
+import struct
 from typing import Any, cast
 
 import dns.flags
 import dns.message
+import dns.name
+import dns.opcode
 import dns.rcode
+import dns.rdataclass
 import dns.rdatatype
 
 from reachwatch.failures import MeasurementFailure, classify
@@ -33,7 +38,8 @@ class UdpLookup(asyncio.DatagramProtocol):
         self.resolver_address = endpoint(*resolver)
         self.trace = trace
         self.depth = depth
-        self.queries: dict[int, tuple[str, dns.message.Message, int, float]] = {}
+        self.queries: dict[int, tuple[str, int, int, float]] = {}  # id -> (type, rdtype, tid, t0)
+        self.qname: dns.name.Name | None = None
         self.first: dict[str, dict[str, Any]] = {}
         self.first_bad: dict[str, dict[str, Any]] = {}
         self.extra: list[dict[str, Any]] = []
@@ -42,10 +48,15 @@ class UdpLookup(asyncio.DatagramProtocol):
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = cast(asyncio.DatagramTransport, transport)
+        self.qname = dns.name.from_text(self.hostname)
+        question = self.qname.to_wire() or b""  # uncompressed, so never None
         for qtype in QUERY_TYPES:
-            msg = dns.message.make_query(self.hostname, qtype)
-            self.queries[msg.id] = (qtype, msg, self.trace.next_id(), self.trace.now())
-            self.transport.sendto(msg.to_wire())
+            rdtype = dns.rdatatype.from_text(qtype)
+            qid = secrets.randbits(16)
+            while qid in self.queries:
+                qid = secrets.randbits(16)
+            self.queries[qid] = (qtype, rdtype, self.trace.next_id(), self.trace.now())
+            self.transport.sendto(query_wire(qid, question, rdtype))
 
     def datagram_received(self, data: bytes, addr: Any) -> None:
         qid = int.from_bytes(data[:2], "big") if len(data) >= 2 else -1
@@ -53,10 +64,10 @@ class UdpLookup(asyncio.DatagramProtocol):
         if known is None:
             self._record(self._guess_type(data), None, "dns_reply_with_wrong_query_id", [], valid=False)
             return
-        qtype, query, _tid, _t0 = known
+        qtype, rdtype, _tid, _t0 = known
         try:
             reply = dns.message.from_wire(data)
-            if not query.is_response(reply):
+            if self.qname is None or not is_response(reply, qid, self.qname, rdtype):
                 raise MeasurementFailure("dns_server_misbehaving", "reply does not match the question")
         except Exception as exc:
             self._record(qtype, qid, classify(exc), [], valid=False)
@@ -64,7 +75,7 @@ class UdpLookup(asyncio.DatagramProtocol):
         self._record(qtype, qid, *_parse(reply, qtype), valid=True)
 
     def error_received(self, exc: Exception) -> None:
-        for qtype, _msg, _tid, _t0 in self.queries.values():
+        for qtype, _rdtype, _tid, _t0 in self.queries.values():
             if qtype not in self.first:
                 self._record(qtype, None, classify(exc), [], valid=True)
 
@@ -104,7 +115,7 @@ class UdpLookup(asyncio.DatagramProtocol):
     def results(self) -> list[dict[str, Any]]:
         """The entry for each query: its first valid reply, else its first bad one, else a timeout."""
         out = []
-        for qtype, _msg, tid, t0 in self.queries.values():
+        for qtype, _rdtype, tid, t0 in self.queries.values():
             if qtype in self.first:
                 out.append(self.first[qtype])
             elif qtype in self.first_bad:
@@ -126,6 +137,26 @@ class UdpLookup(asyncio.DatagramProtocol):
         if self.transport is not None:
             self.transport.close()
         return self.extra
+
+
+def query_wire(qid: int, question: bytes, rdtype: int) -> bytes:
+    """What ``dns.message.make_query(name, type).to_wire()`` sends: RD set, one IN question, no EDNS."""
+    return struct.pack("!HHHHHH", qid, dns.flags.RD, 1, 0, 0, 0) + question + struct.pack("!HH", rdtype, 1)
+
+
+_NO_QUESTION_NEEDED = frozenset({dns.rcode.FORMERR, dns.rcode.SERVFAIL, dns.rcode.NOTIMP, dns.rcode.REFUSED})
+
+
+def is_response(reply: dns.message.Message, qid: int, qname: dns.name.Name, rdtype: int) -> bool:
+    """dnspython's ``Message.is_response`` for our queries (opcode QUERY, one IN question)."""
+    if not reply.flags & dns.flags.QR or reply.id != qid or dns.opcode.from_flags(reply.flags) != 0:
+        return False
+    if not reply.question:
+        return reply.rcode() in _NO_QUESTION_NEEDED
+    if len(reply.question) != 1:
+        return False
+    q = reply.question[0]
+    return bool(q.name == qname and q.rdtype == rdtype and q.rdclass == dns.rdataclass.IN)
 
 
 def _parse(reply: dns.message.Message, qtype: str) -> tuple[str | None, list[dict[str, Any]]]:

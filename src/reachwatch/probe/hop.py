@@ -88,12 +88,22 @@ async def _udp(hop: Hop, host: str, cfg: ProbeConfig, trace: Trace) -> tuple[lis
 
 
 async def measure_hop(
-    url: str, depth: int, cfg: ProbeConfig, trace: Trace, control: ControlClient | None
+    url: str,
+    depth: int,
+    cfg: ProbeConfig,
+    trace: Trace,
+    control: ControlClient | None,
+    *,
+    resolved: tuple[list[str], str | None] | None = None,
 ) -> Hop:
+    """``resolved``: addresses (and DNS failure) the caller already has; no lookup is made then."""
     hop = Hop(url=url, depth=depth)
     host = urlsplit(url).hostname or ""
     port = url_port(url)
-    addrs, dns_failure = await resolve(hop, host, cfg, trace)
+    if resolved is None:
+        addrs, dns_failure = await resolve(hop, host, cfg, trace)
+    else:
+        addrs, dns_failure = resolved[0][:MAX_ADDRESSES], resolved[1]
     if control is not None:
         hop.control = asyncio.create_task(control.ask(url, [tcp.endpoint(ip, port) for ip in addrs]))
     if not addrs:

@@ -37,12 +37,16 @@ async def follow(
     control: ControlClient | None,
     *,
     max_redirects: int = MAX_REDIRECTS,
+    resolved: tuple[list[str], str | None] | None = None,
 ) -> list[Hop]:
-    """Measure ``url`` and each redirect it leads to (at most ``max_redirects`` of them)."""
+    """Measure ``url`` and each redirect it leads to (at most ``max_redirects`` of them).
+
+    ``resolved``: the first hop's addresses and DNS failure when the caller already looked them up.
+    """
     hops: list[Hop] = []
     current: str | None = url
     while current is not None:
-        hop = await measure_hop(current, len(hops), cfg, trace, control)
+        hop = await measure_hop(current, len(hops), cfg, trace, control, resolved=None if hops else resolved)
         hops.append(hop)
         current = None
         result = hop.http

@@ -34,6 +34,7 @@ async def router(conf: dict[str, Any]) -> list[object]:
     keep: list[object] = []
     for isp in conf["isps"]:
         resolver = CensoringResolver(isp["dns"], conf["upstream"])
+        await resolver.start()
         keep += await dns.serve(conf["censor"], isp["resolver_port"], resolver)
         if isp["proxy_hosts"]:
             keep.append(await BlockpageProxy(set(isp["proxy_hosts"])).start("0.0.0.0", isp["proxy_port"]))

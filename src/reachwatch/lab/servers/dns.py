@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import re
+import socket
 import struct
 from collections.abc import Awaitable, Callable
 from typing import cast
@@ -21,7 +23,54 @@ import dns.rdatatype
 import dns.rrset
 
 Handler = Callable[[dns.message.Message], Awaitable[dns.message.Message | None]]
+# Optional fast path on a handler: ``fast(wire, reply)`` takes a plain query without parsing it
+# into a Message and answers through ``reply(bytes)`` (now or later); False leaves it to the handler.
+Reply = Callable[[bytes], None]
 TTL = 60
+_PLAIN_LABEL = re.compile(rb"[A-Za-z0-9_-]{1,63}")
+
+
+def plain_question(wire: bytes) -> tuple[str, int, int, int] | None:
+    """(lower-case name with the final dot, qtype, qclass, end of the question) of a plain query.
+
+    Plain: QUERY opcode, not a response, one question, no other records (no EDNS), labels of
+    letters, digits, ``-`` and ``_`` only (so the name's text is what dnspython would print).
+    Anything else is None, for the full parser.
+    """
+    if len(wire) < 17 or wire[2] & 0xF8 or wire[4:12] != b"\x00\x01\x00\x00\x00\x00\x00\x00":
+        return None
+    labels: list[str] = []
+    pos = 12
+    while True:
+        if pos >= len(wire):
+            return None
+        size = wire[pos]
+        if size == 0:
+            break
+        label = wire[pos + 1 : pos + 1 + size]
+        if size > 63 or not _PLAIN_LABEL.fullmatch(label):
+            return None
+        labels.append(label.decode("ascii").lower())
+        pos += 1 + size
+    end = pos + 5
+    if not labels or end != len(wire):
+        return None
+    qtype, qclass = struct.unpack_from("!HH", wire, pos + 1)
+    return ".".join(labels) + ".", qtype, qclass, end
+
+
+def plain_reply(query: bytes, end: int, rcode: int, *, aa: bool, answer: bytes = b"") -> bytes:
+    """The reply to a plain query: its id and question, QR and RA set, RD copied, one answer at most."""
+    flags = 0x8000 | (0x0400 if aa else 0) | ((query[2] & 0x01) << 8) | 0x0080 | rcode
+    header = query[:2] + struct.pack("!HHHHH", flags, 1, 1 if answer else 0, 0, 0)
+    return header + query[12:end] + answer
+
+
+def a_record(ip: str, ttl: int = TTL) -> bytes:
+    """An IN A answer whose owner is the question's name (compression pointer to offset 12)."""
+    return (
+        b"\xc0\x0c" + struct.pack("!HHIH", dns.rdatatype.A, dns.rdataclass.IN, ttl, 4) + socket.inet_aton(ip)
+    )
 
 
 class Authority:
@@ -29,6 +78,21 @@ class Authority:
 
     def __init__(self, records: dict[str, str]) -> None:
         self.records = {f"{host}.": ip for host, ip in records.items()}
+
+    def fast(self, wire: bytes, reply: Reply) -> bool:
+        """The same answers as __call__, built from the wire for plain IN queries."""
+        question = plain_question(wire)
+        if question is None or question[2] != dns.rdataclass.IN:
+            return False
+        name, qtype, _, end = question
+        ip = self.records.get(name)
+        if ip is None:
+            reply(plain_reply(wire, end, dns.rcode.NXDOMAIN, aa=True))
+        else:
+            reply(
+                plain_reply(wire, end, dns.rcode.NOERROR, aa=True, answer=a_record(ip) if qtype == 1 else b"")
+            )
+        return True
 
     async def __call__(self, query: dns.message.Message) -> dns.message.Message:
         reply = dns.message.make_response(query)
@@ -64,9 +128,16 @@ class _Udp(asyncio.DatagramProtocol):
         self.transport = cast(asyncio.DatagramTransport, transport)  # uvloop's is not a subclass
 
     def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
+        fast = getattr(self.handler, "fast", None)
+        if fast is not None and fast(data, lambda wire: self._send(wire, addr)):
+            return
         task = asyncio.ensure_future(self._answer(data, addr))
         self.tasks.add(task)
         task.add_done_callback(self.tasks.discard)
+
+    def _send(self, wire: bytes, addr: tuple[str, int]) -> None:
+        if self.transport is not None and not self.transport.is_closing():
+            self.transport.sendto(wire, addr)
 
     async def _answer(self, data: bytes, addr: tuple[str, int]) -> None:
         query = parse(data)

@@ -33,7 +33,8 @@ async def read_request(
 ) -> Request | None:
     """The next request head (its body read and dropped if ``body``), or None at EOF, timeout or junk."""
     try:
-        head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), timeout)
+        async with asyncio.timeout(timeout):  # not wait_for: no task per request
+            head = await reader.readuntil(b"\r\n\r\n")
     except (asyncio.IncompleteReadError, asyncio.LimitOverrunError, TimeoutError, ConnectionError):
         return None
     lines = head.decode("latin-1").split("\r\n")

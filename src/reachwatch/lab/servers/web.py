@@ -38,7 +38,7 @@ class WebServer:
             )
             for h, s in sites.items()
         }
-        self._pages: dict[str, bytes] = {}
+        self._answers: dict[tuple[str, bool], bytes] = {}  # whole responses, encoded once
         self.certs = certs
         self.site_tls = self._sni_context(self._site_sni)
         self.block_tls = self._sni_context(self._censor_sni)
@@ -92,15 +92,23 @@ class WebServer:
             await close(writer)
 
     def answer(self, host: str, keep_alive: bool) -> bytes:
+        """The response for ``host``, built on first use and then served from cached bytes."""
+        key = (host, keep_alive)
+        data = self._answers.get(key)
+        if data is None:
+            data = self._build(host, keep_alive)
+            if host in self.sites:  # not for any Host a client makes up
+                self._answers[key] = data
+        return data
+
+    def _build(self, host: str, keep_alive: bool) -> bytes:
         site = self.sites.get(host)
         if site is None:
             return response(404, not_found_page(host), keep_alive=keep_alive)
         if site.redirect_to:
             headers = {**SITE_HEADERS, "Location": site.redirect_to}
             return response(301, b"", headers=headers, keep_alive=keep_alive)
-        page = self._pages.get(host)
-        if page is None:
-            page = self._pages[host] = site_page(host, site.page_size)
+        page = site_page(host, site.page_size)
         return response(site.status or 200, page, headers=SITE_HEADERS, keep_alive=keep_alive)
 
 
