@@ -4,6 +4,11 @@ Starts, each in its own process: the collector (DuckDB in a tmp dir; then ClickH
 a bare FastAPI endpoint under the same uvicorn settings ("echo"), and the load generator (asyncio,
 raw HTTP/1.1 keep-alive, loopback only, bounded by time). Every measurement sent is distinct.
 
+Besides rates (which follow whatever else the machine runs), it prints the CPU time the server
+process spent per measurement acknowledged (``cpu/meas``: main process, all threads, from /proc) and
+what its background analysis process spent meanwhile: on a shared machine these are the steadier
+figures. ``analysed`` is how many of the stored rows had their verdict when the run ended.
+
     .venv/bin/python benchmarks/collector_ingest.py [--seconds 5] [--concurrency 64] [--batch 200]
         [--size small|median] [--no-clickhouse]
 """
@@ -146,14 +151,54 @@ def wait_up(port: int, proc: subprocess.Popen[bytes]) -> None:
 
 
 @contextlib.contextmanager
-def process(args: list[str], port: int) -> Iterator[str]:
+def process(args: list[str], port: int) -> Iterator[tuple[str, int]]:
     proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         wait_up(port, proc)
-        yield f"http://127.0.0.1:{port}"
+        yield f"http://127.0.0.1:{port}", proc.pid
     finally:
         proc.kill()
         proc.wait()
+
+
+def cpu_seconds(pid: int) -> tuple[float, float]:
+    """(the process's user+system CPU seconds, its children's), from /proc; zeros elsewhere."""
+    tick = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+
+    def own(p: int) -> float:
+        try:
+            fields = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            return 0.0
+        return (int(fields[11]) + int(fields[12])) / tick
+
+    children: set[int] = set()
+    with contextlib.suppress(OSError):
+        for task in Path(f"/proc/{pid}/task").iterdir():
+            children.update(int(c) for c in (task / "children").read_text().split())
+    return own(pid), sum(own(c) for c in children)
+
+
+def measured_load(
+    url: str, pid: int, mode: str, template: Path, args: argparse.Namespace
+) -> dict[str, float]:
+    main0, kids0 = cpu_seconds(pid)
+    result = run_load(url, mode, template, args)
+    main1, kids1 = cpu_seconds(pid)
+    done = max(result["ok"], 1)
+    result["cpu_us"] = 1e6 * (main1 - main0) / done
+    result["child_cpu_us"] = 1e6 * (kids1 - kids0) / done
+    return result
+
+
+def analysed_share(db: Path) -> str:
+    import duckdb
+
+    with contextlib.suppress(Exception), duckdb.connect(str(db), read_only=True) as con:
+        row = con.execute("SELECT count(*), count(*) FILTER (WHERE analysed) FROM measurements").fetchone()
+        if row is not None:
+            return f"{row[1]}/{row[0]}"
+    return "?"
 
 
 def run_load(url: str, mode: str, template: Path, args: argparse.Namespace) -> dict[str, float]:
@@ -215,10 +260,10 @@ def collector_figures(
         "--max-pending",
         "200000",
     ]
-    with process(cmd, port) as url:
+    with process(cmd, port) as (url, pid):
         return {
-            "single": run_load(url, "single", template, args),
-            "batch": run_load(url, "batch", template, args),
+            "single": measured_load(url, pid, "single", template, args),
+            "batch": measured_load(url, pid, "batch", template, args),
         }
 
 
@@ -250,9 +295,11 @@ def main() -> None:
             f"{args.concurrency} connections for single posts, 4 x {args.batch}-line batches"
         )
         port = free_port()
-        with process([sys.executable, __file__, "--echo-server", str(port)], port) as url:
-            echo = run_load(url + "/echo", "echo", template, args)
-        results = {"duckdb": collector_figures(["--db", str(work / "bench.duckdb")], template, args)}
+        with process([sys.executable, __file__, "--echo-server", str(port)], port) as (url, pid):
+            echo = measured_load(url + "/echo", pid, "echo", template, args)
+        db = work / "bench.duckdb"
+        results = {"duckdb": collector_figures(["--db", str(db)], template, args)}
+        analysed = analysed_share(db)
         if not args.no_clickhouse:
             from reachwatch.store import clickhouse_server
 
@@ -262,18 +309,22 @@ def main() -> None:
                 with clickhouse_server.running(work / "clickhouse") as ch:
                     results["clickhouse"] = collector_figures(["--clickhouse", f"{ch}/bench"], template, args)
         print(
-            f"echo (bare FastAPI): {echo['rate']:.0f} posts/s  p50 {echo['p50_ms']:.1f} ms  p99 {echo['p99_ms']:.1f} ms"
+            f"echo (bare FastAPI): {echo['rate']:.0f} posts/s  p50 {echo['p50_ms']:.1f} ms  "
+            f"p99 {echo['p99_ms']:.1f} ms  cpu/post {echo['cpu_us']:.0f} us"
         )
         for store, r in results.items():
             s, b = r["single"], r["batch"]
             print(
                 f"{store:10s} single: {s['rate']:.0f} posts/s  p50 {s['p50_ms']:.1f} ms  p99 {s['p99_ms']:.1f} ms  "
-                f"(busy {s['busy']:.0f}, other {s['other']:.0f})  ratio to echo {s['rate'] / echo['rate']:.2f}"
+                f"(busy {s['busy']:.0f}, other {s['other']:.0f})  ratio to echo {s['rate'] / echo['rate']:.2f}  "
+                f"cpu/meas {s['cpu_us']:.0f} us (+{s['child_cpu_us']:.0f} analysis)"
             )
             print(
                 f"{store:10s} batch:  {b['rate']:.0f} measurements/s  p50 {b['p50_ms']:.1f} ms  "
-                f"p99 {b['p99_ms']:.1f} ms per {args.batch}-line request (busy {b['busy']:.0f}, other {b['other']:.0f})"
+                f"p99 {b['p99_ms']:.1f} ms per {args.batch}-line request (busy {b['busy']:.0f}, other {b['other']:.0f})  "
+                f"cpu/meas {b['cpu_us']:.0f} us (+{b['child_cpu_us']:.0f} analysis)"
             )
+        print(f"duckdb rows analysed when the server was stopped: {analysed}")
 
 
 if __name__ == "__main__":

@@ -13,7 +13,7 @@ AUTH = {"authorization": "Bearer s3cret"}
 
 async def test_admin_needs_the_token(store_location: str, real_measurements: list[dict[str, Any]]) -> None:
     ms = web(real_measurements)[:4]
-    async with collector(Settings(store=store_location, rate=0, admin_token="s3cret")) as (_, http):
+    async with collector(Settings(store=store_location, rate=0, admin_token="s3cret")) as (app, http):
         uids = (
             await http.post("/api/v1/measurements", content=b"\n".join(orjson.dumps(m) for m in ms))
         ).json()["measurement_uids"]
@@ -24,6 +24,7 @@ async def test_admin_needs_the_token(store_location: str, real_measurements: lis
         assert (await http.delete(f"/api/v1/measurement/{uids[0]}", headers=AUTH)).status_code == 200
         assert (await http.get(f"/api/v1/measurement/{uids[0]}")).status_code == 404
         assert (await http.delete(f"/api/v1/measurement/{uids[0]}", headers=AUTH)).status_code == 404
+        await app.state.ingestor.settled()  # verdicts come after the acknowledgement
         before = (await http.get("/api/v1/measurements")).json()["results"]
         r = await http.post("/api/v1/admin/reanalyse", headers=AUTH)
         assert r.status_code == 200 and r.json()["reanalysed"] == len(ms) - 1

@@ -125,8 +125,9 @@ async def test_list_filters_and_paging(store_location: str, real_measurements: l
 
 async def test_aggregation_counts(store_location: str, real_measurements: list[dict[str, Any]]) -> None:
     ms = web(real_measurements)
-    async with collector(Settings(store=store_location, rate=0)) as (_, http):
+    async with collector(Settings(store=store_location, rate=0)) as (app, http):
         await http.post("/api/v1/measurements", content=b"\n".join(orjson.dumps(m) for m in ms))
+        await app.state.ingestor.settled()  # verdicts come after the acknowledgement
         total = (await http.get("/api/v1/aggregation")).json()
         assert total["dimension_count"] == 0
         res = total["result"]

@@ -95,3 +95,35 @@ async def test_addresses_nowhere(
             assert needle not in files, f"{address} stored in the DuckDB file"
             assert all(needle not in out for out in outputs), f"{address} in an API answer"
             assert needle not in logs, f"{address} in the logs"
+
+
+async def test_scrubbed_through_json_escapes_and_in_columns(
+    tmp_path: Path, geo_dbs: tuple[Path, Path], real_measurements: list[dict[str, Any]]
+) -> None:
+    """An address spelt with JSON escapes (``\\u002e``) or carried in a column (input, network
+    name, category, report id) is scrubbed too: scrubbing works on the parsed measurement."""
+    db = tmp_path / "m.duckdb"
+    m = copy.deepcopy(web(real_measurements)[0])
+    m["probe_ip"] = PROBE_IP
+    m["input"] = f"http://{PROBE_IP}/status"
+    m["probe_network_name"] = f"home {PROBE_V4}"
+    m["report_id"] = f"r-{PROBE_IP}"
+    m["annotations"] = {"category_code": PROBE_IP}
+    escaped = PROBE_V4.replace(".", "\\u002e").encode()
+    line = orjson.dumps(m).replace(b'"report_id"', b'"x_escaped":"at ' + escaped + b'","report_id"', 1)
+    assert escaped in line and PROBE_V4.encode() not in line.split(b"x_escaped")[1][:40]
+    async with collector(
+        Settings(store=str(db), asn_db=geo_dbs[0], country_db=geo_dbs[1], rate=0), client=PROBE_V4
+    ) as (app, http):
+        r = await http.post("/api/v1/measurements", content=line)
+        assert r.status_code == 200, r.text
+        uid = r.json()["measurement_uids"][0]
+        await app.state.ingestor.settled()
+        stored = (await http.get(f"/api/v1/measurement/{uid}")).json()
+        listing = (await http.get("/api/v1/measurements")).content
+    assert stored["x_escaped"] == "at [scrubbed]" and stored["input"] == "http://[scrubbed]/status"
+    files = b"".join(p.read_bytes() for p in tmp_path.glob("m.duckdb*"))
+    for address in (PROBE_V4, PROBE_IP):
+        for needle in variants(address):
+            assert needle not in files and needle not in listing
+            assert needle not in orjson.dumps(stored)

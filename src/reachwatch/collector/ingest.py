@@ -1,9 +1,13 @@
-"""From a submitted measurement to a stored row: validate, hash, scrub, attribute, analyse, commit.
+"""From a submitted measurement to a stored row: validate, hash, attribute, scrub, commit.
 
 :class:`Ingestor` turns one measurement into a :class:`~reachwatch.store.schema.Row` (CPU work, in
 the request) and hands rows to one writer task that group-commits whatever is waiting: every
 request's answer waits for the commit that holds its rows. The queue is bounded: past
 ``max_pending`` measurements a request gets :class:`Overloaded` (503 + Retry-After).
+
+The verdict is not on that path when the store can hold rows unanalysed (DuckDB): rows are stored
+with ``analysed`` false and :class:`~reachwatch.collector.analyser.Analyser` fills the verdict in
+after the commit. Other stores (ClickHouse) get it at ingest, as before.
 """
 
 from __future__ import annotations
@@ -20,12 +24,13 @@ import orjson
 from pydantic import ValidationError
 
 from reachwatch.collector import analysis
+from reachwatch.collector.analyser import Analyser, Backlog
 from reachwatch.collector.attribution import Attributor, Network
 from reachwatch.collector.http import ApiError
 from reachwatch.collector.ooni_protocol import BASE_KEYS, MeasurementIn, measurement_uid
-from reachwatch.collector.privacy import scrub
+from reachwatch.collector.privacy import LOCAL, Scrubber
 from reachwatch.store import Store
-from reachwatch.store.schema import Row, compress
+from reachwatch.store.schema import PENDING_ANALYSIS, Row, compress
 
 log = logging.getLogger(__name__)
 
@@ -52,7 +57,12 @@ class Ingestor:
         *,
         max_pending: int = 20_000,
         max_batch: int = 2_000,
+        background_analysis: bool | None = None,
     ) -> None:
+        """``background_analysis``: verdicts after the commit (default: when the store can)."""
+        if background_analysis is None:
+            background_analysis = isinstance(store, Backlog)
+        self.analyser = Analyser(store) if background_analysis and isinstance(store, Backlog) else None
         self.store = store
         self.attributor = attributor
         self.secret = secret
@@ -81,24 +91,24 @@ class Ingestor:
             base = MeasurementIn.model_validate({k: m[k] for k in BASE_KEYS if k in m})
         except ValidationError as exc:
             raise ApiError(422, f"{where}: {validation_message(exc)}") from None
-        if report_id is not None:
-            m["report_id"] = report_id
         try:
             start = dt.datetime.fromisoformat(base.measurement_start_time)
         except ValueError:
             raise ApiError(422, f"{where}: measurement_start_time is not a valid date") from None
         # identity: the content as sent (key order kept, whitespace normalised), without the report id
-        ident = {k: v for k, v in m.items() if k != "report_id"}
+        ident = {k: v for k, v in m.items() if k != "report_id"} if "report_id" in m else m
         try:
             canonical = orjson.dumps(ident)
         except TypeError as exc:
             raise ApiError(422, f"{where}: {exc}") from None
+        if report_id is not None:
+            m["report_id"] = report_id
         content_hash = hashlib.blake2b(canonical, digest_size=16, key=self.secret[:32]).hexdigest()
-        m = scrub(m, (submitter, base.probe_ip or ""))
         claimed_asn, claimed_cc = base.probe_asn, base.probe_cc
         asn = network.asn or claimed_asn
         cc = network.cc or claimed_cc
         net_name = network.name if network.asn else base.probe_network_name
+        m["probe_ip"] = LOCAL
         if network.attributed:
             m["probe_asn"], m["probe_cc"], m["probe_network_name"] = asn, cc, net_name
             if claimed_asn != asn:
@@ -107,9 +117,18 @@ class Ingestor:
                 m["x_probe_cc_claimed"] = claimed_cc
         else:
             m["x_unattributed"] = True
-        v = analysis.verdict(m)
+        # the stored JSON and every column taken from the measurement are scrubbed the same way
+        scrubber = Scrubber((submitter, base.probe_ip or ""))
+        data = orjson.dumps(m)
+        stored = scrubber.json(data)
         url = base.input if isinstance(base.input, str) else (base.input[0] if base.input else None)
-        rid = str(m.get("report_id") or "")
+        url = scrubber.text(url)
+        rid = scrubber.text(str(m.get("report_id") or "")) or ""
+        if self.analyser is None:
+            v = analysis.verdict(m if stored is data else orjson.loads(stored))
+            verdict: dict[str, Any] = {f: getattr(v, f) for f in PENDING_ANALYSIS}
+        else:
+            verdict = PENDING_ANALYSIS
         now = dt.datetime.now(dt.UTC)
         return Row(
             measurement_uid=measurement_uid(now, cc, base.test_name, content_hash),
@@ -119,23 +138,19 @@ class Ingestor:
             domain=analysis.domain(url),
             probe_cc=cc,
             probe_asn=asn,
-            probe_network_name=net_name,
+            probe_network_name=scrubber.text(net_name),
             attributed=network.attributed,
             x_probe_cc_claimed=claimed_cc if claimed_cc != cc else None,
             x_probe_asn_claimed=claimed_asn if claimed_asn != asn else None,
             measurement_start_time=start,
             measurement_start_day=start.date(),
             test_name=base.test_name,
-            blocking=v.blocking,
-            accessible=v.accessible,
-            x_technique=v.x_technique,
-            x_rule=v.x_rule,
-            anomaly=v.anomaly,
             confirmed=False,
-            failure=v.failure,
-            category_code=analysis.category(m),
+            category_code=scrubber.text(analysis.category(m)),
             probe_id_hash=hashlib.blake2b(rid.encode(), digest_size=8, key=self.secret[:32]).hexdigest(),
-            raw=compress(orjson.dumps(m)),
+            raw=compress(stored),
+            analysed=self.analyser is None,
+            **verdict,
         )
 
     # -- group commit --------------------------------------------------------------------------
@@ -152,6 +167,8 @@ class Ingestor:
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name="ingest-writer")
+        if self.analyser is not None:
+            self.analyser.start()
 
     async def stop(self) -> None:
         if self._task is not None:
@@ -161,6 +178,13 @@ class Ingestor:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
             self._task = None
+        if self.analyser is not None:
+            await self.analyser.stop()
+
+    async def settled(self) -> None:
+        """Wait until every measurement acknowledged so far has its verdict (tests, admin)."""
+        if self.analyser is not None:
+            await self.analyser.settled()
 
     async def _run(self) -> None:
         while True:
@@ -190,6 +214,8 @@ class Ingestor:
                     known[r.content_hash] = r.measurement_uid
                     new.append(r)
         await self.store.insert(new)
+        if new and self.analyser is not None:
+            self.analyser.poke()
         for rows, fut in batch:
             if not fut.done():
                 fut.set_result([known[r.content_hash] for r in rows])

@@ -1,7 +1,11 @@
 """DuckDB backend: one file, one writer thread, readers on their own cursors.
 
 Inserts go through an Arrow table (columnar binding is an order of magnitude faster than
-row-by-row parameters) and are committed before :meth:`DuckDBStore.insert` returns.
+row-by-row parameters), built and committed on the writer thread before :meth:`DuckDBStore.insert`
+returns. ``raw`` (already zstd) is stored without DuckDB's own compression and the WAL is
+checkpointed every :data:`CHECKPOINT` rather than every 16 MB: trying FSST/dictionary on
+compressed bytes and rewriting the growing row group at every small checkpoint cost more than the
+insert itself (see docs/collector.md, "Performance").
 """
 
 from __future__ import annotations
@@ -24,6 +28,12 @@ from reachwatch.store.query import Filters
 from reachwatch.store.schema import COLUMN_NAMES, COLUMNS, META_TABLE, TABLE, Analysis, Row
 
 T = TypeVar("T")
+#: WAL size that triggers a checkpoint (DuckDB's default is 16 MB); a kill -9 replays at most this.
+CHECKPOINT = "128MB"
+#: Column storage options beyond the type (``raw`` is zstd already: DuckDB's compression only costs).
+_STORAGE = {"raw": "USING COMPRESSION uncompressed"}
+#: Columns added after the first release: added to older files on open, with the value old rows get.
+_ADDED = {"analysed": "BOOLEAN DEFAULT true"}
 _ARROW_TYPES = {
     "VARCHAR": pa.string(),
     "BOOLEAN": pa.bool_(),
@@ -32,6 +42,17 @@ _ARROW_TYPES = {
     "BLOB": pa.binary(),
 }
 _SCHEMA = pa.schema([(c.name, _ARROW_TYPES[c.duckdb.split()[0]]) for c in COLUMNS])
+_ANALYSIS_SCHEMA = pa.schema(
+    [
+        ("measurement_uid", pa.string()),
+        ("blocking", pa.string()),
+        ("accessible", pa.bool_()),
+        ("x_technique", pa.string()),
+        ("x_rule", pa.string()),
+        ("anomaly", pa.bool_()),
+        ("failure", pa.bool_()),
+    ]
+)
 
 
 class DuckDBStore:
@@ -68,10 +89,13 @@ class DuckDBStore:
             self._con = await asyncio.to_thread(duckdb.connect, self.path, config={"threads": 1})
         except duckdb.Error as exc:
             raise UserError(f"cannot open DuckDB file: {exc}", where=self.path) from exc
-        cols = ", ".join(f"{c.name} {c.duckdb}" for c in COLUMNS)
+        cols = ", ".join(_column_sql(c.name, c.duckdb) for c in COLUMNS)
 
         def create(con: duckdb.DuckDBPyConnection) -> list[str]:
+            con.execute(f"SET checkpoint_threshold = '{CHECKPOINT}'").fetchall()
             con.execute(f"CREATE TABLE IF NOT EXISTS {TABLE} ({cols})").fetchall()
+            for name, sql in _ADDED.items():
+                con.execute(f"ALTER TABLE {TABLE} ADD COLUMN IF NOT EXISTS {name} {sql}").fetchall()
             con.execute(
                 f"CREATE UNIQUE INDEX IF NOT EXISTS {TABLE}_hash ON {TABLE} (content_hash)"
             ).fetchall()
@@ -83,11 +107,12 @@ class DuckDBStore:
         self._hashes = {_key(h) for h in await self._write(create)}
 
     async def close(self) -> None:
+        # readers first: a read still running on a cursor (a cancelled caller's) keeps the connection busy
+        await asyncio.to_thread(self._readers.shutdown, wait=True)
         if self._con is not None:
             await self._write(lambda con: con.close())
             self._con = None
         self._writer.shutdown(wait=True)
-        self._readers.shutdown(wait=True)
 
     async def secret(self) -> bytes:
         def get(con: duckdb.DuckDBPyConnection) -> bytes:
@@ -120,13 +145,14 @@ class DuckDBStore:
     async def insert(self, rows: Sequence[Row]) -> None:
         if not rows:
             return
-        columns = list(zip(*(r.values() for r in rows), strict=True))
-        table = pa.Table.from_arrays(
-            [pa.array(col, type=_SCHEMA.field(i).type) for i, col in enumerate(columns)], schema=_SCHEMA
-        )
         names = ", ".join(COLUMN_NAMES)
 
         def ins(con: duckdb.DuckDBPyConnection) -> None:
+            columns = list(zip(*(r.values() for r in rows), strict=True))
+            table = pa.Table.from_arrays(
+                [pa.array(col, type=_SCHEMA.field(i).type) for i, col in enumerate(columns)],
+                schema=_SCHEMA,
+            )
             con.register("incoming", table)
             try:
                 con.execute(f"INSERT INTO {TABLE} ({names}) SELECT {names} FROM incoming").fetchall()
@@ -144,27 +170,33 @@ class DuckDBStore:
         return await self._write(rm)
 
     async def update_analysis(self, rows: Sequence[Analysis]) -> None:
+        """Set the verdict columns of ``rows`` (and ``analysed``) in one statement, one commit."""
+        if not rows:
+            return
+        names = _ANALYSIS_SCHEMA.names
+        sets = ", ".join(f"{n} = a.{n}" for n in names[1:])
         sql = (
-            f"UPDATE {TABLE} SET blocking = ?, accessible = ?, x_technique = ?, x_rule = ?, "
-            "anomaly = ?, failure = ? WHERE measurement_uid = ?"
+            f"UPDATE {TABLE} SET {sets}, analysed = true FROM analysed_rows a "
+            f"WHERE {TABLE}.measurement_uid = a.measurement_uid"
         )
-        params = [
-            [a.blocking, a.accessible, a.x_technique, a.x_rule, a.anomaly, a.failure, a.measurement_uid]
-            for a in rows
-        ]
 
         def upd(con: duckdb.DuckDBPyConnection) -> None:
-            con.execute("BEGIN").fetchall()
+            table = pa.Table.from_pylist(
+                [{n: getattr(a, n) for n in names} for a in rows], schema=_ANALYSIS_SCHEMA
+            )
+            con.register("analysed_rows", table)
             try:
-                for p in params:
-                    con.execute(sql, p).fetchall()
-                con.execute("COMMIT").fetchall()
-            except BaseException:
-                con.execute("ROLLBACK").fetchall()
-                raise
+                con.execute(sql).fetchall()
+            finally:
+                con.unregister("analysed_rows")
 
-        if params:
-            await self._write(upd)
+        await self._write(upd)
+
+    async def unanalysed(self, limit: int) -> list[tuple[str, bytes]]:
+        """Up to ``limit`` (uid, raw) of rows stored before their verdict (``analysed`` false)."""
+        sql = f"SELECT measurement_uid, raw FROM {TABLE} WHERE NOT analysed LIMIT {limit:d}"
+        rows = await self._read(functools.partial(_fetch, sql=sql))
+        return [(r[0], bytes(r[1])) for r in rows]
 
     # -- reads ---------------------------------------------------------------------------------
     async def get_raw(self, uid: str) -> bytes | None:
@@ -215,6 +247,15 @@ def _one(result: duckdb.DuckDBPyConnection) -> tuple[Any, ...] | None:
 
 def _fetch(cur: duckdb.DuckDBPyConnection, sql: str) -> list[tuple[Any, ...]]:
     return cur.execute(sql).fetchall()
+
+
+def _column_sql(name: str, type_sql: str) -> str:
+    """``name TYPE [USING COMPRESSION ...] [NOT NULL]``: DuckDB wants the storage option first."""
+    option = _STORAGE.get(name)
+    if option is None:
+        return f"{name} {type_sql}"
+    kind, _, constraint = type_sql.partition(" ")
+    return f"{name} {kind} {option} {constraint}".rstrip()
 
 
 def _key(content_hash: str) -> int:

@@ -49,9 +49,21 @@ COLUMNS: tuple[Column, ...] = (
     Column("category_code", "VARCHAR", "Nullable(String)"),
     Column("probe_id_hash", "VARCHAR NOT NULL", "String"),
     Column("raw", "BLOB NOT NULL", "String"),
+    # false until the background analysis has computed the verdict columns (collector/analyser.py)
+    Column("analysed", "BOOLEAN NOT NULL", "UInt8 DEFAULT 1"),
 )
 COLUMN_NAMES: tuple[str, ...] = tuple(c.name for c in COLUMNS)
 ANALYSIS_COLUMNS: tuple[str, ...] = ("blocking", "accessible", "x_technique", "x_rule", "anomaly", "failure")
+#: The analysis columns of a row stored before its verdict (``analysed`` false): no verdict yet, so
+#: ``failure`` (OONI: "no verdict") is true and ``anomaly`` false until the analyser has run.
+PENDING_ANALYSIS: dict[str, object] = {
+    "blocking": None,
+    "accessible": None,
+    "x_technique": None,
+    "x_rule": None,
+    "anomaly": False,
+    "failure": True,
+}
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -82,6 +94,7 @@ class Row:
     category_code: str | None
     probe_id_hash: str
     raw: bytes
+    analysed: bool = True
 
     def values(self) -> tuple[Any, ...]:
         return tuple(getattr(self, name) for name in COLUMN_NAMES)
