@@ -112,22 +112,16 @@ def report(
     pdf: bool = typer.Option(True, "--pdf/--no-pdf", help="Also print a PDF with Chromium."),
 ) -> None:
     """The published report (HTML, PDF, CSV/JSON) over the store's measurements."""
-    from reachwatch.report import build, load_events
-    from reachwatch.report.from_store import daily_records, summary_records
-    from reachwatch.store.readers import open_reader
+    from reachwatch.report import load_events
+    from reachwatch.report.from_store import report_from_store
 
     f = _filters(since, until, cc, domain)
     evs = load_events(events) if events is not None else []
-    reader = open_reader(location(db, clickhouse))
-    try:
-        summary, cells = summary_records(reader, f), daily_records(reader, f)
-    finally:
-        reader.close()
-    if not cells:
-        raise UserError("no measurements in this selection", fix="check --cc/--domain/--since/--until")
     start, end = day(since, "--since"), day(until, "--until")
     period = (start, end) if start and end else None
-    paths = build(summary, cells, evs, out, title=title, period=period, pdf=pdf)
+    paths = report_from_store(
+        location(db, clickhouse), f, out, events=evs, title=title, period=period, pdf=pdf
+    )
     for path in paths.all():
         typer.echo(str(path))
 

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 from reachwatch.aggregate.cells import DEFAULT_KEYS, Cell
 from reachwatch.aggregate.sql import network_names, query_cells
+from reachwatch.errors import UserError
+from reachwatch.report.build import ReportPaths
 from reachwatch.store.query import Filters
-from reachwatch.store.readers import Reader
+from reachwatch.store.readers import Reader, open_reader
 
 SUMMARY_KEYS = ("probe_cc", "probe_asn", "domain")
 
@@ -44,3 +47,20 @@ def summary_records(reader: Reader, f: Filters) -> list[dict[str, Any]]:
 
 def daily_records(reader: Reader, f: Filters) -> list[dict[str, Any]]:
     return records(query_cells(reader, DEFAULT_KEYS, f), network_names(reader, f))
+
+
+def report_from_store(
+    location: str, f: Filters, out: Path, *, events: Sequence[Any] = (), title: str,
+    period: tuple[dt.date, dt.date] | None = None, pdf: bool = True,
+) -> ReportPaths:  # fmt: skip
+    """Read the summary and daily cells of ``location`` (a DuckDB file or ClickHouse URL) and build."""
+    from reachwatch.report import build
+
+    reader = open_reader(location)
+    try:
+        summary, cells = summary_records(reader, f), daily_records(reader, f)
+    finally:
+        reader.close()
+    if not cells:
+        raise UserError("no measurements in this selection", fix="check --cc/--domain/--since/--until")
+    return build(summary, cells, list(events), out, title=title, period=period, pdf=pdf)
