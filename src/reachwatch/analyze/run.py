@@ -137,8 +137,9 @@ def _write(
         con.register("touched", touched)
         con.execute(
             f"UPDATE {TABLE} SET blocking = i.blocking, accessible = i.accessible, x_technique = i.x_technique, "
-            "x_rule = i.x_rule, anomaly = i.anomaly, failure = i.failure, confirmed = i.confirmed "
-            f"FROM incoming i WHERE {TABLE}.measurement_uid = i.uid AND ({TABLE}.blocking IS DISTINCT FROM i.blocking "
+            "x_rule = i.x_rule, anomaly = i.anomaly, failure = i.failure, confirmed = i.confirmed, analysed = true "
+            f"FROM incoming i WHERE {TABLE}.measurement_uid = i.uid AND (NOT {TABLE}.analysed "
+            f"OR {TABLE}.blocking IS DISTINCT FROM i.blocking "
             f"OR {TABLE}.accessible IS DISTINCT FROM i.accessible OR {TABLE}.x_technique IS DISTINCT FROM i.x_technique "
             f"OR {TABLE}.x_rule IS DISTINCT FROM i.x_rule OR {TABLE}.anomaly IS DISTINCT FROM i.anomaly "
             f"OR {TABLE}.failure IS DISTINCT FROM i.failure OR {TABLE}.confirmed IS DISTINCT FROM i.confirmed)"

@@ -64,3 +64,12 @@ def report_from_store(
     if not cells:
         raise UserError("no measurements in this selection", fix="check --cc/--domain/--since/--until")
     return build(summary, cells, list(events), out, title=title, period=period, pdf=pdf)
+
+
+def isp_cells(location: str, f: Filters | None = None) -> list[dict[str, Any]]:
+    """One record per (country, network, domain) over the whole selection: the per-ISP table."""
+    reader = open_reader(location)
+    try:
+        return summary_records(reader, f or Filters())
+    finally:
+        reader.close()
