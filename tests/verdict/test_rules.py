@@ -33,6 +33,15 @@ def test_rule_ids_unique_and_commented() -> None:
 
 def _every_case() -> list[dict[str, Any]]:
     """Measurements that together exercise every rule."""
+    cases = builder_cases()
+    if DATA.is_dir():
+        with (DATA / "measurements_qa_emulated.jsonl").open() as handle:
+            cases += [json.loads(line) for line in handle]
+    return cases
+
+
+def builder_cases() -> list[dict[str, Any]]:
+    """The builder-made measurements (no shared data): every technique plus the odd cases."""
     cases = []
     for _, schemes, probe, ctrl, *_ in CENSORSHIP + NOT_CENSORSHIP:
         for scheme in schemes:
@@ -70,11 +79,16 @@ def _every_case() -> list[dict[str, Any]]:
     m = redirected(url, {"addrs": ("198.18.0.20",), "tcp_failure": "generic_timeout_error"}, {})
     m["test_keys"]["x_controls"] = []
     cases.append(m)
+    m = redirected(url, {"addrs": ("198.18.0.20",), "tcp_failure": "connection_refused"}, {})
+    m["test_keys"]["x_controls"] = []
+    cases.append(m)
+    # the name resolves to loopback for the probe and the control alike; nothing was connected to
+    m = single(url, {"addrs": ("127.0.0.1",)}, {"addrs": ("127.0.0.1",)})
+    for key in ("tcp_connect", "tls_handshakes", "requests"):
+        m["test_keys"][key] = []
+    cases.append(m)
     # nothing at all observed
     cases.append(measurement([], url, single(url, {}, {})["test_keys"]["control"]))
-    if DATA.is_dir():
-        with (DATA / "measurements_qa_emulated.jsonl").open() as handle:
-            cases += [json.loads(line) for line in handle]
     return cases
 
 
