@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import asyncio
 import importlib
-import json
 import sys
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from time import monotonic
 from typing import TYPE_CHECKING, Any, TextIO
+
+import orjson
 
 from reachwatch.probe.config import DEFAULT_PARALLEL, ProbeConfig
 from reachwatch.probe.control_client import ControlClient
@@ -61,7 +62,8 @@ async def measure_one(
 
 
 def dumps(measurement: dict[str, Any]) -> str:
-    return json.dumps(measurement, separators=(",", ":"), ensure_ascii=False)
+    """One compact JSON line (orjson: ~10x cheaper than json.dumps on a measurement)."""
+    return orjson.dumps(measurement).decode()
 
 
 async def run(
