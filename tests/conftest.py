@@ -1,4 +1,5 @@
-"""Loopback servers for probe tests: a throwaway CA, HTTP(S) servers and a DNS server."""
+"""Shared fixtures: loopback servers (a throwaway CA, HTTP(S) and DNS servers) for probe,
+control-helper and CLI tests. Session-scoped ones start only when a test asks for them."""
 
 from __future__ import annotations
 
