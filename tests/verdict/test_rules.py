@@ -119,3 +119,13 @@ def test_every_rule_has_a_case() -> None:
 def test_malformed_never_raises(bad: Any) -> None:
     v = decide(bad)
     assert v.x_rule
+
+
+def test_event_kinds_complete() -> None:
+    """first_match skips when() rules by event kind: every kind must be listed."""
+    from typing import get_args
+
+    from reachwatch.verdict.rules import EVENT_KINDS
+    from reachwatch.verdict.walk import Kind
+
+    assert set(EVENT_KINDS) == set(get_args(Kind))

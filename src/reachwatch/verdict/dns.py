@@ -1,6 +1,7 @@
 """DNS consistency: do the probe's answers agree with the control's? (OONI's classic rules.)
 
-For one hop, over the system-resolver lookups (getaddrinfo-like engines) of the hop's host:
+For one hop, over the system-resolver lookups (getaddrinfo-like engines; every non-DoH engine
+when there is none: OONI's classic filter, applied by ``verdict.reader``) of the hop's host:
 
 - a successful lookup is *valid* when it shares an IP address with the control, or an ASN
   (from the control's ``ip_info``; ASN 0 = unknown never matches), or - ours, as in OONI's
@@ -15,13 +16,17 @@ For one hop, over the system-resolver lookups (getaddrinfo-like engines) of the 
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Final
+from typing import TYPE_CHECKING, Final
 
-from reachwatch.observations import Control, DNSLookup
 from reachwatch.verdict.bogon import is_sink
 
+if TYPE_CHECKING:
+    from reachwatch.verdict.control import Hop
+    from reachwatch.verdict.reader import Handshake, Lookup
+
+# OONI's classic filter: the lookups that chose the addresses the page was fetched from
 SYSTEM_ENGINES: Final = frozenset({"getaddrinfo", "system", "golang_net_resolver", "go", ""})
 TIMEOUT_FAILURES: Final = frozenset({"generic_timeout_error", "dns_temporary_failure"})
 
@@ -35,14 +40,34 @@ class DNSFinding:
 NO_FINDING: Final = DNSFinding(None, None)
 
 
-def system_lookups(lookups: Iterable[DNSLookup]) -> tuple[DNSLookup, ...]:
-    """The lookups that chose the addresses the page was fetched from (OONI's classic filter).
+class Evidence:
+    """What else can validate an answer, shared by every hop and built once, on first use:
+    the ASN of each address (all controls' ``ip_info``, later hops overriding earlier ones) and
+    the (host, ip) pairs of verified TLS handshakes made to fetch the page."""
 
-    Measurements without any getaddrinfo-like lookup fall back to every non-DoH lookup.
-    """
-    first = [q for q in lookups if not q.duplicate]
-    chosen = [q for q in first if q.engine in SYSTEM_ENGINES]
-    return tuple(chosen or [q for q in first if q.engine != "doh"])
+    __slots__ = ("_asn", "_handshakes", "_hops", "_tls_valid")
+
+    def __init__(self, hops: Sequence[Hop | None], handshakes: Sequence[Handshake]) -> None:
+        self._hops, self._handshakes = hops, handshakes
+        self._asn: dict[str, int] | None = None
+        self._tls_valid: set[tuple[str, str]] | None = None
+
+    def asn(self) -> Mapping[str, int]:
+        if self._asn is None:
+            self._asn = {}
+            for hop in self._hops:
+                if hop is not None:
+                    self._asn.update(hop.ip_asn)
+        return self._asn
+
+    def tls_valid(self) -> set[tuple[str, str]]:
+        if self._tls_valid is None:
+            self._tls_valid = {
+                (s.server_name, s.ip)
+                for s in self._handshakes
+                if s.failure is None and not s.no_tls_verify and s.fetch_body is not False
+            }
+        return self._tls_valid
 
 
 def failure_technique(failure: str) -> str:
@@ -50,28 +75,23 @@ def failure_technique(failure: str) -> str:
     return "dns-timeout" if failure in TIMEOUT_FAILURES or "timeout" in failure else "dns-nxdomain"
 
 
-def is_aaaa_no_answer(lookup: DNSLookup) -> bool:
+def is_aaaa_no_answer(lookup: Lookup) -> bool:
     return lookup.query_type == "AAAA" and lookup.failure == "dns_no_answer"
 
 
-def hop_finding(
-    lookups: Iterable[DNSLookup],
-    control: Control | None,
-    asn: Mapping[str, int],
-    tls_valid: Collection[tuple[str, str]],
-) -> DNSFinding:
+def hop_finding(lookups: Iterable[Lookup], hop: Hop | None, evidence: Evidence) -> DNSFinding:
     """Judge the lookups of one hop against that hop's control (see the module docstring)."""
-    if control is None or control.dns is None:
+    ctrl = hop.dns if hop is not None else None
+    if hop is None or ctrl is None:
         return NO_FINDING
-    ctrl = control.dns
     ctrl_addrs = frozenset(ctrl.addrs)
-    ctrl_asns = {asn.get(a, 0) for a in ctrl_addrs} - {0}
+    ctrl_asns: set[int] | None = None
     valid = expected = succeeded = 0
     unexpected: str | None = None
     invalid: list[str] = []
     for q in lookups:
-        if q.hostname != control.hostname or is_aaaa_no_answer(q):
-            continue
+        if q.hostname != hop.hostname or (q.query_type == "AAAA" and q.failure == "dns_no_answer"):
+            continue  # another host, or AAAA without answer (ignored: many sites have no IPv6)
         if q.failure is not None:
             if ctrl.failure is not None or (q.failure == "dns_no_answer" and not ctrl_addrs):
                 expected += 1
@@ -83,10 +103,15 @@ def hop_finding(
         succeeded += 1
         if ctrl.failure is not None:
             continue
-        if (
-            not ctrl_addrs.isdisjoint(q.addrs)
-            or any(asn.get(a, 0) in ctrl_asns for a in q.addrs)
-            or any((q.hostname, a) in tls_valid for a in q.addrs)
+        if not ctrl_addrs.isdisjoint(q.addrs):
+            valid += 1
+            continue
+        asn = evidence.asn()
+        if ctrl_asns is None:
+            ctrl_asns = {asn.get(a, 0) for a in ctrl_addrs} - {0}
+        tls_valid = evidence.tls_valid()
+        if any(asn.get(a, 0) in ctrl_asns for a in q.addrs) or any(
+            (q.hostname, a) in tls_valid for a in q.addrs
         ):
             valid += 1
         else:

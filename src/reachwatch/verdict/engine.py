@@ -6,8 +6,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from reachwatch.observations import flatten
 from reachwatch.verdict.facts import Facts, facts_of
+from reachwatch.verdict.reader import read
 from reachwatch.verdict.rules import Blocking, Rule, first_match
 
 REDIRECT_SUFFIX = "@redirect"
@@ -44,7 +44,7 @@ class Verdict:
 
 def decide(measurement: Mapping[str, Any]) -> Verdict:
     """The verdict on one web_connectivity measurement (any version). Never raises on bad input."""
-    facts = facts_of(flatten(measurement))
+    facts = facts_of(read(measurement))
     rule = first_match(facts)
     return verdict_of(facts, rule)
 

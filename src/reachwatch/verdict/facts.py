@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from reachwatch.observations import Observations
-from reachwatch.verdict.dns import NO_FINDING, DNSFinding, hop_finding, system_lookups
+from reachwatch.verdict.dns import NO_FINDING, DNSFinding, Evidence, hop_finding
 from reachwatch.verdict.httpdiff import NO_DIFF, HTTPDiff, compare
+from reachwatch.verdict.reader import Reading
 from reachwatch.verdict.walk import Event, endpoints, find_event
 
 
@@ -30,40 +30,41 @@ class Facts:
         return self.event.depth if self.event is not None else 0
 
 
-def facts_of(obs: Observations) -> Facts:
-    lookups = system_lookups(obs.dns)
-    asn: dict[str, int] = {}
-    for control in obs.controls:
-        if control is not None:
-            asn.update(control.ip_asn)
-    tls_valid = {
-        (s.server_name, s.ip)
-        for s in obs.tls
-        if s.failure is None and not s.no_tls_verify and s.fetch_body is not False
-    }
-    first = hop_finding((q for q in lookups if q.depth == 0), obs.control_for(0), asn, tls_valid)
-    dns_depth, technique = (0, first.technique) if first.consistency == "inconsistent" else (None, None)
-    if dns_depth is None:
-        # ours: later hops measured with their own control (x_controls), deepest first
-        for depth in range(len(obs.controls) - 1, 0, -1):
-            hop = hop_finding((q for q in lookups if q.depth == depth), obs.controls[depth], asn, tls_valid)
-            if hop.consistency == "inconsistent":
-                dns_depth, technique = depth, hop.technique
-                break
-    eps = endpoints(obs, lookups)
-    event = find_event(obs, eps, lookups)
+def facts_of(reading: Reading) -> Facts:
+    """DNS consistency per hop, the deciding event and the HTTP diff of a final response."""
+    if not reading.has_test_keys:  # nothing was read: no finding, no event, no diff
+        return Facts(reading.test_name, False, False, NO_FINDING, None, None, NO_DIFF, None)
+    first, dns_depth, technique = _dns_facts(reading)
+    event = find_event(reading, endpoints(reading))
     diff = NO_DIFF
     final = event.http if event is not None and event.kind == "final" else None
     if final is not None:
-        page = obs.control_for(final.depth) or obs.control_for(0)
+        page = reading.hop(final.depth) or reading.hop(0)
         diff = compare(final, page.http if page else None)
     return Facts(
-        test_name=obs.test_name,
-        has_test_keys=obs.has_test_keys,
-        control_available=obs.control_for(0) is not None,
-        dns=first if first is not NO_FINDING else NO_FINDING,
+        test_name=reading.test_name,
+        has_test_keys=True,
+        control_available=reading.hop(0) is not None,
+        dns=first,
         dns_depth=dns_depth,
         dns_technique=technique,
         diff=diff,
         event=event,
     )
+
+
+def _dns_facts(reading: Reading) -> tuple[DNSFinding, int | None, str | None]:
+    """OONI's first-hop ``dns_consistency``, and the hop where DNS is inconsistent (if any):
+    the first hop, else (ours: later hops have their own control) the deepest such hop."""
+    lookups, hops = reading.lookups, reading.hops
+    evidence = Evidence(hops, reading.tls)
+    first = hop_finding((q for q in lookups if q.depth == 0), reading.hop(0), evidence)
+    if first.consistency == "inconsistent":
+        return first, 0, first.technique
+    for depth in range(len(hops) - 1, 0, -1):
+        if hops[depth] is None:
+            continue
+        hop = hop_finding((q for q in lookups if q.depth == depth), hops[depth], evidence)
+        if hop.consistency == "inconsistent":
+            return first, depth, hop.technique
+    return first, None, None

@@ -18,6 +18,8 @@ from reachwatch.verdict.dns import failure_technique
 from reachwatch.verdict.facts import Facts
 from reachwatch.verdict.walk import Kind
 
+EVENT_KINDS: Final[tuple[Kind, ...]] = ("final", "http", "tls", "tcp", "dns", "dns-loopback")
+
 TECHNIQUES: Final = frozenset(
     {
         "dns-hijack",
@@ -65,7 +67,7 @@ def when(
     """A condition on the deciding event: its kind, the control's outcomes, the probe's failure."""
     kinds = (kind,) if isinstance(kind, str) else kind
 
-    def condition(f: Facts) -> bool:
+    def condition(f: Facts) -> bool:  # NB: first_match skips it for events of other kinds
         e = f.event
         return (
             e is not None
@@ -76,7 +78,11 @@ def when(
             and (also is None or also(f))
         )
 
+    _EVENT_KINDS_OF[condition] = frozenset(kinds)
     return condition
+
+
+_EVENT_KINDS_OF: Final[dict[Condition, frozenset[Kind]]] = {}  # when() conditions -> their kinds
 
 
 def _dns_failure(technique: str) -> Condition:
@@ -183,8 +189,25 @@ RULES: Final[tuple[Rule, ...]] = (
 )  # fmt: skip
 
 
+def _candidates(kind: Kind | None) -> tuple[Rule, ...]:
+    """The rules, in order, minus the ``when()`` rules that cannot hold for this event kind
+    (None: no event). Only a shortcut: the conditions are still evaluated in order."""
+    return tuple(
+        rule
+        for rule in RULES
+        if rule.condition not in _EVENT_KINDS_OF
+        or (kind is not None and kind in _EVENT_KINDS_OF[rule.condition])
+    )
+
+
+_BY_KIND: Final[dict[Kind | None, tuple[Rule, ...]]] = {
+    kind: _candidates(kind) for kind in (*EVENT_KINDS, None)
+}
+
+
 def first_match(facts: Facts) -> Rule:
-    for rule in RULES:
+    """The first rule whose condition holds (``undecided`` always does)."""
+    for rule in _BY_KIND[facts.event.kind if facts.event is not None else None]:
         if rule.condition(facts):
             return rule
     return RULES[-1]

@@ -13,31 +13,24 @@ the same step ("missing", "ok" or "failed").
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Literal
 
-from reachwatch.observations import (
-    Control,
-    ControlHTTP,
-    DNSLookup,
-    HTTPTransaction,
-    Observations,
-    TCPConnect,
-    TLSHandshake,
-)
+from reachwatch.observations import HTTPTransaction
 from reachwatch.verdict.bogon import is_loopback
+from reachwatch.verdict.control import Expect, Hop
 from reachwatch.verdict.dns import is_aaaa_no_answer
+from reachwatch.verdict.reader import Connect, Handshake, Lookup, Reading
 
-Expect = Literal["missing", "ok", "failed"]
 Kind = Literal["final", "http", "tls", "tcp", "dns", "dns-loopback"]
+__all__ = ["Endpoint", "Event", "Expect", "Kind", "endpoints", "find_event"]
 
 
 @dataclass(slots=True)  # not frozen: cheaper to build (see observations.records)
 class Endpoint:
     depth: int
-    tcp: TCPConnect | None
-    tls: TLSHandshake | None
+    tcp: Connect | None
+    tls: Handshake | None
     http: HTTPTransaction | None
 
 
@@ -57,13 +50,14 @@ class Event:
     http: HTTPTransaction | None = None
 
 
-def endpoints(obs: Observations, lookups: Iterable[DNSLookup]) -> list[Endpoint]:
-    known = {a for q in lookups if q.failure is None for a in q.addrs}
-    tls_by_tx = {s.transaction_id: s for s in obs.tls if s.transaction_id is not None}
-    http_by_tx = {h.transaction_id: h for h in obs.http if h.transaction_id is not None}
-    tcp_txs = {t.transaction_id for t in obs.tcp if t.transaction_id is not None}
+def endpoints(reading: Reading) -> list[Endpoint]:
+    """The classic filter's endpoints, joined with their TLS handshake and HTTP transaction."""
+    known = {a for q in reading.lookups if q.failure is None for a in q.addrs}
+    tls_by_tx = {s.transaction_id: s for s in reading.tls if s.transaction_id is not None}
+    http_by_tx = {h.transaction_id: h for h in reading.http if h.transaction_id is not None}
+    tcp_txs = {t.transaction_id for t in reading.tcp if t.transaction_id is not None}
     out = []
-    for t in obs.tcp:
+    for t in reading.tcp:
         if t.fetch_body is False or (known and t.ip not in known):
             continue
         tx = t.transaction_id
@@ -72,42 +66,54 @@ def endpoints(obs: Observations, lookups: Iterable[DNSLookup]) -> list[Endpoint]
             if tx is not None
             else Endpoint(t.depth, t, None, None)
         )
-    for h in obs.http:
+    for h in reading.http:
         if h.transaction_id is None or h.transaction_id not in tcp_txs:
             out.append(Endpoint(h.depth, None, None, h))
-    legacy = all(t.transaction_id is None for t in obs.tcp)  # before v0.5: no transaction ids
-    if legacy and not obs.http and "http_experiment_failure" in obs.extra:  # no requests kept
-        failed = HTTPTransaction(
-            url=obs.input or "",
-            scheme="",
-            hostname=obs.hostname,
-            failure=obs.extra["http_experiment_failure"],
-            status_code=None,
-            body_is_truncated=False,
-            depth=0,
-            transaction_id=None,
-            bytes_received=None,
-            response={},
-        )
-        out.append(Endpoint(0, None, None, failed))
+    if not tcp_txs and not reading.http and reading.http_experiment_failure:
+        out.append(Endpoint(0, None, None, _legacy_failure(reading, reading.http_experiment_failure)))
     return out
 
 
-def find_event(obs: Observations, eps: list[Endpoint], lookups: tuple[DNSLookup, ...]) -> Event | None:
-    depths = sorted({e.depth for e in eps} | {q.depth for q in lookups}, reverse=True)
+def _legacy_failure(reading: Reading, failure: str) -> HTTPTransaction:
+    """Probes before v0.5 without ``requests``: the top-level ``http_experiment_failure``."""
+    return HTTPTransaction(
+        url=reading.url or "",
+        scheme="",
+        hostname=reading.hostname,
+        failure=failure,
+        status_code=None,
+        body_is_truncated=False,
+        depth=0,
+        transaction_id=None,
+        bytes_received=None,
+        response={},
+    )
+
+
+def find_event(reading: Reading, eps: list[Endpoint]) -> Event | None:
+    """The deciding event: hops from the last to the first (see the module docstring)."""
+    depths = sorted({e.depth for e in eps} | {q.depth for q in reading.lookups}, reverse=True)
     for depth in depths:
-        event = _at_depth(obs, [e for e in eps if e.depth == depth], lookups, depth)
+        event = _at_depth(reading, [e for e in eps if e.depth == depth], depth)
         if event is not None:
             return event
     return None
 
 
-def _at_depth(
-    obs: Observations, eps: list[Endpoint], lookups: tuple[DNSLookup, ...], depth: int
-) -> Event | None:
-    hop, first = obs.control_for(depth), obs.control_for(0)
-    page_control = hop or first
-    page = _expect_http(page_control.http if page_control is not None else None)
+def _at_depth(reading: Reading, eps: list[Endpoint], depth: int) -> Event | None:
+    hop, first = reading.hop(depth), reading.hop(0)
+    page_control = hop if hop is not None else first
+    page: Expect = page_control.page if page_control is not None else "missing"
+    return (
+        _http_event(eps, depth, page)
+        or _tls_event(eps, depth, page, hop, first)
+        or _tcp_event(eps, depth, page, hop, first)
+        or _dns_event(reading.lookups, depth, page, hop, first)
+    )
+
+
+def _http_event(eps: list[Endpoint], depth: int, page: Expect) -> Event | None:
+    """Successes first, newest first: a final response (2xx/4xx/5xx) or the first failure."""
     with_http = sorted(
         (e for e in eps if e.http is not None),
         key=lambda e: (e.http.failure or "", -(e.http.transaction_id or 0)),  # type: ignore[union-attr]
@@ -123,26 +129,53 @@ def _at_depth(
         return Event(
             "http", depth, h.failure, page, page, h.scheme, False, h.status_code, h.bytes_received, http=h
         )
-    tls_failed = sorted((e.tls for e in eps if e.http is None and e.tls and e.tls.failure), key=_by_failure)
-    if tls_failed:
-        s = tls_failed[0]
-        tls_ctrl = _lookup_tls(s, hop, first)
-        return Event("tls", depth, s.failure, tls_ctrl, page, "https", bytes_received=s.bytes_received)
-    tcp_failed = sorted(
-        (e.tcp for e in eps if e.http is None and e.tls is None and e.tcp and e.tcp.failure), key=_by_failure
-    )
-    if tcp_failed:
-        t = tcp_failed[0]
-        tcp_ctrl = _expect_failure(_lookup_tcp(t.address, hop, first))
-        return Event("tcp", depth, t.failure, tcp_ctrl, page)
+    return None
+
+
+def _tls_event(
+    eps: list[Endpoint], depth: int, page: Expect, hop: Hop | None, first: Hop | None
+) -> Event | None:
+    failed = [e.tls for e in eps if e.http is None and e.tls is not None and e.tls.failure]
+    if not failed:
+        return None
+    s = min(failed, key=_by_failure)
+    for control in (hop, first):  # OONI matches by address: the hop's control, then the first
+        outcome = control.tls_outcome(s.address) if control is not None else None
+        if outcome is not None and outcome[0] == s.server_name:
+            ctrl: Expect = "failed" if outcome[1] else "ok"
+            break
+    else:
+        ctrl = "missing"
+    return Event("tls", depth, s.failure, ctrl, page, "https", bytes_received=s.bytes_received)
+
+
+def _tcp_event(
+    eps: list[Endpoint], depth: int, page: Expect, hop: Hop | None, first: Hop | None
+) -> Event | None:
+    failed = [e.tcp for e in eps if e.http is None and e.tls is None and e.tcp is not None and e.tcp.failure]
+    if not failed:
+        return None
+    t = min(failed, key=_by_failure)
+    address = t.address
+    ctrl: Expect = "missing"
+    for control in (hop, first):
+        failure = control.tcp_failure(address) if control is not None else False
+        if failure is not False:
+            ctrl = "failed" if failure else "ok"
+            break
+    return Event("tcp", depth, t.failure, ctrl, page)
+
+
+def _dns_event(
+    lookups: list[Lookup], depth: int, page: Expect, hop: Hop | None, first: Hop | None
+) -> Event | None:
+    """Successes first; a loopback-only answer or a failure decides, judged by the control's DNS."""
     at_depth = [q for q in lookups if q.depth == depth and not is_aaaa_no_answer(q)]
     for q in sorted(at_depth, key=lambda q: q.failure or ""):
         control = _dns_control(q, hop, first)
-        if control is None or control.dns is None:
-            ctrl: Expect = "missing"
-        else:
-            ctrl = "failed" if control.dns.failure else "ok"
-        ctrl_addrs = control.dns.addrs if control and control.dns else ()
+        ctrl_dns = control.dns if control is not None else None
+        ctrl: Expect = "missing" if ctrl_dns is None else ("failed" if ctrl_dns.failure else "ok")
+        ctrl_addrs = ctrl_dns.addrs if ctrl_dns is not None else ()
         if q.failure is None:
             if q.addrs and ctrl == "ok" and ctrl_addrs and all(map(is_loopback, q.addrs)):
                 loop = all(map(is_loopback, ctrl_addrs))
@@ -152,40 +185,11 @@ def _at_depth(
     return None
 
 
-def _by_failure(x: TCPConnect | TLSHandshake | None) -> tuple[str, int]:
+def _by_failure(x: Connect | Handshake | None) -> tuple[str, int]:
     return (x.failure or "", -(x.transaction_id or 0)) if x is not None else ("", 0)
 
 
-def _expect_http(http: ControlHTTP | None) -> Expect:
-    if http is None:
-        return "missing"
-    return "failed" if http.failure else "ok"
-
-
-def _expect_failure(value: str | bool | None) -> Expect:
-    if value is False:
-        return "missing"
-    return "failed" if value else "ok"
-
-
-def _lookup_tcp(address: str, hop: Control | None, first: Control | None) -> str | bool | None:
-    """The control's failure for an endpoint (None = success), False when it has no entry."""
-    for control in (hop, first):
-        if control is not None and address in control.tcp:
-            return control.tcp[address]
-    return False
-
-
-def _lookup_tls(s: TLSHandshake, hop: Control | None, first: Control | None) -> Expect:
-    for control in (hop, first):
-        if control is not None and s.address in control.tls:
-            server_name, failure = control.tls[s.address]
-            if server_name == s.server_name:
-                return "failed" if failure else "ok"
-    return "missing"
-
-
-def _dns_control(q: DNSLookup, hop: Control | None, first: Control | None) -> Control | None:
+def _dns_control(q: Lookup, hop: Hop | None, first: Hop | None) -> Hop | None:
     for control in (hop, first):
         if control is not None and control.hostname == q.hostname and control.dns is not None:
             return control
