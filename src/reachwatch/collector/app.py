@@ -1,7 +1,8 @@
 """The collector's ASGI app (FastAPI, OpenAPI at /openapi.json): write routes and wiring.
 
 Routes take the raw :class:`Request` and parse with orjson (pydantic validates at the edge); the
-request-body schemas are declared for OpenAPI by hand so clients and fuzzers see them.
+request-body schemas are declared for OpenAPI by hand so clients and fuzzers see them. The two
+write routes are also answered straight from ASGI by :class:`CollectorApp` (the write lane).
 """
 
 from __future__ import annotations
@@ -9,18 +10,30 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
+import orjson
 from fastapi import FastAPI
 from pydantic import ValidationError
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
+from starlette.types import Receive, Scope, Send
 
 from reachwatch.collector import admin, reads
 from reachwatch.collector.attribution import Attributor
 from reachwatch.collector.config import Settings
-from reachwatch.collector.http import ApiError, error_response, json_response, parse_json, read_body
+from reachwatch.collector.http import (
+    ApiError,
+    bad_json,
+    error_response,
+    json_response,
+    parse_json,
+    read_asgi_body,
+    read_body,
+    send_error,
+    send_json,
+)
 from reachwatch.collector.ingest import Ingestor, validation_message
 from reachwatch.collector.ooni_protocol import (
     BACKEND_VERSION,
@@ -59,11 +72,60 @@ def _json_body(model: Any) -> dict[str, Any]:
     }
 
 
-def _client(request: Request) -> str:
-    return request.client.host if request.client else ""
+def _client(scope: Scope) -> str:
+    client = scope.get("client")
+    return client[0] if client else ""
 
 
-def create_app(settings: Settings) -> FastAPI:
+def _json_bytes(body: bytes) -> Response:
+    return Response(body, media_type="application/json")
+
+
+Handler = Callable[[Scope, Receive, str], Awaitable[bytes]]
+
+
+class CollectorApp(FastAPI):
+    """FastAPI plus a write lane: ``POST /report/{report_id}`` and ``POST /api/v1/measurements``
+    are answered straight from ASGI (no middleware stack, routing, dependency solving or Response
+    object: about half the CPU of a bare FastAPI route). Their FastAPI routes stay declared with the
+    same handlers, so OpenAPI documents them and a request that misses the lane is served the same.
+    Errors are answered as the app's exception handlers would: ApiError as itself, anything else 500.
+    """
+
+    lane: dict[str, Handler]
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["method"] == "POST" and getattr(self, "lane", None):
+            path: str = scope["path"]
+            if path.startswith("/report/"):
+                arg = path[8:]
+                handler = self.lane["/report/"] if arg and "/" not in arg else None
+            else:
+                arg, handler = "", self.lane.get(path)
+            if handler is not None:
+                scope["app"] = self
+                await _answer(handler, arg, scope, receive, send)
+                return
+        await super().__call__(scope, receive, send)
+
+
+async def _answer(handler: Handler, arg: str, scope: Scope, receive: Receive, send: Send) -> None:
+    try:
+        body = await handler(scope, receive, arg)
+    except ApiError as exc:
+        await send_error(send, exc)
+        return
+    except ClientDisconnect:
+        return
+    except Exception as exc:
+        # never log the request (it carries the submitter's address): the exception type only
+        log.error("internal error on POST %s: %s", scope["path"], type(exc).__name__)
+        await send_json(send, b'{"error":"internal error"}', 500)
+        return
+    await send_json(send, body)
+
+
+def create_app(settings: Settings) -> CollectorApp:
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         store = open_store(settings.store)
@@ -81,12 +143,15 @@ def create_app(settings: Settings) -> FastAPI:
             await store.close()
             attributor.close()
 
-    app = FastAPI(title="reachwatch collector", version="0.1.0", lifespan=lifespan)
+    app = CollectorApp(title="reachwatch collector", version="0.1.0", lifespan=lifespan)
     app.add_exception_handler(ApiError, lambda _r, exc: error_response(exc))
     app.add_exception_handler(Exception, _internal)
 
-    async def rate_limit(request: Request, asn: str | None, cost: int) -> None:
-        wait = request.app.state.limiter.take(network_key(asn, _client(request)), cost)
+    def rate_limit(client: str, asn: str | None, cost: int) -> None:
+        limiter: RateLimiter = app.state.limiter
+        if limiter.rate <= 0:
+            return
+        wait = limiter.take(network_key(asn, client), cost)
         if wait:
             retry = "3600" if wait == float("inf") else str(max(1, int(wait + 0.999)))
             raise ApiError(429, "too many measurements from this network", headers={"Retry-After": retry})
@@ -99,13 +164,62 @@ def create_app(settings: Settings) -> FastAPI:
         except ValidationError as exc:
             raise ApiError(422, validation_message(exc)) from None
         ingestor: Ingestor = request.app.state.ingestor
-        network = ingestor.network(_client(request))
-        await rate_limit(request, network.asn, 1)
+        client = _client(request.scope)
+        network = ingestor.network(client)
+        rate_limit(client, network.asn, 1)
         rid = new_report_id(ingestor.secret, req, dt.datetime.now(dt.UTC))
         return json_response(
             {"report_id": rid, "backend_version": BACKEND_VERSION, "supported_formats": ["json"]}
         )
 
+    async def submit_one(scope: Scope, receive: Receive, report_id: str) -> bytes:
+        ingestor: Ingestor = app.state.ingestor
+        if not valid_report_id(ingestor.secret, report_id):
+            raise ApiError(404, "unknown report id: open one with POST /report")
+        data = parse_json(await read_asgi_body(scope, receive, settings.max_body))
+        if not isinstance(data, dict) or data.get("format") != "json" or "content" not in data:
+            raise ApiError(422, 'expected {"format": "json", "content": <measurement>}')
+        submitter = _client(scope)
+        network = ingestor.network(submitter)
+        rate_limit(submitter, network.asn, 1)
+        row = ingestor.prepare(
+            data["content"], submitter=submitter, network=network, report_id=report_id, where="content"
+        )
+        (uid,) = await ingestor.submit([row])
+        return orjson.dumps({"measurement_uid": uid})
+
+    async def submit_many(scope: Scope, receive: Receive, _: str) -> bytes:
+        """JSON lines in, uids out in input order. All or nothing: any bad line rejects the batch (4xx
+        with the line numbers) and nothing is stored."""
+        body = await read_asgi_body(scope, receive, settings.max_body)
+        ingestor: Ingestor = app.state.ingestor
+        submitter = _client(scope)
+        network = ingestor.network(submitter)
+        lines = [(n, line) for n, line in enumerate(body.split(b"\n"), 1) if line.strip()]
+        if not lines:
+            raise ApiError(400, "empty batch: send one measurement per line")
+        rate_limit(submitter, network.asn, len(lines))
+        rows, errors = [], []
+        prepare = ingestor.prepare
+        for n, line in lines:
+            try:
+                m = orjson.loads(line)
+            except orjson.JSONDecodeError as exc:
+                errors.append({"line": n, "status": 400, "error": bad_json(f"line {n}", exc)})
+                continue
+            try:
+                rows.append(prepare(m, submitter=submitter, network=network, where=f"line {n}"))
+            except ApiError as exc:
+                errors.append({"line": n, "status": exc.status, "error": exc.message})
+        if errors:
+            status = 400 if any(e["status"] == 400 for e in errors) else 422
+            raise ApiError(status, f"{len(errors)} bad line(s); nothing stored", errors=errors[:100])
+        uids = await ingestor.submit(rows)
+        return orjson.dumps({"measurement_uids": uids})
+
+    app.lane = {"/report/": submit_one, "/api/v1/measurements": submit_many}
+
+    # the same handlers as FastAPI routes: what OpenAPI documents, and what serves without the lane
     @app.post(
         "/report/{report_id}",
         response_model=Submitted,
@@ -113,20 +227,7 @@ def create_app(settings: Settings) -> FastAPI:
         openapi_extra=_json_body(Submission),
     )
     async def submit(report_id: str, request: Request) -> Response:
-        ingestor: Ingestor = request.app.state.ingestor
-        if not valid_report_id(ingestor.secret, report_id):
-            raise ApiError(404, "unknown report id: open one with POST /report")
-        data = parse_json(await read_body(request, settings.max_body))
-        if not isinstance(data, dict) or data.get("format") != "json" or "content" not in data:
-            raise ApiError(422, 'expected {"format": "json", "content": <measurement>}')
-        submitter = _client(request)
-        network = ingestor.network(submitter)
-        await rate_limit(request, network.asn, 1)
-        row = ingestor.prepare(
-            data["content"], submitter=submitter, network=network, report_id=report_id, where="content"
-        )
-        (uid,) = await ingestor.submit([row])
-        return json_response({"measurement_uid": uid})
+        return _json_bytes(await submit_one(request.scope, request.receive, report_id))
 
     @app.post("/report/{report_id}/close", responses=ERRORS)
     async def close_report(report_id: str, request: Request) -> Response:
@@ -152,26 +253,7 @@ def create_app(settings: Settings) -> FastAPI:
     async def submit_batch(request: Request) -> Response:
         """JSON lines in, uids out in input order. All or nothing: any bad line rejects the batch (4xx
         with the line numbers) and nothing is stored."""
-        body = await read_body(request, settings.max_body)
-        ingestor: Ingestor = request.app.state.ingestor
-        submitter = _client(request)
-        network = ingestor.network(submitter)
-        lines = [(n, line) for n, line in enumerate(body.split(b"\n"), 1) if line.strip()]
-        if not lines:
-            raise ApiError(400, "empty batch: send one measurement per line")
-        await rate_limit(request, network.asn, len(lines))
-        rows, errors = [], []
-        for n, line in lines:
-            try:
-                m = parse_json(line, what=f"line {n}")
-                rows.append(ingestor.prepare(m, submitter=submitter, network=network, where=f"line {n}"))
-            except ApiError as exc:
-                errors.append({"line": n, "status": exc.status, "error": exc.message})
-        if errors:
-            status = 400 if any(e["status"] == 400 for e in errors) else 422
-            raise ApiError(status, f"{len(errors)} bad line(s); nothing stored", errors=errors[:100])
-        uids = await ingestor.submit(rows)
-        return json_response({"measurement_uids": uids})
+        return _json_bytes(await submit_many(request.scope, request.receive, ""))
 
     reads.add_routes(app)
     admin.add_routes(app, settings)

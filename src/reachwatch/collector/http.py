@@ -1,12 +1,19 @@
-"""Small HTTP helpers shared by the routes: bounded body reads, JSON answers, API errors."""
+"""Small HTTP helpers shared by the routes: bounded body reads, JSON answers, API errors.
+
+:func:`read_asgi_body` and :func:`send_json` speak ASGI directly, for the write lane
+(``app.CollectorApp``) that answers the hot write routes without FastAPI's per-request machinery.
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
 import orjson
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
+from starlette.types import Receive, Scope, Send
+
+_JSON_HEADERS = [(b"content-type", b"application/json")]
 
 
 class ApiError(Exception):
@@ -43,8 +50,49 @@ async def read_body(request: Request, limit: int) -> bytes:
     return b"".join(chunks)
 
 
+def bad_json(what: str, exc: orjson.JSONDecodeError) -> str:
+    return f"{what} is not valid JSON (UTF-8): {exc}"
+
+
 def parse_json(body: bytes, *, what: str = "request body") -> Any:
     try:
         return orjson.loads(body)
     except orjson.JSONDecodeError as exc:
-        raise ApiError(400, f"{what} is not valid JSON (UTF-8): {exc}") from None
+        raise ApiError(400, bad_json(what, exc)) from None
+
+
+async def read_asgi_body(scope: Scope, receive: Receive, limit: int) -> bytes:
+    """:func:`read_body` on bare ASGI messages (no Request, no async generator)."""
+    for name, value in scope["headers"]:
+        if name == b"content-length":
+            if value.isdigit() and int(value) > limit:
+                raise ApiError(413, f"request body larger than {limit} bytes")
+            break
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            raise ClientDisconnect()
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > limit:
+            raise ApiError(413, f"request body larger than {limit} bytes")
+        chunks.append(chunk)
+        if not message.get("more_body", False):
+            return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+
+
+async def send_json(
+    send: Send, body: bytes, status: int = 200, headers: dict[str, str] | None = None
+) -> None:
+    """Answer with ``body`` (JSON, already encoded) in two ASGI messages."""
+    raw = [*_JSON_HEADERS, (b"content-length", str(len(body)).encode())]
+    if headers:
+        raw += [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in headers.items()]
+    await send({"type": "http.response.start", "status": status, "headers": raw})
+    await send({"type": "http.response.body", "body": body})
+
+
+async def send_error(send: Send, exc: ApiError) -> None:
+    await send_json(send, orjson.dumps({"error": exc.message, **exc.extra}), exc.status, exc.headers)

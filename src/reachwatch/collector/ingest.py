@@ -163,7 +163,9 @@ class Ingestor:
         fut: asyncio.Future[list[str]] = asyncio.get_running_loop().create_future()
         self._pending += len(rows)
         self._queue.put_nowait((list(rows), fut))
-        return await asyncio.shield(fut)
+        # no shield needed: a cancelled request cancels only its future; the writer still commits
+        # its rows (they are queued) and skips answering a future that is done
+        return await fut
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name="ingest-writer")

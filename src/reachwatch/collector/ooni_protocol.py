@@ -95,6 +95,12 @@ def valid_report_id(secret: bytes, report_id: str) -> bool:
     return hmac.compare_digest(_mac(secret, body, 12), mac)
 
 
+_second: list[Any] = [None, ""]  # the last second formatted (strftime is most of this function)
+
+
 def measurement_uid(now: dt.datetime, probe_cc: str, test_name: str, content_hash: str) -> str:
     """OONI's uid shape: ``20261128235800.123456_PK_webconnectivity_<16 hex>``."""
-    return f"{now:%Y%m%d%H%M%S.%f}_{probe_cc}_{test_name.replace('_', '')}_{content_hash[:16]}"
+    second = now.replace(microsecond=0)
+    if _second[0] != second:
+        _second[:] = [second, f"{second:%Y%m%d%H%M%S}"]
+    return f"{_second[1]}.{now.microsecond:06d}_{probe_cc}_{test_name.replace('_', '')}_{content_hash[:16]}"
