@@ -47,8 +47,13 @@ unit: install
 
 test: install lint typecheck unit
 
+# Benchmarks print figures and ratios against a baseline run in the same process; never asserted.
 bench: install
 	$(PY) benchmarks/probe_throughput.py
+	$(PY) benchmarks/collector_ingest.py
+	$(PY) benchmarks/verdict_speed.py
+	$(PY) benchmarks/fingerprint_match.py
+	$(PY) benchmarks/analysis_pipeline.py --n 200000
 
 lab-down: install
 	$(VENV)/bin/reachwatch lab down --all
