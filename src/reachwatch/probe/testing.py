@@ -202,7 +202,13 @@ class HttpServer:
             writer.transport.abort()
 
     def close(self) -> None:
-        self.server.close()
+        """Close on the server's own loop: asyncio.Server is not thread-safe (closing it from the
+        test's thread raced with its loop and failed now and then)."""
+
+        async def _close() -> None:
+            self.server.close()
+
+        self.loop.call(_close())
 
 
 class DnsServer(asyncio.DatagramProtocol):
@@ -215,6 +221,7 @@ class DnsServer(asyncio.DatagramProtocol):
     def __init__(self, loop: LoopThread, *, mode: str = "normal", address: str = LOOPBACK,
                  injected: str = "127.0.0.2") -> None:  # fmt: skip
         self.mode, self.address, self.injected = mode, address, injected
+        self._loop = loop
         self.transport: asyncio.DatagramTransport | None = None
         loop.call(self._start(loop))
         assert self.transport is not None
@@ -248,5 +255,6 @@ class DnsServer(asyncio.DatagramProtocol):
         self.transport.sendto(self._answer(query, self.address), addr)
 
     def close(self) -> None:
-        if self.transport is not None:
-            self.transport.close()
+        transport = self.transport
+        if transport is not None:  # on its own loop, like HttpServer.close
+            self._loop.loop.call_soon_threadsafe(transport.close)
