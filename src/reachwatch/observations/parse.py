@@ -87,7 +87,7 @@ def _queries(entries: list[Any], duplicate: bool) -> list[DNSLookup]:
                 as_str(get("engine")) or "",
                 as_str(get("query_type")) or "",
                 None if failure is None else as_failure(failure),
-                _answer_addrs(get("answers")),
+                answer_addrs(get("answers")),
                 tag_values(get("tags"))[0] or 0,
                 None if tx is None else as_int(tx),
                 duplicate,
@@ -96,7 +96,7 @@ def _queries(entries: list[Any], duplicate: bool) -> list[DNSLookup]:
     return out
 
 
-def _answer_addrs(answers: Any) -> tuple[str, ...]:
+def answer_addrs(answers: Any) -> tuple[str, ...]:
     """The IPv4/IPv6 answers, in answer order (CNAMEs and malformed entries skipped)."""
     if not isinstance(answers, list):
         return ()
@@ -171,7 +171,7 @@ def _requests(entries: list[Any]) -> list[HTTPTransaction]:
         code = as_int(response.get("code"))
         depth, _ = tag_values(r.get("tags"))
         if depth is None:
-            inferred = inferred or _inferred_depths(entries)
+            inferred = inferred or inferred_depths(entries)
             depth = inferred[index]
         out.append(
             HTTPTransaction(
@@ -190,7 +190,7 @@ def _requests(entries: list[Any]) -> list[HTTPTransaction]:
     return out
 
 
-def _inferred_depths(entries: list[Any]) -> list[int]:
+def inferred_depths(entries: list[Any]) -> list[int]:
     depths = [0] * len(entries)
     depth, previous = -1, None
     for index in range(len(entries) - 1, -1, -1):

@@ -19,7 +19,7 @@ from types import MappingProxyType
 from typing import Any, Final
 
 from reachwatch.observations import HTTPTransaction, endpoint
-from reachwatch.observations.parse import _answer_addrs, _inferred_depths
+from reachwatch.observations.parse import answer_addrs, inferred_depths
 from reachwatch.observations.text import as_failure, as_int, norm_host, tag_values, url_parts
 from reachwatch.verdict.control import Hop, hops_of
 from reachwatch.verdict.dns import SYSTEM_ENGINES
@@ -138,7 +138,7 @@ def _lookups(entries: Any) -> list[Lookup]:
             norm_host(hostname) if isinstance(hostname, str) else "",
             query_type if isinstance(query_type, str) else "",
             None if failure is None else as_failure(failure),
-            _answer_addrs(get("answers")),
+            answer_addrs(get("answers")),
         )
         (system if is_system else other).append(lookup)
     return system or other
@@ -223,7 +223,7 @@ def _transactions(entries: Any) -> list[HTTPTransaction]:
             code = as_int(code)
         depth = tag_values(get("tags"))[0]
         if depth is None:
-            inferred = inferred or _inferred_depths(entries)
+            inferred = inferred or inferred_depths(entries)
             depth = inferred[index]
         failure, tx, received = get("failure"), get("transaction_id"), get("x_bytes_received")
         out.append(
