@@ -1,9 +1,10 @@
 """From a submitted measurement to a stored row: validate, hash, attribute, scrub, commit.
 
-:class:`Ingestor` turns one measurement into a :class:`~reachwatch.store.schema.Row` (CPU work, in
-the request) and hands rows to one writer task that group-commits whatever is waiting: every
-request's answer waits for the commit that holds its rows. The queue is bounded: past
-``max_pending`` measurements a request gets :class:`Overloaded` (503 + Retry-After).
+:meth:`Ingestor.stage` validates, attributes and scrubs one measurement in the request (every 4xx
+is decided there) and hands it to one writer task that group-commits whatever is waiting; the
+group's hashing and zstd compression (:func:`finish`) run on a thread of their own first, off the
+event loop. Every request's answer waits for the commit that holds its rows. The queue is bounded:
+past ``max_pending`` measurements a request gets :class:`Overloaded` (503 + Retry-After).
 
 The verdict is not on that path when the store can hold rows unanalysed (DuckDB): rows are stored
 with ``analysed`` false and :class:`~reachwatch.collector.analyser.Analyser` fills the verdict in
@@ -14,10 +15,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import datetime as dt
 import hashlib
 import logging
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import orjson
@@ -27,12 +30,65 @@ from reachwatch.collector import analysis
 from reachwatch.collector.analyser import Analyser, Backlog
 from reachwatch.collector.attribution import Attributor, Network
 from reachwatch.collector.http import ApiError
-from reachwatch.collector.ooni_protocol import BASE_KEYS, MeasurementIn, measurement_uid
+from reachwatch.collector.ooni_protocol import (
+    BASE_KEYS,
+    MeasurementIn,
+    base_fields,
+    measurement_uid,
+    model_fields,
+)
 from reachwatch.collector.privacy import LOCAL, Scrubber
 from reachwatch.store import Store
-from reachwatch.store.schema import PENDING_ANALYSIS, Row, compress
+from reachwatch.store.schema import PENDING_ANALYSIS, Row, compress, compress_many
 
 log = logging.getLogger(__name__)
+
+
+@dataclasses.dataclass(slots=True)
+class Staged:
+    """A validated, attributed, scrubbed measurement: the row but for its hashes, uid and ``raw``."""
+
+    key: bytes
+    canonical: bytes  #: the identity form (content as sent, without the report id)
+    stored: bytes  #: the scrubbed JSON to store
+    received: dt.datetime
+    columns: dict[str, Any]
+
+
+def finish(staged: Staged, raw: bytes | None = None) -> Row:
+    """The row: keyed BLAKE2b of the identity, uid, probe id hash, zstd of the stored JSON (unless
+    given as ``raw``). Meant for a worker thread: hashing (past 2 KB) and compression release the GIL."""
+    c = staged.columns
+    content_hash = _keyed_hash(staged.canonical, staged.key)
+    return Row(
+        measurement_uid=measurement_uid(staged.received, c["probe_cc"], c["test_name"], content_hash),
+        content_hash=content_hash,
+        probe_id_hash=hashlib.blake2b(c["report_id"].encode(), digest_size=8, key=staged.key).hexdigest(),
+        raw=compress(staged.stored) if raw is None else raw,
+        **c,
+    )
+
+
+#: hashlib releases the GIL for an update from 2,048 bytes: re-taking it while the event loop runs
+#: Python waits up to a switch interval, so the finisher hashes in smaller pieces and keeps the GIL
+_PIECE = 2047
+
+
+def _keyed_hash(data: bytes, key: bytes) -> str:
+    h = hashlib.blake2b(digest_size=16, key=key)
+    if len(data) < _PIECE:
+        h.update(data)
+    else:
+        view = memoryview(data)
+        for i in range(0, len(view), _PIECE):
+            h.update(view[i : i + _PIECE])
+    return h.hexdigest()
+
+
+def _finish_all(batch: list[tuple[list[Staged], Any]]) -> list[list[Row]]:
+    """:func:`finish` for a group commit, compressing all of it in one call."""
+    raws = iter(compress_many([s.stored for items, _ in batch for s in items]))
+    return [[finish(s, next(raws)) for s in items] for items, _ in batch]
 
 
 class Overloaded(ApiError):
@@ -57,9 +113,13 @@ class Ingestor:
         *,
         max_pending: int = 20_000,
         max_batch: int = 2_000,
+        commit_delay: float = 0.002,
+        small_group: int = 100,
         background_analysis: bool | None = None,
     ) -> None:
-        """``background_analysis``: verdicts after the commit (default: when the store can)."""
+        """``background_analysis``: verdicts after the commit (default: when the store can).
+        ``commit_delay``: how long a group commit that starts with fewer than ``small_group``
+        measurements waits for more (single posts) before it is written."""
         if background_analysis is None:
             background_analysis = isinstance(store, Backlog)
         self.analyser = Analyser(store) if background_analysis and isinstance(store, Backlog) else None
@@ -68,7 +128,10 @@ class Ingestor:
         self.secret = secret
         self.max_pending = max_pending
         self.max_batch = max_batch
-        self._queue: asyncio.Queue[tuple[list[Row], asyncio.Future[list[str]]]] = asyncio.Queue()
+        self.commit_delay = commit_delay
+        self.small_group = small_group
+        self._queue: asyncio.Queue[tuple[list[Staged], asyncio.Future[list[str]]]] = asyncio.Queue()
+        self._finisher: ThreadPoolExecutor | None = None
         self._pending = 0
         self._task: asyncio.Task[None] | None = None
 
@@ -85,25 +148,46 @@ class Ingestor:
         report_id: str | None = None,
         where: str = "measurement",
     ) -> Row:
+        """The stored row for ``m`` (:meth:`stage` and :func:`finish` in one go)."""
+        return finish(self.stage(m, submitter=submitter, network=network, report_id=report_id, where=where))
+
+    def stage(
+        self,
+        m: Any,
+        *,
+        submitter: str,
+        network: Network,
+        report_id: str | None = None,
+        where: str = "measurement",
+    ) -> Staged:
+        """Validate, attribute and scrub ``m`` (every 4xx is raised here); the hashing and compression
+        left for :func:`finish`, which the writer runs off the event loop (both release the GIL)."""
         if not isinstance(m, dict):
             raise ApiError(422, f"{where}: a measurement must be a JSON object")
-        try:
-            base = MeasurementIn.model_validate({k: m[k] for k in BASE_KEYS if k in m})
-        except ValidationError as exc:
-            raise ApiError(422, f"{where}: {validation_message(exc)}") from None
+        base = base_fields(m)
+        if base is None:
+            try:
+                base = model_fields(MeasurementIn.model_validate({k: m[k] for k in BASE_KEYS if k in m}))
+            except ValidationError as exc:
+                raise ApiError(422, f"{where}: {validation_message(exc)}") from None
         try:
             start = dt.datetime.fromisoformat(base.measurement_start_time)
         except ValueError:
             raise ApiError(422, f"{where}: measurement_start_time is not a valid date") from None
-        # identity: the content as sent (key order kept, whitespace normalised), without the report id
-        ident = {k: v for k, v in m.items() if k != "report_id"} if "report_id" in m else m
+        # test_keys (nearly all of the bytes) is serialised once and spliced into both the identity
+        # and the stored form as an orjson Fragment; serialised at the same depth as inside the
+        # measurement, so orjson's nesting limit applies exactly as to the whole
+        test_keys = m["test_keys"]
         try:
+            m["test_keys"] = orjson.Fragment(orjson.dumps({"test_keys": test_keys})[13:-1])
+            # identity: the content as sent (key order kept, whitespace normalised), without the report id
+            ident = {k: v for k, v in m.items() if k != "report_id"} if "report_id" in m else m
             canonical = orjson.dumps(ident)
         except TypeError as exc:
+            m["test_keys"] = test_keys
             raise ApiError(422, f"{where}: {exc}") from None
         if report_id is not None:
             m["report_id"] = report_id
-        content_hash = hashlib.blake2b(canonical, digest_size=16, key=self.secret[:32]).hexdigest()
         claimed_asn, claimed_cc = base.probe_asn, base.probe_cc
         asn = network.asn or claimed_asn
         cc = network.cc or claimed_cc
@@ -120,6 +204,7 @@ class Ingestor:
         # the stored JSON and every column taken from the measurement are scrubbed the same way
         scrubber = Scrubber((submitter, base.probe_ip or ""))
         data = orjson.dumps(m)
+        m["test_keys"] = test_keys
         stored = scrubber.json(data)
         url = base.input if isinstance(base.input, str) else (base.input[0] if base.input else None)
         url = scrubber.text(url)
@@ -129,32 +214,33 @@ class Ingestor:
             verdict: dict[str, Any] = {f: getattr(v, f) for f in PENDING_ANALYSIS}
         else:
             verdict = PENDING_ANALYSIS
-        now = dt.datetime.now(dt.UTC)
-        return Row(
-            measurement_uid=measurement_uid(now, cc, base.test_name, content_hash),
-            content_hash=content_hash,
-            report_id=rid,
-            input=url,
-            domain=analysis.domain(url),
-            probe_cc=cc,
-            probe_asn=asn,
-            probe_network_name=scrubber.text(net_name),
-            attributed=network.attributed,
-            x_probe_cc_claimed=claimed_cc if claimed_cc != cc else None,
-            x_probe_asn_claimed=claimed_asn if claimed_asn != asn else None,
-            measurement_start_time=start,
-            measurement_start_day=start.date(),
-            test_name=base.test_name,
-            confirmed=False,
-            category_code=scrubber.text(analysis.category(m)),
-            probe_id_hash=hashlib.blake2b(rid.encode(), digest_size=8, key=self.secret[:32]).hexdigest(),
-            raw=compress(stored),
-            analysed=self.analyser is None,
-            **verdict,
+        return Staged(
+            self.secret[:32],
+            canonical,
+            stored,
+            dt.datetime.now(dt.UTC),
+            {
+                "report_id": rid,
+                "input": url,
+                "domain": analysis.domain(url),
+                "probe_cc": cc,
+                "probe_asn": asn,
+                "probe_network_name": scrubber.text(net_name),
+                "attributed": network.attributed,
+                "x_probe_cc_claimed": claimed_cc if claimed_cc != cc else None,
+                "x_probe_asn_claimed": claimed_asn if claimed_asn != asn else None,
+                "measurement_start_time": start,
+                "measurement_start_day": start.date(),
+                "test_name": base.test_name,
+                "confirmed": False,
+                "category_code": scrubber.text(analysis.category(m)),
+                "analysed": self.analyser is None,
+                **verdict,
+            },
         )
 
     # -- group commit --------------------------------------------------------------------------
-    async def submit(self, rows: Sequence[Row]) -> list[str]:
+    async def submit(self, rows: Sequence[Staged]) -> list[str]:
         """Store ``rows`` (all or nothing); their uids in order, an earlier uid for a duplicate."""
         if self._task is None:
             raise RuntimeError("ingestor not started")
@@ -168,6 +254,7 @@ class Ingestor:
         return await fut
 
     def start(self) -> None:
+        self._finisher = ThreadPoolExecutor(1, thread_name_prefix="ingest-finish")
         self._task = asyncio.create_task(self._run(), name="ingest-writer")
         if self.analyser is not None:
             self.analyser.start()
@@ -180,6 +267,8 @@ class Ingestor:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
             self._task = None
+        if self._finisher is not None:
+            self._finisher.shutdown(wait=False)
         if self.analyser is not None:
             await self.analyser.stop()
 
@@ -192,6 +281,10 @@ class Ingestor:
         while True:
             batch = [await self._queue.get()]
             size = len(batch[0][0])
+            if size < self.small_group and self.commit_delay > 0:
+                # single posts: a statement costs DuckDB ~2.7 ms of CPU however few its rows, so
+                # let the posts in flight join this one (see docs/collector.md, "Performance")
+                await asyncio.sleep(self.commit_delay)
             while size < self.max_batch and not self._queue.empty():
                 item = self._queue.get_nowait()
                 batch.append(item)
@@ -206,11 +299,12 @@ class Ingestor:
             finally:
                 self._pending -= size
 
-    async def _commit(self, batch: list[tuple[list[Row], asyncio.Future[list[str]]]]) -> None:
-        hashes = [r.content_hash for rows, _ in batch for r in rows]
+    async def _commit(self, batch: list[tuple[list[Staged], asyncio.Future[list[str]]]]) -> None:
+        finished = await asyncio.get_running_loop().run_in_executor(self._finisher, _finish_all, batch)
+        hashes = [r.content_hash for rows in finished for r in rows]
         known = await self.store.existing(list(dict.fromkeys(hashes)))
         new: list[Row] = []
-        for rows, _ in batch:
+        for rows in finished:
             for r in rows:
                 if r.content_hash not in known:
                     known[r.content_hash] = r.measurement_uid
@@ -218,6 +312,6 @@ class Ingestor:
         await self.store.insert(new)
         if new and self.analyser is not None:
             self.analyser.poke()
-        for rows, fut in batch:
+        for rows, (_, fut) in zip(finished, batch, strict=True):
             if not fut.done():
                 fut.set_result([known[r.content_hash] for r in rows])

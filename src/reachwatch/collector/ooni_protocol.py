@@ -9,9 +9,10 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import hmac
+import re
 import secrets
 import string
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -63,6 +64,80 @@ class MeasurementIn(BaseModel):
 BASE_KEYS = tuple(MeasurementIn.model_fields)
 
 
+class Base(NamedTuple):
+    """The base keys the collector reads, validated (by :func:`base_fields` or :class:`MeasurementIn`)."""
+
+    input: str | list[str] | None
+    measurement_start_time: str
+    probe_asn: str
+    probe_cc: str
+    probe_ip: str | None
+    probe_network_name: str | None
+    test_name: str
+
+
+def _limits(name: str) -> int:
+    return next(m.max_length for m in MeasurementIn.model_fields[name].metadata if hasattr(m, "max_length"))
+
+
+# fullmatch: like pydantic's (Rust) regex, ``$`` must not accept a trailing newline
+_PATTERNS = tuple(
+    (name, re.compile(pattern).fullmatch)
+    for name, pattern in (
+        ("measurement_start_time", START_TIME),
+        ("probe_asn", ASN),
+        ("probe_cc", CC),
+        ("test_name", r"^[a-z_]{1,64}$"),
+    )
+)
+_REQUIRED = tuple((n, _limits(n)) for n in ("software_name", "software_version", "data_format_version"))
+_OPTIONAL = tuple((n, _limits(n)) for n in ("input", "probe_ip", "probe_network_name", "report_id"))
+
+
+def base_fields(m: dict[str, Any]) -> Base | None:
+    """The base keys of the common, valid measurement without pydantic (~1 us instead of ~8), or None
+    to leave the decision, and its error message, to :class:`MeasurementIn`. Accepts only what the
+    model accepts unchanged: plain ``str``/``dict`` values within the same patterns and lengths (a
+    list ``input`` or anything else unusual goes to the model)."""
+    get = m.get
+    for name, match in _PATTERNS:
+        value = get(name)
+        if type(value) is not str or match(value) is None:
+            return None
+    for name, limit in _REQUIRED:
+        value = get(name)
+        if type(value) is not str or len(value) > limit:
+            return None
+    for name, limit in _OPTIONAL:
+        value = get(name)
+        if value is not None and (type(value) is not str or len(value) > limit):
+            return None
+    annotations = get("annotations")
+    if (annotations is not None and type(annotations) is not dict) or type(get("test_keys")) is not dict:
+        return None
+    return Base(
+        get("input"),
+        m["measurement_start_time"],
+        m["probe_asn"],
+        m["probe_cc"],
+        get("probe_ip"),
+        get("probe_network_name"),
+        m["test_name"],
+    )
+
+
+def model_fields(model: MeasurementIn) -> Base:
+    return Base(
+        model.input,
+        model.measurement_start_time,
+        model.probe_asn,
+        model.probe_cc,
+        model.probe_ip,
+        model.probe_network_name,
+        model.test_name,
+    )
+
+
 class Submission(BaseModel):
     model_config = ConfigDict(extra="ignore")
     format: Literal["json"]
@@ -95,12 +170,15 @@ def valid_report_id(secret: bytes, report_id: str) -> bool:
     return hmac.compare_digest(_mac(secret, body, 12), mac)
 
 
-_second: list[Any] = [None, ""]  # the last second formatted (strftime is most of this function)
+#: the last second formatted (strftime is most of this function); replaced whole, so thread-safe
+_second: tuple[dt.datetime | None, str] = (None, "")
 
 
 def measurement_uid(now: dt.datetime, probe_cc: str, test_name: str, content_hash: str) -> str:
     """OONI's uid shape: ``20261128235800.123456_PK_webconnectivity_<16 hex>``."""
+    global _second
     second = now.replace(microsecond=0)
-    if _second[0] != second:
-        _second[:] = [second, f"{second:%Y%m%d%H%M%S}"]
-    return f"{_second[1]}.{now.microsecond:06d}_{probe_cc}_{test_name.replace('_', '')}_{content_hash[:16]}"
+    cached = _second
+    if cached[0] != second:
+        cached = _second = (second, f"{second:%Y%m%d%H%M%S}")
+    return f"{cached[1]}.{now.microsecond:06d}_{probe_cc}_{test_name.replace('_', '')}_{content_hash[:16]}"
