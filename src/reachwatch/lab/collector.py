@@ -10,21 +10,19 @@ run, with its log.
 
 from __future__ import annotations
 
-import os
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
 from reachwatch.lab import addressing as a
 from reachwatch.lab import mmdb, netns
+from reachwatch.lab.control import start_service
 from reachwatch.lab.netns import LabError
 from reachwatch.lab.scenario import Scenario
 from reachwatch.lab.state import LabState, Process
 
 MMDB = "lab.mmdb"
 READY_TIMEOUT = 30.0
-POLL = 0.05
 
 
 def _record(asn: int, name: str, cc: str) -> dict[str, Any]:
@@ -78,20 +76,12 @@ def start_collector(state: LabState, db: Path | None = None) -> str:
     db.parent.mkdir(parents=True, exist_ok=True)
     argv = [sys.executable, "-m", "reachwatch", "serve", "--db", str(db), "--asn-db", str(out / MMDB),
             "--host", a.COLLECTOR, "--port", str(a.COLLECTOR_PORT), "--rate", "0"]  # fmt: skip
-    started, fd = netns.spawn("collector", ns, argv, out / "logs" / "collector.log", ready_fd=False)
-    os.close(fd)
-    state.processes.append(Process(name="collector", ns=ns, pid=started.pid))
-    state.save()
-    deadline = time.monotonic() + READY_TIMEOUT
-    while time.monotonic() < deadline:
-        if netns.listening(ns, a.COLLECTOR_PORT):
-            state.collector_url = f"http://{a.COLLECTOR}:{a.COLLECTOR_PORT}"
-            state.collector_db = str(db)
-            state.save()
-            return state.collector_url
-        if not netns.alive(started.pid):
-            break
-        time.sleep(POLL)  # polling another command's port, as for the control helper
+    failed = start_service(state, "collector", ns, argv, a.COLLECTOR_PORT, timeout=READY_TIMEOUT)
+    if failed is None:
+        state.collector_url = f"http://{a.COLLECTOR}:{a.COLLECTOR_PORT}"
+        state.collector_db = str(db)
+        state.save()
+        return state.collector_url
     stop_collector(state)
-    tail = started.log.read_text(errors="replace")[-2000:] if started.log.exists() else ""
+    tail = failed.read_text(errors="replace")[-2000:] if failed.exists() else ""
     raise LabError(f"the collector did not start in {ns}:\n{tail}")
