@@ -1,9 +1,8 @@
 """The control vantage's helper: ``reachwatch control serve --lab`` on its own address.
 
 Services from other parts of reachwatch (the control helper, the collector) have no readiness
-pipe, so readiness is
-"its port is listening" (checked with ``ss`` in the namespace) or "it exited" — then the lab
-stays up without a control helper and says so in the state's warnings.
+pipe, so readiness is "its port is listening" (checked with ``ss`` in the namespace) or "it
+exited" — then the lab stays up without a control helper and says so in the state's warnings.
 """
 
 from __future__ import annotations
