@@ -23,8 +23,9 @@ from typing import TYPE_CHECKING, Final
 from reachwatch.verdict.bogon import is_sink
 
 if TYPE_CHECKING:
+    from reachwatch.observations import TLSHandshake
     from reachwatch.verdict.control import Hop
-    from reachwatch.verdict.reader import Handshake, Lookup
+    from reachwatch.verdict.reader import Lookup
 
 # OONI's classic filter: the lookups that chose the addresses the page was fetched from
 SYSTEM_ENGINES: Final = frozenset({"getaddrinfo", "system", "golang_net_resolver", "go", ""})
@@ -47,7 +48,7 @@ class Evidence:
 
     __slots__ = ("_asn", "_handshakes", "_hops", "_tls_valid")
 
-    def __init__(self, hops: Sequence[Hop | None], handshakes: Sequence[Handshake]) -> None:
+    def __init__(self, hops: Sequence[Hop | None], handshakes: Sequence[TLSHandshake]) -> None:
         self._hops, self._handshakes = hops, handshakes
         self._asn: dict[str, int] | None = None
         self._tls_valid: set[tuple[str, str]] | None = None

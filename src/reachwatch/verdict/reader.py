@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any, Final
 
-from reachwatch.observations import HTTPTransaction, endpoint
+from reachwatch.observations import HTTPTransaction, TCPConnect, TLSHandshake
 from reachwatch.observations.parse import answer_addrs, inferred_depths
 from reachwatch.observations.text import as_failure, as_int, norm_host, tag_values, url_parts
 from reachwatch.verdict.control import Hop, hops_of
@@ -41,33 +41,6 @@ class Lookup:
 
 
 @dataclass(slots=True)
-class Connect:
-    ip: str
-    port: int
-    failure: str | None
-    depth: int
-    transaction_id: int | None
-    fetch_body: bool | None
-
-    @property
-    def address(self) -> str:
-        return endpoint(self.ip, self.port)
-
-
-@dataclass(slots=True)
-class Handshake:
-    address: str
-    ip: str
-    server_name: str
-    failure: str | None
-    depth: int
-    transaction_id: int | None
-    fetch_body: bool | None
-    bytes_received: int | None
-    no_tls_verify: bool
-
-
-@dataclass(slots=True)
 class Reading:
     """What the rules can look at, read once per measurement."""
 
@@ -76,8 +49,8 @@ class Reading:
     url: str | None = None
     hostname: str = ""
     lookups: list[Lookup] = field(default_factory=list)  # system-resolver lookups only
-    tcp: list[Connect] = field(default_factory=list)
-    tls: list[Handshake] = field(default_factory=list)
+    tcp: list[TCPConnect] = field(default_factory=list)
+    tls: list[TLSHandshake] = field(default_factory=list)
     http: list[HTTPTransaction] = field(default_factory=list)
     hops: list[Hop | None] = field(default_factory=list)  # index = depth; [0] is test_keys.control
     http_experiment_failure: str | None = None  # legacy top-level failure (no requests kept)
@@ -144,7 +117,7 @@ def _lookups(entries: Any) -> list[Lookup]:
     return system or other
 
 
-def _connects(entries: Any) -> list[Connect]:
+def _connects(entries: Any) -> list[TCPConnect]:
     if not isinstance(entries, list):
         return []
     out = []
@@ -169,11 +142,11 @@ def _connects(entries: Any) -> list[Connect]:
         tx = get("transaction_id")
         if tx is not None and type(tx) is not int:
             tx = as_int(tx)
-        out.append(Connect(ip, port, failure, depth or 0, tx, fetch))
+        out.append(TCPConnect(ip, port, failure, depth or 0, tx, fetch))
     return out
 
 
-def _handshakes(entries: Any) -> list[Handshake]:
+def _handshakes(entries: Any) -> list[TLSHandshake]:
     if not isinstance(entries, list):
         return []
     out = []
@@ -186,7 +159,7 @@ def _handshakes(entries: Any) -> list[Handshake]:
         depth, fetch = tag_values(get("tags"))
         failure, tx, received = get("failure"), get("transaction_id"), get("x_bytes_received")
         out.append(
-            Handshake(
+            TLSHandshake(
                 address,
                 address.rsplit(":", 1)[0].strip("[]") if address else "",
                 norm_host(server_name) if isinstance(server_name, str) else "",

@@ -16,11 +16,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-from reachwatch.observations import HTTPTransaction
+from reachwatch.observations import HTTPTransaction, TCPConnect, TLSHandshake
 from reachwatch.verdict.bogon import is_loopback
 from reachwatch.verdict.control import Expect, Hop
 from reachwatch.verdict.dns import is_aaaa_no_answer
-from reachwatch.verdict.reader import Connect, Handshake, Lookup, Reading
+from reachwatch.verdict.reader import Lookup, Reading
 
 Kind = Literal["final", "http", "tls", "tcp", "dns", "dns-loopback"]
 __all__ = ["Endpoint", "Event", "Expect", "Kind", "endpoints", "find_event"]
@@ -29,8 +29,8 @@ __all__ = ["Endpoint", "Event", "Expect", "Kind", "endpoints", "find_event"]
 @dataclass(slots=True)  # not frozen: cheaper to build (see observations.records)
 class Endpoint:
     depth: int
-    tcp: Connect | None
-    tls: Handshake | None
+    tcp: TCPConnect | None
+    tls: TLSHandshake | None
     http: HTTPTransaction | None
 
 
@@ -185,7 +185,7 @@ def _dns_event(
     return None
 
 
-def _by_failure(x: Connect | Handshake | None) -> tuple[str, int]:
+def _by_failure(x: TCPConnect | TLSHandshake | None) -> tuple[str, int]:
     return (x.failure or "", -(x.transaction_id or 0)) if x is not None else ("", 0)
 
 
