@@ -34,21 +34,18 @@ from reachwatch.analyze.work import (
 )
 from reachwatch.errors import UserError
 from reachwatch.fingerprints import Fingerprint, default_dir, load_dir
+from reachwatch.store.duckdb import ANALYSIS_SCHEMA
 from reachwatch.store.schema import TABLE
 
 STATE = "analysis_state"
 CHUNK = 20_000
+# the verdict columns as the store types them, plus what only analyze writes
 _RESULT = pa.schema(
     [
-        ("uid", pa.string()),
-        ("blocking", pa.string()),
-        ("accessible", pa.bool_()),
-        ("x_technique", pa.string()),
-        ("x_rule", pa.string()),
-        ("anomaly", pa.bool_()),
-        ("failure", pa.bool_()),
-        ("confirmed", pa.bool_()),
-        ("fingerprint", pa.string()),
+        pa.field("uid", pa.string()),
+        *(ANALYSIS_SCHEMA.field(name) for name in ANALYSIS_SCHEMA.names[1:]),
+        ANALYSIS_SCHEMA.field("anomaly").with_name("confirmed"),
+        pa.field("fingerprint", pa.string()),
     ]
 )
 

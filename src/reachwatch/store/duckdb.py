@@ -25,7 +25,7 @@ import pyarrow as pa
 from reachwatch.errors import UserError
 from reachwatch.store import query
 from reachwatch.store.query import Filters
-from reachwatch.store.schema import COLUMN_NAMES, COLUMNS, META_TABLE, TABLE, Analysis, Row
+from reachwatch.store.schema import ANALYSIS_COLUMNS, COLUMN_NAMES, COLUMNS, META_TABLE, TABLE, Analysis, Row
 
 T = TypeVar("T")
 #: WAL size that triggers a checkpoint (DuckDB's default is 16 MB); a kill -9 replays at most this.
@@ -42,17 +42,7 @@ _ARROW_TYPES = {
     "BLOB": pa.binary(),
 }
 _SCHEMA = pa.schema([(c.name, _ARROW_TYPES[c.duckdb.split()[0]]) for c in COLUMNS])
-_ANALYSIS_SCHEMA = pa.schema(
-    [
-        ("measurement_uid", pa.string()),
-        ("blocking", pa.string()),
-        ("accessible", pa.bool_()),
-        ("x_technique", pa.string()),
-        ("x_rule", pa.string()),
-        ("anomaly", pa.bool_()),
-        ("failure", pa.bool_()),
-    ]
-)
+ANALYSIS_SCHEMA = pa.schema([_SCHEMA.field(name) for name in ("measurement_uid", *ANALYSIS_COLUMNS)])
 
 
 class DuckDBStore:
@@ -172,7 +162,7 @@ class DuckDBStore:
         """Set the verdict columns of ``rows`` (and ``analysed``) in one statement, one commit."""
         if not rows:
             return
-        names = _ANALYSIS_SCHEMA.names
+        names = ANALYSIS_SCHEMA.names
         sets = ", ".join(f"{n} = a.{n}" for n in names[1:])
         sql = (
             f"UPDATE {TABLE} SET {sets}, analysed = true FROM analysed_rows a "
@@ -181,7 +171,7 @@ class DuckDBStore:
 
         def upd(con: duckdb.DuckDBPyConnection) -> None:
             table = pa.Table.from_pylist(
-                [{n: getattr(a, n) for n in names} for a in rows], schema=_ANALYSIS_SCHEMA
+                [{n: getattr(a, n) for n in names} for a in rows], schema=ANALYSIS_SCHEMA
             )
             con.register("analysed_rows", table)
             try:
