@@ -3,27 +3,15 @@
 from __future__ import annotations
 
 import json
-import socket
 import subprocess
 import sys
 from pathlib import Path
 
 import httpx
 import pytest
+from cli_helpers import free_port, reachwatch
 
 SAMPLE = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "ooni" / "measurements_real.jsonl"
-
-
-def reachwatch(*args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "reachwatch", *args], capture_output=True, text=True, timeout=timeout
-    )
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def test_submit_queues_until_the_collector_is_back(tmp_path: Path) -> None:

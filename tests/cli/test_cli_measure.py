@@ -12,22 +12,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from cli_helpers import FAST, free_port, reachwatch
 
 from reachwatch.probe.testing import DnsServer, HttpServer
-
-FAST = ["--dns-timeout", "1", "--tcp-timeout", "2", "--tls-timeout", "2", "--http-timeout", "2"]
-
-
-def reachwatch(*args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "reachwatch", *args], capture_output=True, text=True, timeout=timeout
-    )
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def start_control(*extra: str) -> tuple[subprocess.Popen[bytes], str]:
