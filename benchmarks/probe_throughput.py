@@ -6,18 +6,20 @@ the lab up (prefix ``rwbn``), and measures, one after the other so each has both
 1. ``bare (cold)``: a bare asyncio+uvloop loop in the clean ISP (TCP connect, TLS with SNI for
    https sites, GET /, read the body; no DNS, addresses from DIR/scenario.json). It is the first
    client, so the web server issues each host's certificate during it.
-2. ``clean``: ``reachwatch measure`` in the clean ISP, exactly as ``lab run`` starts it.
-3. ``clean, no helper``: the same, with ``--control`` pointing at a closed port (probe alone).
-4. ``drop10``: ``reachwatch measure`` in the ISP that drops TCP to every 10th host.
-5. ``bare``: the bare loop again (certificates cached): the reference rate.
+2. ``clean``: ``reachwatch measure`` in the clean ISP, exactly as ``lab run`` starts it (its
+   default ``--workers``: one measuring process per core, or ``--workers N``).
+3. ``clean, 1 worker``: the same in one process (one event loop).
+4. ``clean, no helper``: as 2, with ``--control`` pointing at a closed port (probe alone).
+5. ``drop10``: ``reachwatch measure`` in the ISP that drops TCP to every 10th host.
+6. ``bare``: the bare loop again (certificates cached): the reference rate.
 
 For each: wall time (process start to exit, interpreter start-up included), measurements/s, the
-process's CPU seconds (``os.wait4``) per measurement, and the CPU the control helper, the
+process's CPU seconds (``os.wait4``: its worker processes included) per measurement, and the CPU the control helper, the
 internet server (sites, real resolver) and the router (censoring resolvers) spent meanwhile.
 Wall figures move with whatever else the machine runs (the load average is printed); CPU per
 measurement is the steadier figure. The lab is always torn down. Print only.
 
-    .venv/bin/python benchmarks/probe_throughput.py [--parallel 100] [--limit N] [--profile DIR]
+    .venv/bin/python benchmarks/probe_throughput.py [--parallel 100] [--workers N] [--limit N] [--profile DIR]
 
 ``--profile DIR`` samples the probe, the control helper and the internet server with py-spy
 (``pip install py-spy`` into .venv) during the ``clean`` run and prints the hottest functions;
@@ -288,6 +290,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--parallel", type=int, default=None, help="default: the probe's default")
     parser.add_argument("--limit", type=int, default=None, help="measure only the first N hosts")
+    parser.add_argument("--workers", type=int, default=None, help="the probe's --workers (default: its own)")
     parser.add_argument("--profile", type=Path, default=None, help="py-spy the clean run into DIR")
     args = parser.parse_args()
     if os.geteuid() != 0:
@@ -319,17 +322,21 @@ def main() -> int:
             os.environ["RW_BENCH_PROFILE"] = str(args.profile.resolve())
             profiles = [_py_spy(pid, name) for name in SERVERS
                         if (pid := pid_of(state, name)) is not None]  # fmt: skip
-        argv = measure_argv(state, clean, timeouts)
+        workers = ["--workers", str(args.workers)] if args.workers is not None else []
+        argv = [*measure_argv(state, clean, timeouts), *workers]
         if args.profile is not None:  # cProfile in the probe: CPU of the event loop's thread, per function
             argv[1:3] = ["-c", PROFILED_PROBE, str(args.profile / "probe.prof")]
+            argv += ["--workers", "1"]  # one process, so the profile sees every measurement
         runs.append(measured(state, clean, argv, "clean"))
         for proc in profiles or []:
             proc.send_signal(2)  # py-spy writes its output on SIGINT
             proc.wait(30)
-        argv = measure_argv(state, clean, timeouts)
+        runs.append(measured(state, clean, [*measure_argv(state, clean, timeouts), "--workers", "1"],
+                             "clean, 1 worker"))  # fmt: skip
+        argv = [*measure_argv(state, clean, timeouts), *workers]
         argv[argv.index("--control") + 1] = "http://100.127.2.1:9/"  # nothing listens there
         runs.append(measured(state, clean, argv, "clean, no helper"))
-        runs.append(measured(state, drop10, measure_argv(state, drop10, timeouts), "drop10"))
+        runs.append(measured(state, drop10, [*measure_argv(state, drop10, timeouts), *workers], "drop10"))
         runs.append(bare(state, clean, parallel, "bare"))
     finally:
         topology.teardown(state)

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
 import re
+import signal
 import socket
 import subprocess
 import sys
@@ -108,9 +110,54 @@ def test_unreachable_control_is_a_control_failure(http_server: HttpServer, dns_s
     assert keys["control_failure"] == "connection_refused"
 
 
+def test_worker_processes_write_every_url_once_under_one_report(
+    https_server: HttpServer, dns_server: DnsServer, lab_control: str, ca_file: Path, tmp_path: Path
+) -> None:
+    urls = [f"{https_server.named}/ok?n={n}" for n in range(40)]
+    out = tmp_path / "m.jsonl"
+    result = reachwatch("measure", *urls, "--control", lab_control, "--resolver", dns_server.resolver,
+                        "--ca-file", str(ca_file), "--output", str(out), "--workers", "3",
+                        "--parallel", "7", *FAST)  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    lines = [json.loads(line) for line in out.read_text().splitlines()]
+    assert sorted(m["input"] for m in lines) == sorted(urls)
+    assert len({m["report_id"] for m in lines}) == 1
+    assert all(m["test_keys"]["accessible"] is True for m in lines)
+
+
+def test_a_dying_worker_is_reported_and_the_rest_is_kept(
+    http_server: HttpServer, dns_server: DnsServer, tmp_path: Path
+) -> None:
+    """SIGKILL one worker while the others go on: the lines written stay whole, the exit says so."""
+    urls = [f"{http_server.base}/hang?n={n}" for n in range(8)]
+    out = tmp_path / "m.jsonl"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "reachwatch", "measure", *urls, "--control", f"http://127.0.0.1:{free_port()}/",
+         "--resolver", dns_server.resolver, "--output", str(out), "--workers", "2", "--parallel", "2", *FAST],
+        stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    children: list[str] = []
+    deadline = time.monotonic() + 20
+    while not children and time.monotonic() < deadline:
+        children = Path(f"/proc/{proc.pid}/task/{proc.pid}/children").read_text().split()
+        time.sleep(0.05)
+    assert children, "no worker process started"
+    time.sleep(0.5)  # each worker takes its first URL (of 2 s) at once
+    os.kill(int(children[0]), signal.SIGKILL)
+    _, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == 2, stderr
+    assert "1 of 2 probe worker processes failed" in stderr
+    assert "Traceback" not in stderr
+    lines = [json.loads(line) for line in out.read_text().splitlines()]
+    assert len(lines) == len(urls) - 1  # the one the killed worker had in flight
+    assert "1 of 8 URLs were not measured" in stderr
+    assert len({m["input"] for m in lines}) == len(lines)
+
+
 @pytest.mark.parametrize(
     ("args", "message"),
     [
+        (["http://127.0.0.1/", "--control", "http://127.0.0.1:1/", "--workers", "-1"], "--workers"),
         (["ftp://example.org/", "--control", "http://127.0.0.1:1/"], "not an http:// or https:// URL"),
         (["--list", "/nonexistent/list.csv", "--control", "http://127.0.0.1:1/"], "no such file"),
         (["http://127.0.0.1/", "--control", "nonsense"], "--control"),

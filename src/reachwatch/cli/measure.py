@@ -41,7 +41,10 @@ def measure(
     urls: list[str] = typer.Argument(None, help="URLs to measure.", show_default=False),
     lists: list[Path] = typer.Option([], "--list", help="Citizen Lab test list (CSV); repeatable."),
     control: str = typer.Option(..., "--control", help="Control helper URL (POST /)."),
-    parallel: int = typer.Option(100, "--parallel", help="Measurements at once."),
+    parallel: int = typer.Option(100, "--parallel", help="Measurements at once (in all workers)."),
+    workers: int = typer.Option(
+        0, "--workers", help="Measuring processes (0: one per core, at most 4; 1 for short lists)."
+    ),
     output: str | None = typer.Option(
         None, "--output", help="Output file, or - for stdout (default: stdout, unless --collector)."
     ),
@@ -66,6 +69,7 @@ def measure(
     from reachwatch.probe.config import ProbeConfig, Timeouts, parse_resolver
     from reachwatch.probe.runner import run_sync
     from reachwatch.probe.submit import Submitter
+    from reachwatch.probe.workers import default_workers
     from reachwatch.testlists import collect_targets
 
     targets = collect_targets(urls or [], lists)
@@ -73,6 +77,8 @@ def measure(
         raise UserError("nothing to measure", fix="give URLs as arguments or --list FILE")
     if parallel < 1:
         raise UserError(f"--parallel must be at least 1, got {parallel}")
+    if workers < 0:
+        raise UserError(f"--workers must be 0 (one per core) or more, got {workers}")
     for name, value in (("--dns-timeout", dns_timeout), ("--tcp-timeout", tcp_timeout),
                         ("--tls-timeout", tls_timeout), ("--http-timeout", http_timeout),
                         ("--flush-timeout", flush_timeout)):  # fmt: skip
@@ -107,7 +113,8 @@ def measure(
             except OSError as exc:
                 raise UserError(f"cannot write: {exc.strerror}", where=output) from None
         run_sync(targets, cfg, out, parallel=parallel, progress=False if no_progress else None,
-                 submitter=submitter, flush_timeout=flush_timeout)  # fmt: skip
+                 submitter=submitter, flush_timeout=flush_timeout,
+                 workers=workers or default_workers(len(targets)))  # fmt: skip
     if submitter is not None:
         typer.echo(f"reachwatch: {submitter.summary()}", err=True)
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import importlib
 import sys
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from time import monotonic
@@ -61,9 +61,90 @@ async def measure_one(
     return measurement
 
 
-def dumps(measurement: dict[str, Any]) -> str:
-    """One compact JSON line (orjson: ~10x cheaper than json.dumps on a measurement)."""
-    return orjson.dumps(measurement).decode()
+Emit = Callable[[bytes], Awaitable[None]]
+
+
+async def measure_many(
+    next_target: Callable[[], Target | None],
+    cfg: ProbeConfig,
+    envelope: Envelope,
+    *,
+    parallel: int,
+    emit: Emit,
+) -> None:
+    """Measure targets from ``next_target`` (None: no more), ``parallel`` at a time, on this loop.
+
+    Each finished measurement goes to ``emit`` as one JSON line (bytes, no newline). One process's
+    share of the work: :func:`run` calls it in-process, :mod:`reachwatch.probe.workers` in each worker.
+    """
+    loop = asyncio.get_running_loop()
+    loop.set_default_executor(ThreadPoolExecutor(max_workers=min(64, max(4, parallel))))
+    decide = load_decide()
+    control = None
+    if cfg.control_url:
+        control = ControlClient(cfg.control_url, parallel=parallel, ca_file=cfg.ca_file)
+
+    async def worker() -> None:
+        while (target := next_target()) is not None:
+            try:
+                measurement = await measure_one(target.url, cfg, envelope, control, decide)
+            except Exception as exc:
+                print(f"reachwatch: error: measuring {target.url} failed: {exc!r}", file=sys.stderr)
+                continue
+            await emit(orjson.dumps(measurement))
+
+    try:
+        await asyncio.gather(*(worker() for _ in range(max(1, parallel))))
+    finally:
+        if control is not None:
+            await control.aclose()
+
+
+class Sink:
+    """Where finished lines go: the output file, the collector's outbox, the progress bar."""
+
+    def __init__(
+        self, output: TextIO | None, submitter: Submitter | None, total: int, progress: bool | None
+    ) -> None:
+        self.output = output
+        self.submitter = submitter
+        self.written = 0
+        show = sys.stderr.isatty() if progress is None else progress
+        self.bar: Any = None
+        self.task_id: Any = None
+        if show:
+            self.bar, self.task_id = _progress(total)
+
+    async def emit(self, line: bytes) -> None:
+        if self.submitter is not None:
+            await self.submitter.put(line)
+        if self.output is not None:
+            self.output.write(line.decode() + "\n")
+            self.output.flush()
+        self.written += 1
+        if self.bar is not None:
+            self.bar.advance(self.task_id)
+
+    def start(self) -> None:
+        if self.submitter is not None:
+            self.submitter.start()
+        if self.bar is not None:
+            self.bar.start()
+
+    async def finish(self, flush_timeout: float) -> None:
+        self.stop_bar()
+        if self.submitter is not None:
+            await self.submitter.finish(flush_timeout)
+
+    def stop_bar(self) -> None:
+        if self.bar is not None:
+            self.bar.stop()
+            self.bar = None
+
+    async def close(self) -> None:
+        self.stop_bar()
+        if self.submitter is not None:
+            await self.submitter.close()
 
 
 async def run(
@@ -76,60 +157,22 @@ async def run(
     submitter: Submitter | None = None,
     flush_timeout: float = DEFAULT_FLUSH_TIMEOUT,
 ) -> int:
-    """Measure every target, ``parallel`` at a time; return how many measurements were written.
+    """Measure every target in this process, ``parallel`` at a time; return how many were written.
 
     Each goes to ``output`` (JSONL) and/or ``submitter`` (outbox first, then the collector).
     """
     items = list(targets)
-    loop = asyncio.get_running_loop()
-    loop.set_default_executor(ThreadPoolExecutor(max_workers=min(64, max(4, parallel))))
-    envelope = Envelope(cfg)
-    decide = load_decide()
-    control = None
-    if cfg.control_url:
-        control = ControlClient(cfg.control_url, parallel=parallel, ca_file=cfg.ca_file)
     queue = iter(items)
-    written = 0
-    show = sys.stderr.isatty() if progress is None else progress
-    bar, task_id = _progress(len(items)) if show else (None, None)
-
-    async def worker() -> None:
-        nonlocal written
-        for target in queue:
-            try:
-                measurement = await measure_one(target.url, cfg, envelope, control, decide)
-            except Exception as exc:
-                print(f"reachwatch: error: measuring {target.url} failed: {exc!r}", file=sys.stderr)
-                continue
-            line = dumps(measurement)
-            if submitter is not None:
-                await submitter.put(line.encode())
-            if output is not None:
-                output.write(line + "\n")
-                output.flush()
-            written += 1
-            if bar is not None and task_id is not None:
-                bar.advance(task_id)
-
+    sink = Sink(output, submitter, len(items), progress)
     try:
-        if submitter is not None:
-            submitter.start()
-        if bar is not None:
-            bar.start()
-        await asyncio.gather(*(worker() for _ in range(max(1, min(parallel, len(items))))))
-        if bar is not None:
-            bar.stop()
-            bar = None
-        if submitter is not None:
-            await submitter.finish(flush_timeout)
+        sink.start()
+        await measure_many(
+            lambda: next(queue, None), cfg, Envelope(cfg), parallel=min(parallel, len(items)), emit=sink.emit
+        )
+        await sink.finish(flush_timeout)
     finally:
-        if bar is not None:
-            bar.stop()
-        if control is not None:
-            await control.aclose()
-        if submitter is not None:
-            await submitter.close()
-    return written
+        await sink.close()
+    return sink.written
 
 
 def _progress(total: int) -> tuple[Any, Any]:
@@ -147,6 +190,15 @@ def _progress(total: int) -> tuple[Any, Any]:
     return bar, bar.add_task("measure", total=total)
 
 
+def new_loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
+    """uvloop when available (Linux), else None: asyncio's default loop."""
+    try:
+        import uvloop
+    except ImportError:
+        return None
+    return uvloop.new_event_loop
+
+
 def run_sync(
     targets: Iterable[Target],
     cfg: ProbeConfig,
@@ -156,16 +208,17 @@ def run_sync(
     progress: bool | None,
     submitter: Submitter | None = None,
     flush_timeout: float = DEFAULT_FLUSH_TIMEOUT,
+    workers: int = 1,
 ) -> int:
-    """Run on uvloop when available (Linux), else the default loop."""
-    try:
-        import uvloop
+    """Measure in this process (``workers`` 1) or in that many worker processes; lines written."""
+    items = list(targets)
+    if workers > 1 and len(items) > 1:
+        from reachwatch.probe.workers import run_workers
 
-        factory: Any = uvloop.new_event_loop
-    except ImportError:
-        factory = None
-    with asyncio.Runner(loop_factory=factory) as runner:
+        return run_workers(items, cfg, output, parallel=parallel, progress=progress, submitter=submitter,
+                           flush_timeout=flush_timeout, workers=workers)  # fmt: skip
+    with asyncio.Runner(loop_factory=new_loop_factory()) as runner:
         return runner.run(
-            run(targets, cfg, output, parallel=parallel, progress=progress, submitter=submitter,
+            run(items, cfg, output, parallel=parallel, progress=progress, submitter=submitter,
                 flush_timeout=flush_timeout)
         )  # fmt: skip
