@@ -50,10 +50,11 @@ def site_page(host: str, size: int = PAGE_SIZE) -> bytes:
     """A page whose ``<title>`` names the site and whose text depends only on the host."""
     seed = hashlib.sha256(host.encode()).digest()
     words: list[str] = []
-    counter = 0
-    while sum(len(w) + 1 for w in words) < size:
-        block = hashlib.sha256(seed + counter.to_bytes(4, "big")).digest()
-        words.extend(_WORDS[b % len(_WORDS)] for b in block)
+    counter = length = 0
+    while length < size:
+        block = [_WORDS[b % len(_WORDS)] for b in hashlib.sha256(seed + counter.to_bytes(4, "big")).digest()]
+        words.extend(block)
+        length += sum(map(len, block)) + len(block)
         counter += 1
     paragraphs = [" ".join(words[i : i + 60]) for i in range(0, len(words), 60)]
     name = html.escape(host)
