@@ -12,7 +12,7 @@ import orjson
 from collector.conftest import collector
 from collector.test_app import web
 from reachwatch.collector import analysis
-from reachwatch.collector.analyser import analyse_raw
+from reachwatch.collector.analyser import Analyser, analyse_raw
 from reachwatch.collector.attribution import Network
 from reachwatch.collector.config import Settings
 from reachwatch.collector.ingest import Ingestor
@@ -22,10 +22,10 @@ from store.test_store import row
 
 
 async def test_acknowledged_before_analysed_then_analysed(
-    tmp_path: Path, real_measurements: list[dict[str, Any]]
+    store_location: str, real_measurements: list[dict[str, Any]]
 ) -> None:
     ms = web(real_measurements)
-    async with collector(Settings(store=str(tmp_path / "m.duckdb"), rate=0)) as (app, http):
+    async with collector(Settings(store=store_location, rate=0)) as (app, http):
         store = app.state.store
         release = asyncio.Event()
         original = store.update_analysis
@@ -61,10 +61,10 @@ async def test_acknowledged_before_analysed_then_analysed(
 
 
 async def test_rows_left_unanalysed_are_analysed_on_start(
-    tmp_path: Path, real_measurements: list[dict[str, Any]]
+    store_location: str, real_measurements: list[dict[str, Any]]
 ) -> None:
     """What a kill -9 leaves between the commit and the analysis is picked up by the next run."""
-    db = str(tmp_path / "m.duckdb")
+    db = store_location
     ms = web(real_measurements)[:6]
     store = open_store(db)
     await store.open()
@@ -103,3 +103,35 @@ def test_analyse_raw_gives_unreadable_rows_no_verdict(real_measurements: list[di
         v.failure,
     )
     assert out[1].measurement_uid == "b" and out[1].failure and out[1].blocking is None
+
+
+async def test_the_analysis_waits_while_ingest_is_busy(
+    tmp_path: Path, real_measurements: list[dict[str, Any]]
+) -> None:
+    """Rows stay unanalysed while ingest reports work, and are analysed once it is quiet."""
+    store = open_store(str(tmp_path / "m.duckdb"))
+    await store.open()
+    try:
+        ms = web(real_measurements)[:4]
+        await store.insert(
+            [
+                row(i, raw=compress(orjson.dumps(m)), analysed=False, blocking=None, failure=True)
+                for i, m in enumerate(ms)
+            ]
+        )
+        busy = True
+        analyser = Analyser(
+            store,  # type: ignore[arg-type]
+            in_process=True,
+            idle_for=lambda: 0.0 if busy else 1.0,
+            max_defer=600.0,
+        )
+        analyser.start()
+        await asyncio.sleep(0.3)
+        assert len(await store.unanalysed(10)) == len(ms)  # type: ignore[attr-defined]
+        busy = False
+        await analyser.settled()
+        assert await store.unanalysed(10) == []  # type: ignore[attr-defined]
+        await analyser.stop()
+    finally:
+        await store.close()

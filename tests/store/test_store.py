@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import urllib.parse
+
+import duckdb
+import httpx
 
 from reachwatch.store import Filters, open_store
-from reachwatch.store.schema import Analysis, Row, compress, decompress
+from reachwatch.store.schema import COLUMNS, TABLE, Analysis, Row, compress, decompress
 
 
 def row(i: int, **over: object) -> Row:
@@ -114,3 +118,74 @@ async def test_reopen_keeps_rows_and_secret(store_location: str) -> None:
         assert await again.existing([row(1).content_hash]) == {row(1).content_hash: row(1).measurement_uid}
     finally:
         await again.close()
+
+
+async def test_unanalysed_rows_and_their_update(store_location: str) -> None:
+    """Rows stored before their verdict are the background analysis's backlog until updated."""
+    store = open_store(store_location)
+    await store.open()
+    try:
+        rows = [row(i, analysed=i % 2 == 0) for i in range(10)]
+        await store.insert(rows)
+        pending = await store.unanalysed(100)  # type: ignore[attr-defined]
+        assert sorted(uid for uid, _ in pending) == sorted(row(i).measurement_uid for i in range(1, 10, 2))
+        assert {uid: decompress(raw) for uid, raw in pending}[rows[3].measurement_uid] == b'{"i": 3}'
+        assert len(await store.unanalysed(2)) == 2  # type: ignore[attr-defined]
+        # verdicts differ between rows (one command per distinct verdict on ClickHouse)
+        await store.update_analysis(
+            [
+                Analysis(uid, "tcp_ip", False, "tcp-reset", "r", True, False)
+                if n % 2
+                else Analysis(uid, None, None, None, None, False, True)
+                for n, (uid, _) in enumerate(pending)
+            ]
+        )
+        assert await store.unanalysed(100) == []  # type: ignore[attr-defined]
+        count, got = await store.search(Filters(blocking="tcp_ip"), 100, 0)
+        assert count == 2 and all(g["analysed"] and g["anomaly"] for g in got)
+        count, got = await store.search(Filters(blocking="null"), 100, 0)
+        assert count == 3 and all(g["analysed"] and g["failure"] and g["x_rule"] is None for g in got)
+    finally:
+        await store.close()
+
+
+async def test_a_table_without_the_analysed_column_gets_it(store_location: str) -> None:
+    """A table from before the column: its rows count as analysed (they got their verdict at ingest)."""
+    old = [c for c in COLUMNS if c.name != "analysed"]
+    if store_location.startswith("http"):
+        parts = urllib.parse.urlsplit(store_location)
+        db, base = parts.path.strip("/"), f"{parts.scheme}://{parts.netloc}/"
+        cols = ", ".join(f"{c.name} {c.clickhouse}" for c in old)
+        for sql in (
+            f"CREATE DATABASE {db}",
+            f"CREATE TABLE {db}.{TABLE} ({cols}) ENGINE = MergeTree() "
+            "PARTITION BY toYYYYMM(measurement_start_day) ORDER BY (probe_cc, probe_asn, domain, measurement_uid)",
+            f"INSERT INTO {db}.{TABLE} (measurement_uid, content_hash, measurement_start_time, "
+            "measurement_start_day) VALUES ('old', 'h-old', '2026-01-01 00:00:00', '2026-01-01')",
+        ):
+            httpx.post(base, content=sql.encode()).raise_for_status()
+    else:
+        con = duckdb.connect(store_location)
+        con.execute(f"CREATE TABLE {TABLE} ({', '.join(f'{c.name} {c.duckdb}' for c in old)})")
+        values = [
+            v
+            for c, v in zip(
+                COLUMNS, dataclasses.replace(row(99), measurement_uid="old").values(), strict=True
+            )
+            if c.name != "analysed"
+        ]
+        con.execute(f"INSERT INTO {TABLE} VALUES ({', '.join('?' * len(values))})", values)
+        con.close()
+    store = open_store(store_location)
+    await store.open()
+    try:
+        assert await store.unanalysed(10) == []  # type: ignore[attr-defined]
+        await store.insert([row(1, analysed=False)])
+        assert [uid for uid, _ in await store.unanalysed(10)] == [row(1).measurement_uid]  # type: ignore[attr-defined]
+        _, got = await store.search(Filters(), 10, 0)
+        assert {g["measurement_uid"]: g["analysed"] for g in got} == {
+            "old": True,
+            row(1).measurement_uid: False,
+        }
+    finally:
+        await store.close()

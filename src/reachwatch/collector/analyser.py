@@ -17,7 +17,7 @@ import multiprocessing
 import multiprocessing.connection
 import os
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import Executor, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from typing import Protocol, runtime_checkable
@@ -29,14 +29,18 @@ from reachwatch.store.schema import Analysis, decompress
 
 log = logging.getLogger(__name__)
 BATCH = 1_000
-NICE = 10
+NICE = 19
 #: Seconds between passes, so that a pass (one scan, one UPDATE) covers many commits under load.
 PAUSE = 0.2
+#: Seconds without ingest activity (nothing queued or being committed) before a batch is analysed.
+QUIET = 0.05
+#: Longest a batch waits for such a moment: under sustained load one batch per this many seconds.
+MAX_DEFER = 5.0
 
 
 @runtime_checkable
 class Backlog(Protocol):
-    """A store that can keep rows unanalysed (DuckDB); others get their verdict at ingest."""
+    """A store that can keep rows unanalysed (DuckDB, ClickHouse); others get their verdict at ingest."""
 
     async def unanalysed(self, limit: int) -> list[tuple[str, bytes]]: ...
     async def update_analysis(self, rows: Sequence[Analysis]) -> None: ...
@@ -56,8 +60,11 @@ def analyse_raw(items: Sequence[tuple[str, bytes]]) -> list[Analysis]:
 
 
 def _init_child() -> None:
-    with contextlib.suppress(OSError):
-        os.nice(NICE)
+    try:  # idle priority: runs only on CPU time no other process wants
+        os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))
+    except (AttributeError, OSError):
+        with contextlib.suppress(OSError):
+            os.nice(NICE)
     parent = multiprocessing.parent_process()
     if parent is not None:  # a collector killed with -9 must not leave its analyser behind
 
@@ -96,12 +103,25 @@ class Analyser:
     """Analyses what the store holds unanalysed, whenever :meth:`poke`'d (after each commit)."""
 
     def __init__(
-        self, store: Backlog, *, batch: int = BATCH, pause: float = PAUSE, in_process: bool = False
+        self,
+        store: Backlog,
+        *,
+        batch: int = BATCH,
+        pause: float = PAUSE,
+        in_process: bool = False,
+        idle_for: Callable[[], float] | None = None,
+        quiet: float = QUIET,
+        max_defer: float = MAX_DEFER,
     ) -> None:
+        """``idle_for``: seconds since ingest was last active (0 while it is): a batch waits until
+        that reaches ``quiet``, at most ``max_defer`` seconds."""
         self.store = store
         self.batch = batch
         self.pause = pause
         self.in_process = in_process
+        self.idle_for = idle_for
+        self.quiet = quiet
+        self.max_defer = max_defer
         self._event = asyncio.Event()
         self._wanted = 0  # bumped by every poke
         self._done = 0  # the last poke whose rows are all analysed
@@ -135,7 +155,11 @@ class Analyser:
             self._event.clear()
             wanted = self._wanted
             try:
-                while items := await self.store.unanalysed(self.batch):
+                while True:
+                    await self._yield_to_ingest()
+                    items = await self.store.unanalysed(self.batch)
+                    if not items:
+                        break
                     await self.store.update_analysis(await self._analyse(items))
             except Exception as exc:  # store or child trouble: the rows stay unanalysed, retry soon
                 log.error("background analysis failed: %s", type(exc).__name__)
@@ -146,6 +170,14 @@ class Analyser:
                 continue
             self._done = wanted
             await asyncio.sleep(self.pause)
+
+    async def _yield_to_ingest(self) -> None:
+        """Wait for a quiet moment of ingest, at most ``max_defer`` seconds."""
+        if self.idle_for is not None:
+            loop = asyncio.get_running_loop()
+            deadline = loop.time() + self.max_defer
+            while (idle := self.idle_for()) < self.quiet and loop.time() < deadline:
+                await asyncio.sleep(min(self.quiet - idle, max(0.001, deadline - loop.time())))
 
     async def _analyse(self, items: list[tuple[str, bytes]]) -> list[Analysis]:
         pool = None if self.in_process else _child_pool()

@@ -1,14 +1,15 @@
 """From a submitted measurement to a stored row: validate, hash, attribute, scrub, commit.
 
 :meth:`Ingestor.stage` validates, attributes and scrubs one measurement in the request (every 4xx
-is decided there) and hands it to one writer task that group-commits whatever is waiting; the
-group's hashing and zstd compression (:func:`finish`) run on a thread of their own first, off the
-event loop. Every request's answer waits for the commit that holds its rows. The queue is bounded:
-past ``max_pending`` measurements a request gets :class:`Overloaded` (503 + Retry-After).
+is decided there) and queues it for the group commit, in two stages: a group's hashing and zstd
+compression (:func:`finish`) run on a thread of their own, off the event loop, while the previous
+groups are inserted (all finished groups waiting go in one statement). Every request's answer waits
+for the commit that holds its rows. The queue is bounded: past ``max_pending`` measurements a
+request gets :class:`Overloaded` (503 + Retry-After).
 
-The verdict is not on that path when the store can hold rows unanalysed (DuckDB): rows are stored
-with ``analysed`` false and :class:`~reachwatch.collector.analyser.Analyser` fills the verdict in
-after the commit. Other stores (ClickHouse) get it at ingest, as before.
+The verdict is not on that path when the store can hold rows unanalysed (DuckDB, ClickHouse): rows
+are stored with ``analysed`` false and :class:`~reachwatch.collector.analyser.Analyser` fills the
+verdict in after the commit. A store without that backlog gets it at ingest.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import dataclasses
 import datetime as dt
 import hashlib
 import logging
+import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -91,6 +93,10 @@ def _finish_all(batch: list[tuple[list[Staged], Any]]) -> list[list[Row]]:
     return [[finish(s, next(raws)) for s in items] for items, _ in batch]
 
 
+#: A finished group on its way to the insert: the requests, their rows, how many rows.
+Finished = tuple[list[tuple[list[Staged], "asyncio.Future[list[str]]"]], list[list[Row]], int]
+
+
 class Overloaded(ApiError):
     def __init__(self, retry_after: int = 1) -> None:
         super().__init__(503, "collector busy, retry later", headers={"Retry-After": str(retry_after)})
@@ -122,7 +128,11 @@ class Ingestor:
         measurements waits for more (single posts) before it is written."""
         if background_analysis is None:
             background_analysis = isinstance(store, Backlog)
-        self.analyser = Analyser(store) if background_analysis and isinstance(store, Backlog) else None
+        self.analyser = (
+            Analyser(store, idle_for=self.idle_for)
+            if background_analysis and isinstance(store, Backlog)
+            else None
+        )
         self.store = store
         self.attributor = attributor
         self.secret = secret
@@ -131,9 +141,11 @@ class Ingestor:
         self.commit_delay = commit_delay
         self.small_group = small_group
         self._queue: asyncio.Queue[tuple[list[Staged], asyncio.Future[list[str]]]] = asyncio.Queue()
+        self._finished: asyncio.Queue[Finished] = asyncio.Queue()
         self._finisher: ThreadPoolExecutor | None = None
         self._pending = 0
-        self._task: asyncio.Task[None] | None = None
+        self._last_active = time.monotonic()
+        self._tasks: tuple[asyncio.Task[None], asyncio.Task[None]] | None = None
 
     # -- per measurement -----------------------------------------------------------------------
     def network(self, submitter: str) -> Network:
@@ -242,7 +254,7 @@ class Ingestor:
     # -- group commit --------------------------------------------------------------------------
     async def submit(self, rows: Sequence[Staged]) -> list[str]:
         """Store ``rows`` (all or nothing); their uids in order, an earlier uid for a duplicate."""
-        if self._task is None:
+        if self._tasks is None:
             raise RuntimeError("ingestor not started")
         if self._pending + len(rows) > self.max_pending:
             raise Overloaded()
@@ -253,20 +265,28 @@ class Ingestor:
         # its rows (they are queued) and skips answering a future that is done
         return await fut
 
+    def idle_for(self) -> float:
+        """Seconds since ingest last had work (nothing queued or being committed); 0 while it has."""
+        return 0.0 if self._pending else time.monotonic() - self._last_active
+
     def start(self) -> None:
         self._finisher = ThreadPoolExecutor(1, thread_name_prefix="ingest-finish")
-        self._task = asyncio.create_task(self._run(), name="ingest-writer")
+        self._tasks = (
+            asyncio.create_task(self._finish_groups(), name="ingest-finish"),
+            asyncio.create_task(self._write_groups(), name="ingest-writer"),
+        )
         if self.analyser is not None:
             self.analyser.start()
 
     async def stop(self) -> None:
-        if self._task is not None:
+        if self._tasks is not None:
             while self._pending:
                 await asyncio.sleep(0.01)
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+            for task in self._tasks:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+            self._tasks = None
         if self._finisher is not None:
             self._finisher.shutdown(wait=False)
         if self.analyser is not None:
@@ -277,30 +297,61 @@ class Ingestor:
         if self.analyser is not None:
             await self.analyser.settled()
 
-    async def _run(self) -> None:
+    # Two stages, so that group N+1 is hashed and compressed while group N is inserted: the first
+    # gathers a group (waiting ``commit_delay`` for a small one) and finishes it on the finisher
+    # thread; the second takes every finished group waiting and inserts them in one statement (a
+    # statement's fixed cost is most of DuckDB's, so statements stay as few as with one stage).
+    async def _finish_groups(self) -> None:
+        loop = asyncio.get_running_loop()
         while True:
             batch = [await self._queue.get()]
             size = len(batch[0][0])
             if size < self.small_group and self.commit_delay > 0:
-                # single posts: a statement costs DuckDB ~2.7 ms of CPU however few its rows, so
-                # let the posts in flight join this one (see docs/collector.md, "Performance")
+                # single posts: let the posts in flight join this one (docs/collector.md, "Performance")
                 await asyncio.sleep(self.commit_delay)
             while size < self.max_batch and not self._queue.empty():
                 item = self._queue.get_nowait()
                 batch.append(item)
                 size += len(item[0])
             try:
-                await self._commit(batch)
+                finished = await loop.run_in_executor(self._finisher, _finish_all, batch)
+            except Exception as exc:
+                log.error("finishing rows failed: %s", type(exc).__name__)
+                self._fail(batch, size)
+                continue
+            self._finished.put_nowait((batch, finished, size))
+
+    async def _write_groups(self) -> None:
+        while True:
+            groups = [await self._finished.get()]
+            size = groups[0][2]
+            while size < self.max_batch and not self._finished.empty():
+                groups.append(self._finished.get_nowait())
+                size += groups[-1][2]
+            batch = [item for b, _, _ in groups for item in b]
+            finished = [rows for _, f, _ in groups for rows in f]
+            try:
+                await self._commit(batch, finished)
             except Exception as exc:
                 log.error("store write failed: %s", type(exc).__name__)
-                for _, fut in batch:
-                    if not fut.done():
-                        fut.set_exception(Overloaded(2))
+                self._fail(batch, 0)
             finally:
-                self._pending -= size
+                self._done(size)
 
-    async def _commit(self, batch: list[tuple[list[Staged], asyncio.Future[list[str]]]]) -> None:
-        finished = await asyncio.get_running_loop().run_in_executor(self._finisher, _finish_all, batch)
+    def _fail(self, batch: list[tuple[list[Staged], asyncio.Future[list[str]]]], size: int) -> None:
+        for _, fut in batch:
+            if not fut.done():
+                fut.set_exception(Overloaded(2))
+        if size:
+            self._done(size)
+
+    def _done(self, size: int) -> None:
+        self._pending -= size
+        self._last_active = time.monotonic()
+
+    async def _commit(
+        self, batch: list[tuple[list[Staged], asyncio.Future[list[str]]]], finished: list[list[Row]]
+    ) -> None:
         hashes = [r.content_hash for rows in finished for r in rows]
         known = await self.store.existing(list(dict.fromkeys(hashes)))
         new: list[Row] = []

@@ -1,7 +1,10 @@
 """ClickHouse backend over its HTTP interface (httpx), SQL valid on 18.16 and current releases.
 
 MergeTree partitioned by month, ordered by (probe_cc, probe_asn, domain); JSONEachRow inserts;
-the raw measurement is zstd then base64 in a String (18.16 has no column codecs).
+the raw measurement is zstd then base64 in a String (18.16 has no column codecs). Rows may be stored
+before their verdict (``analysed = 0``): :meth:`ClickHouseStore.unanalysed` is the backlog the
+collector's background analysis reads, :meth:`ClickHouseStore.update_analysis` writes verdicts back
+as one mutation statement per batch.
 """
 
 from __future__ import annotations
@@ -20,9 +23,20 @@ import orjson
 from reachwatch.errors import UserError
 from reachwatch.store import query
 from reachwatch.store.query import Filters
-from reachwatch.store.schema import COLUMN_NAMES, COLUMNS, META_TABLE, TABLE, Analysis, Row
+from reachwatch.store.schema import (
+    ANALYSIS_COLUMNS,
+    COLUMN_NAMES,
+    COLUMNS,
+    META_TABLE,
+    TABLE,
+    Analysis,
+    Row,
+)
 
 _JSON_SETTINGS = {"output_format_json_quote_64bit_integers": "0"}
+#: Columns added after the first release: added to older tables on open (18.16 has no
+#: ``ADD COLUMN IF NOT EXISTS``), with their DEFAULT for the rows already there.
+_ADDED = ("analysed",)
 
 
 def literal(value: Any) -> str:
@@ -91,6 +105,16 @@ class ClickHouseStore:
         await self._query(
             f"CREATE TABLE IF NOT EXISTS {META_TABLE} (key String, value String) ENGINE = TinyLog"
         )
+        await self._add_missing_columns()
+
+    async def _add_missing_columns(self) -> None:
+        have = await self._rows(
+            f"SELECT name FROM system.columns WHERE database = {literal(self.db)} AND table = {literal(TABLE)}"
+        )
+        names = {r["name"] for r in have}
+        for c in COLUMNS:
+            if c.name in _ADDED and c.name not in names:
+                await self._query(f"ALTER TABLE {TABLE} ADD COLUMN {c.name} {c.clickhouse}")
 
     async def close(self) -> None:
         await self._client.aclose()
@@ -136,15 +160,27 @@ class ClickHouseStore:
         return True
 
     async def update_analysis(self, rows: Sequence[Analysis]) -> None:
+        """Set the verdict columns of ``rows`` and ``analysed = 1``: rows with the same verdict share
+        one UPDATE command, all commands in one ALTER (a mutation each), then wait until done."""
+        groups: dict[tuple[Any, ...], list[str]] = {}
         for a in rows:
-            sets = ", ".join(
-                f"{name} = {literal(getattr(a, name))}"
-                for name in ("blocking", "accessible", "x_technique", "x_rule", "anomaly", "failure")
-            )
-            await self._query(
-                f"ALTER TABLE {TABLE} UPDATE {sets} WHERE measurement_uid = {literal(a.measurement_uid)}"
-            )
+            groups.setdefault(tuple(getattr(a, n) for n in ANALYSIS_COLUMNS), []).append(a.measurement_uid)
+        if not groups:
+            return
+        commands = []
+        for verdict, uids in groups.items():
+            sets = ", ".join(f"{n} = {literal(v)}" for n, v in zip(ANALYSIS_COLUMNS, verdict, strict=True))
+            inlist = ", ".join(literal(u) for u in uids)
+            commands.append(f"UPDATE {sets}, analysed = 1 WHERE measurement_uid IN ({inlist})")
+        await self._query(f"ALTER TABLE {TABLE} " + ", ".join(commands))
         await self._wait_mutations()
+
+    async def unanalysed(self, limit: int) -> list[tuple[str, bytes]]:
+        """Up to ``limit`` (uid, raw) of rows stored before their verdict (``analysed = 0``)."""
+        rows = await self._rows(
+            f"SELECT measurement_uid, raw FROM {TABLE} WHERE analysed = 0 LIMIT {limit:d}"
+        )
+        return [(r["measurement_uid"], base64.b64decode(r["raw"])) for r in rows]
 
     async def get_raw(self, uid: str) -> bytes | None:
         rows = await self._rows(f"SELECT raw FROM {TABLE} WHERE measurement_uid = {literal(uid)} LIMIT 1")

@@ -170,14 +170,10 @@ class DuckDBStore:
         )
 
         def upd(con: duckdb.DuckDBPyConnection) -> None:
-            table = pa.Table.from_pylist(
+            analysed_rows = pa.Table.from_pylist(  # noqa: F841 (read by the SQL: replacement scan)
                 [{n: getattr(a, n) for n in names} for a in rows], schema=ANALYSIS_SCHEMA
             )
-            con.register("analysed_rows", table)
-            try:
-                con.execute(sql).fetchall()
-            finally:
-                con.unregister("analysed_rows")
+            con.execute(sql).fetchall()
 
         await self._write(upd)
 
