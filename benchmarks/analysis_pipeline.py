@@ -24,7 +24,7 @@ from typing import Any
 import orjson
 
 from reachwatch.aggregate.sql import query_cells
-from reachwatch.analyze import analyze_file
+from reachwatch.analyze import AnalyzeStats, analyze_file
 from reachwatch.fingerprints import Fingerprint, load_dir
 from reachwatch.store.duckdb import DuckDBStore
 from reachwatch.store.readers import DuckDBReader
@@ -108,6 +108,20 @@ def fingerprints(directory: Path | None) -> list[Fingerprint]:
     return [*(load_dir(d) if d else []), extra]
 
 
+def report(label: str, s: AnalyzeStats, cores: int) -> None:
+    n, t = s.measurements, s.timings
+    print(f"\n{label}: n = {n:,} in {s.wall:.2f} s wall; cpu {s.cpu:.2f} s "
+          f"(main {s.main_cpu:.2f} s, workers {t.worker_cpu:.2f} s)")  # fmt: skip
+    if not n:
+        return
+    print(f"  measurements/s per core: {n / s.cpu:,.0f} by CPU (all processes), "
+          f"{n / (s.wall * cores):,.0f} by wall x {cores} cores")  # fmt: skip
+    us = 1e6 / n
+    print(f"  us per measurement: workers (cpu) decode {t.decode * us:.1f}, verdict {t.verdict * us:.1f}, "
+          f"fingerprints {t.fingerprints * us:.1f}, Arrow in/out {t.batch * us:.1f}; main (wall) read "
+          f"{s.read * us:.1f}, write {s.write * us:.1f}, cells refresh {s.aggregate * us:.1f} ({s.cells:,} cells)")  # fmt: skip
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--n", type=int, default=1_000_000)
@@ -128,22 +142,13 @@ def main() -> None:
     print(f"generate {build:.1f} s; load into DuckDB {insert:.1f} s ({args.n / insert:,.0f}/s); "
           f"file {os.path.getsize(path) / 1e6:.0f} MB")  # fmt: skip
 
+    cores = len(os.sched_getaffinity(0))
+    print(f"analyze: {workers} worker process(es) on {cores} core(s); rates per core count every process's CPU "
+          "(the main process's reads and writes, its DuckDB threads, the workers from their start)")  # fmt: skip
     for label, kw in (("analyze (all stale)", {}), ("analyze again (nothing stale)", {}),
                       ("analyze, fingerprint set changed", {"drop": True})):  # fmt: skip
         s = analyze_file(path, fingerprints=fps[:-1] if kw else fps, workers=workers)
-        t = s.timings
-        cpu = t.decode + t.verdict + t.fingerprints
-        print(f"\n{label}: {s.measurements:,} in {s.wall:.1f} s = {s.measurements / s.wall:,.0f}/s wall, "
-              f"{s.measurements / s.wall / workers:,.0f}/s per core")  # fmt: skip
-        if s.measurements:
-            per = 1e6 / s.measurements
-            print(f"  per measurement (cpu us): decode {t.decode * per:.1f}, verdict {t.verdict * per:.1f}, "
-                  f"fingerprints {t.fingerprints * per:.1f}; worker cpu total {cpu:.1f} s "
-                  f"= {s.measurements / cpu:,.0f}/s per core of analysis")  # fmt: skip
-        print(
-            f"  wall s: read {s.read:.1f}, write {s.write:.1f}, cells refresh {s.aggregate:.1f} ({s.cells:,} cells)"
-        )
-
+        report(label, s, cores)
     reader = DuckDBReader.open(path)
     t0 = time.perf_counter()
     cells = query_cells(reader)

@@ -10,7 +10,10 @@ import orjson
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from store.backends import clickhouse_url
 from store.rows import fill, mixed_rows
+
+__all__ = ["clickhouse_url"]
 
 EXE = str(Path(sys.executable).with_name("reachwatch"))
 
@@ -73,3 +76,39 @@ def test_report_writes_files_and_prints_them(db: str, tmp_path: Path) -> None:
 def test_analyze_prints_what_it_did(db: str, tmp_path: Path) -> None:
     out = run("analyze", "--db", db, "--workers", "1", "--fingerprints", str(tmp_path / "nowhere"))
     assert out.returncode == 2 and "no such directory" in out.stderr
+
+
+def test_analyze_duckdb_file(tmp_path: Path) -> None:
+    db = str(tmp_path / "a.duckdb")  # its own: analyze rewrites the verdicts
+    fill(db, mixed_rows())
+    out = run("analyze", "--db", db, "--workers", "1")
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.startswith("analysed ") and "refreshed" in out.stdout
+    again = run("analyze", "--db", db, "--workers", "1")
+    assert again.returncode == 0 and again.stdout.startswith("analysed 0 measurements")
+
+
+@pytest.mark.clickhouse
+def test_analyze_clickhouse_url(clickhouse_url: str) -> None:
+    url = f"{clickhouse_url}/cli_analyze"
+    fill(url, mixed_rows())
+    out = run("analyze", "--db", url, "--workers", "1")
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.startswith(f"analysed {len(mixed_rows())} measurements")
+    again = run("analyze", "--clickhouse", url, "--workers", "1")
+    assert again.returncode == 0 and again.stdout.startswith("analysed 0 measurements"), again.stderr
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("--db", "http://127.0.0.1:9/x"), "cannot reach ClickHouse"),
+        (("--clickhouse", "ftp://h/x"), "not an http(s) URL"),
+        (("--db", "http://127.0.0.1:9/bad-name"), "bad database name"),
+        (("--db", "nowhere.duckdb"), "no such DuckDB file"),
+        (("--workers", "-1", "--db", "x.duckdb"), "--workers -1"),
+    ],
+)
+def test_analyze_bad_input_is_a_clear_error(args: tuple[str, ...], message: str) -> None:
+    out = run("analyze", *args)
+    assert out.returncode == 2 and message in out.stderr and "Traceback" not in out.stderr

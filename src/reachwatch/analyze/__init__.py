@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from reachwatch.analyze.run import AnalyzeStats, analyze_file
+from reachwatch.analyze.run import AnalyzeStats, analyze_file, analyze_store
 from reachwatch.analyze.work import fingerprints_version, rules_version
 
-__all__ = ["AnalyzeStats", "analyze_file", "fingerprints_version", "rules_version"]
+__all__ = ["AnalyzeStats", "analyze_file", "analyze_store", "fingerprints_version", "rules_version"]

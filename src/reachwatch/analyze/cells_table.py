@@ -8,6 +8,7 @@ import orjson
 import pyarrow as pa
 
 from reachwatch.aggregate.sql import query_cells
+from reachwatch.store.duckdb import transaction
 from reachwatch.store.readers import DuckDBReader
 from reachwatch.store.schema import TABLE
 
@@ -49,9 +50,7 @@ def refresh(con: duckdb.DuckDBPyConnection) -> int:
         values = [orjson.dumps(r[name]).decode() if name == "witnesses" else r[name] for r in recs]
         data[name] = pa.array(values, typ)
     fresh = pa.table(data)
-    con.execute("BEGIN").fetchall()
-    try:
-        con.register("fresh", fresh)
+    with transaction(con, fresh=fresh):
         con.execute(
             f"DELETE FROM {CELLS} WHERE EXISTS (SELECT 1 FROM {DIRTY} d WHERE {_MATCH.format(t=CELLS, day='day')})"
         ).fetchall()
@@ -60,10 +59,4 @@ def refresh(con: duckdb.DuckDBPyConnection) -> int:
                 f"INSERT INTO {CELLS} SELECT probe_cc, probe_asn, domain, CAST(day AS DATE), * EXCLUDE (probe_cc, probe_asn, domain, day) FROM fresh"
             ).fetchall()
         con.execute(f"DELETE FROM {DIRTY}").fetchall()
-        con.execute("COMMIT").fetchall()
-    except BaseException:
-        con.execute("ROLLBACK").fetchall()
-        raise
-    finally:
-        con.unregister("fresh")
     return len(recs)

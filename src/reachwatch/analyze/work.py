@@ -1,13 +1,19 @@
 """The per-measurement work of ``reachwatch analyze``: decode once, verdict, fingerprints.
 
-Pure functions over plain tuples, so chunks can go to a process pool. The body and header
-fingerprints run only where they can matter (measurements judged anomalous: a blockpage is an HTTP
-difference, an injected page follows a DNS hijack); DNS answers are matched everywhere (cheap).
+Pure functions over Arrow record batches (columns in :data:`IN_COLUMNS`, results in
+:data:`OUT_SCHEMA`), so chunks go to a process pool as a few buffers each way instead of a
+pickled Python object per row. The body and header fingerprints run only where they can matter
+(measurements judged anomalous: a blockpage is an HTTP difference, an injected page follows a
+DNS hijack); DNS answers are matched everywhere. Matching is a pure function of one answer,
+header or body, and those recur (a network's blockpage and its sink addresses are the same in
+every measurement of it), so each worker remembers the last few thousand results.
 """
 
 from __future__ import annotations
 
+import gc
 import hashlib
+import os
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -15,19 +21,34 @@ from pathlib import Path
 from typing import Any
 
 import orjson
+import pyarrow as pa
+import zstandard
 
 from reachwatch.collector.analysis import verdict
 from reachwatch.fingerprints import Fingerprint, FingerprintMatcher
-from reachwatch.fingerprints.match import dns_answers
-from reachwatch.store.schema import decompress
+from reachwatch.fingerprints.match import body_text, dns_answers, response_headers
+from reachwatch.store.schema import ANALYSIS_COLUMNS, ARROW_SCHEMA
 
 #: The code whose change makes stored verdicts stale.
 RULE_SOURCES = ("verdict", "observations", "collector/analysis.py")
 
-#: In: (uid, raw, need_verdict, blocking, accessible, x_technique, x_rule, anomaly, failure)
-Item = tuple[str, bytes, bool, str | None, bool | None, str | None, str | None, bool, bool]
-#: Out: (uid, blocking, accessible, x_technique, x_rule, anomaly, failure, confirmed, fingerprint)
-Result = tuple[str, str | None, bool | None, str | None, str | None, bool, bool, bool, str | None]
+#: What a worker reads: the raw measurement, whether its verdict is stale, the stored values.
+IN_COLUMNS = (
+    "raw", "need_verdict", "blocking", "accessible", "x_technique", "x_rule", "anomaly", "failure",
+    "confirmed", "analysed",
+)  # fmt: skip
+#: What a worker returns, row for row; ``changed``: the stored row differs (or was never analysed).
+OUT_SCHEMA = pa.schema(
+    [
+        *(ARROW_SCHEMA.field(name) for name in (*ANALYSIS_COLUMNS, "confirmed")),
+        ("fingerprint", pa.string()),
+        ("changed", pa.bool_()),
+    ]
+)
+#: Found fingerprints of one answer, header or body: (name, confirms blocking), in load order.
+Found = tuple[tuple[str, bool], ...]
+_CACHE_ENTRIES = 4096
+_CACHED_BODY_CHARS = 32768  # bodies longer than this are matched every time (and not kept)
 
 
 def rules_version() -> str:
@@ -51,63 +72,179 @@ def fingerprints_version(fps: Iterable[Fingerprint]) -> str:
 
 @dataclass
 class Timings:
+    """Seconds spent per stage; ``cpu`` is the processes' own CPU time (per pid, cumulative)."""
+
     decode: float = 0.0
     verdict: float = 0.0
     fingerprints: float = 0.0
+    batch: float = 0.0  # columns in and out of Arrow
+    cpu: dict[int, float] | None = None
 
     def add(self, other: Timings) -> None:
         self.decode += other.decode
         self.verdict += other.verdict
         self.fingerprints += other.fingerprints
+        self.batch += other.batch
+        if other.cpu:
+            self.cpu = {**(self.cpu or {}), **other.cpu}  # cumulative: the latest report per pid wins
+
+    @property
+    def worker_cpu(self) -> float:
+        return sum((self.cpu or {}).values())
 
 
-_matcher: FingerprintMatcher | None = None
+class _Finder:
+    """The fingerprint matcher with a bounded memory of results per answer, header and body."""
+
+    def __init__(self, fps: Sequence[Fingerprint]) -> None:
+        self.matcher = FingerprintMatcher(fps)
+        self.headers = any(fp.header_name for fp in fps)
+        self._dns: dict[str, Found] = {}
+        self._header: dict[tuple[str, str], Found] = {}
+        self._body: dict[str, Found] = {}
+
+    @staticmethod
+    def _keep(cache: dict[Any, Found], key: Any, found: Found) -> None:
+        if len(cache) >= _CACHE_ENTRIES:
+            del cache[next(iter(cache))]  # the oldest
+        cache[key] = found
+
+    def dns(self, value: str) -> Found:
+        found = self._dns.get(value)
+        if found is None:
+            found = tuple((fp.name, fp.confirms_blocking) for fp in self.matcher.match_dns(value))
+            self._keep(self._dns, value, found)
+        return found
+
+    def header(self, name: str, value: str) -> Found:
+        key = (name, value)
+        found = self._header.get(key)
+        if found is None:
+            found = tuple((fp.name, fp.confirms_blocking) for fp in self.matcher.match_header(name, value))
+            self._keep(self._header, key, found)
+        return found
+
+    def body(self, text: str) -> Found:
+        if len(text) > _CACHED_BODY_CHARS:
+            return tuple((fp.name, fp.confirms_blocking) for fp in self.matcher.match_body(text))
+        found = self._body.get(text)
+        if found is None:
+            found = tuple((fp.name, fp.confirms_blocking) for fp in self.matcher.match_body(text))
+            self._keep(self._body, text, found)
+        return found
+
+    def find(self, m: Mapping[str, Any], anomalous: bool) -> tuple[bool, str | None]:
+        """(confirmed, name): the first confirming fingerprint, else the first found, in the order
+        of ``FingerprintMatcher.match`` (DNS answers, then each response's headers and body)."""
+        keys = m.get("test_keys")
+        if not isinstance(keys, Mapping):
+            return False, None
+        first: str | None = None
+        for _, value in dns_answers(keys):
+            for name, confirms in self.dns(value):
+                if confirms:
+                    return True, name
+                first = first or name
+        if not anomalous:
+            return False, first
+        for request in keys.get("requests") or ():
+            response = request.get("response") if isinstance(request, Mapping) else None
+            if not isinstance(response, Mapping):
+                continue
+            if self.headers:
+                for header, value in response_headers(response):
+                    for name, confirms in self.header(header, value):
+                        if confirms:
+                            return True, name
+                        first = first or name
+            for name, confirms in self.body(body_text(response)):
+                if confirms:
+                    return True, name
+                first = first or name
+        return False, first
+
+
+_finder: _Finder | None = None
+_decompress = zstandard.ZstdDecompressor().decompress
 
 
 def init_worker(fps: Sequence[Fingerprint]) -> None:
-    global _matcher
-    _matcher = FingerprintMatcher(fps) if fps else None
+    global _finder
+    _finder = _Finder(fps) if fps else None
+    # The matcher's thousands of objects live as long as the worker: keep the collector off them.
+    gc.collect()
+    gc.freeze()
 
 
-def _fingerprint(m: Mapping[str, Any], anomalous: bool) -> tuple[bool, str | None]:
-    matcher = _matcher
-    if matcher is None:
-        return False, None
-    if anomalous:
-        found = [(x.name, x.confirms_blocking) for x in matcher.match(m)]
-    else:
-        keys = m.get("test_keys")
-        found = []
-        if isinstance(keys, Mapping):
-            found = [
-                (fp.name, fp.confirms_blocking) for _, v in dns_answers(keys) for fp in matcher.match_dns(v)
-            ]
-    if not found:
-        return False, None
-    confirming = [name for name, ok in found if ok]
-    return bool(confirming), (confirming or [found[0][0]])[0]
+def verdict_columns(m: dict[str, Any]) -> tuple[str | None, bool | None, str | None, str | None, bool, bool]:
+    """(blocking, accessible, x_technique, x_rule, anomaly, failure) as the collector stores them."""
+    v = verdict(m)
+    return (v.blocking, v.accessible, v.x_technique, v.x_rule, v.anomaly, v.failure)
 
 
-def analyse(items: Sequence[Item]) -> tuple[list[Result], Timings]:
-    out: list[Result] = []
-    t = Timings()
+def to_ipc(batch: pa.RecordBatch) -> bytes:
+    """A batch as one Arrow IPC stream (pickling a slice would copy its parent's buffers)."""
+    sink = pa.BufferOutputStream()
+    with pa.ipc.new_stream(sink, batch.schema) as writer:
+        writer.write_batch(batch)
+    return bytes(sink.getvalue().to_pybytes())
+
+
+def from_ipc(data: bytes) -> pa.RecordBatch:
+    return pa.ipc.open_stream(data).read_next_batch()
+
+
+def analyse_ipc(data: bytes) -> tuple[bytes, Timings]:
+    """:func:`analyse_batch` between processes: IPC bytes in, IPC bytes out."""
+    result, timings = analyse_batch(from_ipc(data))
+    return to_ipc(result), timings
+
+
+def analyse_batch(batch: pa.RecordBatch) -> tuple[pa.RecordBatch, Timings]:
+    """Verdicts and fingerprints of one batch (:data:`IN_COLUMNS`), as :data:`OUT_SCHEMA`."""
     clock = time.perf_counter
-    for uid, raw, need_verdict, blocking, accessible, technique, rule, anomaly, failure in items:
+    t = Timings()
+    cpu0 = time.process_time()
+    start = t0 = clock()
+    raws = batch.column("raw").to_pylist()
+    need = batch.column("need_verdict").to_pylist()
+    stored = [batch.column(name).to_pylist() for name in IN_COLUMNS[2:]]
+    t.batch += clock() - t0
+    finder = _finder
+    decode = verdict = fingerprints = 0.0
+    out: list[tuple[Any, ...]] = []
+    append = out.append
+    for raw, need_verdict, *old in zip(raws, need, *stored, strict=True):
         t0 = clock()
         try:
-            m = orjson.loads(decompress(raw))
-        except (orjson.JSONDecodeError, ValueError):
-            m = {}
+            m = orjson.loads(_decompress(raw))
+        except (orjson.JSONDecodeError, zstandard.ZstdError, ValueError, TypeError):
+            m = {}  # unreadable: judged as an empty measurement (no test_keys)
         t1 = clock()
-        if need_verdict and isinstance(m, dict):
-            v = verdict(m)
-            blocking, accessible, technique, rule = v.blocking, v.accessible, v.x_technique, v.x_rule
-            anomaly, failure = v.anomaly, v.failure
-        t2 = clock()
-        confirmed, name = _fingerprint(m, anomaly) if isinstance(m, dict) else (False, None)
-        t3 = clock()
-        t.decode += t1 - t0
-        t.verdict += t2 - t1
-        t.fingerprints += t3 - t2
-        out.append((uid, blocking, accessible, technique, rule, anomaly, failure, confirmed, name))
-    return out, t
+        if not isinstance(m, dict):  # JSON, but not an object: the stored verdict stays
+            new = (*old[:6], False, None)
+            t2 = t3 = t1
+        else:
+            columns = verdict_columns(m) if need_verdict else tuple(old[:6])
+            t2 = clock()
+            confirmed, name = finder.find(m, columns[4]) if finder is not None else (False, None)
+            new = (*columns, confirmed, name)
+            t3 = clock()
+        decode += t1 - t0
+        verdict += t2 - t1
+        fingerprints += t3 - t2
+        append((*new, not old[7] or tuple(old[:7]) != new[:7]))
+    t0 = clock()
+    values: list[tuple[Any, ...]] = list(zip(*out, strict=True)) if out else [()] * len(OUT_SCHEMA)
+    result = pa.RecordBatch.from_arrays(
+        [pa.array(c, type=f.type) for c, f in zip(values, OUT_SCHEMA, strict=True)], schema=OUT_SCHEMA
+    )
+    end = clock()
+    t.batch += end - t0
+    # stages are timed by the clock (cheap); scaled to this batch's CPU time (the core is shared)
+    cpu = time.process_time()
+    scale = min(1.0, (cpu - cpu0) / (end - start)) if end > start else 1.0
+    t.decode, t.verdict, t.fingerprints = decode * scale, verdict * scale, fingerprints * scale
+    t.batch *= scale
+    t.cpu = {os.getpid(): cpu}
+    return result, t

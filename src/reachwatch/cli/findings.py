@@ -127,17 +127,23 @@ def report(
 
 
 def analyze(
-    db: Path = typer.Option(..., "--db", help="DuckDB file (stop the collector first: one writer)."),
+    db: str | None = typer.Option(
+        None, "--db", help="DuckDB file (stop the collector first: one writer), or a ClickHouse URL."
+    ),
+    clickhouse: str | None = CLICKHOUSE,
     fingerprints: Path | None = typer.Option(None, "--fingerprints", help="Fingerprint CSV directory."),
     since: str | None = SINCE,
     workers: int = typer.Option(0, "--workers", help="Processes (0: one per core)."),
 ) -> None:
     """Re-verdict stale measurements, mark fingerprint matches, refresh the cells they touch."""
-    from reachwatch.analyze import analyze_file
+    from reachwatch.analyze import analyze_store
 
-    if not db.is_file():
-        raise UserError("no such DuckDB file", where=str(db))
-    stats = analyze_file(str(db), fingerprints_dir=fingerprints, since=day(since, "--since"), workers=workers)
+    if db is not None and db.startswith(("http://", "https://")):
+        db, clickhouse = (None, db) if clickhouse is None else (db, clickhouse)
+    if workers < 0:
+        raise UserError(f"--workers {workers}", fix="give 0 (one per core) or a positive number")
+    where = location(Path(db) if db is not None else None, clickhouse)
+    stats = analyze_store(where, fingerprints_dir=fingerprints, since=day(since, "--since"), workers=workers)
     typer.echo(stats.describe())
 
 

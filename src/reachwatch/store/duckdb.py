@@ -11,11 +11,12 @@ insert itself (see docs/collector.md, "Performance").
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import os
 import secrets
 import threading
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
@@ -25,7 +26,16 @@ import pyarrow as pa
 from reachwatch.errors import UserError
 from reachwatch.store import query
 from reachwatch.store.query import Filters
-from reachwatch.store.schema import ANALYSIS_COLUMNS, COLUMN_NAMES, COLUMNS, META_TABLE, TABLE, Analysis, Row
+from reachwatch.store.schema import (
+    ANALYSIS_COLUMNS,
+    ARROW_SCHEMA,
+    COLUMN_NAMES,
+    COLUMNS,
+    META_TABLE,
+    TABLE,
+    Analysis,
+    Row,
+)
 
 T = TypeVar("T")
 #: WAL size that triggers a checkpoint (DuckDB's default is 16 MB); a kill -9 replays at most this.
@@ -34,15 +44,24 @@ CHECKPOINT = "128MB"
 _STORAGE = {"raw": "USING COMPRESSION uncompressed"}
 #: Columns added after the first release: added to older files on open, with the value old rows get.
 _ADDED = {"analysed": "BOOLEAN DEFAULT true"}
-_ARROW_TYPES = {
-    "VARCHAR": pa.string(),
-    "BOOLEAN": pa.bool_(),
-    "TIMESTAMP": pa.timestamp("us"),
-    "DATE": pa.date32(),
-    "BLOB": pa.binary(),
-}
-_SCHEMA = pa.schema([(c.name, _ARROW_TYPES[c.duckdb.split()[0]]) for c in COLUMNS])
-ANALYSIS_SCHEMA = pa.schema([_SCHEMA.field(name) for name in ("measurement_uid", *ANALYSIS_COLUMNS)])
+ANALYSIS_SCHEMA = pa.schema([ARROW_SCHEMA.field(name) for name in ("measurement_uid", *ANALYSIS_COLUMNS)])
+
+
+@contextlib.contextmanager
+def transaction(con: duckdb.DuckDBPyConnection, **tables: pa.Table) -> Iterator[None]:
+    """BEGIN ... COMMIT on ``con`` with ``tables`` registered as views by name; ROLLBACK on error."""
+    con.execute("BEGIN").fetchall()
+    try:
+        for name, table in tables.items():
+            con.register(name, table)
+        yield
+        con.execute("COMMIT").fetchall()
+    except BaseException:
+        con.execute("ROLLBACK").fetchall()
+        raise
+    finally:
+        for name in tables:
+            con.unregister(name)
 
 
 class DuckDBStore:
@@ -141,8 +160,8 @@ class DuckDBStore:
         def ins(con: duckdb.DuckDBPyConnection) -> None:
             columns = list(zip(*(r.values() for r in rows), strict=True))
             incoming = pa.Table.from_arrays(  # noqa: F841 (read by the SQL: DuckDB's replacement scan)
-                [pa.array(col, type=_SCHEMA.field(i).type) for i, col in enumerate(columns)],
-                schema=_SCHEMA,
+                [pa.array(col, type=ARROW_SCHEMA.field(i).type) for i, col in enumerate(columns)],
+                schema=ARROW_SCHEMA,
             )
             # a replacement scan of the local, not register()/unregister(): those two catalog changes
             # cost ~1.3 ms of CPU per statement, more than the insert of 60 rows

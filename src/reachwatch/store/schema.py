@@ -11,6 +11,7 @@ import datetime as dt
 import threading
 from typing import Any
 
+import pyarrow as pa
 import zstandard
 
 TABLE = "measurements"
@@ -54,6 +55,15 @@ COLUMNS: tuple[Column, ...] = (
 )
 COLUMN_NAMES: tuple[str, ...] = tuple(c.name for c in COLUMNS)
 ANALYSIS_COLUMNS: tuple[str, ...] = ("blocking", "accessible", "x_technique", "x_rule", "anomaly", "failure")
+_ARROW_TYPES = {
+    "VARCHAR": pa.string(),
+    "BOOLEAN": pa.bool_(),
+    "TIMESTAMP": pa.timestamp("us"),
+    "DATE": pa.date32(),
+    "BLOB": pa.binary(),
+}
+#: The table's columns as Arrow fields (from the DuckDB types): for inserts and Arrow exchanges.
+ARROW_SCHEMA = pa.schema([(c.name, _ARROW_TYPES[c.duckdb.split()[0]]) for c in COLUMNS])
 #: The analysis columns of a row stored before its verdict (``analysed`` false): no verdict yet, so
 #: ``failure`` (OONI: "no verdict") is true and ``anomaly`` false until the analyser has run.
 PENDING_ANALYSIS: dict[str, object] = {
