@@ -65,8 +65,9 @@ def test_queued_while_down_then_sent(
     control = f"http://127.0.0.1:{free_port()}/"  # unreachable: a control_failure, still a measurement
     common = ["--control", control, "--resolver", dns_server.resolver, "--collector", url,
               "--outbox", str(outbox), "--no-progress", *FAST]  # fmt: skip
+    # two workers: the parent queues both lines
     first = reachwatch("measure", f"{http_server.base}/ok", f"{http_server.base}/other", *common,
-                       "--flush-timeout", "1")  # fmt: skip
+                       "--flush-timeout", "1", "--workers", "2")  # fmt: skip
     assert first.returncode == 0, first.stderr
     assert first.stdout == ""  # no --output: nothing on stdout
     assert "sent 0" in first.stderr and "2 still queued" in first.stderr
