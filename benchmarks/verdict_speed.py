@@ -5,9 +5,10 @@
 The sample is the shared OONI web_connectivity measurements (real and QA-emulated) plus
 lab-like ones built by ``tests/verdict/verdict_builders.py`` (http and https, every technique
 of ``tests/verdict/test_techniques.py``, at the first hop and after a redirect), replicated to
-``--n``. Prints measurements/s for ``json.loads`` alone (the baseline), ``json.loads`` +
-``decide`` and ``decide`` alone, and their ratio to the baseline (machine-independent).
-It never asserts a time.
+``--n``; and, apart, the templates ``benchmarks/analysis_pipeline.py`` stores (what
+``reachwatch analyze`` judges there). Prints measurements/s for ``json.loads`` alone (the
+baseline), ``json.loads`` + ``decide`` and ``decide`` alone (with its µs per measurement), and
+their ratio to the baseline (machine-independent). It never asserts a time.
 """
 
 from __future__ import annotations
@@ -47,6 +48,13 @@ def lab_lines() -> list[str]:
     ]
 
 
+def analysis_lines() -> list[str]:
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    from analysis_pipeline import templates
+
+    return [json.dumps(m) for m in templates(None)]
+
+
 def rate(work: Callable[[], Any], count: int, runs: int) -> float:
     """Median measurements/s over ``runs`` runs, in CPU time of this process (one core)."""
     rates = []
@@ -84,7 +92,7 @@ def bench(label: str, sample: list[str], n: int, runs: int) -> None:
     print(
         f"{label:14} {len(sample):4} distinct x{n / len(sample):6.0f} = {n} ({mb:6.0f} MB)  "
         f"json.loads {baseline:9,.0f}/s  loads+decide {both:9,.0f}/s ({both / baseline:4.2f}x)  "
-        f"decide {alone:9,.0f}/s ({alone / baseline:4.2f}x)"
+        f"decide {alone:9,.0f}/s ({alone / baseline:4.2f}x, {1e6 / alone:5.1f} us)"
     )
 
 
@@ -99,6 +107,7 @@ def main() -> None:
     bench("ooni+lab", ooni + lab, args.n, args.runs)
     bench("ooni only", ooni, args.n, args.runs)
     bench("lab only", lab, args.n, args.runs)
+    bench("analysis", analysis_lines(), args.n, args.runs)
 
 
 if __name__ == "__main__":

@@ -96,13 +96,16 @@ def _queries(entries: list[Any], duplicate: bool) -> list[DNSLookup]:
     return out
 
 
+_MAPS = (dict, Mapping)  # is_map inline: dict first (see observations.text)
+
+
 def answer_addrs(answers: Any) -> tuple[str, ...]:
     """The IPv4/IPv6 answers, in answer order (CNAMEs and malformed entries skipped)."""
     if not isinstance(answers, list):
         return ()
     addrs = []
     for answer in answers:  # a hot loop: CDN answers are long lists
-        if is_map(answer):
+        if isinstance(answer, _MAPS):
             ipv4, ipv6 = answer.get("ipv4"), answer.get("ipv6")
             if ipv4 and isinstance(ipv4, str):
                 addrs.append(ipv4)

@@ -86,18 +86,19 @@ class HTTPTransaction:
     @property
     def body_length(self) -> int | None:
         """Bytes; None without a response body."""
-        return self._length_and_title()[0]
+        return self.length_and_title()[0]
 
     @property
     def title(self) -> str:
-        return self._length_and_title()[1]
+        return self.length_and_title()[1]
 
     @property
     def header_keys(self) -> frozenset[str]:
         """Lower-case names."""
         return header_keys(self.response.get("headers"), self.response.get("headers_list"))
 
-    def _length_and_title(self) -> tuple[int | None, str]:
+    def length_and_title(self) -> tuple[int | None, str]:
+        """(``body_length``, ``title``), read from the body once."""
         if self._body is None:  # decoding a body (base64, UTF-8 length) is the costly part
             length, text = body_bytes_and_text(self.response.get("body"))
             self._body = (length, title_of(text) if text else "")

@@ -52,12 +52,15 @@ def is_map(value: Any) -> TypeGuard[Mapping[str, Any]]:
     return isinstance(value, _MAPS)
 
 
+NO_TAGS: Final[tuple[int | None, bool | None]] = (None, None)
+
+
 def tag_values(tags: Any) -> tuple[int | None, bool | None]:
     """(depth, fetch_body) from OONI tags like ``["depth=1", "fetch_body=true"]``."""
     if not isinstance(tags, list) or not tags:
-        return None, None
+        return NO_TAGS
     try:  # the same few tag lists recur in every measurement: parse each once
-        return _cached_tag_values(tuple(tags))
+        return cached_tag_values(tuple(tags))
     except TypeError:  # an unhashable (malformed) tag
         return _tag_values(tags)
 
@@ -76,7 +79,8 @@ def _tag_values(tags: Iterable[Any]) -> tuple[int | None, bool | None]:
     return depth, fetch
 
 
-_cached_tag_values: Final = lru_cache(maxsize=1024)(_tag_values)
+#: ``tag_values`` of a tuple of tags, for hot loops (TypeError when a tag is unhashable)
+cached_tag_values: Final = lru_cache(maxsize=1024)(_tag_values)
 
 
 @lru_cache(maxsize=4096)
@@ -126,8 +130,8 @@ def title_of(text: str) -> str:
 
 def header_keys(headers: Any, headers_list: Any = None) -> frozenset[str]:
     """Lower-case header names from a ``headers`` map, else from ``headers_list`` pairs."""
-    if isinstance(headers, Mapping) and headers:
-        return frozenset(k.lower() for k in headers if isinstance(k, str))
+    if isinstance(headers, _MAPS) and headers:
+        return _names(tuple(headers))  # map keys are hashable
     if isinstance(headers_list, list):
         return frozenset(
             pair[0].lower()
@@ -135,3 +139,8 @@ def header_keys(headers: Any, headers_list: Any = None) -> frozenset[str]:
             if isinstance(pair, list) and pair and isinstance(pair[0], str)
         )
     return frozenset()
+
+
+@lru_cache(maxsize=4096)  # a server sends the same header names in every response
+def _names(keys: tuple[Any, ...]) -> frozenset[str]:
+    return frozenset([k.lower() for k in keys if isinstance(k, str)])

@@ -10,7 +10,8 @@ most verdicts look at the DNS part and the page's outcome, few at the endpoints 
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
+from functools import lru_cache
 from typing import Any, Final, Literal
 
 from reachwatch.observations import ControlDNS, ControlHTTP
@@ -24,32 +25,30 @@ MAPS: Final = (dict, Mapping)
 class Hop:
     """One hop's control: ``hostname`` is the hop's normalised host."""
 
-    __slots__ = ("_asn", "_dns", "_dns_read", "_http_read", "_page", "depth", "hostname", "raw")
+    __slots__ = ("_asn", "_dns", "_page", "depth", "hostname", "raw")
 
     def __init__(self, raw: Mapping[str, Any], depth: int, hostname: str) -> None:
         self.raw = raw
         self.depth = depth
         self.hostname = hostname
-        self._dns: ControlDNS | None = None
-        self._dns_read = False
+        self._dns: ControlDNS | Literal[False] | None = False  # False: not read yet
         self._page: Expect | None = None
-        self._http_read = False
         self._asn: dict[str, int] | None = None
 
     @property
     def dns(self) -> ControlDNS | None:
         """The control's resolver result (IP addresses only: old controls list CNAMEs too)."""
-        if not self._dns_read:
-            self._dns_read = True
+        if self._dns is False:
+            self._dns = None
             dns_raw = self.raw.get("dns")
             if isinstance(dns_raw, MAPS):
                 failure, addrs = dns_raw.get("failure"), dns_raw.get("addrs")
-                self._dns = ControlDNS(
-                    None if failure is None else as_failure(failure),
-                    tuple([a for a in addrs if isinstance(a, str) and _is_ip(a)])
-                    if isinstance(addrs, list)
-                    else (),
-                )
+                failure = None if failure is None else as_failure(failure)
+                addrs = addrs if isinstance(addrs, list) else ()
+                try:  # the same few results recur: one record each (records are read-only)
+                    self._dns = _control_dns(failure, tuple(addrs))
+                except TypeError:  # an unhashable (malformed) entry
+                    self._dns = ControlDNS(failure, _ip_addrs(addrs))
         return self._dns
 
     @property
@@ -60,7 +59,8 @@ class Hop:
             if not isinstance(http_raw, MAPS):
                 self._page = "missing"
             else:
-                self._page = "failed" if as_failure(http_raw.get("failure")) else "ok"
+                failure = http_raw.get("failure")
+                self._page = "ok" if failure is None or not as_failure(failure) else "failed"
         return self._page
 
     @property
@@ -69,21 +69,25 @@ class Hop:
         http_raw = self.raw.get("http_request")
         if not isinstance(http_raw, MAPS):
             return None
-        code = as_int(http_raw.get("status_code"))
+        get = http_raw.get
+        code, length, title, failure = get("status_code"), get("body_length"), get("title"), get("failure")
+        if type(code) is not int:
+            code = as_int(code)
         return ControlHTTP(
-            as_failure(http_raw.get("failure")),
+            None if failure is None else as_failure(failure),
             code if code and code > 0 else None,
-            as_int(http_raw.get("body_length")),
-            as_str(http_raw.get("title")) or "",
-            header_keys(http_raw.get("headers")),
+            length if type(length) is int else as_int(length),
+            title if title and isinstance(title, str) else "",
+            header_keys(get("headers")),
         )
 
     def tcp_failure(self, address: str) -> str | Literal[False] | None:
         """The control's connect failure for ``ip:port`` (None = success), False when not tried."""
-        table = as_map(self.raw.get("tcp_connect"))
-        if address not in table:
+        table = self.raw.get("tcp_connect")
+        if not isinstance(table, MAPS) or address not in table:
             return False
-        return as_failure(as_map(table[address]).get("failure"))
+        entry = table[address]
+        return as_failure(entry.get("failure")) if isinstance(entry, MAPS) else None
 
     def tls_outcome(self, address: str) -> tuple[str, str | None] | None:
         """(server name, failure) of the control's handshake with ``ip:port``, None when not tried."""
@@ -106,9 +110,10 @@ class Hop:
 
 def hops_of(tk: Mapping[str, Any], hostname: str) -> list[Hop | None]:
     """The control per hop: ``control`` (unless ``control_failure``), then ``x_controls``."""
-    hops = [_hop(tk.get("control"), 0, hostname) if tk.get("control_failure") is None else None]
+    raw = tk.get("control") if tk.get("control_failure") is None else None
+    hops: list[Hop | None] = [Hop(raw, 0, hostname) if isinstance(raw, MAPS) and raw else None]
     x_controls = tk.get("x_controls")
-    if isinstance(x_controls, list):
+    if x_controls and isinstance(x_controls, list):
         for depth, entry in enumerate(x_controls, start=1):
             hop = as_map(entry)
             hops.append(_hop(hop.get("control"), depth, _url_parts(as_str(hop.get("url")))[1]))
@@ -119,6 +124,16 @@ def _hop(raw: Any, depth: int, hostname: str) -> Hop | None:
     if not isinstance(raw, MAPS) or not raw:
         return None
     return Hop(raw, depth, hostname)
+
+
+@lru_cache(maxsize=4096)
+def _control_dns(failure: str | None, addrs: tuple[Any, ...]) -> ControlDNS:
+    return ControlDNS(failure, _ip_addrs(addrs))
+
+
+def _ip_addrs(addrs: Iterable[Any]) -> tuple[str, ...]:
+    """The IP addresses of a control's ``addrs`` list (old controls list CNAMEs too)."""
+    return tuple([a for a in addrs if isinstance(a, str) and _is_ip(a)])
 
 
 def _is_ip(text: str) -> bool:

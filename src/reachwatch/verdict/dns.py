@@ -16,7 +16,7 @@ when there is none: OONI's classic filter, applied by ``verdict.reader``) of the
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Final
 
@@ -39,6 +39,9 @@ class DNSFinding:
 
 
 NO_FINDING: Final = DNSFinding(None, None)
+CONSISTENT: Final = DNSFinding("consistent", None)
+DNS_TECHNIQUES: Final = ("dns-bogon", "dns-hijack", "dns-nxdomain", "dns-timeout")
+INCONSISTENT: Final = {t: DNSFinding("inconsistent", t) for t in DNS_TECHNIQUES}  # one instance each
 
 
 class Evidence:
@@ -80,49 +83,60 @@ def is_aaaa_no_answer(lookup: Lookup) -> bool:
     return lookup.query_type == "AAAA" and lookup.failure == "dns_no_answer"
 
 
-def hop_finding(lookups: Iterable[Lookup], hop: Hop | None, evidence: Evidence) -> DNSFinding:
-    """Judge the lookups of one hop against that hop's control (see the module docstring)."""
+def hop_finding(
+    lookups: Iterable[Lookup], depth: int, hop: Hop | None, evidence: Callable[[], Evidence]
+) -> DNSFinding:
+    """Judge the lookups of one hop (those at ``depth``) against that hop's control (see the
+    module docstring). ``evidence`` gives the shared :class:`Evidence`, built on first use."""
     ctrl = hop.dns if hop is not None else None
     if hop is None or ctrl is None:
         return NO_FINDING
-    ctrl_addrs = frozenset(ctrl.addrs)
+    ctrl_addrs = ctrl.addrs
+    ctrl_set: frozenset[str] | None = None
     ctrl_asns: set[int] | None = None
+    ctrl_failed = ctrl.failure is not None
+    hostname = hop.hostname
     valid = expected = succeeded = 0
     unexpected: str | None = None
     invalid: list[str] = []
     for q in lookups:
-        if q.hostname != hop.hostname or (q.query_type == "AAAA" and q.failure == "dns_no_answer"):
-            continue  # another host, or AAAA without answer (ignored: many sites have no IPv6)
-        if q.failure is not None:
-            if ctrl.failure is not None or (q.failure == "dns_no_answer" and not ctrl_addrs):
+        if q.depth != depth or q.hostname != hostname:
+            continue  # another hop or another host
+        failure = q.failure
+        if failure is not None:
+            if failure == "dns_no_answer" and q.query_type == "AAAA":
+                continue  # AAAA without answer: ignored (many sites have no IPv6)
+            if ctrl_failed or (failure == "dns_no_answer" and not ctrl_addrs):
                 expected += 1
             elif unexpected is None:
-                unexpected = q.failure
+                unexpected = failure
             continue
-        if not q.addrs:
+        addrs = q.addrs
+        if not addrs:
             continue
         succeeded += 1
-        if ctrl.failure is not None:
+        if ctrl_failed:
             continue
-        if not ctrl_addrs.isdisjoint(q.addrs):
+        if ctrl_set is None:
+            ctrl_set = frozenset(ctrl_addrs)
+        if not ctrl_set.isdisjoint(addrs):
             valid += 1
             continue
-        asn = evidence.asn()
+        found = evidence()
+        asn = found.asn()
         if ctrl_asns is None:
-            ctrl_asns = {asn.get(a, 0) for a in ctrl_addrs} - {0}
-        tls_valid = evidence.tls_valid()
-        if any(asn.get(a, 0) in ctrl_asns for a in q.addrs) or any(
-            (q.hostname, a) in tls_valid for a in q.addrs
-        ):
+            ctrl_asns = {asn.get(a, 0) for a in ctrl_set} - {0}
+        tls_valid = found.tls_valid()
+        if any(asn.get(a, 0) in ctrl_asns for a in addrs) or any((hostname, a) in tls_valid for a in addrs):
             valid += 1
         else:
-            invalid.extend(a for a in q.addrs if a not in ctrl_addrs)
+            invalid.extend(a for a in addrs if a not in ctrl_set)
     if invalid:
-        return DNSFinding("inconsistent", "dns-bogon" if all(map(is_sink, invalid)) else "dns-hijack")
+        return INCONSISTENT["dns-bogon" if all(map(is_sink, invalid)) else "dns-hijack"]
     if unexpected is not None:
-        return DNSFinding("inconsistent", failure_technique(unexpected))
+        return INCONSISTENT[failure_technique(unexpected)]
     if valid or expected:
-        return DNSFinding("consistent", None)
+        return CONSISTENT
     if succeeded and not ctrl_addrs:
-        return DNSFinding("inconsistent", "dns-hijack")
+        return INCONSISTENT["dns-hijack"]
     return NO_FINDING

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Final
 
 from reachwatch.verdict.facts import Facts, facts_of
 from reachwatch.verdict.reader import read
-from reachwatch.verdict.rules import Blocking, Rule, first_match
+from reachwatch.verdict.rules import RULES, Blocking, Rule, first_match
 
 REDIRECT_SUFFIX = "@redirect"
 
@@ -51,23 +51,38 @@ def decide(measurement: Mapping[str, Any]) -> Verdict:
 
 def verdict_of(facts: Facts, rule: Rule) -> Verdict:
     diff = facts.diff
-    return Verdict(
-        dns_consistency=facts.dns.consistency,
-        body_length_match=diff.body_length_match,
-        body_proportion=diff.body_proportion or 0.0,
-        status_code_match=diff.status_code_match,
-        headers_match=diff.headers_match,
-        title_match=diff.title_match,
-        blocking=rule.blocking,
-        accessible=rule.accessible,
-        x_technique=rule.technique,
-        x_rule=rule.rule_id + (REDIRECT_SUFFIX if _hop(facts, rule) > 0 else ""),
+    values = (
+        facts.dns.consistency,
+        diff.body_length_match,
+        diff.body_proportion or 0.0,
+        diff.status_code_match,
+        diff.headers_match,
+        diff.title_match,
+        rule.blocking,
+        rule.accessible,
+        rule.technique,
+        _REDIRECTED[rule.rule_id] if _hop(facts, rule.about) > 0 else rule.rule_id,
     )
+    verdict = _VERDICTS.get(values)
+    if verdict is None:
+        if len(_VERDICTS) >= _VERDICTS_KEPT:
+            _VERDICTS.clear()
+        verdict = _VERDICTS[values] = Verdict(*values)
+    return verdict
 
 
-def _hop(facts: Facts, rule: Rule) -> int:
-    if rule.about == "input":
+# Verdicts are immutable values and few of them recur (a rule, a DNS consistency, the same diff):
+# each distinct one is built once (a frozen dataclass costs a call per field to build).
+_VERDICTS: Final[dict[tuple[Any, ...], Verdict]] = {}
+_VERDICTS_KEPT: Final = 4096
+_REDIRECTED: Final = {rule.rule_id: rule.rule_id + REDIRECT_SUFFIX for rule in RULES}
+
+
+def _hop(facts: Facts, about: str) -> int:
+    """The hop of what decided: none for the input, the inconsistent DNS, else the event's."""
+    if about == "input":
         return 0
-    if rule.about == "dns" and facts.dns_depth is not None:
+    if about == "dns" and facts.dns_depth is not None:
         return facts.dns_depth
-    return facts.depth
+    event = facts.event
+    return event.depth if event is not None else 0

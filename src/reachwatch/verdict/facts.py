@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from reachwatch.verdict.dns import NO_FINDING, DNSFinding, Evidence, hop_finding
+from reachwatch.verdict.dns import NO_FINDING, DNSFinding, hop_finding
 from reachwatch.verdict.httpdiff import NO_DIFF, HTTPDiff, compare
 from reachwatch.verdict.reader import Reading
 from reachwatch.verdict.walk import Event, endpoints, find_event
@@ -39,32 +39,24 @@ def facts_of(reading: Reading) -> Facts:
     diff = NO_DIFF
     final = event.http if event is not None and event.kind == "final" else None
     if final is not None:
-        page = reading.hop(final.depth) or reading.hop(0)
+        page = reading.hop(final.depth) or reading.hops[0]
         diff = compare(final, page.http if page else None)
     return Facts(
-        test_name=reading.test_name,
-        has_test_keys=True,
-        control_available=reading.hop(0) is not None,
-        dns=first,
-        dns_depth=dns_depth,
-        dns_technique=technique,
-        diff=diff,
-        event=event,
+        reading.test_name, True, reading.hops[0] is not None, first, dns_depth, technique, diff, event
     )
 
 
 def _dns_facts(reading: Reading) -> tuple[DNSFinding, int | None, str | None]:
     """OONI's first-hop ``dns_consistency``, and the hop where DNS is inconsistent (if any):
     the first hop, else (ours: later hops have their own control) the deepest such hop."""
-    lookups, hops = reading.lookups, reading.hops
-    evidence = Evidence(hops, reading.tls)
-    first = hop_finding((q for q in lookups if q.depth == 0), reading.hop(0), evidence)
+    lookups, hops, evidence = reading.lookups, reading.hops, reading.evidence
+    first = hop_finding(lookups, 0, hops[0], evidence)
     if first.consistency == "inconsistent":
         return first, 0, first.technique
     for depth in range(len(hops) - 1, 0, -1):
         if hops[depth] is None:
             continue
-        hop = hop_finding((q for q in lookups if q.depth == depth), hops[depth], evidence)
+        hop = hop_finding(lookups, depth, hops[depth], evidence)
         if hop.consistency == "inconsistent":
             return first, depth, hop.technique
     return first, None, None

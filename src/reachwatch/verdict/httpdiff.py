@@ -51,7 +51,7 @@ COMMON_HEADERS: Final = frozenset(
 MIN_WORD_BYTES: Final = 5
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # read-only by convention, not frozen: cheaper to build (observations.records)
 class HTTPDiff:
     body_proportion: float | None = None
     body_length_match: bool | None = None
@@ -73,22 +73,28 @@ def compare(probe: HTTPTransaction, control: ControlHTTP | None) -> HTTPDiff:
     """The diff values of a probe response against the control's (None where undecidable)."""
     if control is None or control.status_code is None:
         return NO_DIFF
+    length, title = probe.length_and_title()
+    ctrl_code, ctrl_length = control.status_code, control.body_length or 0
     proportion = None
-    length, ctrl_length = probe.body_length or 0, control.body_length or 0
-    if length > 0 and ctrl_length > 0 and not probe.body_is_truncated:
+    if length and length > 0 and ctrl_length > 0 and not probe.body_is_truncated:
         proportion = min(length, ctrl_length) / max(length, ctrl_length)
     status = None
     if probe.status_code is not None:
-        status = probe.status_code == control.status_code
-        if not status and control.status_code // 100 != 2:
+        status = probe.status_code == ctrl_code
+        if not status and ctrl_code // 100 != 2:
             status = None
     return HTTPDiff(
-        body_proportion=proportion,
-        body_length_match=None if proportion is None else proportion > BODY_PROPORTION_FACTOR,
-        status_code_match=status,
-        headers_match=bool((probe.header_keys & control.header_keys) - COMMON_HEADERS),
-        title_match=not _long_words(probe.title) ^ _long_words(control.title),
+        proportion,
+        None if proportion is None else proportion > BODY_PROPORTION_FACTOR,
+        status,
+        not _uncommon(probe.header_keys).isdisjoint(_uncommon(control.header_keys)),
+        not _long_words(title) ^ _long_words(control.title),
     )
+
+
+@lru_cache(maxsize=4096)  # the same few header sets recur (see observations.text.header_keys)
+def _uncommon(names: frozenset[str]) -> frozenset[str]:
+    return names - COMMON_HEADERS
 
 
 @lru_cache(maxsize=4096)  # a site's title recurs in every measurement of it

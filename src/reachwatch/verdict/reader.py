@@ -20,9 +20,17 @@ from typing import Any, Final
 
 from reachwatch.observations import HTTPTransaction, TCPConnect, TLSHandshake
 from reachwatch.observations.parse import answer_addrs, inferred_depths
-from reachwatch.observations.text import as_failure, as_int, norm_host, tag_values, url_parts
+from reachwatch.observations.text import (
+    NO_TAGS,
+    as_failure,
+    as_int,
+    cached_tag_values,
+    norm_host,
+    tag_values,
+    url_parts,
+)
 from reachwatch.verdict.control import Hop, hops_of
-from reachwatch.verdict.dns import SYSTEM_ENGINES
+from reachwatch.verdict.dns import SYSTEM_ENGINES, Evidence
 
 MAPS: Final = (dict, Mapping)  # dict first: JSON gives dicts (see observations.text)
 EMPTY: Final[Mapping[str, Any]] = MappingProxyType({})
@@ -52,12 +60,21 @@ class Reading:
     tcp: list[TCPConnect] = field(default_factory=list)
     tls: list[TLSHandshake] = field(default_factory=list)
     http: list[HTTPTransaction] = field(default_factory=list)
+    tls_by_tx: dict[int, TLSHandshake] = field(default_factory=dict)  # the last one per transaction
+    http_by_tx: dict[int, HTTPTransaction] = field(default_factory=dict)
     hops: list[Hop | None] = field(default_factory=list)  # index = depth; [0] is test_keys.control
     http_experiment_failure: str | None = None  # legacy top-level failure (no requests kept)
+    _evidence: Evidence | None = None
 
     def hop(self, depth: int) -> Hop | None:
         """The control of this hop, or None (no such hop or no control)."""
         return self.hops[depth] if 0 <= depth < len(self.hops) else None
+
+    def evidence(self) -> Evidence:
+        """What else validates a DNS answer (ASNs, verified TLS), built when first needed."""
+        if self._evidence is None:
+            self._evidence = Evidence(self.hops, self.tls)
+        return self._evidence
 
 
 def read(measurement: Any) -> Reading:
@@ -76,6 +93,8 @@ def read(measurement: Any) -> Reading:
         return Reading(test_name, False, url, hostname)
     get = tk.get
     legacy_failure = get("http_experiment_failure")
+    tls_by_tx: dict[int, TLSHandshake] = {}
+    http_by_tx: dict[int, HTTPTransaction] = {}
     return Reading(
         test_name,
         True,
@@ -83,8 +102,10 @@ def read(measurement: Any) -> Reading:
         hostname,
         _lookups(get("queries")),
         _connects(get("tcp_connect")),
-        _handshakes(get("tls_handshakes")),
-        _transactions(get("requests")),
+        _handshakes(get("tls_handshakes"), tls_by_tx),
+        _transactions(get("requests"), http_by_tx),
+        tls_by_tx,
+        http_by_tx,
         hops_of(tk, hostname),
         legacy_failure if isinstance(legacy_failure, str) and legacy_failure else None,
     )
@@ -95,7 +116,7 @@ def _lookups(entries: Any) -> list[Lookup]:
     if not isinstance(entries, list):
         return []
     system: list[Lookup] = []
-    other: list[Lookup] = []
+    other: list[Lookup] | None = None  # non-system lookups, while there is no system one
     for q in entries:
         if not isinstance(q, MAPS):
             continue
@@ -105,16 +126,25 @@ def _lookups(entries: Any) -> list[Lookup]:
         is_system = engine in SYSTEM_ENGINES
         if not is_system and (system or engine == "doh"):
             continue  # never chosen
-        hostname, query_type, failure = get("hostname"), get("query_type"), get("failure")
+        hostname, query_type, failure, tags = get("hostname"), get("query_type"), get("failure"), get("tags")
+        try:
+            depth = (cached_tag_values(tuple(tags)) if isinstance(tags, list) else NO_TAGS)[0]
+        except TypeError:  # an unhashable (malformed) tag
+            depth = tag_values(tags)[0]
         lookup = Lookup(
-            tag_values(get("tags"))[0] or 0,
+            depth or 0,
             norm_host(hostname) if isinstance(hostname, str) else "",
             query_type if isinstance(query_type, str) else "",
             None if failure is None else as_failure(failure),
             answer_addrs(get("answers")),
         )
-        (system if is_system else other).append(lookup)
-    return system or other
+        if is_system:
+            system.append(lookup)
+        elif other is None:
+            other = [lookup]
+        else:
+            other.append(lookup)
+    return system or other or []
 
 
 def _connects(entries: Any) -> list[TCPConnect]:
@@ -138,7 +168,11 @@ def _connects(entries: Any) -> list[TCPConnect]:
             failure = as_failure(failure)
         elif status.get("success") is False:
             failure = CONNECT_FAILED
-        depth, fetch = tag_values(get("tags"))
+        tags = get("tags")
+        try:
+            depth, fetch = cached_tag_values(tuple(tags)) if isinstance(tags, list) else NO_TAGS
+        except TypeError:  # an unhashable (malformed) tag
+            depth, fetch = tag_values(tags)
         tx = get("transaction_id")
         if tx is not None and type(tx) is not int:
             tx = as_int(tx)
@@ -146,7 +180,7 @@ def _connects(entries: Any) -> list[TCPConnect]:
     return out
 
 
-def _handshakes(entries: Any) -> list[TLSHandshake]:
+def _handshakes(entries: Any, by_tx: dict[int, TLSHandshake]) -> list[TLSHandshake]:
     if not isinstance(entries, list):
         return []
     out = []
@@ -156,25 +190,32 @@ def _handshakes(entries: Any) -> list[TLSHandshake]:
         get = s.get
         address, server_name = get("address"), get("server_name")
         address = address if isinstance(address, str) else ""
-        depth, fetch = tag_values(get("tags"))
+        tags = get("tags")
+        try:
+            depth, fetch = cached_tag_values(tuple(tags)) if isinstance(tags, list) else NO_TAGS
+        except TypeError:  # an unhashable (malformed) tag
+            depth, fetch = tag_values(tags)
         failure, tx, received = get("failure"), get("transaction_id"), get("x_bytes_received")
-        out.append(
-            TLSHandshake(
-                address,
-                address.rsplit(":", 1)[0].strip("[]") if address else "",
-                norm_host(server_name) if isinstance(server_name, str) else "",
-                None if failure is None else as_failure(failure),
-                depth or 0,
-                tx if tx is None or type(tx) is int else as_int(tx),
-                fetch,
-                received if received is None or type(received) is int else as_int(received),
-                get("no_tls_verify") is True,
-            )
+        if tx is not None and type(tx) is not int:
+            tx = as_int(tx)
+        handshake = TLSHandshake(
+            address,
+            address.rsplit(":", 1)[0].strip("[]") if address else "",
+            norm_host(server_name) if isinstance(server_name, str) else "",
+            None if failure is None else as_failure(failure),
+            depth or 0,
+            tx,
+            fetch,
+            received if received is None or type(received) is int else as_int(received),
+            get("no_tls_verify") is True,
         )
+        out.append(handshake)
+        if tx is not None:
+            by_tx[tx] = handshake
     return out
 
 
-def _transactions(entries: Any) -> list[HTTPTransaction]:
+def _transactions(entries: Any, by_tx: dict[int, HTTPTransaction]) -> list[HTTPTransaction]:
     """``requests`` is newest first: without depth tags, the depth is inferred from the URLs
     (see ``observations.parse``). The response is kept raw: only the deciding one is read."""
     if not isinstance(entries, list):
@@ -194,23 +235,30 @@ def _transactions(entries: Any) -> list[HTTPTransaction]:
         code = response.get("code")
         if type(code) is not int:
             code = as_int(code)
-        depth = tag_values(get("tags"))[0]
+        tags = get("tags")
+        try:
+            depth = (cached_tag_values(tuple(tags)) if isinstance(tags, list) else NO_TAGS)[0]
+        except TypeError:  # an unhashable (malformed) tag
+            depth = tag_values(tags)[0]
         if depth is None:
             inferred = inferred or inferred_depths(entries)
             depth = inferred[index]
         failure, tx, received = get("failure"), get("transaction_id"), get("x_bytes_received")
-        out.append(
-            HTTPTransaction(
-                url,
-                scheme,
-                host,
-                None if failure is None else as_failure(failure),
-                code if code and code > 0 else None,
-                response.get("body_is_truncated") is True,
-                depth,
-                tx if tx is None or type(tx) is int else as_int(tx),
-                received if received is None or type(received) is int else as_int(received),
-                response,
-            )
+        if tx is not None and type(tx) is not int:
+            tx = as_int(tx)
+        transaction = HTTPTransaction(
+            url,
+            scheme,
+            host,
+            None if failure is None else as_failure(failure),
+            code if code and code > 0 else None,
+            response.get("body_is_truncated") is True,
+            depth,
+            tx,
+            received if received is None or type(received) is int else as_int(received),
+            response,
         )
+        out.append(transaction)
+        if tx is not None:
+            by_tx[tx] = transaction
     return out

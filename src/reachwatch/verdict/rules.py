@@ -14,9 +14,9 @@ from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from typing import Final, Literal
 
-from reachwatch.verdict.dns import failure_technique
+from reachwatch.verdict.dns import DNS_TECHNIQUES, failure_technique
 from reachwatch.verdict.facts import Facts
-from reachwatch.verdict.walk import Kind
+from reachwatch.verdict.walk import Expect, Kind
 
 EVENT_KINDS: Final[tuple[Kind, ...]] = ("final", "http", "tls", "tcp", "dns", "dns-loopback")
 
@@ -42,6 +42,7 @@ CERT: Final = frozenset({"ssl_invalid_hostname", "ssl_unknown_authority", "ssl_i
 WEB_CONNECTIVITY: Final = "web_connectivity"
 
 Condition = Callable[[Facts], bool]
+OUTCOMES: Final[tuple[Expect, ...]] = ("missing", "ok", "failed")  # the control's (walk.Expect)
 Blocking = Literal["dns", "tcp_ip", "http-failure", "http-diff", False] | None
 
 
@@ -66,23 +67,32 @@ def when(
 ) -> Condition:
     """A condition on the deciding event: its kind, the control's outcomes, the probe's failure."""
     kinds = (kind,) if isinstance(kind, str) else kind
+    # None: any outcome (the default), not tested
+    controls = None if set(control) >= set(OUTCOMES) else frozenset(control)
+    pages = None if set(page) >= set(OUTCOMES) else frozenset(page)
 
     def condition(f: Facts) -> bool:  # NB: first_match skips it for events of other kinds
         e = f.event
         return (
             e is not None
             and e.kind in kinds
-            and e.control in control
-            and e.control_http in page
+            and (controls is None or e.control in controls)
+            and (pages is None or e.control_http in pages)
             and (failures is None or e.failure in failures)
             and (also is None or also(f))
         )
 
-    _EVENT_KINDS_OF[condition] = frozenset(kinds)
+    _CAN_HOLD[condition] = lambda case: (
+        case[0] in kinds and (controls is None or case[1] in controls) and (pages is None or case[2] in pages)
+    )
     return condition
 
 
-_EVENT_KINDS_OF: Final[dict[Condition, frozenset[Kind]]] = {}  # when() conditions -> their kinds
+#: (event kind, control's outcome, control's page outcome, DNS technique); Nones without event
+Case = tuple[Kind | None, str | None, str | None, str | None]
+# Whether a condition can hold in a case (first_match skips it otherwise): when() conditions,
+# the DNS rules. Only what the case alone decides; the other conditions can always hold.
+_CAN_HOLD: Final[dict[Condition, Callable[[Case], bool]]] = {}
 
 
 def _dns_failure(technique: str) -> Condition:
@@ -101,6 +111,17 @@ def _dns_failure(technique: str) -> Condition:
             and (unexpected(f) or unverified(f))
         )
 
+    _CAN_HOLD[condition] = lambda case: case[3] == technique or case[0] == "dns"
+    return condition
+
+
+def _dns_inconsistent(technique: str) -> Condition:
+    """DNS was found inconsistent, with this technique."""
+
+    def condition(f: Facts) -> bool:
+        return f.dns_technique == technique
+
+    _CAN_HOLD[condition] = lambda case: case[3] == technique
     return condition
 
 
@@ -133,9 +154,9 @@ RULES: Final[tuple[Rule, ...]] = (
     Rule("dns.timeout", "The probe's resolver timed out while the control resolved the name.",
          _dns_failure("dns-timeout"), "dns", False, "dns-timeout", "dns"),
     Rule("dns.bogon", "The probe got only bogon answers (private, loopback...) the control did not get.",
-         lambda f: f.dns_technique == "dns-bogon", "dns", False, "dns-bogon", "dns"),
+         _dns_inconsistent("dns-bogon"), "dns", False, "dns-bogon", "dns"),
     Rule("dns.hijack", "The probe's answers share no IP, no ASN and no verified TLS handshake with the control's.",
-         lambda f: f.dns_technique == "dns-hijack", "dns", False, "dns-hijack", "dns"),
+         _dns_inconsistent("dns-hijack"), "dns", False, "dns-hijack", "dns"),
     Rule("http.no-control", "OONI 1.2/2.1: the page fetch ended but the control has no HTTP result to compare with.",
          when(("final", "http"), page=("missing",)), None, None, None),
     Rule("http.blockpage", "OONI 1.4: the final response differs from the control's page.",
@@ -189,25 +210,35 @@ RULES: Final[tuple[Rule, ...]] = (
 )  # fmt: skip
 
 
-def _candidates(kind: Kind | None) -> tuple[Rule, ...]:
-    """The rules, in order, minus the ``when()`` rules that cannot hold for this event kind
-    (None: no event). Only a shortcut: the conditions are still evaluated in order."""
-    return tuple(
-        rule
-        for rule in RULES
-        if rule.condition not in _EVENT_KINDS_OF
-        or (kind is not None and kind in _EVENT_KINDS_OF[rule.condition])
-    )
+def _candidates(case: Case) -> tuple[Rule, ...]:
+    """The rules, in order, minus those that cannot hold in this case (see ``_CAN_HOLD``).
+    Only a shortcut: the conditions are still evaluated, in order."""
+    return tuple(rule for rule in RULES if rule.condition not in _CAN_HOLD or _CAN_HOLD[rule.condition](case))
 
 
-_BY_KIND: Final[dict[Kind | None, tuple[Rule, ...]]] = {
-    kind: _candidates(kind) for kind in (*EVENT_KINDS, None)
+_BY_CASE: Final[dict[Case, tuple[Rule, ...]]] = {
+    case: _candidates(case)
+    for technique in (None, *DNS_TECHNIQUES)
+    for case in [
+        (None, None, None, technique),
+        *(
+            (kind, control, page, technique)
+            for kind in EVENT_KINDS
+            for control in OUTCOMES
+            for page in OUTCOMES
+        ),
+    ]
 }
 
 
 def first_match(facts: Facts) -> Rule:
     """The first rule whose condition holds (``undecided`` always does)."""
-    for rule in _BY_KIND[facts.event.kind if facts.event is not None else None]:
+    e = facts.event
+    if e is None:
+        case: Case = (None, None, None, facts.dns_technique)
+    else:
+        case = (e.kind, e.control, e.control_http, facts.dns_technique)
+    for rule in _BY_CASE.get(case, RULES):
         if rule.condition(facts):
             return rule
     return RULES[-1]

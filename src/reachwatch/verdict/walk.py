@@ -26,12 +26,8 @@ Kind = Literal["final", "http", "tls", "tcp", "dns", "dns-loopback"]
 __all__ = ["Endpoint", "Event", "Expect", "Kind", "endpoints", "find_event"]
 
 
-@dataclass(slots=True)  # not frozen: cheaper to build (see observations.records)
-class Endpoint:
-    depth: int
-    tcp: TCPConnect | None
-    tls: TLSHandshake | None
-    http: HTTPTransaction | None
+#: (depth, TCP connect, its TLS handshake, its HTTP transaction): a plain tuple, built per endpoint
+Endpoint = tuple[int, TCPConnect | None, TLSHandshake | None, HTTPTransaction | None]
 
 
 @dataclass(slots=True)  # not frozen: cheaper to build (see observations.records)
@@ -52,25 +48,28 @@ class Event:
 
 def endpoints(reading: Reading) -> list[Endpoint]:
     """The classic filter's endpoints, joined with their TLS handshake and HTTP transaction."""
-    known = {a for q in reading.lookups if q.failure is None for a in q.addrs}
-    tls_by_tx = {s.transaction_id: s for s in reading.tls if s.transaction_id is not None}
-    http_by_tx = {h.transaction_id: h for h in reading.http if h.transaction_id is not None}
-    tcp_txs = {t.transaction_id for t in reading.tcp if t.transaction_id is not None}
-    out = []
+    known: set[str] = set()
+    for q in reading.lookups:
+        if q.failure is None:
+            known.update(q.addrs)
+    tls_by_tx, http_by_tx = reading.tls_by_tx, reading.http_by_tx
+    tcp_txs = set()
+    out: list[Endpoint] = []
     for t in reading.tcp:
+        tx = t.transaction_id
+        if tx is not None:
+            tcp_txs.add(tx)
         if t.fetch_body is False or (known and t.ip not in known):
             continue
-        tx = t.transaction_id
-        out.append(
-            Endpoint(t.depth, t, tls_by_tx.get(tx), http_by_tx.get(tx))
-            if tx is not None
-            else Endpoint(t.depth, t, None, None)
-        )
+        if tx is None:
+            out.append((t.depth, t, None, None))
+        else:
+            out.append((t.depth, t, tls_by_tx.get(tx), http_by_tx.get(tx)))
     for h in reading.http:
         if h.transaction_id is None or h.transaction_id not in tcp_txs:
-            out.append(Endpoint(h.depth, None, None, h))
+            out.append((h.depth, None, None, h))
     if not tcp_txs and not reading.http and reading.http_experiment_failure:
-        out.append(Endpoint(0, None, None, _legacy_failure(reading, reading.http_experiment_failure)))
+        out.append((0, None, None, _legacy_failure(reading, reading.http_experiment_failure)))
     return out
 
 
@@ -92,16 +91,23 @@ def _legacy_failure(reading: Reading, failure: str) -> HTTPTransaction:
 
 def find_event(reading: Reading, eps: list[Endpoint]) -> Event | None:
     """The deciding event: hops from the last to the first (see the module docstring)."""
-    depths = sorted({e.depth for e in eps} | {q.depth for q in reading.lookups}, reverse=True)
-    for depth in depths:
-        event = _at_depth(reading, [e for e in eps if e.depth == depth], depth)
+    depths = set()
+    for e in eps:
+        depths.add(e[0])
+    for q in reading.lookups:
+        depths.add(q.depth)
+    if len(depths) == 1:  # the common case: no redirect
+        return _at_depth(reading, eps, depths.pop())
+    for depth in sorted(depths, reverse=True):
+        event = _at_depth(reading, [e for e in eps if e[0] == depth], depth)
         if event is not None:
             return event
     return None
 
 
 def _at_depth(reading: Reading, eps: list[Endpoint], depth: int) -> Event | None:
-    hop, first = reading.hop(depth), reading.hop(0)
+    hops = reading.hops
+    hop, first = (hops[depth] if depth < len(hops) else None), hops[0]
     page_control = hop if hop is not None else first
     page: Expect = page_control.page if page_control is not None else "missing"
     return (
@@ -114,14 +120,12 @@ def _at_depth(reading: Reading, eps: list[Endpoint], depth: int) -> Event | None
 
 def _http_event(eps: list[Endpoint], depth: int, page: Expect) -> Event | None:
     """Successes first, newest first: a final response (2xx/4xx/5xx) or the first failure."""
-    with_http = sorted(
-        (e for e in eps if e.http is not None),
-        key=lambda e: (e.http.failure or "", -(e.http.transaction_id or 0)),  # type: ignore[union-attr]
-    )
-    for e in with_http:
-        h = e.http
+    with_http = [e for e in eps if e[3] is not None]
+    if len(with_http) > 1:
+        with_http.sort(key=_by_http_failure)
+    for _, tcp, tls, h in with_http:
         assert h is not None
-        tls_ok = e.tls.failure is None if e.tls is not None else (h.scheme == "https" and e.tcp is None)
+        tls_ok = tls.failure is None if tls is not None else (h.scheme == "https" and tcp is None)
         if h.failure is None:
             if h.status_code is not None and h.status_code // 100 in (2, 4, 5):
                 return Event("final", depth, None, page, page, h.scheme, tls_ok, h.status_code, http=h)
@@ -135,10 +139,10 @@ def _http_event(eps: list[Endpoint], depth: int, page: Expect) -> Event | None:
 def _tls_event(
     eps: list[Endpoint], depth: int, page: Expect, hop: Hop | None, first: Hop | None
 ) -> Event | None:
-    failed = [e.tls for e in eps if e.http is None and e.tls is not None and e.tls.failure]
+    failed = [tls for _, _, tls, http in eps if http is None and tls is not None and tls.failure]
     if not failed:
         return None
-    s = min(failed, key=_by_failure)
+    s = failed[0] if len(failed) == 1 else min(failed, key=_by_failure)
     for control in (hop, first):  # OONI matches by address: the hop's control, then the first
         outcome = control.tls_outcome(s.address) if control is not None else None
         if outcome is not None and outcome[0] == s.server_name:
@@ -152,10 +156,12 @@ def _tls_event(
 def _tcp_event(
     eps: list[Endpoint], depth: int, page: Expect, hop: Hop | None, first: Hop | None
 ) -> Event | None:
-    failed = [e.tcp for e in eps if e.http is None and e.tls is None and e.tcp is not None and e.tcp.failure]
+    failed = [
+        tcp for _, tcp, tls, http in eps if http is None and tls is None and tcp is not None and tcp.failure
+    ]
     if not failed:
         return None
-    t = min(failed, key=_by_failure)
+    t = failed[0] if len(failed) == 1 else min(failed, key=_by_failure)
     address = t.address
     ctrl: Expect = "missing"
     for control in (hop, first):
@@ -183,6 +189,12 @@ def _dns_event(
             continue
         return Event("dns", depth, q.failure, ctrl, page, control_dns_empty=ctrl == "ok" and not ctrl_addrs)
     return None
+
+
+def _by_http_failure(e: Endpoint) -> tuple[str, int]:
+    h = e[3]
+    assert h is not None
+    return (h.failure or "", -(h.transaction_id or 0))
 
 
 def _by_failure(x: TCPConnect | TLSHandshake | None) -> tuple[str, int]:
