@@ -24,7 +24,7 @@ import orjson
 import pyarrow as pa
 import zstandard
 
-from reachwatch.collector.analysis import verdict
+from reachwatch.collector.analysis import verdict_values
 from reachwatch.fingerprints import Fingerprint, FingerprintMatcher
 from reachwatch.fingerprints.match import body_text, dns_answers, response_headers
 from reachwatch.store.schema import ANALYSIS_COLUMNS, ARROW_SCHEMA
@@ -176,12 +176,6 @@ def init_worker(fps: Sequence[Fingerprint]) -> None:
     gc.freeze()
 
 
-def verdict_columns(m: dict[str, Any]) -> tuple[str | None, bool | None, str | None, str | None, bool, bool]:
-    """(blocking, accessible, x_technique, x_rule, anomaly, failure) as the collector stores them."""
-    v = verdict(m)
-    return (v.blocking, v.accessible, v.x_technique, v.x_rule, v.anomaly, v.failure)
-
-
 def to_ipc(batch: pa.RecordBatch) -> bytes:
     """A batch as one Arrow IPC stream (pickling a slice would copy its parent's buffers)."""
     sink = pa.BufferOutputStream()
@@ -225,7 +219,7 @@ def analyse_batch(batch: pa.RecordBatch) -> tuple[pa.RecordBatch, Timings]:
             new = (*old[:6], False, None)
             t2 = t3 = t1
         else:
-            columns = verdict_columns(m) if need_verdict else tuple(old[:6])
+            columns = verdict_values(m) if need_verdict else tuple(old[:6])
             t2 = clock()
             confirmed, name = finder.find(m, columns[4]) if finder is not None else (False, None)
             new = (*columns, confirmed, name)

@@ -50,7 +50,14 @@ def _blocking(value: Any) -> str | None:
     return str(value)[:64]
 
 
-def verdict(measurement: dict[str, Any]) -> Verdict:
+VerdictValues = tuple[str | None, bool | None, str | None, str | None, bool, bool]
+_VERDICTS: dict[VerdictValues, Verdict] = {}  # each distinct verdict built once (a few hundred exist)
+_MAX_VERDICTS = 4096
+
+
+def verdict_values(measurement: dict[str, Any]) -> VerdictValues:
+    """(blocking, accessible, x_technique, x_rule, anomaly, failure) as stored: :func:`verdict`
+    without its object, for callers that judge many measurements (``reachwatch analyze``)."""
     keys = measurement.get("test_keys") or {}
     decide = _decider()
     blocking: Any = keys.get("blocking")
@@ -66,15 +73,24 @@ def verdict(measurement: dict[str, Any]) -> Verdict:
             blocking = accessible = None
     b = _blocking(blocking)
     acc = accessible if isinstance(accessible, bool) else None
-    failure = (b is None and acc is None) or bool(keys.get("control_failure"))
-    return Verdict(
-        blocking=b,
-        accessible=acc,
-        x_technique=str(technique) if technique is not None else None,
-        x_rule=str(rule) if rule is not None else None,
-        anomaly=b not in (None, "false"),
-        failure=failure,
+    return (
+        b,
+        acc,
+        str(technique) if technique is not None else None,
+        str(rule) if rule is not None else None,
+        b not in (None, "false"),
+        (b is None and acc is None) or bool(keys.get("control_failure")),
     )
+
+
+def verdict(measurement: dict[str, Any]) -> Verdict:
+    values = verdict_values(measurement)
+    found = _VERDICTS.get(values)
+    if found is None:
+        if len(_VERDICTS) >= _MAX_VERDICTS:
+            _VERDICTS.clear()
+        found = _VERDICTS[values] = Verdict(*values)
+    return found
 
 
 #: A plain http(s) URL whose host needs none of urlsplit's cleaning (whitespace, brackets, userinfo).

@@ -62,13 +62,15 @@ def dns_answers(test_keys: Mapping[str, Any]) -> Iterator[tuple[str, str]]:
     """(where, value) for every address or CNAME target in the DNS queries and duplicate responses."""
     for key in ("queries", "x_dns_duplicate_responses"):
         for i, query in enumerate(test_keys.get(key) or ()):
-            if not isinstance(query, Mapping):
+            if not isinstance(query, (dict, Mapping)):  # dict first: the ABC check costs more
                 continue
+            where = None
             for answer in query.get("answers") or ():
-                if isinstance(answer, Mapping):
+                if isinstance(answer, (dict, Mapping)):
                     value = answer.get("ipv4") or answer.get("ipv6") or answer.get("hostname")
                     if isinstance(value, str) and value:
-                        yield f"{key}[{i}].answers", value
+                        where = where or f"{key}[{i}].answers"
+                        yield where, value
 
 
 def normalise_dns(value: str) -> str:
