@@ -7,6 +7,7 @@ on a measurement) the probe's own ``test_keys.blocking``/``accessible`` are used
 from __future__ import annotations
 
 import dataclasses
+import functools
 import importlib
 import logging
 import re
@@ -51,8 +52,7 @@ def _blocking(value: Any) -> str | None:
 
 
 VerdictValues = tuple[str | None, bool | None, str | None, str | None, bool, bool]
-_VERDICTS: dict[VerdictValues, Verdict] = {}  # each distinct verdict built once (a few hundred exist)
-_MAX_VERDICTS = 4096
+_interned = functools.lru_cache(maxsize=4096)(Verdict)  # each distinct verdict built once (few exist)
 
 
 def verdict_values(measurement: dict[str, Any]) -> VerdictValues:
@@ -84,13 +84,7 @@ def verdict_values(measurement: dict[str, Any]) -> VerdictValues:
 
 
 def verdict(measurement: dict[str, Any]) -> Verdict:
-    values = verdict_values(measurement)
-    found = _VERDICTS.get(values)
-    if found is None:
-        if len(_VERDICTS) >= _MAX_VERDICTS:
-            _VERDICTS.clear()
-        found = _VERDICTS[values] = Verdict(*values)
-    return found
+    return _interned(*verdict_values(measurement))
 
 
 #: A plain http(s) URL whose host needs none of urlsplit's cleaning (whitespace, brackets, userinfo).

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any, Final
 
 from reachwatch.verdict.facts import Facts, facts_of
@@ -63,18 +64,12 @@ def verdict_of(facts: Facts, rule: Rule) -> Verdict:
         rule.technique,
         _REDIRECTED[rule.rule_id] if _hop(facts, rule.about) > 0 else rule.rule_id,
     )
-    verdict = _VERDICTS.get(values)
-    if verdict is None:
-        if len(_VERDICTS) >= _VERDICTS_KEPT:
-            _VERDICTS.clear()
-        verdict = _VERDICTS[values] = Verdict(*values)
-    return verdict
+    return _interned(*values)
 
 
 # Verdicts are immutable values and few of them recur (a rule, a DNS consistency, the same diff):
 # each distinct one is built once (a frozen dataclass costs a call per field to build).
-_VERDICTS: Final[dict[tuple[Any, ...], Verdict]] = {}
-_VERDICTS_KEPT: Final = 4096
+_interned: Final = lru_cache(maxsize=4096)(Verdict)
 _REDIRECTED: Final = {rule.rule_id: rule.rule_id + REDIRECT_SUFFIX for rule in RULES}
 
 
