@@ -5,16 +5,14 @@ from __future__ import annotations
 import hmac
 from typing import Any
 
-import orjson
 from fastapi import FastAPI
 from starlette.requests import Request
 from starlette.responses import Response
 
-from reachwatch.collector import analysis
+from reachwatch.collector.analyser import analyse_raw
 from reachwatch.collector.config import Settings
 from reachwatch.collector.http import ApiError, json_response
 from reachwatch.store import Store
-from reachwatch.store.schema import Analysis, decompress
 
 AUTH: dict[int | str, dict[str, Any]] = {
     401: {"description": "missing or wrong bearer token"},
@@ -47,12 +45,7 @@ def add_routes(app: FastAPI, settings: Settings) -> None:
         store: Store = request.app.state.store
         done = 0
         async for batch in store.raw_batches(500):
-            updates = []
-            for uid, raw in batch:
-                v = analysis.verdict(orjson.loads(decompress(raw)))
-                updates.append(
-                    Analysis(uid, v.blocking, v.accessible, v.x_technique, v.x_rule, v.anomaly, v.failure)
-                )
+            updates = analyse_raw(batch)
             await store.update_analysis(updates)
             done += len(updates)
         return json_response({"reanalysed": done})

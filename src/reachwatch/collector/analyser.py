@@ -51,11 +51,10 @@ def analyse_raw(items: Sequence[tuple[str, bytes]]) -> list[Analysis]:
     out = []
     for uid, raw in items:
         try:
-            v = analysis.verdict(orjson.loads(decompress(raw)))
+            out.append(Analysis(uid, *analysis.verdict_values(orjson.loads(decompress(raw)))))
         except Exception as exc:  # an unreadable row gets "no verdict" rather than blocking the queue
             log.warning("cannot analyse a stored measurement: %s", type(exc).__name__)
-            v = analysis.Verdict(None, None, None, None, anomaly=False, failure=True)
-        out.append(Analysis(uid, v.blocking, v.accessible, v.x_technique, v.x_rule, v.anomaly, v.failure))
+            out.append(Analysis(uid, None, None, None, None, anomaly=False, failure=True))
     return out
 
 
