@@ -78,7 +78,7 @@ _pool: ProcessPoolExecutor | None = None
 
 
 def _child_pool() -> Executor | None:
-    """One niced child process shared by the collectors of this process; None if unavailable."""
+    """One idle-priority child process shared by the collectors of this process; None if unavailable."""
     global _pool
     if _pool is None:
         try:
