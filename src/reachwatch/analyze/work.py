@@ -26,7 +26,7 @@ import zstandard
 
 from reachwatch.collector.analysis import verdict_values
 from reachwatch.fingerprints import Fingerprint, FingerprintMatcher
-from reachwatch.fingerprints.match import body_text, dns_answers, response_headers
+from reachwatch.fingerprints.match import body_text, dns_answers, json_list, response_headers
 from reachwatch.store.schema import ANALYSIS_COLUMNS, ARROW_SCHEMA
 
 #: The code whose change makes stored verdicts stale.
@@ -147,7 +147,7 @@ class _Finder:
                 first = first or name
         if not anomalous:
             return False, first
-        for request in keys.get("requests") or ():
+        for request in json_list(keys.get("requests")):
             response = request.get("response") if isinstance(request, Mapping) else None
             if not isinstance(response, Mapping):
                 continue

@@ -1,23 +1,21 @@
 """The analysis columns computed at ingest: verdict, domain, category, anomaly/failure flags.
 
-The verdict comes from :func:`reachwatch.verdict.decide`. Until that module exists (or if it raises
-on a measurement) the probe's own ``test_keys.blocking``/``accessible`` are used, with ``x_rule`` None.
+The verdict comes from :func:`reachwatch.verdict.decide`, which never raises; should it ever, the
+measurement is still stored, with no verdict (blocking and accessible None).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import functools
-import importlib
 import logging
 import re
 import urllib.parse
-from collections.abc import Callable
 from typing import Any
 
+from reachwatch.verdict import decide
+
 log = logging.getLogger(__name__)
-_decide: Callable[[dict[str, Any]], Any] | None = None
-_looked_up = False
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -28,17 +26,6 @@ class Verdict:
     x_rule: str | None
     anomaly: bool
     failure: bool
-
-
-def _decider() -> Callable[[dict[str, Any]], Any] | None:
-    global _decide, _looked_up
-    if not _looked_up:
-        _looked_up = True
-        try:
-            _decide = importlib.import_module("reachwatch.verdict").decide
-        except (ImportError, AttributeError):
-            _decide = None
-    return _decide
 
 
 def _blocking(value: Any) -> str | None:
@@ -58,19 +45,19 @@ _interned = functools.lru_cache(maxsize=4096)(Verdict)  # each distinct verdict 
 def verdict_values(measurement: dict[str, Any]) -> VerdictValues:
     """(blocking, accessible, x_technique, x_rule, anomaly, failure) as stored: :func:`verdict`
     without its object, for callers that judge many measurements (``reachwatch analyze``)."""
-    keys = measurement.get("test_keys") or {}
-    decide = _decider()
-    blocking: Any = keys.get("blocking")
-    accessible: Any = keys.get("accessible")
+    keys = measurement.get("test_keys")
+    if not isinstance(keys, dict):
+        keys = {}
+    blocking: Any
+    accessible: Any
     technique = rule = None
-    if decide is not None:
-        try:
-            v = decide(measurement)
-            blocking, accessible = v.blocking, v.accessible
-            technique, rule = v.x_technique, v.x_rule
-        except Exception as exc:  # the verdict engine is another team's code: never fail ingest on it
-            log.warning("verdict failed on a measurement: %s", type(exc).__name__)
-            blocking = accessible = None
+    try:
+        v = decide(measurement)
+        blocking, accessible = v.blocking, v.accessible
+        technique, rule = v.x_technique, v.x_rule
+    except Exception as exc:  # a bug in a rule must not lose the measurement
+        log.warning("verdict failed on a measurement: %s", type(exc).__name__)
+        blocking = accessible = None
     b = _blocking(blocking)
     acc = accessible if isinstance(accessible, bool) else None
     return (

@@ -58,14 +58,19 @@ def response_headers(response: Mapping[str, Any]) -> Iterator[tuple[str, str]]:
                 yield from ((str(name), v) for v in value if isinstance(v, str))
 
 
+def json_list(value: Any) -> list[Any]:
+    """``value`` if it is a JSON array, else empty (measurement content is untrusted)."""
+    return value if isinstance(value, list) else []
+
+
 def dns_answers(test_keys: Mapping[str, Any]) -> Iterator[tuple[str, str]]:
     """(where, value) for every address or CNAME target in the DNS queries and duplicate responses."""
     for key in ("queries", "x_dns_duplicate_responses"):
-        for i, query in enumerate(test_keys.get(key) or ()):
+        for i, query in enumerate(json_list(test_keys.get(key))):
             if not isinstance(query, (dict, Mapping)):  # dict first: the ABC check costs more
                 continue
             where = None
-            for answer in query.get("answers") or ():
+            for answer in json_list(query.get("answers")):
                 if isinstance(answer, (dict, Mapping)):
                     value = answer.get("ipv4") or answer.get("ipv6") or answer.get("hostname")
                     if isinstance(value, str) and value:
@@ -132,7 +137,7 @@ class FingerprintMatcher:
         if len(self._dns):
             for where, value in dns_answers(test_keys):
                 add(self.match_dns(value), where)
-        for i, request in enumerate(test_keys.get("requests") or ()):
+        for i, request in enumerate(json_list(test_keys.get("requests"))):
             response = request.get("response") if isinstance(request, Mapping) else None
             if not isinstance(response, Mapping):
                 continue
