@@ -1,0 +1,63 @@
+"""The mypyc-compiled modules: the suite runs them compiled, and their plain source agrees."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from reachwatch import compiled
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_the_suite_runs_the_compiled_modules() -> None:
+    state = compiled.at_import
+    if state == "disabled":
+        pytest.skip("REACHWATCH_MYPYC=0: this run is the plain-Python one")
+    assert state == "compiled", f"compiled modules are {state}: run `make install` to build them"
+    assert compiled.running_compiled()
+
+
+def test_every_listed_module_exists() -> None:
+    modules = compiled.listed_modules()
+    assert len(modules) >= 10
+    assert all(m.source.is_file() for m in modules)
+    assert "reachwatch.verdict.engine" in {m.module for m in modules}
+
+
+def test_plain_python_gives_the_same_verdicts() -> None:
+    """The verdict snapshot, the hostile-input property and analysis, run from the .py sources."""
+    env = {**os.environ, "REACHWATCH_MYPYC": "0"}
+    tests = ["tests/verdict/test_equivalence.py", "tests/verdict/test_hostile_input.py", "tests/analyze"]
+    run = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *tests],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=240,
+    )  # fmt: skip
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-2000:]
+
+
+def test_a_stale_extension_is_never_run(tmp_path: Path) -> None:
+    """An extension older than its source: every listed module comes from source, with a warning."""
+    modules = compiled.listed_modules()
+    if compiled.state(modules) != "compiled":
+        pytest.skip("no compiled modules to make stale")
+    target = next(m for m in modules if m.module == "reachwatch.verdict.rules")
+    assert target.extension is not None
+    old = target.extension.stat().st_mtime - 3600
+    os.utime(target.extension, (old, old))
+    try:
+        code = "import reachwatch.compiled as c, reachwatch.verdict.engine as e; print(e.__file__, c.running_compiled())"
+        env = {k: v for k, v in os.environ.items() if k != "REACHWATCH_MYPYC"}
+        run = subprocess.run(
+            [sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60
+        )
+    finally:
+        now = target.source.stat().st_mtime + 1
+        os.utime(target.extension, (now, now))
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.split() == [str(ROOT / "src/reachwatch/verdict/engine.py"), "False"]
+    assert "make install" in run.stderr
