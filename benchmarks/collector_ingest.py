@@ -5,7 +5,8 @@ a bare FastAPI endpoint under the same uvicorn settings ("echo"), and the load g
 raw HTTP/1.1 keep-alive, loopback only, bounded by time). Every measurement sent is distinct.
 
 Besides rates (which follow whatever else the machine runs), it prints the CPU time the server
-process spent per measurement acknowledged (``cpu/meas``: main process, all threads, from /proc) and
+process spent per measurement acknowledged (``cpu/meas``: main process, all threads, from /proc; then
+its batch worker processes' and the load generator's) and
 what its background analysis process spent meanwhile: on a shared machine these are the steadier
 figures. The background analysis yields to ingest, so after each load the benchmark waits until the
 server is idle again and prints how long that took and the CPU spent meanwhile (the analysis that
@@ -22,6 +23,7 @@ import asyncio
 import contextlib
 import json
 import os
+import resource
 import socket
 import subprocess
 import sys
@@ -163,8 +165,9 @@ def process(args: list[str], port: int) -> Iterator[tuple[str, int]]:
         proc.wait()
 
 
-def cpu_seconds(pid: int) -> tuple[float, float]:
-    """(the process's user+system CPU seconds, its children's), from /proc; zeros elsewhere."""
+def cpu_seconds(pid: int) -> tuple[float, float, float]:
+    """CPU seconds (user+system) from /proc of: the process; its batch workers (the forkserver
+    and the processes it forks); every other descendant (the analysis). Zeros elsewhere."""
     tick = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
 
     def own(p: int) -> float:
@@ -174,27 +177,45 @@ def cpu_seconds(pid: int) -> tuple[float, float]:
             return 0.0
         return (int(fields[11]) + int(fields[12])) / tick
 
-    children: set[int] = set()
-    with contextlib.suppress(OSError):
-        for task in Path(f"/proc/{pid}/task").iterdir():
-            children.update(int(c) for c in (task / "children").read_text().split())
-    return own(pid), sum(own(c) for c in children)
+    def children(p: int) -> set[int]:
+        found: set[int] = set()
+        with contextlib.suppress(OSError):
+            for task in Path(f"/proc/{p}/task").iterdir():
+                found.update(int(c) for c in (task / "children").read_text().split())
+        return found
+
+    workers = other = 0.0
+    todo = list(children(pid))
+    while todo:
+        p = todo.pop()
+        todo.extend(children(p))
+        try:
+            forkserver = b"reachwatch.collector.batch" in Path(f"/proc/{p}/cmdline").read_bytes()
+        except OSError:
+            continue
+        if forkserver:
+            workers += own(p)
+        else:
+            other += own(p)
+    return own(pid), workers, other
 
 
 def measured_load(
     url: str, pid: int, mode: str, template: Path, args: argparse.Namespace
 ) -> dict[str, float]:
-    main0, kids0 = cpu_seconds(pid)
+    main0, workers0, kids0 = cpu_seconds(pid)
     result = run_load(url, mode, template, args)
-    main1, kids1 = cpu_seconds(pid)
+    main1, workers1, kids1 = cpu_seconds(pid)
     done = max(result["ok"], 1)
     result["cpu_us"] = 1e6 * (main1 - main0) / done
+    result["worker_cpu_us"] = 1e6 * (workers1 - workers0) / done
     result["child_cpu_us"] = 1e6 * (kids1 - kids0) / done
+    result["load_cpu_us"] = 1e6 * result["load_cpu_s"] / done
     if mode != "echo":
         # the analysis yields to ingest, so most of it runs after the load: wait until the server and
         # its analysis process have been idle for a second, and count what they spent meanwhile
         ended = time.perf_counter()
-        last, still = (main1, kids1), ended
+        last, still = (main1, workers1, kids1), ended
         while time.perf_counter() - still < 1.0 and time.perf_counter() - ended < 120:
             time.sleep(0.1)
             now = cpu_seconds(pid)
@@ -203,7 +224,7 @@ def measured_load(
             last = now
         result["catch_up_s"] = still - ended
         result["after_cpu_us"] = 1e6 * (last[0] - main1) / done
-        result["after_child_cpu_us"] = 1e6 * (last[1] - kids1) / done
+        result["after_child_cpu_us"] = 1e6 * (last[2] - kids1) / done
     return result
 
 
@@ -218,6 +239,8 @@ def analysed_share(db: Path) -> str:
 
 
 def run_load(url: str, mode: str, template: Path, args: argparse.Namespace) -> dict[str, float]:
+    """The load generator's figures, and its own CPU seconds (``load_cpu_s``)."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     out = subprocess.run(
         [
             sys.executable,
@@ -237,7 +260,10 @@ def run_load(url: str, mode: str, template: Path, args: argparse.Namespace) -> d
         capture_output=True,
         text=True,
     )
-    return json.loads(out.stdout)
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    result: dict[str, float] = json.loads(out.stdout)
+    result["load_cpu_s"] = after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime
+    return result
 
 
 def sample(size: str, workdir: Path) -> tuple[Path, int]:
@@ -333,12 +359,12 @@ def main() -> None:
             print(
                 f"{store:10s} single: {s['rate']:.0f} posts/s  p50 {s['p50_ms']:.1f} ms  p99 {s['p99_ms']:.1f} ms  "
                 f"(busy {s['busy']:.0f}, other {s['other']:.0f})  ratio to echo {s['rate'] / echo['rate']:.2f}  "
-                f"cpu/meas {s['cpu_us']:.0f} us (+{s['child_cpu_us']:.0f} analysis)"
+                f"cpu/meas {s['cpu_us']:.0f} us (+{s['worker_cpu_us']:.0f} batch workers, +{s['child_cpu_us']:.0f} analysis; load generator {s['load_cpu_us']:.0f} us)"
             )
             print(
                 f"{store:10s} batch:  {b['rate']:.0f} measurements/s  p50 {b['p50_ms']:.1f} ms  "
                 f"p99 {b['p99_ms']:.1f} ms per {args.batch}-line request (busy {b['busy']:.0f}, other {b['other']:.0f})  "
-                f"cpu/meas {b['cpu_us']:.0f} us (+{b['child_cpu_us']:.0f} analysis)"
+                f"cpu/meas {b['cpu_us']:.0f} us (+{b['worker_cpu_us']:.0f} batch workers, +{b['child_cpu_us']:.0f} analysis; load generator {b['load_cpu_us']:.0f} us)"
             )
             for mode, x in (("single", s), ("batch", b)):
                 print(

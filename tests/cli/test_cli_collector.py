@@ -58,5 +58,7 @@ def test_submit_queues_until_the_collector_is_back(tmp_path: Path) -> None:
 def test_serve_rejects_bad_arguments(tmp_path: Path) -> None:
     r = reachwatch("serve", "--db", str(tmp_path / "x.duckdb"), "--asn-db", str(tmp_path / "missing.mmdb"))
     assert r.returncode == 2 and "no such file" in r.stderr
+    r = reachwatch("serve", "--db", str(tmp_path / "x.duckdb"), "--ingest-workers", "-1")
+    assert r.returncode == 2 and "--ingest-workers -1" in r.stderr
     r = reachwatch("submit", str(tmp_path / "missing.jsonl"), "--collector", "http://127.0.0.1:1")
     assert r.returncode == 2 and "no such file" in r.stderr

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import itertools
 import os
 import random
 import signal
@@ -26,6 +27,9 @@ from collector.test_app import web
 TOTAL = int(os.environ.get("REACHWATCH_KILL_MEASUREMENTS", "2000"))
 KILLS = 20
 BATCH = 20
+#: Batches alternate between these sizes: staged in the collector's process, and in its batch
+#: worker processes (from batch.POOLED_LINES lines)
+SIZES = (BATCH, 48)
 
 
 def free_port() -> int:
@@ -55,6 +59,26 @@ async def wait_ready(url: str, proc: subprocess.Popen[bytes]) -> None:
     raise TimeoutError("collector did not start")
 
 
+def batch_workers(pid: int) -> set[int]:
+    """The collector's batch worker processes (its children running reachwatch.collector.batch)."""
+    found = set()
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        for child in (task / "children").read_text().split():
+            try:
+                if b"reachwatch.collector.batch" in Path(f"/proc/{child}/cmdline").read_bytes():
+                    found.add(int(child))
+            except OSError:
+                continue
+    return found
+
+
+def alive(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
 def measurements(sample: dict[str, Any]) -> list[bytes]:
     out = []
     for i in range(TOTAL):
@@ -72,7 +96,10 @@ async def test_kill_9_loses_no_acknowledged_measurement(
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     lines = measurements(web(real_measurements)[0])
-    batches = [lines[i : i + BATCH] for i in range(0, len(lines), BATCH)]
+    starts = [0]
+    while starts[-1] < len(lines):
+        starts.append(starts[-1] + SIZES[len(starts) % 2])
+    batches = [lines[a:b] for a, b in itertools.pairwise(starts)]
     acked: dict[int, str] = {}
     todo: asyncio.Queue[int] = asyncio.Queue()
     for i in range(len(batches)):
@@ -92,7 +119,7 @@ async def test_kill_9_loses_no_acknowledged_measurement(
                         continue
                     if r.status_code == 200:
                         for k, uid in enumerate(r.json()["measurement_uids"]):
-                            acked[i * BATCH + k] = uid
+                            acked[starts[i] + k] = uid
                         break
                     assert r.status_code in (429, 503), r.text
                     await asyncio.sleep(0.05)
@@ -102,18 +129,21 @@ async def test_kill_9_loses_no_acknowledged_measurement(
         kills = 0
         rng = random.Random(7)
         # kill points spread over the run by progress, each at a random instant after its threshold
-        thresholds = sorted(rng.sample(range(TOTAL - BATCH * 8), KILLS))
+        thresholds = sorted(rng.sample(range(TOTAL - max(SIZES) * 8), KILLS))
         for threshold in thresholds:
             while len(acked) < threshold:
                 await asyncio.sleep(0.001)
             await asyncio.sleep(rng.uniform(0, 0.02))
+            workers = batch_workers(proc.pid)
             os.kill(proc.pid, signal.SIGKILL)
             proc.wait()
+            orphans.update(workers)
             kills += 1
             proc = start(db, port)
             await wait_ready(url, proc)
         return kills
 
+    orphans: set[int] = set()
     started = time.monotonic()
     clients = [asyncio.create_task(client()) for _ in range(4)]
     kills = await killer()
@@ -121,6 +151,12 @@ async def test_kill_9_loses_no_acknowledged_measurement(
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
     assert len(acked) == TOTAL
+    # the batch workers of each killed collector exit with it (their stdin closes)
+    assert orphans, "no batch worker process seen"
+    deadline = time.monotonic() + 10
+    while any(alive(pid) for pid in orphans) and time.monotonic() < deadline:
+        await asyncio.sleep(0.05)
+    assert not [pid for pid in orphans if alive(pid)], "batch workers outlived their collector"
     assert kills == KILLS, f"only {kills} kills in {time.monotonic() - started:.1f}s"
     con = duckdb.connect(str(db), read_only=True)
     stored = {r[0] for r in con.execute("SELECT measurement_uid FROM measurements").fetchall()}

@@ -28,13 +28,21 @@ def serve(
     admin_token_file: Path | None = typer.Option(
         None, "--admin-token-file", help="Bearer token for admin routes."
     ),
+    ingest_workers: int | None = typer.Option(
+        None,
+        "--ingest-workers",
+        help="Processes that parse and prepare big batches (default: one per core, at most 4; 0: none).",
+    ),
 ) -> None:
     """Run the collector (OONI collector protocol + native batch API)."""
+    from reachwatch.collector.batch import default_workers
     from reachwatch.collector.config import Settings
     from reachwatch.collector.server import serve as run
 
     if not 0 < port < 65536:
         raise UserError(f"--port {port} is not a port number")
+    if ingest_workers is not None and not 0 <= ingest_workers <= 64:
+        raise UserError(f"--ingest-workers {ingest_workers}: give 0 to 64 processes")
     for path in (asn_db, country_db, admin_token_file):
         if path is not None and not path.is_file():
             raise UserError("no such file", where=str(path))
@@ -50,6 +58,7 @@ def serve(
         burst=burst,
         max_pending=max_pending,
         admin_token=token,
+        ingest_workers=default_workers() if ingest_workers is None else ingest_workers,
     )
     run(settings, host, port)
 

@@ -22,10 +22,17 @@ from starlette.types import Receive, Scope, Send
 
 from reachwatch.collector import admin, reads
 from reachwatch.collector.attribution import Attributor
+from reachwatch.collector.batch import (
+    EMPTY_BATCH,
+    POOLED_LINES,
+    BatchPool,
+    lines_of,
+    rejected,
+    stage_lines,
+)
 from reachwatch.collector.config import Settings
 from reachwatch.collector.http import (
     ApiError,
-    bad_json,
     error_response,
     json_response,
     parse_json,
@@ -133,12 +140,20 @@ def create_app(settings: Settings) -> CollectorApp:
         attributor = Attributor(settings.asn_db, settings.country_db)
         ingestor = Ingestor(store, attributor, await store.secret(), max_pending=settings.max_pending)
         ingestor.start()
-        app.state.store, app.state.ingestor = store, ingestor
+        pool = None
+        if settings.ingest_workers > 0:
+            pool = BatchPool(
+                settings.ingest_workers, secret=ingestor.secret, verdict_now=ingestor.analyser is None
+            )
+            await pool.start()
+        app.state.store, app.state.ingestor, app.state.batch_pool = store, ingestor, pool
         app.state.limiter = RateLimiter(settings.rate, settings.burst)
         app.state.settings = settings
         try:
             yield
         finally:
+            if pool is not None:
+                await pool.close()
             await ingestor.stop()
             await store.close()
             attributor.close()
@@ -204,28 +219,31 @@ def create_app(settings: Settings) -> CollectorApp:
         ingestor: Ingestor = app.state.ingestor
         submitter = _client(scope)
         network = ingestor.network(submitter)
-        # isspace() stops at the first other byte; strip() would copy every line
-        lines = [(n, line) for n, line in enumerate(body.split(b"\n"), 1) if line and not line.isspace()]
-        if not lines:
-            raise ApiError(400, "empty batch: send one measurement per line")
-        rate_limit(submitter, network.asn, len(lines))
-        rows, errors = [], []
-        prepare = ingestor.stage
-        for n, line in lines:
-            try:
-                m = orjson.loads(line)
-            except orjson.JSONDecodeError as exc:
-                errors.append({"line": n, "status": 400, "error": bad_json(f"line {n}", exc)})
-                continue
-            try:
-                rows.append(prepare(m, submitter=submitter, network=network, where=f"line {n}"))
-            except ApiError as exc:
-                errors.append({"line": n, "status": exc.status, "error": exc.message})
-        if errors:
-            status = 400 if any(e["status"] == 400 for e in errors) else 422
-            raise ApiError(status, f"{len(errors)} bad line(s); nothing stored", errors=errors[:100])
-        del body, lines, m  # not needed while the commit is awaited
-        uids = await ingestor.submit(rows)
+        pool: BatchPool | None = app.state.batch_pool
+        # a big batch goes whole to a worker process: counted here by its newlines, not split (an
+        # upper bound of its lines, blank ones included, for the rate limit)
+        newlines = body.count(b"\n") + (not body.endswith(b"\n"))
+        if pool is not None and newlines >= POOLED_LINES:
+            rate_limit(submitter, network.asn, newlines)
+            rows = await pool.rows(body, submitter=submitter, network=network)
+            del body  # not needed while the commit is awaited
+            uids = await ingestor.submit_rows(rows)
+        else:
+            lines = lines_of(body)
+            if not lines:
+                raise ApiError(400, EMPTY_BATCH)
+            rate_limit(submitter, network.asn, len(lines))
+            staged, errors = stage_lines(
+                lines,
+                secret=ingestor.secret,
+                verdict_now=ingestor.analyser is None,
+                submitter=submitter,
+                network=network,
+            )
+            if errors:
+                raise rejected(errors)
+            del body, lines  # not needed while the commit is awaited
+            uids = await ingestor.submit(staged)
         return orjson.dumps({"measurement_uids": uids})
 
     app.lane = {"/report/": submit_one, "/api/v1/measurements": submit_many}

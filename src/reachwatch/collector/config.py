@@ -16,3 +16,4 @@ class Settings:
     rate: float = 50.0  # measurements per second per network; 0 disables
     burst: float = 5_000.0
     admin_token: str | None = None
+    ingest_workers: int = 0  # processes staging big batches (`reachwatch serve`: one per core)

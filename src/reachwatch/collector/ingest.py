@@ -41,7 +41,7 @@ from reachwatch.collector.ooni_protocol import (
 )
 from reachwatch.collector.privacy import LOCAL, Scrubber
 from reachwatch.store import Store
-from reachwatch.store.schema import PENDING_ANALYSIS, Row, compress, compress_many
+from reachwatch.store.schema import COLUMN_NAMES, PENDING_ANALYSIS, Row, RowColumns, compress, compress_many
 
 log = logging.getLogger(__name__)
 
@@ -60,15 +60,18 @@ class Staged:
 def finish(staged: Staged, raw: bytes | None = None) -> Row:
     """The row: keyed BLAKE2b of the identity, uid, probe id hash, zstd of the stored JSON (unless
     given as ``raw``). Meant for a worker thread: hashing (past 2 KB) and compression release the GIL."""
+    return Row(*finish_values(staged, raw))
+
+
+def finish_values(staged: Staged, raw: bytes | None = None) -> tuple[Any, ...]:
+    """:func:`finish` as a tuple in :data:`~reachwatch.store.schema.COLUMN_NAMES` order."""
     c = staged.columns
     content_hash = _keyed_hash(staged.canonical, staged.key)
-    return Row(
-        measurement_uid=measurement_uid(staged.received, c["probe_cc"], c["test_name"], content_hash),
-        content_hash=content_hash,
-        probe_id_hash=hashlib.blake2b(c["report_id"].encode(), digest_size=8, key=staged.key).hexdigest(),
-        raw=compress(staged.stored) if raw is None else raw,
-        **c,
-    )
+    c["measurement_uid"] = measurement_uid(staged.received, c["probe_cc"], c["test_name"], content_hash)
+    c["content_hash"] = content_hash
+    c["probe_id_hash"] = hashlib.blake2b(c["report_id"].encode(), digest_size=8, key=staged.key).hexdigest()
+    c["raw"] = compress(staged.stored) if raw is None else raw
+    return tuple(c[name] for name in COLUMN_NAMES)
 
 
 #: hashlib releases the GIL for an update from 2,048 bytes: re-taking it while the event loop runs
@@ -87,14 +90,106 @@ def _keyed_hash(data: bytes, key: bytes) -> str:
     return h.hexdigest()
 
 
-def _finish_all(batch: list[tuple[list[Staged], Any]]) -> list[list[Row]]:
-    """:func:`finish` for a group commit, compressing all of it in one call."""
+def _finish_all(batch: list[tuple[list[Staged], Any]]) -> list[RowColumns]:
+    """:func:`finish` for a group commit, compressing all of it in one call; each request's rows as
+    columns."""
     raws = iter(compress_many([s.stored for items, _ in batch for s in items]))
-    return [[finish(s, next(raws)) for s in items] for items, _ in batch]
+    return [RowColumns.of_values([finish_values(s, next(raws)) for s in items]) for items, _ in batch]
 
 
 #: A finished group on its way to the insert: the requests, their rows, how many rows.
-Finished = tuple[list[tuple[list[Staged], "asyncio.Future[list[str]]"]], list[list[Row]], int]
+Finished = tuple[list[tuple[list[Staged], "asyncio.Future[list[str]]"]], list[RowColumns], int]
+
+
+def stage(
+    m: Any,
+    *,
+    secret: bytes,
+    verdict_now: bool,
+    submitter: str,
+    network: Network,
+    report_id: str | None = None,
+    where: str = "measurement",
+) -> Staged:
+    """Validate, attribute and scrub ``m`` (every 4xx is raised here); the hashing and compression
+    left for :func:`finish`, run off the event loop (both release the GIL). ``verdict_now``: the
+    verdict columns are computed here (for a store without an analysis backlog)."""
+    if not isinstance(m, dict):
+        raise ApiError(422, f"{where}: a measurement must be a JSON object")
+    base = base_fields(m)
+    if base is None:
+        try:
+            base = model_fields(MeasurementIn.model_validate({k: m[k] for k in BASE_KEYS if k in m}))
+        except ValidationError as exc:
+            raise ApiError(422, f"{where}: {validation_message(exc)}") from None
+    try:
+        start = dt.datetime.fromisoformat(base.measurement_start_time)
+    except ValueError:
+        raise ApiError(422, f"{where}: measurement_start_time is not a valid date") from None
+    # test_keys (nearly all of the bytes) is serialised once and spliced into both the identity
+    # and the stored form as an orjson Fragment; serialised at the same depth as inside the
+    # measurement, so orjson's nesting limit applies exactly as to the whole
+    test_keys = m["test_keys"]
+    try:
+        m["test_keys"] = orjson.Fragment(orjson.dumps({"test_keys": test_keys})[13:-1])
+        # identity: the content as sent (key order kept, whitespace normalised), without the report id
+        ident = {k: v for k, v in m.items() if k != "report_id"} if "report_id" in m else m
+        canonical = orjson.dumps(ident)
+    except TypeError as exc:
+        m["test_keys"] = test_keys
+        raise ApiError(422, f"{where}: {exc}") from None
+    if report_id is not None:
+        m["report_id"] = report_id
+    claimed_asn, claimed_cc = base.probe_asn, base.probe_cc
+    asn = network.asn or claimed_asn
+    cc = network.cc or claimed_cc
+    net_name = network.name if network.asn else base.probe_network_name
+    m["probe_ip"] = LOCAL
+    if network.attributed:
+        m["probe_asn"], m["probe_cc"], m["probe_network_name"] = asn, cc, net_name
+        if claimed_asn != asn:
+            m["x_probe_asn_claimed"] = claimed_asn
+        if claimed_cc != cc:
+            m["x_probe_cc_claimed"] = claimed_cc
+    else:
+        m["x_unattributed"] = True
+    # the stored JSON and every column taken from the measurement are scrubbed the same way
+    scrubber = Scrubber((submitter, base.probe_ip or ""))
+    data = orjson.dumps(m)
+    m["test_keys"] = test_keys
+    stored = scrubber.json(data)
+    url = base.input if isinstance(base.input, str) else (base.input[0] if base.input else None)
+    url = scrubber.text(url)
+    rid = scrubber.text(str(m.get("report_id") or "")) or ""
+    if verdict_now:
+        v = analysis.verdict(m if stored is data else orjson.loads(stored))
+        verdict: dict[str, Any] = {f: getattr(v, f) for f in PENDING_ANALYSIS}
+    else:
+        verdict = PENDING_ANALYSIS
+    return Staged(
+        secret[:32],
+        canonical,
+        stored,
+        dt.datetime.now(dt.UTC),
+        {
+            "report_id": rid,
+            "input": url,
+            "domain": analysis.domain(url),
+            "probe_cc": cc,
+            "probe_asn": asn,
+            "probe_network_name": scrubber.text(net_name),
+            "attributed": network.attributed,
+            "x_probe_cc_claimed": claimed_cc if claimed_cc != cc else None,
+            "x_probe_asn_claimed": claimed_asn if claimed_asn != asn else None,
+            "measurement_start_time": start,
+            "measurement_start_day": start.date(),
+            "test_name": base.test_name,
+            "confirmed": False,
+            "category_code": scrubber.text(analysis.category(m)),
+            "analysed": verdict_now,
+            **verdict,
+        },
+    )
 
 
 class Overloaded(ApiError):
@@ -172,83 +267,15 @@ class Ingestor:
         report_id: str | None = None,
         where: str = "measurement",
     ) -> Staged:
-        """Validate, attribute and scrub ``m`` (every 4xx is raised here); the hashing and compression
-        left for :func:`finish`, which the writer runs off the event loop (both release the GIL)."""
-        if not isinstance(m, dict):
-            raise ApiError(422, f"{where}: a measurement must be a JSON object")
-        base = base_fields(m)
-        if base is None:
-            try:
-                base = model_fields(MeasurementIn.model_validate({k: m[k] for k in BASE_KEYS if k in m}))
-            except ValidationError as exc:
-                raise ApiError(422, f"{where}: {validation_message(exc)}") from None
-        try:
-            start = dt.datetime.fromisoformat(base.measurement_start_time)
-        except ValueError:
-            raise ApiError(422, f"{where}: measurement_start_time is not a valid date") from None
-        # test_keys (nearly all of the bytes) is serialised once and spliced into both the identity
-        # and the stored form as an orjson Fragment; serialised at the same depth as inside the
-        # measurement, so orjson's nesting limit applies exactly as to the whole
-        test_keys = m["test_keys"]
-        try:
-            m["test_keys"] = orjson.Fragment(orjson.dumps({"test_keys": test_keys})[13:-1])
-            # identity: the content as sent (key order kept, whitespace normalised), without the report id
-            ident = {k: v for k, v in m.items() if k != "report_id"} if "report_id" in m else m
-            canonical = orjson.dumps(ident)
-        except TypeError as exc:
-            m["test_keys"] = test_keys
-            raise ApiError(422, f"{where}: {exc}") from None
-        if report_id is not None:
-            m["report_id"] = report_id
-        claimed_asn, claimed_cc = base.probe_asn, base.probe_cc
-        asn = network.asn or claimed_asn
-        cc = network.cc or claimed_cc
-        net_name = network.name if network.asn else base.probe_network_name
-        m["probe_ip"] = LOCAL
-        if network.attributed:
-            m["probe_asn"], m["probe_cc"], m["probe_network_name"] = asn, cc, net_name
-            if claimed_asn != asn:
-                m["x_probe_asn_claimed"] = claimed_asn
-            if claimed_cc != cc:
-                m["x_probe_cc_claimed"] = claimed_cc
-        else:
-            m["x_unattributed"] = True
-        # the stored JSON and every column taken from the measurement are scrubbed the same way
-        scrubber = Scrubber((submitter, base.probe_ip or ""))
-        data = orjson.dumps(m)
-        m["test_keys"] = test_keys
-        stored = scrubber.json(data)
-        url = base.input if isinstance(base.input, str) else (base.input[0] if base.input else None)
-        url = scrubber.text(url)
-        rid = scrubber.text(str(m.get("report_id") or "")) or ""
-        if self.analyser is None:
-            v = analysis.verdict(m if stored is data else orjson.loads(stored))
-            verdict: dict[str, Any] = {f: getattr(v, f) for f in PENDING_ANALYSIS}
-        else:
-            verdict = PENDING_ANALYSIS
-        return Staged(
-            self.secret[:32],
-            canonical,
-            stored,
-            dt.datetime.now(dt.UTC),
-            {
-                "report_id": rid,
-                "input": url,
-                "domain": analysis.domain(url),
-                "probe_cc": cc,
-                "probe_asn": asn,
-                "probe_network_name": scrubber.text(net_name),
-                "attributed": network.attributed,
-                "x_probe_cc_claimed": claimed_cc if claimed_cc != cc else None,
-                "x_probe_asn_claimed": claimed_asn if claimed_asn != asn else None,
-                "measurement_start_time": start,
-                "measurement_start_day": start.date(),
-                "test_name": base.test_name,
-                "confirmed": False,
-                "category_code": scrubber.text(analysis.category(m)),
-                "analysed": self.analyser is None,
-                **verdict,
-            },
+        """:func:`stage` with this collector's secret and analysis mode."""
+        return stage(
+            m,
+            secret=self.secret,
+            verdict_now=self.analyser is None,
+            submitter=submitter,
+            network=network,
+            report_id=report_id,
+            where=where,
         )
 
     # -- group commit --------------------------------------------------------------------------
@@ -263,6 +290,18 @@ class Ingestor:
         self._queue.put_nowait((list(rows), fut))
         # no shield needed: a cancelled request cancels only its future; the writer still commits
         # its rows (they are queued) and skips answering a future that is done
+        return await fut
+
+    async def submit_rows(self, rows: RowColumns) -> list[str]:
+        """:meth:`submit` for rows already finished (by a batch worker process): straight to the
+        insert stage, acknowledged with its commit."""
+        if self._tasks is None:
+            raise RuntimeError("ingestor not started")
+        if self._pending + len(rows) > self.max_pending:
+            raise Overloaded()
+        fut: asyncio.Future[list[str]] = asyncio.get_running_loop().create_future()
+        self._pending += len(rows)
+        self._finished.put_nowait(([([], fut)], [rows], len(rows)))
         return await fut
 
     def idle_for(self) -> float:
@@ -350,19 +389,25 @@ class Ingestor:
         self._last_active = time.monotonic()
 
     async def _commit(
-        self, batch: list[tuple[list[Staged], asyncio.Future[list[str]]]], finished: list[list[Row]]
+        self,
+        batch: list[tuple[list[Staged], asyncio.Future[list[str]]]],
+        finished: list[RowColumns],
     ) -> None:
-        hashes = [r.content_hash for rows in finished for r in rows]
+        group = RowColumns.concat(finished)
+        hashes, uids = group.content_hashes, group.uids
         known = await self.store.existing(list(dict.fromkeys(hashes)))
-        new: list[Row] = []
-        for rows in finished:
-            for r in rows:
-                if r.content_hash not in known:
-                    known[r.content_hash] = r.measurement_uid
-                    new.append(r)
+        keep: list[int] = []
+        for i, h in enumerate(hashes):
+            if h not in known:
+                known[h] = uids[i]
+                keep.append(i)
+        new = group if len(keep) == len(hashes) else group.take(keep)
         await self.store.insert(new)
-        if new and self.analyser is not None:
+        if keep and self.analyser is not None:
             self.analyser.poke()
-        for rows, (_, fut) in zip(finished, batch, strict=True):
+        start = 0
+        for part, (_, fut) in zip(finished, batch, strict=True):
+            end = start + len(part)
             if not fut.done():
-                fut.set_result([known[r.content_hash] for r in rows])
+                fut.set_result([known[h] for h in hashes[start:end]])
+            start = end

@@ -10,7 +10,7 @@ from collections.abc import AsyncIterator, Sequence
 from typing import Any, Protocol
 
 from reachwatch.store.query import Filters
-from reachwatch.store.schema import Analysis, Row
+from reachwatch.store.schema import Analysis, Row, RowColumns
 
 __all__ = ["Filters", "Store", "open_store"]
 
@@ -28,7 +28,7 @@ class Store(Protocol):
         """content_hash -> measurement_uid for the hashes already stored."""
         ...
 
-    async def insert(self, rows: Sequence[Row]) -> None:
+    async def insert(self, rows: Sequence[Row] | RowColumns) -> None:
         """Store rows durably; returns only once they are committed."""
         ...
 

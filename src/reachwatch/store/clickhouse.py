@@ -31,6 +31,7 @@ from reachwatch.store.schema import (
     TABLE,
     Analysis,
     Row,
+    RowColumns,
 )
 
 _JSON_SETTINGS = {"output_format_json_quote_64bit_integers": "0"}
@@ -136,7 +137,9 @@ class ClickHouseStore:
         )
         return {r["content_hash"]: r["measurement_uid"] for r in rows}
 
-    async def insert(self, rows: Sequence[Row]) -> None:
+    async def insert(self, rows: Sequence[Row] | RowColumns) -> None:
+        if isinstance(rows, RowColumns):
+            rows = rows.rows()
         if not rows:
             return
         body = b"\n".join(orjson.dumps(_encode(r)) for r in rows)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import threading
+from collections.abc import Sequence
 from typing import Any
 
 import pyarrow as pa
@@ -108,6 +109,69 @@ class Row:
 
     def values(self) -> tuple[Any, ...]:
         return tuple(getattr(self, name) for name in COLUMN_NAMES)
+
+
+_UID = COLUMN_NAMES.index("measurement_uid")
+_HASH = COLUMN_NAMES.index("content_hash")
+
+
+class RowColumns:
+    """Rows as columns, one list per name of :data:`COLUMN_NAMES`: how a batch travels from a batch
+    worker process to the insert (lists of plain values pickle fast and become Arrow arrays
+    directly; a :class:`Row` costs ~4 us to build and ~2 us to take apart)."""
+
+    __slots__ = ("columns",)
+
+    def __init__(self, columns: list[list[Any]]) -> None:
+        if len(columns) != len(COLUMN_NAMES):
+            raise ValueError(f"expected {len(COLUMN_NAMES)} columns, got {len(columns)}")
+        self.columns = columns
+
+    @classmethod
+    def of_rows(cls, rows: Sequence[Row]) -> RowColumns:
+        if not rows:
+            return cls([[] for _ in COLUMN_NAMES])
+        return cls([list(col) for col in zip(*(r.values() for r in rows), strict=True)])
+
+    @classmethod
+    def of_values(cls, values: Sequence[tuple[Any, ...]]) -> RowColumns:
+        """From row tuples in :data:`COLUMN_NAMES` order."""
+        if not values:
+            return cls([[] for _ in COLUMN_NAMES])
+        return cls([list(col) for col in zip(*values, strict=True)])
+
+    @classmethod
+    def concat(cls, parts: Sequence[RowColumns]) -> RowColumns:
+        if len(parts) == 1:
+            return parts[0]
+        columns: list[list[Any]] = [[] for _ in COLUMN_NAMES]
+        for part in parts:
+            for mine, theirs in zip(columns, part.columns, strict=True):
+                mine.extend(theirs)
+        return cls(columns)
+
+    def __len__(self) -> int:
+        return len(self.columns[0])
+
+    @property
+    def content_hashes(self) -> list[str]:
+        return self.columns[_HASH]
+
+    @property
+    def uids(self) -> list[str]:
+        return self.columns[_UID]
+
+    def take(self, indices: Sequence[int]) -> RowColumns:
+        return RowColumns([[col[i] for i in indices] for col in self.columns])
+
+    def rows(self) -> list[Row]:
+        return [Row(*values) for values in zip(*self.columns, strict=True)]
+
+    def arrow(self) -> pa.Table:
+        return pa.Table.from_arrays(
+            [pa.array(col, type=ARROW_SCHEMA.field(i).type) for i, col in enumerate(self.columns)],
+            schema=ARROW_SCHEMA,
+        )
 
 
 @dataclasses.dataclass(frozen=True, slots=True)

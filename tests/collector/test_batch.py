@@ -1,0 +1,127 @@
+"""Big batches staged in worker processes: the same rows as in-process, line numbers, worker death."""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import itertools
+import os
+import signal
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import orjson
+from hypothesis import given
+from hypothesis import strategies as st
+
+from collector.conftest import collector
+from collector.test_app import web
+from reachwatch.collector.batch import POOLED_LINES, pieces
+from reachwatch.collector.config import Settings
+from reachwatch.store.schema import decompress
+
+N = 3 * POOLED_LINES + 5  # cut into pieces, one per worker
+
+
+def batch(real_measurements: list[dict[str, Any]], n: int = N) -> list[bytes]:
+    sample = web(real_measurements)[0]
+    out = []
+    for i in range(n):
+        m = copy.deepcopy(sample)
+        m["input"] = f"https://site{i}.example/"
+        out.append(orjson.dumps(m))
+    return out
+
+
+@given(st.binary(max_size=200).map(lambda b: b.replace(b"\r", b"\n")), st.integers(1, 6))
+def test_pieces_cut_at_newlines_and_number_their_first_lines(body: bytes, count: int) -> None:
+    cut = pieces(body, count)
+    assert b"".join(piece for _, piece in cut) == body
+    assert 1 <= len(cut) <= count
+    for (first, piece), (following, _) in itertools.pairwise(cut):
+        assert piece.endswith(b"\n")
+        assert following == first + piece.count(b"\n")
+
+
+def stored(db: Path) -> list[tuple[Any, ...]]:
+    """Every stored row, raw decompressed, but what differs between two collectors: the uid (it has
+    the time received) and the hashes keyed with each collector's secret."""
+    with duckdb.connect(str(db), read_only=True) as con:
+        rows = con.execute(
+            "SELECT * EXCLUDE (measurement_uid, content_hash, probe_id_hash) FROM measurements ORDER BY input"
+        ).fetchall()
+        names = [d[0] for d in con.description]
+    raw = names.index("raw")
+    return [(*r[:raw], decompress(r[raw]), *r[raw + 1 :]) for r in rows]
+
+
+async def test_workers_store_what_the_collector_would(
+    tmp_path: Path, real_measurements: list[dict[str, Any]]
+) -> None:
+    body = b"\n".join(batch(real_measurements))
+    uids = {}
+    for workers in (0, 2):
+        db = tmp_path / f"w{workers}.duckdb"
+        settings = Settings(store=str(db), rate=0, ingest_workers=workers)
+        async with collector(settings) as (app, http):
+            assert (app.state.batch_pool is None) == (workers == 0)
+            r = await http.post("/api/v1/measurements", content=body)
+            assert r.status_code == 200, r.text
+            uids[workers] = r.json()["measurement_uids"]
+            assert len(uids[workers]) == N == len(set(uids[workers]))
+            again = await http.post("/api/v1/measurements", content=body)
+            assert again.json()["measurement_uids"] == uids[workers]  # stored once
+            for i in (0, N // 2, N - 1):
+                got = (await http.get(f"/api/v1/measurement/{uids[workers][i]}")).json()
+                assert got["input"] == f"https://site{i}.example/"
+            await app.state.ingestor.settled()
+    assert stored(tmp_path / "w0.duckdb") == stored(tmp_path / "w2.duckdb")
+
+
+async def test_bad_lines_are_named_by_their_line_in_the_whole_batch(
+    tmp_path: Path, real_measurements: list[dict[str, Any]]
+) -> None:
+    lines = batch(real_measurements)
+    lines[6] = b'{"not": "closed"'
+    lines[N - 3] = orjson.dumps({"input": 5})
+    lines.insert(40, b"   ")  # a blank line still counts in the numbering
+    async with collector(Settings(store=str(tmp_path / "m.duckdb"), rate=0, ingest_workers=2)) as (_, http):
+        r = await http.post("/api/v1/measurements", content=b"\n".join(lines))
+        assert r.status_code == 400, r.text
+        errors = r.json()["errors"]
+        assert [e["line"] for e in errors] == [7, N - 1]
+        assert errors[0]["status"] == 400 and errors[1]["status"] == 422
+        listing = (await http.get("/api/v1/measurements")).json()
+        assert listing["metadata"]["count"] == 0  # nothing stored
+        empty = await http.post("/api/v1/measurements", content=b"\n" * (2 * POOLED_LINES))
+        assert empty.status_code == 400 and "empty batch" in empty.text
+
+
+async def test_a_dead_worker_fails_only_its_batch_and_is_replaced(
+    tmp_path: Path, real_measurements: list[dict[str, Any]]
+) -> None:
+    lines = batch(real_measurements)
+    async with collector(Settings(store=str(tmp_path / "m.duckdb"), rate=0, ingest_workers=2)) as (app, http):
+        pool = app.state.batch_pool
+        before = set(pool.pids)
+        for pid in before:
+            os.kill(pid, signal.SIGKILL)
+        r = await http.post("/api/v1/measurements", content=b"\n".join(lines))
+        assert r.status_code == 503 and r.headers["retry-after"] == "1"
+        assert (await http.get("/api/v1/measurements")).json()["metadata"]["count"] == 0
+        assert set(pool.pids).isdisjoint(before) and len(pool.pids) == 2
+        r = await http.post("/api/v1/measurements", content=b"\n".join(lines))
+        assert r.status_code == 200, r.text
+        assert len(r.json()["measurement_uids"]) == N
+
+
+async def test_workers_stop_with_the_collector(tmp_path: Path) -> None:
+    async with collector(Settings(store=str(tmp_path / "m.duckdb"), rate=0, ingest_workers=2)) as (app, _):
+        pids = app.state.batch_pool.pids
+        assert len(pids) == 2 and all(Path(f"/proc/{pid}").exists() for pid in pids)
+    for _ in range(100):
+        if not any(Path(f"/proc/{pid}").exists() for pid in pids):
+            break
+        await asyncio.sleep(0.05)
+    assert not any(Path(f"/proc/{pid}").exists() for pid in pids)
