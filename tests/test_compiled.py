@@ -30,9 +30,17 @@ def test_every_listed_module_exists() -> None:
 
 
 def test_plain_python_gives_the_same_verdicts() -> None:
-    """The verdict snapshot, the hostile-input property and analysis, run from the .py sources."""
+    """The verdict snapshot, the hostile-input property, analysis and the collector's staging, run
+    from the .py sources."""
     env = {**os.environ, "REACHWATCH_MYPYC": "0"}
-    tests = ["tests/verdict/test_equivalence.py", "tests/verdict/test_hostile_input.py", "tests/analyze"]
+    tests = [
+        "tests/verdict/test_equivalence.py",
+        "tests/verdict/test_hostile_input.py",
+        "tests/analyze",
+        "tests/collector/test_fast_paths.py",
+        "tests/collector/test_privacy.py",
+        "tests/collector/test_batch.py",
+    ]
     run = subprocess.run(
         [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *tests],
         cwd=ROOT, env=env, capture_output=True, text=True, timeout=240,

@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from reachwatch.collector.ingest import _keyed_hash
 from reachwatch.collector.ooni_protocol import BASE_KEYS, MeasurementIn, base_fields, model_fields
+from reachwatch.collector.prepare import _keyed_hash
 from reachwatch.store.schema import compress, compress_many, decompress
 
 ODD_VALUES: list[Any] = [

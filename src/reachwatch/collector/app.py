@@ -41,7 +41,7 @@ from reachwatch.collector.http import (
     send_error,
     send_json,
 )
-from reachwatch.collector.ingest import Ingestor, validation_message
+from reachwatch.collector.ingest import Ingestor
 from reachwatch.collector.ooni_protocol import (
     BACKEND_VERSION,
     BatchSubmitted,
@@ -53,6 +53,7 @@ from reachwatch.collector.ooni_protocol import (
     new_report_id,
     valid_report_id,
 )
+from reachwatch.collector.prepare import validation_message
 from reachwatch.collector.ratelimit import RateLimiter, network_key
 from reachwatch.store import open_store
 

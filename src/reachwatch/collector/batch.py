@@ -31,7 +31,8 @@ import orjson
 
 from reachwatch.collector.attribution import Network
 from reachwatch.collector.http import ApiError, bad_json
-from reachwatch.collector.ingest import Overloaded, Staged, finish_values, stage
+from reachwatch.collector.ingest import Overloaded
+from reachwatch.collector.prepare import Staged, finish_values, stage
 from reachwatch.store.schema import RowColumns, compress_many
 
 log = logging.getLogger(__name__)
@@ -73,7 +74,7 @@ def rejected(errors: list[dict[str, Any]]) -> ApiError:
 def stage_lines(
     lines: list[tuple[int, bytes]], *, secret: bytes, verdict_now: bool, submitter: str, network: Network
 ) -> tuple[list[Staged], list[dict[str, Any]]]:
-    """Each line staged (:func:`~reachwatch.collector.ingest.stage`), or its error."""
+    """Each line staged (:func:`~reachwatch.collector.prepare.stage`), or its error."""
     staged: list[Staged] = []
     errors: list[dict[str, Any]] = []
     for n, line in lines:
@@ -123,9 +124,8 @@ def _write_frame(stream: BinaryIO, value: Any) -> None:
 def rows_of(
     body: bytes, *, first: int, secret: bytes, verdict_now: bool, submitter: str, network: Network
 ) -> tuple[bool, Any]:
-    """(True, columns) or (False, errors) for the lines of ``body`` (numbered from ``first``):
-    finished rows as lists of plain values, one per column (cheap to pickle, and what the insert
-    builds Arrow arrays from)."""
+    """(True, rows) or (False, errors) for the lines of ``body`` (numbered from ``first``): the
+    finished rows as Arrow IPC bytes (:class:`~reachwatch.store.schema.RowColumns`)."""
     lines = lines_of(body, first)
     staged, errors = stage_lines(
         lines, secret=secret, verdict_now=verdict_now, submitter=submitter, network=network
@@ -134,7 +134,7 @@ def rows_of(
         return False, errors
     raws = compress_many([s.stored for s in staged])
     values = [finish_values(s, raw) for s, raw in zip(staged, raws, strict=True)]
-    return True, RowColumns.of_values(values).columns
+    return True, RowColumns.of_values(values).to_ipc()
 
 
 def worker_main() -> None:
@@ -246,7 +246,7 @@ class BatchPool:
         errors = [e for ok, result in answers if not ok for e in result]
         if errors:
             raise rejected(errors)
-        batch = RowColumns.concat([RowColumns(result) for _, result in answers])
+        batch = RowColumns.concat([RowColumns.from_ipc(result) for _, result in answers])
         if not len(batch):
             raise ApiError(400, EMPTY_BATCH)
         return batch

@@ -1,8 +1,9 @@
-"""From a submitted measurement to a stored row: validate, hash, attribute, scrub, commit.
+"""The group commit: staged measurements (:mod:`reachwatch.collector.prepare`) to stored rows.
 
 :meth:`Ingestor.stage` validates, attributes and scrubs one measurement in the request (every 4xx
-is decided there) and queues it for the group commit, in two stages: a group's hashing and zstd
-compression (:func:`finish`) run on a thread of their own, off the event loop, while the previous
+is decided there) and :meth:`Ingestor.submit` queues it for the group commit, in two stages: a
+group's hashing and zstd compression (:func:`~reachwatch.collector.prepare.finish_values`) run on
+a thread of their own, off the event loop, while the previous
 groups are inserted (all finished groups waiting go in one statement). Every request's answer waits
 for the commit that holds its rows. The queue is bounded: past ``max_pending`` measurements a
 request gets :class:`Overloaded` (503 + Retry-After).
@@ -16,193 +17,39 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import dataclasses
-import datetime as dt
-import hashlib
 import logging
 import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-import orjson
-from pydantic import ValidationError
-
-from reachwatch.collector import analysis
 from reachwatch.collector.analyser import Analyser, Backlog
 from reachwatch.collector.attribution import Attributor, Network
 from reachwatch.collector.http import ApiError
-from reachwatch.collector.ooni_protocol import (
-    BASE_KEYS,
-    MeasurementIn,
-    base_fields,
-    measurement_uid,
-    model_fields,
-)
-from reachwatch.collector.privacy import LOCAL, Scrubber
+from reachwatch.collector.prepare import Staged, finish, finish_values, stage
 from reachwatch.store import Store
-from reachwatch.store.schema import COLUMN_NAMES, PENDING_ANALYSIS, Row, RowColumns, compress, compress_many
+from reachwatch.store.schema import Row, RowColumns, compress_many
 
 log = logging.getLogger(__name__)
 
 
-@dataclasses.dataclass(slots=True)
-class Staged:
-    """A validated, attributed, scrubbed measurement: the row but for its hashes, uid and ``raw``."""
-
-    key: bytes
-    canonical: bytes  #: the identity form (content as sent, without the report id)
-    stored: bytes  #: the scrubbed JSON to store
-    received: dt.datetime
-    columns: dict[str, Any]
+def _finish_all(batch: list[tuple[list[Staged], Any]]) -> RowColumns:
+    """:func:`~reachwatch.collector.prepare.finish_values` for a group commit, compressing all of
+    it in one call: the rows of all its requests, in order, as one table."""
+    staged = [s for items, _ in batch for s in items]
+    raws = compress_many([s.stored for s in staged])
+    return RowColumns.of_values([finish_values(s, raw) for s, raw in zip(staged, raws, strict=True)])
 
 
-def finish(staged: Staged, raw: bytes | None = None) -> Row:
-    """The row: keyed BLAKE2b of the identity, uid, probe id hash, zstd of the stored JSON (unless
-    given as ``raw``). Meant for a worker thread: hashing (past 2 KB) and compression release the GIL."""
-    return Row(*finish_values(staged, raw))
-
-
-def finish_values(staged: Staged, raw: bytes | None = None) -> tuple[Any, ...]:
-    """:func:`finish` as a tuple in :data:`~reachwatch.store.schema.COLUMN_NAMES` order."""
-    c = staged.columns
-    content_hash = _keyed_hash(staged.canonical, staged.key)
-    c["measurement_uid"] = measurement_uid(staged.received, c["probe_cc"], c["test_name"], content_hash)
-    c["content_hash"] = content_hash
-    c["probe_id_hash"] = hashlib.blake2b(c["report_id"].encode(), digest_size=8, key=staged.key).hexdigest()
-    c["raw"] = compress(staged.stored) if raw is None else raw
-    return tuple(c[name] for name in COLUMN_NAMES)
-
-
-#: hashlib releases the GIL for an update from 2,048 bytes: re-taking it while the event loop runs
-#: Python waits up to a switch interval, so the finisher hashes in smaller pieces and keeps the GIL
-_PIECE = 2047
-
-
-def _keyed_hash(data: bytes, key: bytes) -> str:
-    h = hashlib.blake2b(digest_size=16, key=key)
-    if len(data) < _PIECE:
-        h.update(data)
-    else:
-        view = memoryview(data)
-        for i in range(0, len(view), _PIECE):
-            h.update(view[i : i + _PIECE])
-    return h.hexdigest()
-
-
-def _finish_all(batch: list[tuple[list[Staged], Any]]) -> list[RowColumns]:
-    """:func:`finish` for a group commit, compressing all of it in one call; each request's rows as
-    columns."""
-    raws = iter(compress_many([s.stored for items, _ in batch for s in items]))
-    return [RowColumns.of_values([finish_values(s, next(raws)) for s in items]) for items, _ in batch]
-
-
-#: A finished group on its way to the insert: the requests, their rows, how many rows.
-Finished = tuple[list[tuple[list[Staged], "asyncio.Future[list[str]]"]], list[RowColumns], int]
-
-
-def stage(
-    m: Any,
-    *,
-    secret: bytes,
-    verdict_now: bool,
-    submitter: str,
-    network: Network,
-    report_id: str | None = None,
-    where: str = "measurement",
-) -> Staged:
-    """Validate, attribute and scrub ``m`` (every 4xx is raised here); the hashing and compression
-    left for :func:`finish`, run off the event loop (both release the GIL). ``verdict_now``: the
-    verdict columns are computed here (for a store without an analysis backlog)."""
-    if not isinstance(m, dict):
-        raise ApiError(422, f"{where}: a measurement must be a JSON object")
-    base = base_fields(m)
-    if base is None:
-        try:
-            base = model_fields(MeasurementIn.model_validate({k: m[k] for k in BASE_KEYS if k in m}))
-        except ValidationError as exc:
-            raise ApiError(422, f"{where}: {validation_message(exc)}") from None
-    try:
-        start = dt.datetime.fromisoformat(base.measurement_start_time)
-    except ValueError:
-        raise ApiError(422, f"{where}: measurement_start_time is not a valid date") from None
-    # test_keys (nearly all of the bytes) is serialised once and spliced into both the identity
-    # and the stored form as an orjson Fragment; serialised at the same depth as inside the
-    # measurement, so orjson's nesting limit applies exactly as to the whole
-    test_keys = m["test_keys"]
-    try:
-        m["test_keys"] = orjson.Fragment(orjson.dumps({"test_keys": test_keys})[13:-1])
-        # identity: the content as sent (key order kept, whitespace normalised), without the report id
-        ident = {k: v for k, v in m.items() if k != "report_id"} if "report_id" in m else m
-        canonical = orjson.dumps(ident)
-    except TypeError as exc:
-        m["test_keys"] = test_keys
-        raise ApiError(422, f"{where}: {exc}") from None
-    if report_id is not None:
-        m["report_id"] = report_id
-    claimed_asn, claimed_cc = base.probe_asn, base.probe_cc
-    asn = network.asn or claimed_asn
-    cc = network.cc or claimed_cc
-    net_name = network.name if network.asn else base.probe_network_name
-    m["probe_ip"] = LOCAL
-    if network.attributed:
-        m["probe_asn"], m["probe_cc"], m["probe_network_name"] = asn, cc, net_name
-        if claimed_asn != asn:
-            m["x_probe_asn_claimed"] = claimed_asn
-        if claimed_cc != cc:
-            m["x_probe_cc_claimed"] = claimed_cc
-    else:
-        m["x_unattributed"] = True
-    # the stored JSON and every column taken from the measurement are scrubbed the same way
-    scrubber = Scrubber((submitter, base.probe_ip or ""))
-    data = orjson.dumps(m)
-    m["test_keys"] = test_keys
-    stored = scrubber.json(data)
-    url = base.input if isinstance(base.input, str) else (base.input[0] if base.input else None)
-    url = scrubber.text(url)
-    rid = scrubber.text(str(m.get("report_id") or "")) or ""
-    if verdict_now:
-        v = analysis.verdict(m if stored is data else orjson.loads(stored))
-        verdict: dict[str, Any] = {f: getattr(v, f) for f in PENDING_ANALYSIS}
-    else:
-        verdict = PENDING_ANALYSIS
-    return Staged(
-        secret[:32],
-        canonical,
-        stored,
-        dt.datetime.now(dt.UTC),
-        {
-            "report_id": rid,
-            "input": url,
-            "domain": analysis.domain(url),
-            "probe_cc": cc,
-            "probe_asn": asn,
-            "probe_network_name": scrubber.text(net_name),
-            "attributed": network.attributed,
-            "x_probe_cc_claimed": claimed_cc if claimed_cc != cc else None,
-            "x_probe_asn_claimed": claimed_asn if claimed_asn != asn else None,
-            "measurement_start_time": start,
-            "measurement_start_day": start.date(),
-            "test_name": base.test_name,
-            "confirmed": False,
-            "category_code": scrubber.text(analysis.category(m)),
-            "analysed": verdict_now,
-            **verdict,
-        },
-    )
+Requests = list[tuple[list[Staged], "asyncio.Future[list[str]]"]]
+#: A finished group on its way to the insert: the requests, their rows (in request order), how many
+#: rows each request has.
+Finished = tuple[Requests, RowColumns, list[int]]
 
 
 class Overloaded(ApiError):
     def __init__(self, retry_after: int = 1) -> None:
         super().__init__(503, "collector busy, retry later", headers={"Retry-After": str(retry_after)})
-
-
-def validation_message(exc: ValidationError) -> str:
-    parts = []
-    for err in exc.errors(include_url=False, include_input=False)[:5]:
-        where = ".".join(str(p) for p in err["loc"]) or "body"
-        parts.append(f"{where}: {err['msg']}")
-    return "; ".join(parts)
 
 
 class Ingestor:
@@ -301,7 +148,7 @@ class Ingestor:
             raise Overloaded()
         fut: asyncio.Future[list[str]] = asyncio.get_running_loop().create_future()
         self._pending += len(rows)
-        self._finished.put_nowait(([([], fut)], [rows], len(rows)))
+        self._finished.put_nowait(([([], fut)], rows, [len(rows)]))
         return await fut
 
     def idle_for(self) -> float:
@@ -358,19 +205,20 @@ class Ingestor:
                 log.error("finishing rows failed: %s", type(exc).__name__)
                 self._fail(batch, size)
                 continue
-            self._finished.put_nowait((batch, finished, size))
+            self._finished.put_nowait((batch, finished, [len(items) for items, _ in batch]))
 
     async def _write_groups(self) -> None:
         while True:
             groups = [await self._finished.get()]
-            size = groups[0][2]
+            size = len(groups[0][1])
             while size < self.max_batch and not self._finished.empty():
                 groups.append(self._finished.get_nowait())
-                size += groups[-1][2]
+                size += len(groups[-1][1])
             batch = [item for b, _, _ in groups for item in b]
-            finished = [rows for _, f, _ in groups for rows in f]
+            rows = RowColumns.concat([r for _, r, _ in groups])
+            lengths = [n for _, _, ns in groups for n in ns]
             try:
-                await self._commit(batch, finished)
+                await self._commit(batch, rows, lengths)
             except Exception as exc:
                 log.error("store write failed: %s", type(exc).__name__)
                 self._fail(batch, 0)
@@ -388,12 +236,9 @@ class Ingestor:
         self._pending -= size
         self._last_active = time.monotonic()
 
-    async def _commit(
-        self,
-        batch: list[tuple[list[Staged], asyncio.Future[list[str]]]],
-        finished: list[RowColumns],
-    ) -> None:
-        group = RowColumns.concat(finished)
+    async def _commit(self, batch: Requests, group: RowColumns, lengths: list[int]) -> None:
+        """Insert the rows not stored yet; answer each request with its uids (earlier ones for
+        duplicates)."""
         hashes, uids = group.content_hashes, group.uids
         known = await self.store.existing(list(dict.fromkeys(hashes)))
         keep: list[int] = []
@@ -406,8 +251,8 @@ class Ingestor:
         if keep and self.analyser is not None:
             self.analyser.poke()
         start = 0
-        for part, (_, fut) in zip(finished, batch, strict=True):
-            end = start + len(part)
+        for n, (_, fut) in zip(lengths, batch, strict=True):
+            end = start + n
             if not fut.done():
                 fut.set_result([known[h] for h in hashes[start:end]])
             start = end
