@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import os
 import subprocess
 import sys
@@ -69,3 +70,32 @@ def test_a_stale_extension_is_never_run(tmp_path: Path) -> None:
     assert run.returncode == 0, run.stderr
     assert run.stdout.split() == [str(ROOT / "src/reachwatch/verdict/engine.py"), "False"]
     assert "make install" in run.stderr
+
+
+def _awaits_in_except(tree: ast.AST) -> list[int]:
+    """Lines of ``await`` (or ``async with``/``async for``) inside an ``except`` block of a coroutine."""
+    lines: list[int] = []
+    for func in ast.walk(tree):
+        if not isinstance(func, ast.AsyncFunctionDef):
+            continue
+        for handler in ast.walk(func):
+            if isinstance(handler, ast.ExceptHandler):
+                lines += [
+                    node.lineno
+                    for stmt in handler.body
+                    for node in ast.walk(stmt)
+                    if isinstance(node, ast.Await | ast.AsyncWith | ast.AsyncFor)
+                ]
+    return lines
+
+
+def test_no_compiled_coroutine_awaits_in_an_except_block() -> None:
+    """mypyc: a compiled coroutine cancelled while suspended in an ``except`` block leaks the handled
+    exception into its caller's ``sys.exc_info()``, from where it resurfaces later (it killed the
+    probe's workers with SSLWantReadError). Handle the exception, then await after the block."""
+    found = {
+        str(m.source.relative_to(ROOT)): lines
+        for m in compiled.listed_modules()
+        if (lines := _awaits_in_except(ast.parse(m.source.read_text())))
+    }
+    assert not found, f"await inside except in compiled modules (file: lines): {found}"

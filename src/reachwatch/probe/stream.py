@@ -118,26 +118,30 @@ class TlsStream:
         else:
             self._in.write_eof()
 
+    # No await inside an except block: a compiled (mypyc) coroutine cancelled while suspended
+    # there leaks the handled exception into its caller's sys.exc_info(), and it resurfaces later.
     async def handshake(self) -> None:
         while True:
             try:
                 self.sslobj.do_handshake()
             except ssl.SSLWantReadError:
+                pass
+            else:
                 self._flush()
-                await self._feed()
-                continue
+                return
             self._flush()
-            return
+            await self._feed()
 
     async def recv(self) -> bytes:
         while True:
             try:
                 return self.sslobj.read(65536)
             except ssl.SSLWantReadError:
-                self._flush()
-                await self._feed()
+                pass
             except ssl.SSLZeroReturnError:
                 return b""
+            self._flush()
+            await self._feed()
 
     def send(self, data: bytes) -> None:
         self.sslobj.write(data)
