@@ -151,14 +151,17 @@ def worker_main() -> None:
         while True:
             body, first, submitter, asn, name, cc = _read_frame(stdin)
             network = Network(asn=asn, name=name, cc=cc)
-            answer = rows_of(
-                body,
-                first=first,
-                secret=secret,
-                verdict_now=verdict_now,
-                submitter=submitter,
-                network=network,
-            )
+            try:
+                answer = rows_of(
+                    body,
+                    first=first,
+                    secret=secret,
+                    verdict_now=verdict_now,
+                    submitter=submitter,
+                    network=network,
+                )
+            except Exception as exc:  # a bug: say which, never what (the batch holds addresses)
+                answer = (False, type(exc).__name__)
             _write_frame(stdout, answer)
             del body
     except (EOFError, BrokenPipeError, KeyboardInterrupt):
@@ -243,6 +246,9 @@ class BatchPool:
         )
         if any(result is None for _, result in answers):
             raise Overloaded(1)
+        failed = [result for ok, result in answers if not ok and isinstance(result, str)]
+        if failed:
+            raise RuntimeError(f"a batch worker failed: {failed[0]}")  # answered 500, type logged
         errors = [e for ok, result in answers if not ok for e in result]
         if errors:
             raise rejected(errors)
