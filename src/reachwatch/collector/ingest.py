@@ -128,12 +128,7 @@ class Ingestor:
     # -- group commit --------------------------------------------------------------------------
     async def submit(self, rows: Sequence[Staged]) -> list[str]:
         """Store ``rows`` (all or nothing); their uids in order, an earlier uid for a duplicate."""
-        if self._tasks is None:
-            raise RuntimeError("ingestor not started")
-        if self._pending + len(rows) > self.max_pending:
-            raise Overloaded()
-        fut: asyncio.Future[list[str]] = asyncio.get_running_loop().create_future()
-        self._pending += len(rows)
+        fut = self._admit(len(rows))
         self._queue.put_nowait((list(rows), fut))
         # no shield needed: a cancelled request cancels only its future; the writer still commits
         # its rows (they are queued) and skips answering a future that is done
@@ -142,14 +137,18 @@ class Ingestor:
     async def submit_rows(self, rows: RowColumns) -> list[str]:
         """:meth:`submit` for rows already finished (by a batch worker process): straight to the
         insert stage, acknowledged with its commit."""
-        if self._tasks is None:
-            raise RuntimeError("ingestor not started")
-        if self._pending + len(rows) > self.max_pending:
-            raise Overloaded()
-        fut: asyncio.Future[list[str]] = asyncio.get_running_loop().create_future()
-        self._pending += len(rows)
+        fut = self._admit(len(rows))
         self._finished.put_nowait(([([], fut)], rows, [len(rows)]))
         return await fut
+
+    def _admit(self, count: int) -> asyncio.Future[list[str]]:
+        """The future of ``count`` more pending measurements; :class:`Overloaded` past the bound."""
+        if self._tasks is None:
+            raise RuntimeError("ingestor not started")
+        if self._pending + count > self.max_pending:
+            raise Overloaded()
+        self._pending += count
+        return asyncio.get_running_loop().create_future()
 
     def idle_for(self) -> float:
         """Seconds since ingest last had work (nothing queued or being committed); 0 while it has."""
