@@ -5,7 +5,9 @@ from __future__ import annotations
 import asyncio
 import copy
 import itertools
+import json
 import os
+import random
 import signal
 from pathlib import Path
 from typing import Any
@@ -125,3 +127,52 @@ async def test_workers_stop_with_the_collector(tmp_path: Path) -> None:
             break
         await asyncio.sleep(0.05)
     assert not any(Path(f"/proc/{pid}").exists() for pid in pids)
+
+
+VALUES: list[Any] = [None, 0, -1, 2**63, 1.5, "", "x" * 300, "AS1", [], [1], {}, {"a": None}, True]
+
+
+def odd_batch(rng: random.Random, good: dict[str, Any]) -> bytes:
+    """A batch of 32-96 lines: good, or (some batches) malformed, mistyped or blank at random."""
+    lines = []
+    odd = rng.choice([0.0, 0.0, 0.03, 0.3])  # the share of lines that are not plainly good
+    for n in range(rng.randint(POOLED_LINES, 3 * POOLED_LINES)):
+        kind = rng.choice(["bytes", "json", "mistyped", "blank"]) if rng.random() < odd else "good"
+        m = copy.deepcopy(good)
+        m["input"] = f"https://fuzz{n}.example/"
+        if kind == "bytes":
+            lines.append(bytes(rng.randrange(256) for _ in range(rng.randint(0, 40))).replace(b"\n", b" "))
+        elif kind == "json":
+            lines.append(json.dumps(rng.choice(VALUES)).encode())  # json: orjson refuses 2**63
+        elif kind == "mistyped":
+            key = rng.choice(
+                ["probe_cc", "probe_asn", "measurement_start_time", "test_keys", "input", "report_id"]
+            )
+            m[key] = rng.choice(VALUES)
+            lines.append(json.dumps(m).encode())
+        elif kind == "blank":
+            lines.append(rng.choice([b"", b"  ", b"\t"]))
+        else:
+            lines.append(orjson.dumps(m))
+    return b"\n".join(lines)
+
+
+async def test_workers_answer_any_batch_as_the_collector_would(
+    tmp_path: Path, real_measurements: list[dict[str, Any]]
+) -> None:
+    """Differential: odd big batches (good, malformed, mistyped and blank lines) get the same status
+    and the same errors, line for line, from the workers as from the collector's own process."""
+    rng = random.Random(11)
+    good = web(real_measurements)[0]
+    examples = [odd_batch(rng, good) for _ in range(30)]
+    answers: dict[int, list[tuple[int, Any]]] = {}
+    for workers in (0, 2):
+        settings = Settings(store=str(tmp_path / f"f{workers}.duckdb"), rate=0, ingest_workers=workers)
+        async with collector(settings) as (_, http):
+            answers[workers] = []
+            for body in examples:
+                r = await http.post("/api/v1/measurements", content=body)
+                assert r.status_code < 500, r.text[:500]
+                answers[workers].append((r.status_code, r.json().get("errors")))
+    assert answers[0] == answers[2]
+    assert {status for status, _ in answers[0]} >= {200, 400}
