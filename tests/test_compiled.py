@@ -99,3 +99,21 @@ def test_no_compiled_coroutine_awaits_in_an_except_block() -> None:
         if (lines := _awaits_in_except(ast.parse(m.source.read_text())))
     }
     assert not found, f"await inside except in compiled modules (file: lines): {found}"
+
+
+def test_an_installed_wheel_is_not_judged_by_file_times(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """pip writes a wheel's files in archive order, so a source can be a little newer than its
+    extension there: only a checkout (sources edited in place) compares times."""
+    monkeypatch.delenv("REACHWATCH_MYPYC", raising=False)
+    source, extension = tmp_path / "m.py", tmp_path / "m.cpython-311-x86_64-linux-gnu.so"
+    extension.write_bytes(b"")
+    source.write_text("")
+    os.utime(extension, (1_000_000, 1_000_000))
+    listed = [compiled.Listed("pkg.m", source, extension)]
+    monkeypatch.setattr(compiled, "IN_SOURCE_TREE", True)
+    assert compiled.state(listed) == "stale"
+    monkeypatch.setattr(compiled, "IN_SOURCE_TREE", False)
+    assert compiled.state(listed) == "compiled"
+    assert compiled.state([*listed, compiled.Listed("pkg.n", source, None)]) == "stale"  # one missing

@@ -2,8 +2,8 @@
 
 The modules listed in ``compiled.txt`` are built to C extensions beside their source by
 ``make install`` (``setup.py build_ext --inplace``) or by ``pip install .``. Python imports an
-extension in preference to its source, so an extension older than its source would silently run
-old code. mypyc extensions also call each other directly, so they are used all together or not at
+extension in preference to its source, so in a checkout an extension older than its source would
+silently run old code. mypyc extensions also call each other directly, so they are used all together or not at
 all: if any one is older than its source, or ``REACHWATCH_MYPYC=0`` is set, every listed module is
 imported from its source instead (the same code, about half as fast), with one warning for the
 stale case saying how to rebuild.
@@ -23,6 +23,9 @@ from typing import Literal
 
 PACKAGE_DIR = Path(__file__).resolve().parent
 LIST_FILE = PACKAGE_DIR / "compiled.txt"
+#: Running from a checkout (src/reachwatch beside setup.py), where sources are edited in place and
+#: ``make install`` builds the extensions after them; an installed wheel is not checked by time.
+IN_SOURCE_TREE = PACKAGE_DIR.parent.name == "src" and (PACKAGE_DIR.parent.parent / "setup.py").is_file()
 State = Literal["compiled", "plain", "stale", "disabled"]
 #: The state :func:`install_guard` found when the package was first imported.
 at_import: State | None = None
@@ -65,6 +68,8 @@ def state(modules: list[Listed] | None = None) -> State:
     built = [m for m in modules if m.extension is not None]
     if not built:
         return "plain"
+    if not IN_SOURCE_TREE:  # an installed wheel: built together, and its files' times are the install's
+        return "compiled" if len(built) == len(modules) else "stale"
     fresh = [
         m
         for m in built
