@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 
 from collector.conftest import collector
 from collector.test_app import web
-from reachwatch.collector.batch import POOLED_LINES, pieces
+from reachwatch.collector.batch import POOLED_LINES, lines_of, pieces
 from reachwatch.collector.config import Settings
 from reachwatch.store.schema import decompress
 
@@ -44,6 +44,15 @@ def test_pieces_cut_at_newlines_and_number_their_first_lines(body: bytes, count:
     for (first, piece), (following, _) in itertools.pairwise(cut):
         assert piece.endswith(b"\n")
         assert following == first + piece.count(b"\n")
+
+
+@given(
+    st.lists(st.sampled_from([b"", b" ", b"\t", b"\r", b"\x0b", b"\x0c", b"{}", b"x", b"\n"]), max_size=30)
+)
+def test_lines_are_the_non_blank_lines_numbered_from_one(parts: list[bytes]) -> None:
+    body = b"".join(parts)
+    expected = [(n, line) for n, line in enumerate(body.split(b"\n"), 1) if line and not line.isspace()]
+    assert [(n, bytes(line)) for n, line in lines_of(body)] == expected
 
 
 def stored(db: Path) -> list[tuple[Any, ...]]:

@@ -44,10 +44,23 @@ EMPTY_BATCH = "empty batch: send one measurement per line"
 LISTED_ERRORS = 100
 
 
-def lines_of(body: bytes, first: int = 1) -> list[tuple[int, bytes]]:
-    """The non-blank lines with their numbers, the first being ``first`` (``isspace`` stops at the
-    first other byte; ``strip`` would copy every line)."""
-    return [(n, line) for n, line in enumerate(body.split(b"\n"), first) if line and not line.isspace()]
+_BLANK = frozenset(b" \t\r\x0b\x0c")
+
+
+def lines_of(body: bytes, first: int = 1) -> list[tuple[int, memoryview]]:
+    """The non-blank lines with their numbers, the first being ``first``: views into ``body``, not
+    copies (splitting copied every line: ~3 us of a median one, against ~0.4)."""
+    view = memoryview(body)
+    out: list[tuple[int, memoryview]] = []
+    start, n = 0, first
+    while True:
+        end = body.find(b"\n", start)
+        stop = len(body) if end < 0 else end
+        if stop > start and not (body[start] in _BLANK and body[start:stop].isspace()):
+            out.append((n, view[start:stop]))
+        if end < 0:
+            return out
+        start, n = end + 1, n + 1
 
 
 def pieces(body: bytes, count: int) -> list[tuple[int, bytes]]:
@@ -72,7 +85,7 @@ def rejected(errors: list[dict[str, Any]]) -> ApiError:
 
 
 def stage_lines(
-    lines: list[tuple[int, bytes]], *, secret: bytes, verdict_now: bool, submitter: str, network: Network
+    lines: list[tuple[int, memoryview]], *, secret: bytes, verdict_now: bool, submitter: str, network: Network
 ) -> tuple[list[Staged], list[dict[str, Any]]]:
     """Each line staged (:func:`~reachwatch.collector.prepare.stage`), or its error."""
     staged: list[Staged] = []
