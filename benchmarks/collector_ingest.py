@@ -166,8 +166,8 @@ def process(args: list[str], port: int) -> Iterator[tuple[str, int]]:
 
 
 def cpu_seconds(pid: int) -> tuple[float, float, float]:
-    """CPU seconds (user+system) from /proc of: the process; its batch workers (the forkserver
-    and the processes it forks); every other descendant (the analysis). Zeros elsewhere."""
+    """CPU seconds (user+system) from /proc of: the process; its batch workers (children
+    running ``reachwatch.collector.batch``); every other descendant (the analysis). Zeros elsewhere."""
     tick = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
 
     def own(p: int) -> float:
@@ -190,10 +190,10 @@ def cpu_seconds(pid: int) -> tuple[float, float, float]:
         p = todo.pop()
         todo.extend(children(p))
         try:
-            forkserver = b"reachwatch.collector.batch" in Path(f"/proc/{p}/cmdline").read_bytes()
+            batch_worker = b"reachwatch.collector.batch" in Path(f"/proc/{p}/cmdline").read_bytes()
         except OSError:
             continue
-        if forkserver:
+        if batch_worker:
             workers += own(p)
         else:
             other += own(p)

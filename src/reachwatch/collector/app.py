@@ -144,7 +144,7 @@ def create_app(settings: Settings) -> CollectorApp:
         pool = None
         if settings.ingest_workers > 0:
             pool = BatchPool(
-                settings.ingest_workers, secret=ingestor.secret, verdict_now=ingestor.analyser is None
+                settings.ingest_workers, secret=ingestor.secret, verdict_now=ingestor.verdict_now
             )
             await pool.start()
         app.state.store, app.state.ingestor, app.state.batch_pool = store, ingestor, pool
@@ -226,7 +226,7 @@ def create_app(settings: Settings) -> CollectorApp:
         newlines = body.count(b"\n") + (not body.endswith(b"\n"))
         if pool is not None and newlines >= POOLED_LINES:
             rate_limit(submitter, network.asn, newlines)
-            rows = await pool.rows(body, submitter=submitter, network=network)
+            rows = await pool.rows(body, newlines=newlines, submitter=submitter, network=network)
             del body  # not needed while the commit is awaited
             uids = await ingestor.submit_rows(rows)
         else:
@@ -237,7 +237,7 @@ def create_app(settings: Settings) -> CollectorApp:
             staged, errors = stage_lines(
                 lines,
                 secret=ingestor.secret,
-                verdict_now=ingestor.analyser is None,
+                verdict_now=ingestor.verdict_now,
                 submitter=submitter,
                 network=network,
             )

@@ -32,8 +32,8 @@ import orjson
 from reachwatch.collector.attribution import Network
 from reachwatch.collector.http import ApiError, bad_json
 from reachwatch.collector.ingest import Overloaded
-from reachwatch.collector.prepare import Staged, finish_values, stage
-from reachwatch.store.schema import RowColumns, compress_many
+from reachwatch.collector.prepare import Staged, finish_rows, stage
+from reachwatch.store.schema import RowColumns
 
 log = logging.getLogger(__name__)
 
@@ -145,9 +145,7 @@ def rows_of(
     )
     if errors:
         return False, errors
-    raws = compress_many([s.stored for s in staged])
-    values = [finish_values(s, raw) for s, raw in zip(staged, raws, strict=True)]
-    return True, RowColumns.of_values(values).to_ipc()
+    return True, finish_rows(staged).to_ipc()
 
 
 def worker_main() -> None:
@@ -250,10 +248,11 @@ class BatchPool:
     def pids(self) -> list[int]:
         return [w.process.pid for w in self._all]
 
-    async def rows(self, body: bytes, *, submitter: str, network: Network) -> RowColumns:
+    async def rows(self, body: bytes, *, newlines: int, submitter: str, network: Network) -> RowColumns:
         """The batch's rows in line order; :class:`ApiError` listing the bad lines, if any. A batch
-        of many lines is cut into pieces staged side by side, one per worker."""
-        count = min(self.workers, max(1, body.count(b"\n") // POOLED_LINES))
+        of many lines (``newlines``: as the caller counted them) is cut into pieces staged side by
+        side, one per worker."""
+        count = min(self.workers, max(1, newlines // POOLED_LINES))
         answers = await asyncio.gather(
             *(self._piece(piece, first, submitter, network) for first, piece in pieces(body, count))
         )

@@ -2,7 +2,7 @@
 
 :meth:`Ingestor.stage` validates, attributes and scrubs one measurement in the request (every 4xx
 is decided there) and :meth:`Ingestor.submit` queues it for the group commit, in two stages: a
-group's hashing and zstd compression (:func:`~reachwatch.collector.prepare.finish_values`) run on
+group's hashing and zstd compression (:func:`~reachwatch.collector.prepare.finish_rows`) run on
 a thread of their own, off the event loop, while the previous
 groups are inserted (all finished groups waiting go in one statement). Every request's answer waits
 for the commit that holds its rows. The queue is bounded: past ``max_pending`` measurements a
@@ -26,19 +26,16 @@ from typing import Any
 from reachwatch.collector.analyser import Analyser, Backlog
 from reachwatch.collector.attribution import Attributor, Network
 from reachwatch.collector.http import ApiError
-from reachwatch.collector.prepare import Staged, finish, finish_values, stage
+from reachwatch.collector.prepare import Staged, finish, finish_rows, stage
 from reachwatch.store import Store
-from reachwatch.store.schema import Row, RowColumns, compress_many
+from reachwatch.store.schema import Row, RowColumns
 
 log = logging.getLogger(__name__)
 
 
 def _finish_all(batch: list[tuple[list[Staged], Any]]) -> RowColumns:
-    """:func:`~reachwatch.collector.prepare.finish_values` for a group commit, compressing all of
-    it in one call: the rows of all its requests, in order, as one table."""
-    staged = [s for items, _ in batch for s in items]
-    raws = compress_many([s.stored for s in staged])
-    return RowColumns.of_values([finish_values(s, raw) for s, raw in zip(staged, raws, strict=True)])
+    """The rows of all the group's requests, in order, as one table."""
+    return finish_rows([s for items, _ in batch for s in items])
 
 
 Requests = list[tuple[list[Staged], "asyncio.Future[list[str]]"]]
@@ -89,6 +86,11 @@ class Ingestor:
         self._last_active = time.monotonic()
         self._tasks: tuple[asyncio.Task[None], asyncio.Task[None]] | None = None
 
+    @property
+    def verdict_now(self) -> bool:
+        """Whether rows get their verdict at ingest (no background analyser for this store)."""
+        return self.analyser is None
+
     # -- per measurement -----------------------------------------------------------------------
     def network(self, submitter: str) -> Network:
         return self.attributor.lookup(submitter) if self.attributor.enabled else Network()
@@ -118,7 +120,7 @@ class Ingestor:
         return stage(
             m,
             secret=self.secret,
-            verdict_now=self.analyser is None,
+            verdict_now=self.verdict_now,
             submitter=submitter,
             network=network,
             report_id=report_id,

@@ -161,9 +161,6 @@ class RowColumns:
     def rows(self) -> list[Row]:
         return [Row(**row) for row in self.table.to_pylist()]
 
-    def arrow(self) -> pa.Table:
-        return self.table
-
     def to_ipc(self) -> bytes:
         sink = pa.BufferOutputStream()
         with pa.ipc.new_stream(sink, ARROW_SCHEMA) as writer:
