@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 
 from collector.conftest import collector
 from collector.test_app import web
-from reachwatch.collector.batch import POOLED_LINES, lines_of, pieces
+from reachwatch.collector.batch import POOLED_LINES, lines_of, newlines, pieces
 from reachwatch.collector.config import Settings
 from reachwatch.store.schema import decompress
 
@@ -38,12 +38,20 @@ def batch(real_measurements: list[dict[str, Any]], n: int = N) -> list[bytes]:
 
 @given(st.binary(max_size=200).map(lambda b: b.replace(b"\r", b"\n")), st.integers(1, 6))
 def test_pieces_cut_at_newlines_and_number_their_first_lines(body: bytes, count: int) -> None:
-    cut = pieces(body, count)
+    cut = [(first, bytes(piece)) for first, piece in pieces(body, count)]
     assert b"".join(piece for _, piece in cut) == body
     assert 1 <= len(cut) <= count
     for (first, piece), (following, _) in itertools.pairwise(cut):
         assert piece.endswith(b"\n")
         assert following == first + piece.count(b"\n")
+
+
+@given(
+    st.binary(max_size=300).map(lambda b: b.replace(b"\r", b"\n")), st.integers(0, 300), st.integers(0, 300)
+)
+def test_newlines_counts_like_bytes_count(body: bytes, start: int, stop: int) -> None:
+    assert newlines(body) == body.count(b"\n")
+    assert newlines(body, start, stop) == body.count(b"\n", start, stop)
 
 
 @given(

@@ -27,6 +27,7 @@ from reachwatch.collector.batch import (
     POOLED_LINES,
     BatchPool,
     lines_of,
+    newlines,
     rejected,
     stage_lines,
 )
@@ -223,10 +224,10 @@ def create_app(settings: Settings) -> CollectorApp:
         pool: BatchPool | None = app.state.batch_pool
         # a big batch goes whole to a worker process: counted here by its newlines, not split (an
         # upper bound of its lines, blank ones included, for the rate limit)
-        newlines = body.count(b"\n") + (not body.endswith(b"\n"))
-        if pool is not None and newlines >= POOLED_LINES:
-            rate_limit(submitter, network.asn, newlines)
-            rows = await pool.rows(body, newlines=newlines, submitter=submitter, network=network)
+        counted = newlines(body) + (not body.endswith(b"\n"))
+        if pool is not None and counted >= POOLED_LINES:
+            rate_limit(submitter, network.asn, counted)
+            rows = await pool.rows(body, newlines=counted, submitter=submitter, network=network)
             del body  # not needed while the commit is awaited
             uids = await ingestor.submit_rows(rows)
         else:

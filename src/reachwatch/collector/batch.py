@@ -8,9 +8,10 @@ column values; the collector's own process keeps only HTTP, the rate limit, the 
 the insert and the acknowledgement, so a measurement is still acknowledged only once committed.
 The submitter's address reaches a worker in memory, for scrubbing, and is never written anywhere.
 The workers are child processes (``python -m reachwatch.collector.batch``) that read requests on
-their stdin and answer on their stdout, one at a time, as length-prefixed pickles (between this
-collector's own processes only); the collector's secret comes first, on stdin, never on the command
-line. A worker exits when its stdin closes, so none outlives the collector, even after ``kill -9``.
+their stdin and answer on their stdout, one at a time, as frames: a small pickled header (between
+this collector's own processes only) and the bulk bytes as they are, the batch piece one way and the
+Arrow IPC rows the other (pickling a 1 MB body copied it in ~0.5 ms); the collector's secret comes
+first, on stdin, never on the command line. A worker exits when its stdin closes, so none outlives the collector, even after ``kill -9``.
 A worker that dies fails only the batch it held, with a 503 and ``Retry-After`` (nothing of it was
 stored), and is replaced.
 """
@@ -19,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import fcntl
 import gc
 import logging
 import os
@@ -63,19 +65,32 @@ def lines_of(body: bytes, first: int = 1) -> list[tuple[int, memoryview]]:
         start, n = end + 1, n + 1
 
 
-def pieces(body: bytes, count: int) -> list[tuple[int, bytes]]:
-    """``body`` cut at newlines into at most ``count`` pieces of similar size, each with the number
-    of its first line."""
-    out: list[tuple[int, bytes]] = []
+def newlines(body: bytes, start: int = 0, stop: int | None = None) -> int:
+    """How many ``\\n`` in ``body[start:stop]``: found one by one (``memchr``), since ``bytes.count``
+    of one byte walks the bytes in a plain loop (~0.4 ms for a 1.3 MB batch of 200 lines, ~0.04)."""
+    end = len(body) if stop is None else stop
+    n = 0
+    i = body.find(b"\n", start, end)
+    while i >= 0:
+        n += 1
+        i = body.find(b"\n", i + 1, end)
+    return n
+
+
+def pieces(body: bytes, count: int) -> list[tuple[int, memoryview]]:
+    """``body`` cut at newlines into at most ``count`` pieces of similar size (views, not copies),
+    each with the number of its first line."""
+    view = memoryview(body)
+    out: list[tuple[int, memoryview]] = []
     start, line = 0, 1
     for k in range(1, count):
         cut = body.find(b"\n", max(start, k * len(body) // count))
         if cut < 0:
             break
-        out.append((line, body[start : cut + 1]))
-        line += body.count(b"\n", start, cut + 1)
+        out.append((line, view[start : cut + 1]))
+        line += newlines(body, start, cut + 1)
         start = cut + 1
-    out.append((line, body[start:]))
+    out.append((line, view[start:]))
     return out
 
 
@@ -112,40 +127,57 @@ def stage_lines(
     return staged, errors
 
 
-# -- in a worker process ---------------------------------------------------------------------------
-_HEADER = struct.Struct("!Q")
+# -- frames: (length of the pickled header, length of the bulk bytes), the header, the bulk ----------
+_SIZES = struct.Struct("!QQ")
+#: Pipes this big take a median batch piece in one write: no copy into the event loop's buffer
+PIPE_SIZE = 1 << 20
 
 
-def _read_frame(stream: BinaryIO) -> Any:
-    head = stream.read(_HEADER.size)
-    if len(head) < _HEADER.size:
-        raise EOFError
-    (size,) = _HEADER.unpack(head)
+def _frame(header: Any, bulk: bytes | memoryview = b"") -> list[bytes | memoryview]:
+    head = pickle.dumps(header, protocol=pickle.HIGHEST_PROTOCOL)
+    return [_SIZES.pack(len(head), len(bulk)), head, bulk]
+
+
+def _read_exactly(stream: BinaryIO, size: int) -> bytes:
     data = stream.read(size)
     if len(data) < size:
         raise EOFError
-    return pickle.loads(data)
+    return data
 
 
-def _write_frame(stream: BinaryIO, value: Any) -> None:
-    data = pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL)
-    stream.write(_HEADER.pack(len(data)))
-    stream.write(data)
+def _read_frame(stream: BinaryIO) -> tuple[Any, bytes]:
+    head_size, bulk_size = _SIZES.unpack(_read_exactly(stream, _SIZES.size))
+    header = pickle.loads(_read_exactly(stream, head_size))
+    return header, _read_exactly(stream, bulk_size)
+
+
+def _write_frame(stream: BinaryIO, header: Any, bulk: bytes = b"") -> None:
+    for part in _frame(header, bulk):
+        stream.write(part)
     stream.flush()
+
+
+def _widen(fd: int) -> None:
+    """The pipe on ``fd`` made :data:`PIPE_SIZE` (or as wide as the system allows)."""
+    with contextlib.suppress(OSError, AttributeError):
+        fcntl.fcntl(fd, fcntl.F_SETPIPE_SZ, PIPE_SIZE)
+
+
+# -- in a worker process ---------------------------------------------------------------------------
 
 
 def rows_of(
     body: bytes, *, first: int, secret: bytes, verdict_now: bool, submitter: str, network: Network
-) -> tuple[bool, Any]:
-    """(True, rows) or (False, errors) for the lines of ``body`` (numbered from ``first``): the
+) -> tuple[Any, bytes]:
+    """(None, rows) or (errors, b"") for the lines of ``body`` (numbered from ``first``): the
     finished rows as Arrow IPC bytes (:class:`~reachwatch.store.schema.RowColumns`)."""
     lines = lines_of(body, first)
     staged, errors = stage_lines(
         lines, secret=secret, verdict_now=verdict_now, submitter=submitter, network=network
     )
     if errors:
-        return False, errors
-    return True, finish_rows(staged).to_ipc()
+        return errors, b""
+    return None, finish_rows(staged).to_ipc()
 
 
 def worker_main() -> None:
@@ -157,13 +189,15 @@ def worker_main() -> None:
     gc.collect()
     gc.freeze()
     gc.set_threshold(20_000, 20, 20)
+    _widen(stdin.fileno())
+    _widen(stdout.fileno())
     try:
-        secret, verdict_now = _read_frame(stdin)
+        (secret, verdict_now), _ = _read_frame(stdin)
         while True:
-            body, first, submitter, asn, name, cc = _read_frame(stdin)
+            (first, submitter, asn, name, cc), body = _read_frame(stdin)
             network = Network(asn=asn, name=name, cc=cc)
             try:
-                answer = rows_of(
+                failure, rows = rows_of(
                     body,
                     first=first,
                     secret=secret,
@@ -172,9 +206,9 @@ def worker_main() -> None:
                     network=network,
                 )
             except Exception as exc:  # a bug: say which, never what (the batch holds addresses)
-                answer = (False, type(exc).__name__)
-            _write_frame(stdout, answer)
+                failure, rows = type(exc).__name__, b""
             del body
+            _write_frame(stdout, failure, rows)
     except (EOFError, BrokenPipeError, KeyboardInterrupt):
         return
 
@@ -192,16 +226,17 @@ class _Worker:
         assert process.stdin is not None and process.stdout is not None
         self.stdin, self.stdout = process.stdin, process.stdout
 
-    async def send(self, value: Any) -> None:
-        data = pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL)
-        self.stdin.write(_HEADER.pack(len(data)))
-        self.stdin.write(data)
+    async def send(self, header: Any, bulk: bytes | memoryview = b"") -> None:
+        for part in _frame(header, bulk):  # not writelines: a pipe's joins the parts (a copy)
+            self.stdin.write(part)
         await self.stdin.drain()
 
-    async def call(self, value: Any) -> Any:
-        await self.send(value)
-        (size,) = _HEADER.unpack(await self.stdout.readexactly(_HEADER.size))
-        return pickle.loads(await self.stdout.readexactly(size))
+    async def call(self, header: Any, bulk: bytes | memoryview) -> tuple[Any, bytes]:
+        """Send a frame, read the answer's: (its header, its bulk bytes)."""
+        await self.send(header, bulk)
+        head_size, bulk_size = _SIZES.unpack(await self.stdout.readexactly(_SIZES.size))
+        answer = pickle.loads(await self.stdout.readexactly(head_size))
+        return answer, await self.stdout.readexactly(bulk_size)
 
     async def stop(self, timeout: float = 5.0) -> None:
         """Close its stdin (it exits), then kill it by PID if it has not within ``timeout``."""
@@ -236,7 +271,7 @@ class BatchPool:
         )
         worker = _Worker(process)
         self._all.add(worker)
-        await worker.send((self.secret, self.verdict_now))
+        await worker.send((self.secret, self.verdict_now))  # the worker widens both pipes
         return worker
 
     async def start(self) -> None:
@@ -256,28 +291,35 @@ class BatchPool:
         answers = await asyncio.gather(
             *(self._piece(piece, first, submitter, network) for first, piece in pieces(body, count))
         )
-        if any(result is None for _, result in answers):
+        done = [answer for answer in answers if answer is not None]
+        if len(done) < len(answers):
             raise Overloaded(1)
-        failed = [result for ok, result in answers if not ok and isinstance(result, str)]
+        failed = [failure for failure, _ in done if isinstance(failure, str)]
         if failed:
             raise RuntimeError(f"a batch worker failed: {failed[0]}")  # answered 500, type logged
-        errors = [e for ok, result in answers if not ok for e in result]
+        errors = [e for failure, _ in done if failure for e in failure]
         if errors:
             raise rejected(errors)
-        batch = RowColumns.concat([RowColumns.from_ipc(result) for _, result in answers])
+        batch = RowColumns.concat([RowColumns.from_ipc(rows) for _, rows in done])
         if not len(batch):
             raise ApiError(400, EMPTY_BATCH)
         return batch
 
-    async def _piece(self, body: bytes, first: int, submitter: str, network: Network) -> tuple[bool, Any]:
+    async def _piece(
+        self, body: memoryview, first: int, submitter: str, network: Network
+    ) -> tuple[Any, bytes] | None:
+        """The worker's answer for one piece: (None, Arrow IPC rows), (errors, b"") or (the type of
+        a bug, b""); None if the worker died."""
         worker = await self._idle.get()
         # shielded: a request cancelled mid-call must not leave its answer unread in the pipe
-        request = (body, first, submitter, *_network(network))
-        return await asyncio.shield(self._call(worker, request))
+        return await asyncio.shield(self._call(worker, (first, submitter, *_network(network)), body))
 
-    async def _call(self, worker: _Worker, request: tuple[Any, ...]) -> tuple[bool, Any]:
+    async def _call(
+        self, worker: _Worker, header: tuple[Any, ...], body: memoryview
+    ) -> tuple[Any, bytes] | None:
+        answer: tuple[Any, bytes] | None = None
         try:
-            answer: tuple[bool, Any] = await worker.call(request)
+            answer = await worker.call(header, body)
         except (asyncio.IncompleteReadError, ConnectionError, OSError, pickle.UnpicklingError):
             log.error("a batch worker process died; starting another")
             self._all.discard(worker)
@@ -286,8 +328,6 @@ class BatchPool:
                 worker = await self._spawn()
             except OSError as exc:
                 log.error("could not start a batch worker: %s", type(exc).__name__)
-                return False, None
-            answer = (False, None)
         finally:
             self._idle.put_nowait(worker)
         return answer
