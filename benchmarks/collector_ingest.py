@@ -12,7 +12,7 @@ figures. The background analysis yields to ingest, so after each load the benchm
 server is idle again and prints how long that took and the CPU spent meanwhile (the analysis that
 lagged). ``analysed`` is how many of the stored rows had their verdict when the server was stopped.
 
-    .venv/bin/python benchmarks/collector_ingest.py [--seconds 5] [--concurrency 64] [--batch 200]
+    .venv/bin/python benchmarks/collector_ingest.py [--seconds 5] [--concurrency 64] [--batch 500]
         [--size small|median] [--no-clickhouse]
 """
 
@@ -36,6 +36,8 @@ import httpx
 import orjson
 from starlette.requests import Request
 from starlette.responses import Response
+
+from reachwatch.collector.queue import BATCH
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "ooni"
 PLACEHOLDER = "__N__"
@@ -316,7 +318,8 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--seconds", type=float, default=5.0)
     ap.add_argument("--concurrency", type=int, default=64)
-    ap.add_argument("--batch", type=int, default=200)
+    # batches as big as the ones reachwatch's own outbox sends
+    ap.add_argument("--batch", type=int, default=BATCH)
     ap.add_argument("--size", choices=["small", "median"], default="median")
     ap.add_argument("--no-clickhouse", action="store_true")
     ap.add_argument("--echo-server", type=int)

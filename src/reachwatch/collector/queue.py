@@ -38,6 +38,10 @@ def _retry_after(resp: httpx.Response, default: float = 1.0) -> float:
         return default
 
 
+#: Lines per batch the outbox posts (``reachwatch submit`` and ``measure --collector``).
+BATCH = 500
+
+
 class Outbox:
     def __init__(self, path: Path | str) -> None:
         self.path = Path(path)
@@ -68,7 +72,7 @@ class Outbox:
         )
 
     async def flush(
-        self, url: str, *, batch: int = 500, retry_for: float = 0.0, client: httpx.AsyncClient | None = None
+        self, url: str, *, batch: int = BATCH, retry_for: float = 0.0, client: httpx.AsyncClient | None = None
     ) -> FlushResult:
         """Send everything pending; keep retrying an unreachable collector for ``retry_for`` seconds."""
         own = client is None

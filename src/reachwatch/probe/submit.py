@@ -17,7 +17,7 @@ from pathlib import Path
 
 import httpx
 
-from reachwatch.collector.queue import FlushResult, Outbox
+from reachwatch.collector.queue import BATCH, FlushResult, Outbox
 
 INTERVAL = 1.0  # seconds between background sends while measuring
 MAX_BACKOFF = 8.0  # longest pause while the collector is unreachable
@@ -35,7 +35,7 @@ class SubmitResult:
 class Submitter:
     """Queue on disk, send in the background; one flush at a time."""
 
-    def __init__(self, url: str, outbox: Path | str, *, interval: float = INTERVAL, batch: int = 500) -> None:
+    def __init__(self, url: str, outbox: Path | str, *, interval: float = INTERVAL, batch: int = BATCH) -> None:
         self.url = url
         self.outbox = Outbox(outbox)
         self.interval = interval
