@@ -7,8 +7,12 @@ import copy
 import itertools
 import json
 import os
+import pickle
 import random
+import select
 import signal
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -19,9 +23,9 @@ from hypothesis import strategies as st
 
 from collector.conftest import collector
 from collector.test_app import web
-from reachwatch.collector.batch import POOLED_LINES, lines_of, newlines, pieces
+from reachwatch.collector.batch import _SIZES, POOLED_LINES, _frame, lines_of, newlines, pieces
 from reachwatch.collector.config import Settings
-from reachwatch.store.schema import decompress
+from reachwatch.store.schema import RowColumns, decompress
 
 N = 3 * POOLED_LINES + 5  # cut into pieces, one per worker
 
@@ -193,3 +197,45 @@ async def test_workers_answer_any_batch_as_the_collector_would(
                 answers[workers].append((r.status_code, r.json().get("errors")))
     assert answers[0] == answers[2]
     assert {status for status, _ in answers[0]} >= {200, 400}
+
+
+def test_a_worker_stopped_mid_answer_still_sends_all_of_it(real_measurements: list[dict[str, Any]]) -> None:
+    """Under PYTHONUNBUFFERED (common in containers) a worker's stdout is unbuffered: a write cut
+    short by a stop signal must be finished, not dropped (it hung the batch waiting for the rest)."""
+    body = b"\n".join(batch(real_measurements, 4 * POOLED_LINES))
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    worker = subprocess.Popen(
+        [sys.executable, "-m", "reachwatch.collector.batch"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        env=env,
+    )
+    assert worker.stdin is not None and worker.stdout is not None
+    try:
+        for part in [*_frame((b"s" * 32, False)), *_frame((1, "192.0.2.1", "AS64501", "Lab", "PK"), body)]:
+            worker.stdin.write(part)
+        worker.stdin.flush()
+        answer = worker.stdout.fileno()
+        # the answer (hundreds of KB) fills the 64 KB pipe: the worker blocks inside its write;
+        # stop and continue it there, reading a little in between, until it has written everything
+        ready, _, _ = select.select([answer], [], [], 30)
+        assert ready, "the worker did not answer"
+        received = bytearray()
+        while True:
+            worker.send_signal(signal.SIGSTOP)
+            worker.send_signal(signal.SIGCONT)
+            ready, _, _ = select.select([answer], [], [], 2)
+            if not ready:
+                break
+            chunk = os.read(answer, 16_384)
+            if not chunk:
+                break
+            received += chunk
+        head_size, bulk_size = _SIZES.unpack(received[: _SIZES.size])
+        failure = pickle.loads(received[_SIZES.size : _SIZES.size + head_size])
+        assert failure is None
+        assert len(received) == _SIZES.size + head_size + bulk_size, "part of the answer was lost"
+        assert len(RowColumns.from_ipc(bytes(received[_SIZES.size + head_size :]))) == 4 * POOLED_LINES
+    finally:
+        worker.kill()
+        worker.wait()

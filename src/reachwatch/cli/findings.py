@@ -13,6 +13,7 @@ import orjson
 import typer
 
 from reachwatch.errors import UserError
+from reachwatch.output import write_stdout
 
 DB = typer.Option(None, "--db", help="DuckDB file written by `reachwatch serve`.")
 CLICKHOUSE = typer.Option(None, "--clickhouse", help="ClickHouse URL http://HOST:8123/DB.")
@@ -87,7 +88,7 @@ def aggregate(
 
 def write_records(recs: list[dict[str, Any]], fmt: str) -> None:
     if fmt == "json":
-        sys.stdout.buffer.write(b"".join(orjson.dumps(r) + b"\n" for r in recs))
+        write_stdout(b"".join(orjson.dumps(r) + b"\n" for r in recs))
         return
     if not recs:
         return

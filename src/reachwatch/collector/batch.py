@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import fcntl
 import gc
 import logging
 import os
@@ -35,6 +34,7 @@ from reachwatch.collector.attribution import Network
 from reachwatch.collector.http import ApiError, bad_json
 from reachwatch.collector.ingest import Overloaded
 from reachwatch.collector.prepare import Staged, finish_rows, stage
+from reachwatch.output import write_all
 from reachwatch.store.schema import RowColumns
 
 log = logging.getLogger(__name__)
@@ -129,8 +129,6 @@ def stage_lines(
 
 # -- frames: (length of the pickled header, length of the bulk bytes), the header, the bulk ----------
 _SIZES = struct.Struct("!QQ")
-#: Pipes this big take a median batch piece in one write: no copy into the event loop's buffer
-PIPE_SIZE = 1 << 20
 
 
 def _frame(header: Any, bulk: bytes | memoryview = b"") -> list[bytes | memoryview]:
@@ -151,16 +149,11 @@ def _read_frame(stream: BinaryIO) -> tuple[Any, bytes]:
     return header, _read_exactly(stream, bulk_size)
 
 
-def _write_frame(stream: BinaryIO, header: Any, bulk: bytes = b"") -> None:
+def _write_frame(fd: int, header: Any, bulk: bytes = b"") -> None:
+    # not sys.stdout.buffer.write: under PYTHONUNBUFFERED that is a bare FileIO, whose write may
+    # take part of an answer (a stop signal while the pipe is full): the rest was lost, the batch hung
     for part in _frame(header, bulk):
-        stream.write(part)
-    stream.flush()
-
-
-def _widen(fd: int) -> None:
-    """The pipe on ``fd`` made :data:`PIPE_SIZE` (or as wide as the system allows)."""
-    with contextlib.suppress(OSError, AttributeError):
-        fcntl.fcntl(fd, fcntl.F_SETPIPE_SZ, PIPE_SIZE)
+        write_all(fd, part)
 
 
 # -- in a worker process ---------------------------------------------------------------------------
@@ -183,14 +176,14 @@ def rows_of(
 def worker_main() -> None:
     """The worker's loop: (secret, verdict_now) first, then (body, first line number, submitter, asn,
     name, cc) requests."""
-    stdin, stdout = sys.stdin.buffer, sys.stdout.buffer
+    # buffered whatever PYTHONUNBUFFERED says: read(n) returns n bytes unless at the end
+    stdin = open(sys.stdin.fileno(), "rb", closefd=False)  # noqa: SIM115 (the loop's whole life)
+    stdout = sys.stdout.fileno()
     sys.stdout = sys.stderr  # nothing but frames on the real stdout
     # every line parses into hundreds of short-lived containers (see collector/server.py)
     gc.collect()
     gc.freeze()
     gc.set_threshold(20_000, 20, 20)
-    _widen(stdin.fileno())
-    _widen(stdout.fileno())
     try:
         (secret, verdict_now), _ = _read_frame(stdin)
         while True:
@@ -271,7 +264,7 @@ class BatchPool:
         )
         worker = _Worker(process)
         self._all.add(worker)
-        await worker.send((self.secret, self.verdict_now))  # the worker widens both pipes
+        await worker.send((self.secret, self.verdict_now))
         return worker
 
     async def start(self) -> None:

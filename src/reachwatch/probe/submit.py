@@ -35,7 +35,9 @@ class SubmitResult:
 class Submitter:
     """Queue on disk, send in the background; one flush at a time."""
 
-    def __init__(self, url: str, outbox: Path | str, *, interval: float = INTERVAL, batch: int = BATCH) -> None:
+    def __init__(
+        self, url: str, outbox: Path | str, *, interval: float = INTERVAL, batch: int = BATCH
+    ) -> None:
         self.url = url
         self.outbox = Outbox(outbox)
         self.interval = interval
