@@ -42,6 +42,10 @@ host = "snito.example"
 https = true
 [[site]]
 host = "bp.example"
+ip = "198.51.100.88"
+[[site]]
+host = "bpneighbour.example"
+ip = "198.51.100.88"
 [[site]]
 host = "httprst.example"
 [[site]]
@@ -168,10 +172,13 @@ def test_tls_sni_timeout_connects_then_stalls(lab: LabState) -> None:
 def test_http_blockpage_answers_blocked_host_and_relays_others(lab: LabState) -> None:
     censor, clean, control = _vantages(lab)
     sites = _sites(lab)
-    blocked, other = client(censor, ["http", sites["bp.example"]["ip"], "bp.example"],
-                            ["http", sites["bp.example"]["ip"], "hijack.example"])  # fmt: skip
+    ip = sites["bp.example"]["ip"]
+    blocked, other, elsewhere = client(censor, ["http", ip, "bp.example"], ["http", ip, "bpneighbour.example"],
+                                       ["http", ip, "hijack.example"])  # fmt: skip
     assert blocked["status"] == 200 and blocked["title"] == "Access denied"
-    assert other["status"] == 200 and other["title"] == "hijack.example"  # relayed to the real server
+    # relayed to the real server, which serves the sites on that address, and only those
+    assert other["status"] == 200 and other["title"] == "bpneighbour.example"
+    assert elsewhere["status"] == 404
     _real(lab, clean, "bp.example")
     _real(lab, control, "bp.example")
 

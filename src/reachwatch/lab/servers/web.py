@@ -1,7 +1,10 @@
 """The internet's web server: every site over HTTP (:80) and HTTPS (:443), and the blockpage server.
 
-Sites: listeners on the wildcard address, :80 and :443; the SNI picks the certificate (contexts
-made lazily) and the Host header picks the page. The blockpage server's address has its :80 and
+Sites: :80 on the wildcard address, :443 on each site address; the SNI picks the certificate
+(contexts made lazily) and the Host header picks the page, among the sites on the address the
+client connected to, as a real web server does: a Host or SNI of a site living elsewhere (a censor's
+DNS answer pointing at another site's address) gets a 404 and the server's default certificate
+(for ``wrong-host.invalid``), never the other site's page. The blockpage server's address has its :80 and
 :443 redirected by nft to :10080 / :10443, where any Host gets the blockpage and any SNI a
 certificate from the censor CA. TLS handshakes run per connection, never in the accept loop.
 """
@@ -9,7 +12,9 @@ certificate from the censor CA. TLS handshakes run per connection, never in the 
 from __future__ import annotations
 
 import asyncio
+import resource
 import ssl
+from collections import defaultdict
 from dataclasses import dataclass
 from typing import Any
 
@@ -24,6 +29,7 @@ HANDSHAKE_TIMEOUT = 10.0
 @dataclass(frozen=True)
 class SiteConf:
     host: str
+    ip: str
     cert: str | None = None
     status: int | None = None
     redirect_to: str | None = None
@@ -34,42 +40,57 @@ class WebServer:
     def __init__(self, sites: dict[str, dict[str, Any]], certs: CertStore) -> None:
         self.sites = {
             h: SiteConf(
-                h, s.get("cert"), s.get("status"), s.get("redirect_to"), s.get("page_size", PAGE_SIZE)
+                h, s["ip"], s.get("cert"), s.get("status"), s.get("redirect_to"),
+                s.get("page_size", PAGE_SIZE),
             )
             for h, s in sites.items()
-        }
+        }  # fmt: skip
+        self.hosted: dict[str, set[str]] = defaultdict(set)  # address -> hosts served there
+        for site in self.sites.values():
+            self.hosted[site.ip].add(site.host)
         self._answers: dict[tuple[str, bool], bytes] = {}  # whole responses, encoded once
         self.certs = certs
-        self.site_tls = self._sni_context(self._site_sni)
-        self.block_tls = self._sni_context(self._censor_sni)
+        self.default_tls = certs.fresh_context("default.invalid", "wrong-host")
+        self.block_tls = certs.fresh_context("default.invalid", "wrong-host")
+        self.block_tls.sni_callback = self._censor_sni
 
-    def _sni_context(self, callback: Any) -> ssl.SSLContext:
-        ctx = self.certs.fresh_context("default.invalid", "wrong-host")
-        ctx.sni_callback = callback
+    def site_tls(self, addr: str) -> ssl.SSLContext:
+        """The context of the :443 listener on ``addr``: no certificate of its own (cheap, one
+        per address), the SNI callback always picks one."""
+        hosts = self.hosted.get(addr, set())
+
+        def pick(sock: ssl.SSLObject, name: str | None, _ctx: ssl.SSLContext) -> None:
+            host = (name or "").lower()
+            site = self.sites.get(host) if host in hosts else None
+            sock.context = self.default_tls if site is None else self.certs.context(host, site.cert)
+
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        ctx.set_alpn_protocols(["http/1.1"])
+        ctx.sni_callback = pick
         return ctx
-
-    def _site_sni(self, sock: ssl.SSLObject, name: str | None, _ctx: ssl.SSLContext) -> None:
-        site = self.sites.get((name or "").lower())
-        if site is not None:
-            sock.context = self.certs.context(site.host, site.cert)
 
     def _censor_sni(self, sock: ssl.SSLObject, name: str | None, _ctx: ssl.SSLContext) -> None:
         sock.context = self.certs.context((name or "blocked.invalid").lower(), ca="censor")
 
     async def start(self, host: str = "0.0.0.0") -> list[asyncio.Server]:
-        """Sites on :80 and :443; the blockpage on BLOCKPAGE_PORTS (the nft rules send it there)."""
+        """Sites on :80 and on :443 of each site address; the blockpage on BLOCKPAGE_PORTS (the
+        nft rules send it there)."""
         plain, tls = BLOCKPAGE_PORTS
-        return [
+        _raise_open_files(len(self.hosted) + 1024)  # a listener per address, and the connections
+        servers = [
             await _listen(self._site, host, 80, None),
-            await _listen(self._site, host, 443, self.site_tls),
             await _listen(self._blockpage, host, plain, None),
             await _listen(self._blockpage, host, tls, self.block_tls),
         ]
+        for addr in sorted(self.hosted):
+            servers.append(await _listen(self._site, addr, 443, self.site_tls(addr)))
+        return servers
 
     async def _site(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
+            hosts = self.hosted.get(writer.get_extra_info("sockname")[0], set())
             while (request := await read_request(reader)) is not None:
-                data = self.answer(request.host, request.keep_alive)
+                data = self.answer(request.host, request.keep_alive, request.host in hosts)
                 writer.write(
                     data if request.method != "HEAD" else data.split(b"\r\n\r\n", 1)[0] + b"\r\n\r\n"
                 )
@@ -91,8 +112,11 @@ class WebServer:
         finally:
             await close(writer)
 
-    def answer(self, host: str, keep_alive: bool) -> bytes:
-        """The response for ``host``, built on first use and then served from cached bytes."""
+    def answer(self, host: str, keep_alive: bool, here: bool = True) -> bytes:
+        """The response for ``host``, built on first use and then served from cached bytes;
+        a 404 when the site is not ``here`` (not on the address the client connected to)."""
+        if not here:
+            return response(404, not_found_page(host), keep_alive=keep_alive)
         key = (host, keep_alive)
         data = self._answers.get(key)
         if data is None:
@@ -117,6 +141,14 @@ class WebServer:
 # would "match headers" and a blockpage would pass OONI's HTTP comparison.
 SITE_HEADERS = {"X-Served-By": "lab-origin", "X-Cache-Status": "MISS"}
 BLOCKPAGE_RESPONSE = blockpage_response(BLOCKPAGE)
+
+
+def _raise_open_files(need: int) -> None:
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft != resource.RLIM_INFINITY and soft < need:
+        resource.setrlimit(
+            resource.RLIMIT_NOFILE, (need if hard == resource.RLIM_INFINITY else min(need, hard), hard)
+        )
 
 
 async def _listen(handler: Any, host: str, port: int, ctx: ssl.SSLContext | None) -> asyncio.Server:
