@@ -47,6 +47,19 @@ NOT_CENSORSHIP: list[tuple[str, tuple[str, ...], dict[str, Any], dict[str, Any],
 ]  # fmt: skip
 
 
+# A broken site (refusing or silent, bad certificate) that is also censored: "expected" needs the
+# control to have failed the same step the same way. Kept out of CENSORSHIP / NOT_CENSORSHIP, which
+# seed the equivalence corpus.
+BROKEN_SITES: list[tuple[str, tuple[str, ...], dict[str, Any], dict[str, Any], Any, Any, str]] = [
+    ("tls-reset-expired-cert", ("https",), {"tls_failure": "connection_reset"}, {"tls_failure": "ssl_invalid_certificate", "http_failure": "ssl_invalid_certificate"}, "http-failure", False, "tls-reset"),
+    ("tls-timeout-wrong-host-cert", ("https",), {"tls_failure": "generic_timeout_error"}, {"tls_failure": "ssl_invalid_hostname", "http_failure": "ssl_invalid_hostname"}, "http-failure", False, "tls-timeout"),
+    ("tcp-timeout-refusing-site", ("http", "https"), {"tcp_failure": "generic_timeout_error"}, {"tcp_failure": "connection_refused", "http_failure": "connection_refused"}, "tcp_ip", False, "tcp-timeout"),
+    ("tcp-refused-silent-site", ("http", "https"), {"tcp_failure": "connection_refused"}, {"tcp_failure": "generic_timeout_error", "http_failure": "generic_timeout_error"}, "tcp_ip", False, "tcp-reset"),
+    ("site-refuses", ("http", "https"), {"tcp_failure": "connection_refused"}, {"tcp_failure": "connection_refused", "http_failure": "connection_refused"}, False, False, "none"),
+    ("tls-stalls-after-bytes-expired-cert", ("https",), {"tls_failure": "generic_timeout_error", "tls_bytes": 900}, {"tls_failure": "ssl_invalid_certificate", "http_failure": "ssl_invalid_certificate"}, False, False, "none"),
+]  # fmt: skip
+
+
 def _cases(rows: list[Any]) -> list[Any]:
     return [
         pytest.param(
@@ -60,7 +73,7 @@ def _cases(rows: list[Any]) -> list[Any]:
 
 @pytest.mark.parametrize(
     ("scheme", "redirect", "probe", "ctrl", "blocking", "accessible", "technique"),
-    _cases(CENSORSHIP + NOT_CENSORSHIP),
+    _cases(CENSORSHIP + NOT_CENSORSHIP + BROKEN_SITES),
 )
 def test_technique(scheme: str, redirect: bool, probe: dict[str, Any], ctrl: dict[str, Any], blocking: Any, accessible: Any, technique: str) -> None:  # fmt: skip
     url = f"{scheme}://site.example/"

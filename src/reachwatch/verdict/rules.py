@@ -130,6 +130,22 @@ def _other(*groups: Collection[str]) -> Condition:
     return lambda f: f.event is not None and f.event.failure not in taken
 
 
+def _not_the_sites_fault(f: Facts) -> bool:
+    """The control failed this step too, but in a way that does not explain the probe's failure:
+    the control's TLS got the server's certificate and found it invalid while the probe's handshake
+    was reset or stalled before a byte arrived; or one connect timed out and the other was refused
+    or reset (a server that answers with RST does not let SYNs go unanswered, nor the reverse)."""
+    e = f.event
+    if e is None or e.failure is None or e.control_failure is None:
+        return False
+    if e.kind == "tls":
+        cut = e.failure in RESET or (e.failure in TIMEOUT and not e.bytes_received)
+        return cut and e.control_failure in CERT
+    if e.kind == "tcp":
+        return (e.failure in TIMEOUT) != (e.control_failure in TIMEOUT)
+    return False
+
+
 _slow: Condition = lambda f: bool(f.event and ((f.event.bytes_received or 0) > 0))  # noqa: E731
 _http_slow: Condition = lambda f: bool(f.event and (f.event.status_code or (f.event.bytes_received or 0) > 0))  # noqa: E731
 _server_error: Condition = lambda f: bool(  # noqa: E731
@@ -173,8 +189,8 @@ RULES: Final[tuple[Rule, ...]] = (
          when("http", page=("ok",)), "http-failure", False, None),
     Rule("tls.no-control", "OONI 3.1.1: TLS failed; the control has neither this handshake nor the page.",
          when("tls", control=("missing",), page=("missing",)), None, None, None),
-    Rule("site.down.tls", "OONI 3.2: the TLS handshake failed for the control too (bad certificate, no TLS...).",
-         when("tls", control=("failed",)), False, False, "none"),
+    Rule("site.down.tls", "OONI 3.2: the TLS handshake failed for the control too (bad certificate, no TLS...), not a reset or stall against a certificate.",
+         when("tls", control=("failed",), also=lambda f: not _not_the_sites_fault(f)), False, False, "none"),
     Rule("tls.reset", "The TLS handshake was reset or closed by the network (SNI filtering).",
          when("tls", failures=RESET), "http-failure", False, "tls-reset"),
     Rule("tls.throttled", "TLS timed out after bytes arrived: a slowed-down link.",
@@ -187,12 +203,12 @@ RULES: Final[tuple[Rule, ...]] = (
          when("tls", also=_other(RESET, TIMEOUT, CERT)), "http-failure", False, None),
     Rule("tcp.no-control", "OONI 4.1.1: TCP failed; the control has neither this endpoint nor the page.",
          when("tcp", control=("missing",), page=("missing",)), None, None, None),
-    Rule("site.down.tcp", "OONI 4.2: the control could not connect to this endpoint either.",
-         when("tcp", control=("failed",)), False, False, "none"),
-    Rule("tcp.timeout", "OONI 4.3: the connect timed out (SYN dropped) while the control connected.",
-         when("tcp", control=("ok",), failures=TIMEOUT), "tcp_ip", False, "tcp-timeout"),
-    Rule("tcp.reset", "OONI 4.3: the connect was refused or reset while the control connected.",
-         when("tcp", control=("ok",)), "tcp_ip", False, "tcp-reset"),
+    Rule("site.down.tcp", "OONI 4.2: the control could not connect to this endpoint either, failing the same way (timeout / refused).",
+         when("tcp", control=("failed",), also=lambda f: not _not_the_sites_fault(f)), False, False, "none"),
+    Rule("tcp.timeout", "OONI 4.3: the connect timed out (SYN dropped) while the control connected (or was refused).",
+         when("tcp", control=("ok", "failed"), failures=TIMEOUT), "tcp_ip", False, "tcp-timeout"),
+    Rule("tcp.reset", "OONI 4.3: the connect was refused or reset while the control connected (or timed out).",
+         when("tcp", control=("ok", "failed")), "tcp_ip", False, "tcp-reset"),
     Rule("tcp.timeout.page-only", "OONI 4.1.2: connect timed out; only the control's page fetch is known (after a redirect).",
          when("tcp", control=("missing",), failures=TIMEOUT), "http-failure", False, "tcp-timeout"),
     Rule("tcp.reset.page-only", "OONI 4.1.2: connect refused; only the control's page fetch is known (after a redirect).",

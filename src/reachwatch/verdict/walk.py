@@ -44,6 +44,7 @@ class Event:
     control_dns_empty: bool = False  # control resolved the name to no address
     control_loopback: bool = False  # control resolved loopback addresses only
     http: HTTPTransaction | None = None
+    control_failure: str | None = None  # the control's failure of the same step (tcp, tls)
 
 
 def endpoints(reading: Reading) -> list[Endpoint]:
@@ -143,14 +144,19 @@ def _tls_event(
     if not failed:
         return None
     s = failed[0] if len(failed) == 1 else min(failed, key=_by_failure)
+    ctrl_failure = None
     for control in (hop, first):  # OONI matches by address: the hop's control, then the first
         outcome = control.tls_outcome(s.address) if control is not None else None
         if outcome is not None and outcome[0] == s.server_name:
             ctrl: Expect = "failed" if outcome[1] else "ok"
+            ctrl_failure = outcome[1]
             break
     else:
         ctrl = "missing"
-    return Event("tls", depth, s.failure, ctrl, page, "https", bytes_received=s.bytes_received)
+    return Event(
+        "tls", depth, s.failure, ctrl, page, "https", bytes_received=s.bytes_received,
+        control_failure=ctrl_failure,
+    )  # fmt: skip
 
 
 def _tcp_event(
@@ -164,12 +170,14 @@ def _tcp_event(
     t = failed[0] if len(failed) == 1 else min(failed, key=_by_failure)
     address = t.address
     ctrl: Expect = "missing"
+    ctrl_failure = None
     for control in (hop, first):
         failure = control.tcp_failure(address) if control is not None else False
         if failure is not False:
             ctrl = "failed" if failure else "ok"
+            ctrl_failure = failure
             break
-    return Event("tcp", depth, t.failure, ctrl, page)
+    return Event("tcp", depth, t.failure, ctrl, page, control_failure=ctrl_failure)
 
 
 def _dns_event(
