@@ -56,6 +56,8 @@ BROKEN_SITES: list[tuple[str, tuple[str, ...], dict[str, Any], dict[str, Any], A
     ("tcp-timeout-refusing-site", ("http", "https"), {"tcp_failure": "generic_timeout_error"}, {"tcp_failure": "connection_refused", "http_failure": "connection_refused"}, "tcp_ip", False, "tcp-timeout"),
     ("tcp-refused-silent-site", ("http", "https"), {"tcp_failure": "connection_refused"}, {"tcp_failure": "generic_timeout_error", "http_failure": "generic_timeout_error"}, "tcp_ip", False, "tcp-reset"),
     ("site-refuses", ("http", "https"), {"tcp_failure": "connection_refused"}, {"tcp_failure": "connection_refused", "http_failure": "connection_refused"}, False, False, "none"),
+    ("dns-timeout-nonexistent-name", ("http", "https"), {"dns_failure": "generic_timeout_error"}, {"dns_failure": "dns_name_error", "http_failure": "dns_lookup_error"}, "dns", False, "dns-timeout"),
+    ("dns-timeout-everywhere", ("http", "https"), {"dns_failure": "generic_timeout_error"}, {"dns_failure": "generic_timeout_error", "http_failure": "generic_timeout_error"}, False, False, "none"),
     ("tls-stalls-after-bytes-expired-cert", ("https",), {"tls_failure": "generic_timeout_error", "tls_bytes": 900}, {"tls_failure": "ssl_invalid_certificate", "http_failure": "ssl_invalid_certificate"}, False, False, "none"),
 ]  # fmt: skip
 

@@ -99,6 +99,7 @@ def _dns_failure(technique: str) -> Condition:
     """Either DNS was found inconsistent by this kind of failure, or the deciding event is one."""
     unexpected = when("dns", control=("ok",), also=lambda f: not (f.event and f.event.control_dns_empty))
     unverified = when("dns", control=("missing",), page=("ok", "failed"))
+    unexplained = when("dns", control=("failed",), also=lambda f: _not_the_sites_fault(f))
 
     def condition(f: Facts) -> bool:
         if f.dns_technique == technique:
@@ -108,7 +109,7 @@ def _dns_failure(technique: str) -> Condition:
             e is not None
             and e.failure is not None
             and failure_technique(e.failure) == technique
-            and (unexpected(f) or unverified(f))
+            and (unexpected(f) or unverified(f) or unexplained(f))
         )
 
     _CAN_HOLD[condition] = lambda case: case[3] == technique or case[0] == "dns"
@@ -134,7 +135,8 @@ def _not_the_sites_fault(f: Facts) -> bool:
     """The control failed this step too, but in a way that does not explain the probe's failure:
     the control's TLS got the server's certificate and found it invalid while the probe's handshake
     was reset or stalled before a byte arrived; or one connect timed out and the other was refused
-    or reset (a server that answers with RST does not let SYNs go unanswered, nor the reverse)."""
+    or reset (a server that answers with RST does not let SYNs go unanswered, nor the reverse); or the
+    probe's resolver timed out where the control's said the name does not exist (an answer)."""
     e = f.event
     if e is None or e.failure is None or e.control_failure is None:
         return False
@@ -143,6 +145,9 @@ def _not_the_sites_fault(f: Facts) -> bool:
         return cut and e.control_failure in CERT
     if e.kind == "tcp":
         return (e.failure in TIMEOUT) != (e.control_failure in TIMEOUT)
+    if e.kind == "dns":
+        timed_out = failure_technique(e.failure) == "dns-timeout"
+        return timed_out and failure_technique(e.control_failure) != "dns-timeout"
     return False
 
 
@@ -167,7 +172,7 @@ RULES: Final[tuple[Rule, ...]] = (
          when("final", page=("ok", "failed"), also=lambda f: not f.diff.differs), False, True, "none"),
     Rule("dns.nxdomain", "The probe's resolver denied the name (NXDOMAIN, REFUSED, no answer...) while the control resolved it.",
          _dns_failure("dns-nxdomain"), "dns", False, "dns-nxdomain", "dns"),
-    Rule("dns.timeout", "The probe's resolver timed out while the control resolved the name.",
+    Rule("dns.timeout", "The probe's resolver timed out while the control resolved the name (or answered that it does not exist).",
          _dns_failure("dns-timeout"), "dns", False, "dns-timeout", "dns"),
     Rule("dns.bogon", "The probe got only bogon answers (private, loopback...) the control did not get.",
          _dns_inconsistent("dns-bogon"), "dns", False, "dns-bogon", "dns"),
@@ -215,8 +220,8 @@ RULES: Final[tuple[Rule, ...]] = (
          when("tcp", control=("missing",)), "http-failure", False, "tcp-reset"),
     Rule("dns.no-control", "OONI 5.1.1 (where OONI says accessible): DNS failed and the control has no DNS result.",
          when("dns", control=("missing",), page=("missing",)), None, None, None),
-    Rule("site.down.dns", "OONI 5.2: the control's resolver failed too (NXDOMAIN everywhere).",
-         when("dns", control=("failed",)), False, False, "none"),
+    Rule("site.down.dns", "OONI 5.2: the control's resolver failed too (NXDOMAIN everywhere), not where the probe's timed out.",
+         when("dns", control=("failed",), also=lambda f: not _not_the_sites_fault(f)), False, False, "none"),
     Rule("site.down.dns-no-answer", "OONI 5.3: the control resolved the name to no address at all.",
          when("dns", control=("ok",)), False, False, "none"),
     Rule("site.down.loopback", "OONI 7: the name resolves to loopback addresses for the control too.",

@@ -195,7 +195,10 @@ def _dns_event(
                 loop = all(map(is_loopback, ctrl_addrs))
                 return Event("dns-loopback", depth, None, ctrl, page, control_loopback=loop)
             continue
-        return Event("dns", depth, q.failure, ctrl, page, control_dns_empty=ctrl == "ok" and not ctrl_addrs)
+        return Event(
+            "dns", depth, q.failure, ctrl, page, control_dns_empty=ctrl == "ok" and not ctrl_addrs,
+            control_failure=ctrl_dns.failure if ctrl_dns is not None else None,
+        )  # fmt: skip
     return None
 
 
