@@ -88,10 +88,13 @@ async def main(out, parallel):
                     done = await one(host, site)
                 ok += done
             except Exception as exc:
-                errors[repr(exc)[:80]] = errors.get(repr(exc)[:80], 0) + 1
+                hosts = errors.setdefault(repr(exc)[:80], [])
+                hosts.append(host)
 
     t0 = time.monotonic()
     await asyncio.gather(*(worker() for _ in range(parallel)))
+    # each error with how many hosts had it and the first few of them
+    errors = {e: [len(hosts), *hosts[:5]] for e, hosts in errors.items()}
     print(json.dumps({"n": len(sites), "ok": ok, "seconds": time.monotonic() - t0, "errors": errors}))
 
 uvloop.run(main(sys.argv[1], int(sys.argv[2])))
