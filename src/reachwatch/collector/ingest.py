@@ -45,8 +45,14 @@ Finished = tuple[Requests, RowColumns, list[int]]
 
 
 class Overloaded(ApiError):
-    def __init__(self, retry_after: int = 1) -> None:
-        super().__init__(503, "collector busy, retry later", headers={"Retry-After": str(retry_after)})
+    def __init__(self, retry_after: int = 1, message: str = "collector busy, retry later") -> None:
+        super().__init__(503, message, headers={"Retry-After": str(retry_after)})
+
+
+#: What a request hears when its rows could not be stored (disk full, say): nothing of it was kept.
+STORE_FAILED = (
+    "the collector could not store these measurements (storage error); nothing was kept, retry later"
+)
 
 
 class Ingestor:
@@ -221,15 +227,21 @@ class Ingestor:
             try:
                 await self._commit(batch, rows, lengths)
             except Exception as exc:
-                log.error("store write failed: %s", type(exc).__name__)
-                self._fail(batch, 0)
+                # the store's own message (no submitter address is ever in a row), for the operator
+                log.error("store write failed: %s: %.300s", type(exc).__name__, exc)
+                self._fail(batch, 0, STORE_FAILED)
             finally:
                 self._done(size)
 
-    def _fail(self, batch: list[tuple[list[Staged], asyncio.Future[list[str]]]], size: int) -> None:
+    def _fail(
+        self,
+        batch: list[tuple[list[Staged], asyncio.Future[list[str]]]],
+        size: int,
+        message: str = "collector busy, retry later",
+    ) -> None:
         for _, fut in batch:
             if not fut.done():
-                fut.set_exception(Overloaded(2))
+                fut.set_exception(Overloaded(2, message))
         if size:
             self._done(size)
 

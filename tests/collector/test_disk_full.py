@@ -1,0 +1,69 @@
+"""A full disk: the collector answers 503 + Retry-After with a message that says so, keeps every
+measurement it acknowledged, and logs what the store said."""
+
+from __future__ import annotations
+
+import logging
+import os
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import orjson
+import pytest
+
+from collector.conftest import collector
+from collector.test_app import web
+from reachwatch.collector.config import Settings
+from reachwatch.collector.ingest import STORE_FAILED
+
+
+@pytest.fixture
+def small_disk(tmp_path: Path) -> Iterator[Path]:
+    """A 4 MB tmpfs of the test's own, unmounted afterwards."""
+    if os.geteuid() != 0:
+        pytest.skip("mounting a small tmpfs needs root")
+    where = tmp_path / "disk"
+    where.mkdir()
+    mounted = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", str(where)], capture_output=True
+    )
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {mounted.stderr.decode().strip()}")
+    try:
+        yield where
+    finally:
+        subprocess.run(["umount", "-l", str(where)], check=False)
+
+
+async def test_a_full_disk_is_a_503_and_loses_nothing_acknowledged(
+    small_disk: Path, real_measurements: list[dict[str, Any]], caplog: pytest.LogCaptureFixture
+) -> None:
+    sample = web(real_measurements)[0]
+    db = small_disk / "m.duckdb"
+    acknowledged: set[str] = set()
+    refused = None
+    with caplog.at_level(logging.ERROR):
+        async with collector(Settings(store=str(db), rate=0, ingest_workers=0)) as (_, http):
+            for b in range(200):  # ~3 KB a row: the 4 MB fill up long before the end
+                lines = []
+                for i in range(20):
+                    m = dict(sample, input=f"https://site{b}-{i}.example/")
+                    lines.append(orjson.dumps(m))
+                r = await http.post("/api/v1/measurements", content=b"\n".join(lines))
+                if r.status_code == 200:
+                    acknowledged.update(r.json()["measurement_uids"])
+                    continue
+                refused = r
+                break
+    assert refused is not None, "the disk never filled up"
+    assert refused.status_code == 503
+    assert refused.headers["Retry-After"].isdigit()
+    assert refused.json()["error"] == STORE_FAILED
+    assert any("store write failed" in r.getMessage() for r in caplog.records)
+    assert acknowledged
+    with duckdb.connect(str(db), read_only=True) as con:
+        stored = {r[0] for r in con.execute("SELECT measurement_uid FROM measurements").fetchall()}
+    assert acknowledged <= stored
