@@ -62,3 +62,18 @@ def test_serve_rejects_bad_arguments(tmp_path: Path) -> None:
     assert r.returncode == 2 and "--ingest-workers -1" in r.stderr
     r = reachwatch("submit", str(tmp_path / "missing.jsonl"), "--collector", "http://127.0.0.1:1")
     assert r.returncode == 2 and "no such file" in r.stderr
+
+
+def test_serve_says_why_it_cannot_open_the_store(tmp_path: Path) -> None:
+    """Not a traceback from uvicorn's startup: the store is opened once before serving."""
+    bad = tmp_path / "not-a-database.duckdb"
+    bad.write_text("these are not the bytes of a DuckDB file\n")
+    cases = [
+        (["--db", str(bad)], "not a valid DuckDB database file"),
+        (["--db", str(tmp_path / "missing-dir" / "x.duckdb")], "does not exist"),
+        (["--clickhouse", f"http://127.0.0.1:{free_port()}/db"], "cannot reach ClickHouse"),
+    ]
+    for args, why in cases:
+        r = reachwatch("serve", *args, "--port", str(free_port()), timeout=30)
+        assert r.returncode == 2, r.stderr
+        assert why in r.stderr and "Traceback" not in r.stderr

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import gc
 import importlib.util
 import logging
@@ -10,6 +11,7 @@ import uvicorn
 
 from reachwatch.collector.app import create_app
 from reachwatch.collector.config import Settings
+from reachwatch.store import open_store
 
 GC_THRESHOLD = 20_000  # Python's default is 700 allocations
 
@@ -30,8 +32,22 @@ def uvicorn_config(settings: Settings, host: str, port: int) -> uvicorn.Config:
     )
 
 
+def check_store(settings: Settings) -> None:
+    """Open and close the store once before uvicorn starts: a file that is not a DuckDB database,
+    one another collector holds, or an unreachable ClickHouse is then a UserError (a clear message
+    and exit 1), not a traceback in uvicorn's startup log."""
+
+    async def check() -> None:
+        store = open_store(settings.store)
+        await store.open()
+        await store.close()
+
+    asyncio.run(check())
+
+
 def serve(settings: Settings, host: str, port: int) -> None:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    check_store(settings)
     config = uvicorn_config(settings, host, port)
     # every parsed measurement is hundreds of short-lived containers: keep the imported modules out
     # of the collector's scans and let the youngest generation fill up before scanning it
