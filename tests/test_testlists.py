@@ -46,3 +46,63 @@ def test_every_shared_list_parses() -> None:
         pytest.skip(f"../shared/data not found at {SHARED}")
     for name in ("global.csv", "pk.csv", "ir.csv", "ru.csv", "in.csv", "cn.csv", "mm.csv"):
         assert len(read_testlist(SHARED / name)) > 50
+
+
+def test_odd_but_valid_lists_are_read(tmp_path: Path) -> None:
+    """BOM, CRLF, quoted commas and line breaks, U+2028 in a note, extra columns, odd URLs."""
+    f = tmp_path / "odd.csv"
+    f.write_bytes(
+        (
+            "\ufeff" + HEADER.rstrip("\n") + ",extra\r\n"
+            'https://A.Example:8443/p?q=1&r=2,NEWS,"News, Media",2020-01-01,x,"two\r\nlines",z\r\n'
+            "http://xn--bcher-kva.example/,NEWS,N,2020,x,a\u2028b,z\r\n"
+            "http://bücher.example/,NEWS,N,2020,x,,z\r\n"
+            "http://192.0.2.7/,NEWS,N,2020,x,,z\r\n"
+            "http://[2001:db8::1]:8080/x,NEWS,N,2020,x,,z\r\n"
+            "http://under_score.example/,NEWS,N,2020,x,,z\r\n"
+            "http://a.example/,NEWS,N,2020,x,,z\r\n"
+            "https://a.example/,NEWS,N,2020,x,,z\r\n"
+        ).encode()
+    )
+    targets = read_testlist(f)
+    assert [(t.hostname, t.line) for t in targets] == [
+        ("a.example", 2),  # its quoted note spans lines 2 and 3
+        ("xn--bcher-kva.example", 4),
+        ("bücher.example", 5),
+        ("192.0.2.7", 6),
+        ("2001:db8::1", 7),
+        ("under_score.example", 8),
+        ("a.example", 9),
+        ("a.example", 10),
+    ]
+    assert targets[0].url == "https://A.Example:8443/p?q=1&r=2"
+
+
+@pytest.mark.parametrize(
+    ("row", "expected"),
+    [
+        ("http://[::1/,NEWS,N,2020,x,", "not a valid URL (Invalid IPv6 URL)"),
+        ("http://a example/,NEWS,N,2020,x,", "host 'a example' is not a valid domain name"),
+        ("http://a..b/,NEWS,N,2020,x,", "empty label"),
+        ("http://1.2.3.999/,NEWS,N,2020,x,", "neither a domain name nor a valid IP address"),
+        ("http://a.example:0/,NEWS,N,2020,x,", "port 0"),
+        ("http://a.example:99999/,NEWS,N,2020,x,", "Port out of range"),
+        ('"http://a.exa\nmple/",NEWS,N,2020,x,', "control characters"),
+        (",NEWS,N,2020,x,", "is not an http:// or https:// URL"),
+        ("javascript:alert(1),NEWS,N,2020,x,", "is not an http:// or https:// URL"),
+        ('https://a.example/,NEWS,"unclosed,2020,x,', "not valid CSV"),
+    ],
+)
+def test_bad_rows_name_the_physical_line(tmp_path: Path, row: str, expected: str) -> None:
+    f = tmp_path / "bad.csv"
+    # a quoted field with a line break first: the bad row starts on line 4, the 3rd record
+    f.write_text(HEADER + 'http://ok.example/,NEWS,"multi\nline",2018-01-01,x,\n' + row + "\n")
+    with pytest.raises(UserError) as info:
+        read_testlist(f)
+    message = info.value.render()
+    assert f"{f}:4" in message and expected in message
+
+
+def test_bad_url_arguments_are_errors_not_tracebacks() -> None:
+    with pytest.raises(UserError, match="argument 2: 'http://\\[::1/' is not a valid URL"):
+        collect_targets(["http://ok.example/", "http://[::1/"], [])

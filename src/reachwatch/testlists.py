@@ -4,12 +4,14 @@ and plain URL arguments, read into one typed list of targets."""
 from __future__ import annotations
 
 import csv
-from collections.abc import Iterable
+import io
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
 from reachwatch.errors import UserError
+from reachwatch.urls import split_url
 
 HEADER = ("url", "category_code", "category_description", "date_added", "source", "notes")
 
@@ -19,6 +21,7 @@ class Target:
     url: str
     category_code: str = ""
     source: str = ""
+    line: int = 0  # the line of ``source`` where the row starts (0: not from a file)
 
     @property
     def hostname(self) -> str:
@@ -26,22 +29,33 @@ class Target:
 
 
 def check_url(url: str, *, where: str) -> str:
-    """Return the URL if it is an absolute http(s) URL with a host, else raise a UserError."""
+    """Return the URL if it is an absolute http(s) URL with a valid host and port, else raise a UserError."""
     url = url.strip()
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https"):
-        raise UserError(
-            f"{url!r} is not an http:// or https:// URL",
-            where=where,
-            fix="write the full URL, for example https://example.org/",
-        )
-    if not parts.hostname:
-        raise UserError(f"{url!r} has no host name", where=where, fix="write e.g. http://example.org/")
-    try:
-        parts.port  # noqa: B018  (raises ValueError on a bad port)
-    except ValueError as exc:
-        raise UserError(f"{url!r} has a bad port: {exc}", where=where) from None
+    _, problem = split_url(url)
+    if problem is not None:
+        raise UserError(problem, where=where, fix="write the full URL, for example https://example.org/")
     return url
+
+
+def _rows(text: str, path: Path) -> Iterator[tuple[int, list[str]]]:
+    """Each CSV record with the line it starts on (a quoted field may span lines)."""
+    # newline="": records end at line breaks only (not at U+2028 and the like), and a quoted field
+    # keeps its own line breaks; strict: a stray or unclosed quote is an error, not a guess
+    reader = csv.reader(io.StringIO(text, newline=""), strict=True)
+    line = 1
+    while True:
+        try:
+            row = next(reader)
+        except StopIteration:
+            return
+        except csv.Error as exc:
+            raise UserError(
+                f"not valid CSV: {exc}",
+                where=f"{path}:{line}",
+                fix='close every quoted field; write a quote inside one as ""',
+            ) from None
+        yield line, row
+        line = reader.line_num + 1
 
 
 def read_testlist(path: Path) -> list[Target]:
@@ -54,8 +68,9 @@ def read_testlist(path: Path) -> list[Target]:
         raise UserError(f"not UTF-8 text ({exc.reason})", where=str(path)) from None
     except OSError as exc:
         raise UserError(f"cannot read: {exc.strerror}", where=str(path)) from None
-    reader = csv.reader(text.splitlines())
-    header = next(reader, None)
+    rows = _rows(text, path)
+    first = next(rows, None)
+    header = None if first is None else first[1]
     if header is None:
         raise UserError(
             "the test list is empty", where=str(path), fix="add the header row " + ",".join(HEADER)
@@ -68,7 +83,7 @@ def read_testlist(path: Path) -> list[Target]:
         )
     columns = [h.strip() for h in header]
     targets: list[Target] = []
-    for lineno, row in enumerate(reader, start=2):
+    for lineno, row in rows:
         if not row or all(not cell.strip() for cell in row):
             continue
         if len(row) != len(columns):
@@ -80,7 +95,9 @@ def read_testlist(path: Path) -> list[Target]:
         record = dict(zip(columns, row, strict=True))
         url = check_url(record["url"], where=f"{path}:{lineno}")
         targets.append(
-            Target(url=url, category_code=record.get("category_code", "").strip(), source=str(path))
+            Target(
+                url=url, category_code=record.get("category_code", "").strip(), source=str(path), line=lineno
+            )
         )
     return targets
 
