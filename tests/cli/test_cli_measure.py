@@ -161,6 +161,12 @@ def test_a_dying_worker_is_reported_and_the_rest_is_kept(
         (["ftp://example.org/", "--control", "http://127.0.0.1:1/"], "not an http:// or https:// URL"),
         (["--list", "/nonexistent/list.csv", "--control", "http://127.0.0.1:1/"], "no such file"),
         (["http://127.0.0.1/", "--control", "nonsense"], "--control"),
+        (["http://127.0.0.1/", "--control", "http://[::1/"], "--control: 'http://[::1/' is not a valid URL"),
+        (
+            ["http://[::1/", "--control", "http://127.0.0.1:1/"],
+            "argument 1: 'http://[::1/' is not a valid URL",
+        ),
+        (["http://a..b/", "--control", "http://127.0.0.1:1/"], "argument 1: 'http://a..b/': host"),
         (
             ["http://127.0.0.1/", "--control", "http://127.0.0.1:1/", "--resolver", "dns.example"],
             "--resolver",

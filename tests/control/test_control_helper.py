@@ -76,7 +76,10 @@ async def test_measures_in_the_lab(https_server: HttpServer, ca_file: Path) -> N
         (b"not json", "not JSON"),
         (b"[]", "JSON object"),
         (b'{"tcp_connect": []}', "http_request"),
-        (b'{"http_request": "ftp://x/"}', "http(s) URL"),
+        (b'{"http_request": "ftp://x/"}', "http:// or https:// URL"),
+        (b'{"http_request": "http://[::1/"}', "not a valid URL"),  # was a 500
+        (b'{"http_request": "http://a..b/"}', "empty label"),
+        (b'{"http_request": "http://a b/"}', "not a valid domain name"),
         (b'{"http_request": "http://x/", "tcp_connect": ["nope"]}', "tcp_connect"),
         (b'{"http_request": "http://x/", "tcp_connect": ["1.2.3.4:99999"]}', "port"),
         (b'{"http_request": "http://x/", "tcp_connect": "1.2.3.4:80"}', "list"),

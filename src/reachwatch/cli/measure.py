@@ -7,11 +7,11 @@ import sys
 from contextlib import ExitStack
 from pathlib import Path
 from typing import TextIO
-from urllib.parse import urlsplit
 
 import typer
 
 from reachwatch.errors import UserError
+from reachwatch.urls import split_url
 
 HELP = (
     "Measure URLs (web_connectivity): write one JSON measurement per line and/or queue them on disk "
@@ -20,15 +20,9 @@ HELP = (
 
 
 def check_control_url(url: str, option: str = "--control") -> str:
-    parts = urlsplit(url)
-    try:
-        parts.port  # noqa: B018
-    except ValueError:
-        parts = urlsplit("")
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise UserError(
-            f"{option} {url!r} is not an http(s) URL", fix=f"e.g. {option} http://127.0.0.1:8080/"
-        )
+    _, problem = split_url(url)
+    if problem is not None:
+        raise UserError(f"{option}: {problem}", fix=f"e.g. {option} http://127.0.0.1:8080/")
     return url
 
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 import orjson
 from starlette.applications import Starlette
@@ -15,6 +14,7 @@ from starlette.routing import Route
 from reachwatch.control.measure import ThRequest, control_config, parse_endpoint, th_measure
 from reachwatch.control.safety import MAX_REQUEST_BYTES, MAX_REQUEST_ENDPOINTS, Safety
 from reachwatch.probe.config import ProbeConfig
+from reachwatch.urls import split_url
 
 
 class BadRequest(ValueError):
@@ -31,13 +31,9 @@ def parse_request(raw: bytes) -> ThRequest:
     url = body.get("http_request")
     if not isinstance(url, str):
         raise BadRequest("http_request must be the URL to measure (a string)")
-    parts = urlsplit(url)
-    try:
-        parts.port  # noqa: B018
-    except ValueError:
-        raise BadRequest(f"http_request {url!r} has a bad port") from None
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise BadRequest(f"http_request {url!r} is not an http(s) URL with a host")
+    _, problem = split_url(url)
+    if problem is not None:
+        raise BadRequest(f"http_request: {problem}")
     endpoints = body.get("tcp_connect", [])
     if not isinstance(endpoints, list) or not all(isinstance(e, str) for e in endpoints):
         raise BadRequest("tcp_connect must be a list of 'ip:port' strings")
