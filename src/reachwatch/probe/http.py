@@ -11,19 +11,22 @@ import base64
 import codecs
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit
 
 import h11
 
 from reachwatch.failures import MeasurementFailure, classify
 from reachwatch.probe.stream import ByteStream, TcpStream
 from reachwatch.probe.trace import Trace, depth_tags
+from reachwatch.urls import ascii_host
 
 # What OONI's probe sends (a current desktop Chrome), so servers answer as they would a browser.
 USER_AGENT = (
     "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) "
     "Chrome/124.0.0.0 Safari/537.36"
 )
+# RFC 3986 reserved and unreserved characters, plus '%': left as they are in a request target
+_TARGET_SAFE = "/?#[]@!$&'()*+,;=:-._~%"
 BROWSER_HEADERS: dict[str, str] = {
     "Accept": "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8",
     "Accept-Language": "en-US;q=0.8,en;q=0.5",
@@ -47,7 +50,18 @@ class HttpResult:
 def request_headers(url: str) -> list[tuple[str, str]]:
     parts = urlsplit(url)
     host = parts.netloc.rpartition("@")[2]
+    if not host.isascii():  # an IDN: the Host header carries its IDNA form, as a browser sends it
+        name = ascii_host(parts.hostname or "")
+        host = name if parts.port is None else f"{name}:{parts.port}"
     return [("Host", host), *BROWSER_HEADERS.items()]
+
+
+def request_target(url: str) -> str:
+    """Path and query as sent: characters not allowed on the request line (spaces, non-ASCII)
+    are percent-encoded, as a browser does; what is already encoded is kept."""
+    parts = urlsplit(url)
+    target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+    return quote(target, safe=_TARGET_SAFE)
 
 
 async def get(
@@ -69,8 +83,7 @@ async def get(
     t0 = trace.now()
     before = raw.bytes_received
     headers = request_headers(url)
-    parts = urlsplit(url)
-    target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+    target = request_target(url)
     result = HttpResult(entry={})
     body = bytearray()
     try:

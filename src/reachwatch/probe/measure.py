@@ -11,22 +11,25 @@ from reachwatch.probe.config import MAX_REDIRECTS, ProbeConfig
 from reachwatch.probe.control_client import ControlClient
 from reachwatch.probe.hop import Hop, measure_hop
 from reachwatch.probe.trace import Trace
+from reachwatch.urls import host_problem, split_url
 
 REDIRECT_CODES = frozenset({301, 302, 303, 307, 308})
 
 
 def next_url(current: str, location: str) -> str:
     """Where a redirect points, or a MeasurementFailure naming why we cannot go there."""
-    target = urljoin(current, location.strip())
-    parts = urlsplit(target)
+    try:
+        target = urljoin(current, location.strip())
+        parts = urlsplit(target)
+    except ValueError:  # e.g. an unclosed '[' in the host
+        raise MeasurementFailure("http_unexpected_redirect_url", location) from None
     if parts.scheme not in ("http", "https"):
         raise MeasurementFailure("http_unexpected_redirect_url", target)
-    if not parts.hostname:
+    if not parts.hostname or host_problem(parts.hostname) is not None:  # e.g. 'a..b', 'a b'
         raise MeasurementFailure("http_invalid_redirect_location_host", target)
-    try:
-        parts.port  # noqa: B018
-    except ValueError:
-        raise MeasurementFailure("http_unexpected_redirect_url", target) from None
+    _, problem = split_url(target)
+    if problem is not None:  # a bad port, control characters
+        raise MeasurementFailure("http_unexpected_redirect_url", problem)
     return target.partition("#")[0]
 
 

@@ -11,6 +11,7 @@ import datetime as dt
 import ipaddress
 import ssl
 import threading
+import urllib.parse
 from collections.abc import Awaitable
 from dataclasses import dataclass
 from pathlib import Path
@@ -137,7 +138,8 @@ async def _until_eof(reader: asyncio.StreamReader) -> None:
 
 
 async def standard_routes(path: str, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-    """/ok, /redirect, /loop/N (endless redirects), /endless, /short (cut body), /hang, /close."""
+    """/ok, /redirect, /loop/N (endless redirects), /to/LOCATION (a redirect to the percent-decoded
+    LOCATION, as given), /endless, /short (cut body), /hang, /close."""
     if path.startswith("/hang"):
         await _until_eof(reader)
     elif path.startswith("/close"):
@@ -150,6 +152,9 @@ async def standard_routes(path: str, reader: asyncio.StreamReader, writer: async
     elif path.startswith("/loop/"):
         n = int(path.rsplit("/", 1)[1] or 0)
         _head(writer, "302 Found", [("Location", f"/loop/{n + 1}"), ("Content-Length", "0")])
+    elif path.startswith("/to/"):
+        location = urllib.parse.unquote(path.removeprefix("/to/"))
+        _head(writer, "302 Found", [("Location", location), ("Content-Length", "0")])
     elif path.startswith("/redirect"):
         _head(writer, "301 Moved", [("Location", "/ok"), ("Content-Length", "0")])
     elif path.startswith("/endless"):
