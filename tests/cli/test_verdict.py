@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 import json
 import subprocess
 import sys
@@ -75,3 +76,60 @@ def test_shared_real_file() -> None:
     result = run(str(data))
     assert result.returncode == 1  # the file mixes other tests in
     assert len(result.stdout.splitlines()) == len(data.read_text().splitlines())
+
+
+def test_gzip_files_and_pipes_are_read(tmp_path: Path) -> None:
+    """OONI publishes .jsonl.gz; <(zcat ...) is a pipe, not a regular file."""
+    plain = "\n".join([json.dumps(VALID), "not json", json.dumps(VALID)]) + "\n"
+    gz = tmp_path / "m.jsonl.gz"
+    gz.write_bytes(gzip.compress(plain.encode()))
+    result = run(str(gz))
+    assert result.returncode == 1, result.stderr
+    assert [json.loads(line)["x_rule"] for line in result.stdout.splitlines()] == [
+        "control.unavailable",
+        "input.not-json",
+        "control.unavailable",
+    ]
+    piped = subprocess.run(
+        ["bash", "-c", f'{sys.executable} -m reachwatch verdict <(cat "{gz}")'],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert len(piped.stdout.splitlines()) == 3, piped.stderr
+
+
+def test_cut_gzip_keeps_the_lines_read_and_names_where(tmp_path: Path) -> None:
+    lines = [json.dumps({**VALID, "input": f"http://a{i}.example/", "pad": str(i) * 3000}) for i in range(50)]
+    data = gzip.compress(("\n".join(lines) + "\n").encode())
+    cut = tmp_path / "cut.jsonl.gz"
+    cut.write_bytes(data[: len(data) // 2])
+    result = run(str(cut))
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    judged = result.stdout.splitlines()
+    assert 0 < len(judged) < 50
+    assert f"cannot read past line {len(judged)}" in result.stderr and str(cut) in result.stderr
+
+
+def test_a_directory_is_an_error(tmp_path: Path) -> None:
+    result = run(str(tmp_path))
+    assert result.returncode == 2 and "Is a directory" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_odd_strings_keep_one_line_per_input_line() -> None:
+    """A lone surrogate (valid JSON) cannot be written as UTF-8; a newline or tab in a table cell
+    would add a line or a column."""
+    odd = [
+        {**VALID, "input": "\ud800x"},
+        {**VALID, "input": "a\nb\tc"},
+        VALID,
+    ]
+    stdin = "\n".join(json.dumps(m) for m in odd) + "\n"
+    result = run("-", stdin=stdin)
+    assert result.returncode == 0, result.stderr
+    assert [json.loads(line)["input"] for line in result.stdout.splitlines()] == [m["input"] for m in odd]
+    table = run("-", "--format", "table", stdin=stdin)
+    assert table.returncode == 0, table.stderr
+    rows = table.stdout.splitlines()
+    assert len(rows) == 3 and all(len(r.split("\t")) == 6 for r in rows)
+    assert rows[1].endswith('"a\\nb\\tc"')

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import gzip
+import io
 import json
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import Any, BinaryIO, Final, cast
 
 from reachwatch.verdict.engine import decide
 from reachwatch.verdict.rules import WEB_CONNECTIVITY
@@ -28,6 +30,21 @@ class Row:
     line: int
     data: dict[str, Any]
     warning: str | None  # set when the line was not a web_connectivity measurement
+
+
+GZIP_MAGIC: Final = b"\x1f\x8b"
+
+
+def measurement_lines(handle: BinaryIO) -> BinaryIO:
+    """The lines of a JSONL stream, gzip-compressed or not (OONI publishes ``.jsonl.gz``).
+
+    Works on pipes too (peeks, never seeks). Reading a cut or corrupt gzip stream raises
+    ``OSError``, ``EOFError`` or ``zlib.error`` where the damage is.
+    """
+    peek = handle.peek(2) if isinstance(handle, io.BufferedReader) else b""
+    if peek[:2] == GZIP_MAGIC:
+        return cast(BinaryIO, gzip.GzipFile(fileobj=handle, mode="rb"))
+    return handle
 
 
 def judge_lines(lines: Iterable[str | bytes]) -> Iterator[Row]:
