@@ -63,6 +63,27 @@ def test_good_scenario_and_targets_list(tmp_path: Path) -> None:
         (GOOD + "[control]\nasn = 1\nmood = 2\n", "control: unknown key 'mood'"),
         (GOOD + "[[site]]\nhost = 'party.example'\n", "site 'party.example' is listed twice"),
         ("[[isp]\n", "not valid TOML"),
+        # regressions (adversarial check): each was accepted, or a traceback
+        ('[[site]]\nhost = "party.example"\n', "s.toml: missing key 'isp'"),
+        (GOOD.replace("https = true", 'redirect_to = "https://elsewhere.example/"'),
+         "site[0] (party.example).redirect_to: 'https://elsewhere.example/' leads to 'elsewhere.example', which is not a site"),
+        (GOOD.replace("https = true", 'redirect_to = "https://party.example:8443/"'), "names port 8443"),
+        (GOOD.replace("https = true", 'redirect_to = "http://[::1/"'), "not a valid URL"),
+        (GOOD.replace('host = "party.example" }', 'host = "party.example", to = "8.8.8.8" }'),
+         "isp[0] (Lab ISP A).block[0].to: 8.8.8.8 is outside the lab's internet"),
+        (GOOD.replace('host = "party.example" }', 'host = "party.example", to = "100.127.2.1" }'),
+         "100.127.2.1 is one of the lab's own addresses"),
+        (GOOD.replace('technique = "dns-hijack", host = "party.example" }',
+                      'technique = "dns-bogon", host = "party.example", to = "203.0.113.9" }'),
+         "203.0.113.9 is not a bogon"),
+        (GOOD.replace('{ technique = "dns-hijack", host = "party.example" }',
+                      '{ technique = "dns-hijack", host = "party.example" }, '
+                      '{ technique = "dns-nxdomain", host = "Party.Example." }'),
+         "block[1]: 'party.example' already has 'dns-hijack' (block[0]); one dns technique per host and ISP"),
+        (GOOD.replace('technique = "dns-hijack"', 'technique = "throttle", rate = "0kbit"'),
+         "less than 1 byte per second"),
+        (GOOD.replace("https = true", 'ip = "203.0.113.254"'), "site[0] (party.example).ip: 203.0.113.254 is the lab's blockpage"),
+        (GOOD.replace('host = "party.example"\n', 'host = "192.0.2.7"\n'), "is an IP address"),
     ],
 )  # fmt: skip
 def test_mistakes_are_named(tmp_path: Path, text: str, expected: str) -> None:
@@ -83,3 +104,59 @@ def test_addressing() -> None:
     assert lay.isps[0].probe_ip(0) == "100.64.1.10"
     with pytest.raises(UserError):
         layout("toolong", ["A"], {})
+
+
+def test_unreadable_scenarios_are_errors(tmp_path: Path) -> None:
+    (tmp_path / "s.toml").write_bytes(b"\xff\xfe not utf-8")
+    with pytest.raises(UserError, match="not UTF-8"):
+        load_scenario(tmp_path / "s.toml")
+    (tmp_path / "d.toml").mkdir()
+    with pytest.raises(UserError, match="cannot read"):
+        load_scenario(tmp_path / "d.toml")
+
+
+def test_odd_targets_lists(tmp_path: Path) -> None:
+    """IDN hosts become their xn-- form (one site for both spellings), a host listed with http
+    and https gets https, upper case and final dots are folded, a [[site]] still wins."""
+    (tmp_path / "l.csv").write_text(
+        "\ufeffurl,category_code,category_description,date_added,source,notes,extra\r\n"
+        'http://bücher.example/,NEWS,"a, b",2020,x,"multi\nline",z\r\n'
+        "https://xn--bcher-kva.example:8443/p?q=1,NEWS,N,2020,x,,z\r\n"
+        "http://Both.Example./,NEWS,N,2020,x,,z\r\n"
+        "https://both.example/,NEWS,N,2020,x,,z\r\n"
+        "https://party.example/,NEWS,N,2020,x,,z\r\n"
+    )
+    path = tmp_path / "s.toml"
+    path.write_text('targets = "l.csv"\n' + GOOD.replace("https = true", 'redirect_to = "//both.example/x"'))
+    sites = {s.host: s for s in load_scenario(path).site}
+    assert sorted(sites) == ["both.example", "party.example", "xn--bcher-kva.example"]
+    assert sites["xn--bcher-kva.example"].https and sites["both.example"].https
+    assert not sites["party.example"].https  # the [[site]] wins
+    assert sites["party.example"].redirect_to == "//both.example/x"  # relative: kept as written
+
+
+@pytest.mark.parametrize(
+    ("row", "expected"),
+    [
+        (
+            "http://192.0.2.7/",
+            "l.csv:3: 'http://192.0.2.7/': the lab cannot host a site at an IP-literal URL",
+        ),
+        ("http://[2001:db8::1]/", "l.csv:3: 'http://[2001:db8::1]/': the lab cannot host"),
+        (
+            "http://under_score.example/",
+            "l.csv:3: 'http://under_score.example/': 'under_score.example' is not a host name",
+        ),
+        ("http://[::1/", "l.csv:3: 'http://[::1/' is not a valid URL"),
+    ],
+)
+def test_targets_the_lab_cannot_host_name_file_and_line(tmp_path: Path, row: str, expected: str) -> None:
+    (tmp_path / "l.csv").write_text(
+        "url,category_code,category_description,date_added,source,notes\n"
+        f"http://ok.example/,NEWS,N,2020,x,\n{row},NEWS,N,2020,x,\n"
+    )
+    path = tmp_path / "s.toml"
+    path.write_text('targets = "l.csv"\n' + GOOD)
+    with pytest.raises(UserError) as info:
+        load_scenario(path)
+    assert expected in info.value.render()

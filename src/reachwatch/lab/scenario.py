@@ -11,12 +11,15 @@ import re
 import tomllib
 from pathlib import Path
 from typing import Annotated, Any, Literal
+from urllib.parse import urljoin
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from reachwatch.errors import UserError
+from reachwatch.lab.addressing import BLOCKPAGE, SITE_POOLS
 from reachwatch.lab.techniques import TECHNIQUES, rate_bytes_per_second
-from reachwatch.testlists import read_testlist
+from reachwatch.testlists import Target, read_testlist
+from reachwatch.urls import ascii_host, is_ip_literal, split_url
 
 _HOST = re.compile(
     r"^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)+$"
@@ -25,8 +28,21 @@ _HOST = re.compile(
 _RESERVED = [ipaddress.ip_network(n) for n in ("0.0.0.0/8", "100.64.0.0/10", "127.0.0.0/8", "224.0.0.0/3")]
 
 
+_POOLS = [ipaddress.ip_network(n) for n in SITE_POOLS]
+_LAB_NET = ipaddress.ip_network("100.64.0.0/10")  # the lab's own links, ISPs and services
+
+
 def _hostname(value: str) -> str:
+    """The host as the lab serves it: lower case, no final dot, an IDN in its IDNA (xn--) form."""
     value = value.strip().lower().rstrip(".")
+    try:
+        value = ascii_host(value).lower()
+    except UnicodeError:
+        raise ValueError(
+            f"{value!r} is not a host name like news.example (an empty or too long label?)"
+        ) from None
+    if is_ip_literal(value):
+        raise ValueError(f"{value!r} is an IP address: a site needs a host name (its address goes in 'ip')")
     if not _HOST.match(value):
         raise ValueError(f"{value!r} is not a host name like news.example")
     return value
@@ -36,6 +52,8 @@ def _site_ip(value: str) -> str:
     addr = ipaddress.IPv4Address(value)
     if any(addr in net for net in _RESERVED):
         raise ValueError(f"{value} is reserved by the lab (0/8, 100.64/10, 127/8, multicast)")
+    if str(addr) == BLOCKPAGE:
+        raise ValueError(f"{value} is the lab's blockpage server")
     return str(addr)
 
 
@@ -66,8 +84,11 @@ class Site(_Model):
     @field_validator("redirect_to")
     @classmethod
     def _check_redirect(cls, value: str | None) -> str | None:
-        if value is not None and not re.match(r"^https?://[^/\s]+", value):
-            raise ValueError("redirect_to must be an absolute http:// or https:// URL")
+        if value is not None and (not value.isascii() or not value.strip() or value != value.strip()):
+            raise ValueError(
+                f"redirect_to {value!r} must be a URL in ASCII without surrounding spaces "
+                "(write an IDN host as xn--...)"
+            )
         return value
 
     @property
@@ -123,7 +144,7 @@ class Control(_Model):
 class Scenario(_Model):
     targets: str | None = None
     site: list[Site] = []
-    isp: list[Isp] = Field(default_factory=list, min_length=1, max_length=250)
+    isp: list[Isp] = Field(min_length=1, max_length=250)
     control: Control = Control()
     source: str = ""  # the file it came from, for messages
 
@@ -152,12 +173,21 @@ def _validation_error(path: Path, exc: ValidationError, raw: dict[str, Any]) -> 
             where=_where(path, loc[:-1], raw) or str(path),
             fix="see docs/lab.md for the keys a scenario may use",
         )
+    if err["type"] == "missing":
+        return UserError(
+            f"missing key {loc[-1]!r}",
+            where=_where(path, loc[:-1], raw) or str(path),
+            fix="see docs/lab.md for the keys a scenario must have (at least one [[isp]])",
+        )
     msg = err["msg"].removeprefix("Value error, ")
     return UserError(msg, where=_where(path, loc, raw), fix="see docs/lab.md for the scenario format")
 
 
-def _check_blocks(path: Path, scenario: Scenario, hosts: set[str]) -> None:
+def _check_blocks(path: Path, scenario: Scenario, sites: list[Site]) -> None:
+    hosts = {s.host for s in sites}
+    fixed = {s.ip for s in sites if s.ip}
     for i, isp in enumerate(scenario.isp):
+        layers: dict[tuple[str, str], int] = {}
         for j, block in enumerate(isp.block):
             where = f"{path}: isp[{i}] ({isp.name}).block[{j}]"
             if block.host not in hosts:
@@ -175,6 +205,91 @@ def _check_blocks(path: Path, scenario: Scenario, hosts: set[str]) -> None:
             for key in technique.required:
                 if getattr(block, key) is None:
                     raise UserError(f"technique {block.technique!r} needs {key!r}", where=where)
+            if block.to is not None:
+                _check_to(block.technique, block.to, fixed, where + ".to")
+            # two techniques of one layer (dns-*, tcp-*, tls-*, http-*) for one host contradict each
+            # other: only one rule could apply, silently
+            layer = block.technique.split("-")[0]
+            earlier = layers.setdefault((layer, block.host), j)
+            if earlier != j:
+                raise UserError(
+                    f"{block.host!r} already has {isp.block[earlier].technique!r} (block[{earlier}]); "
+                    f"one {layer} technique per host and ISP",
+                    where=where,
+                    fix="keep one of them, or put the other in another [[isp]]",
+                )
+
+
+def _check_to(technique: str, to: str, fixed: set[str], where: str) -> None:
+    """``to`` must be somewhere the lab's clients reach (dns-hijack) or never reach (dns-bogon)."""
+    addr = ipaddress.IPv4Address(to)
+    routed = to in fixed or to == BLOCKPAGE or any(addr in net for net in _POOLS)
+    lab_own = addr in _LAB_NET
+    if technique == "dns-hijack" and (lab_own or not routed):
+        what = (
+            "one of the lab's own addresses (links, ISPs, services)"
+            if lab_own
+            else "outside the lab's internet"
+        )
+        raise UserError(
+            f"{to} is {what}: no site or blockpage answers there",
+            where=where,
+            fix=f"leave 'to' out (the blockpage server), or use a site's address or one of {', '.join(SITE_POOLS)}; "
+            "for an answer that leads nowhere use dns-bogon",
+        )
+    if technique == "dns-bogon" and (lab_own or routed or addr.is_global):
+        raise UserError(
+            f"{to} is not a bogon the lab leaves unrouted",
+            where=where,
+            fix="use a private, loopback or unspecified address, e.g. 10.10.34.35 (the default) or 127.0.0.1",
+        )
+
+
+def _check_redirects(path: Path, sites: list[Site]) -> None:
+    """Each redirect_to leads to a site of this scenario, on the port the lab serves."""
+    hosts = {s.host for s in sites}
+    for i, site in enumerate(sites):
+        if site.redirect_to is None:
+            continue
+        where = f"{path}: site[{i}] ({site.host}).redirect_to"
+        try:
+            target = urljoin(site.url, site.redirect_to)  # a relative Location is allowed, as on the web
+        except ValueError:
+            target = site.redirect_to  # split_url names the problem
+        parts, problem = split_url(target)
+        if parts is None:
+            raise UserError(
+                problem or "not a URL", where=where, fix='e.g. redirect_to = "https://other.example/"'
+            )
+        host = (parts.hostname or "").rstrip(".")
+        if host not in hosts:
+            raise UserError(
+                f"{site.redirect_to!r} leads to {host!r}, which is not a site of this scenario",
+                where=where,
+                fix="add a [[site]] with that host or list it in the targets file",
+            )
+        if parts.port not in (None, 80 if parts.scheme == "http" else 443):
+            raise UserError(
+                f"{site.redirect_to!r} names port {parts.port}; the lab serves http on 80 and https on 443",
+                where=where,
+            )
+
+
+def _target_host(target: Target) -> str:
+    """The site host of a test-list row, or a UserError naming the list's file and line."""
+    where = f"{target.source}:{target.line}"
+    if is_ip_literal(target.hostname):
+        raise UserError(
+            f"{target.url!r}: the lab cannot host a site at an IP-literal URL",
+            where=where,
+            fix="remove the row from the list used as targets, or use a host name",
+        )
+    try:
+        return _hostname(target.hostname)
+    except ValueError as exc:
+        raise UserError(
+            f"{target.url!r}: {exc}", where=where, fix="the lab needs host names like news.example"
+        ) from None
 
 
 def _merge_targets(path: Path, scenario: Scenario) -> list[Site]:
@@ -184,11 +299,14 @@ def _merge_targets(path: Path, scenario: Scenario) -> list[Site]:
         raise UserError(f"site {dup!r} is listed twice", where=f"{path}: site")
     if scenario.targets is None:
         return list(sites.values())
-    merged = dict(sites)
+    listed: dict[str, bool] = {}  # host -> https; bücher.example and xn--bcher-kva.example are one
     for target in read_testlist(path.parent / scenario.targets):
-        host = target.hostname.lower()
-        if host and host not in merged:
-            merged[host] = Site(host=host, https=target.url.startswith("https:"))
+        host = _target_host(target)
+        # a host listed with http and with https gets https
+        listed[host] = listed.get(host, False) or target.url.lower().startswith("https:")
+    merged = dict(sites)
+    for host, https in listed.items():
+        merged.setdefault(host, Site(host=host, https=https))
     return list(merged.values())
 
 
@@ -198,6 +316,10 @@ def load_scenario(path: Path) -> Scenario:
         raw = tomllib.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise UserError("no such file", where=str(path), fix="check the path of the scenario") from None
+    except UnicodeDecodeError as exc:
+        raise UserError(f"not UTF-8 text ({exc.reason})", where=str(path), fix="save it as UTF-8") from None
+    except OSError as exc:
+        raise UserError(f"cannot read: {exc.strerror}", where=str(path)) from None
     except tomllib.TOMLDecodeError as exc:
         raise UserError(f"not valid TOML: {exc}", where=str(path)) from None
     try:
@@ -208,5 +330,6 @@ def load_scenario(path: Path) -> Scenario:
     names = [isp.name for isp in scenario.isp]
     if len(set(names)) != len(names):
         raise UserError("two ISPs have the same name", where=f"{path}: isp", fix="give each ISP its own name")
-    _check_blocks(path, scenario, {s.host for s in sites})
+    _check_blocks(path, scenario, sites)
+    _check_redirects(path, sites)
     return scenario.model_copy(update={"site": sites, "source": str(path)})

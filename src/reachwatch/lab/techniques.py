@@ -112,7 +112,10 @@ def rate_bytes_per_second(rate: str) -> int:
     match = _RATE.match(rate.strip())
     if match is None:
         raise ValueError(f"{rate!r} is not a rate like 16kbit, 1mbit or 2kbps")
-    return max(1, round(float(match.group(1)) * _RATE_UNITS[match.group(2).lower()]))
+    value = float(match.group(1)) * _RATE_UNITS[match.group(2).lower()]
+    if value < 1:  # 0kbit would be a page of 0 bytes behind a link that passes nothing
+        raise ValueError(f"{rate!r} is less than 1 byte per second; a throttle needs a rate, e.g. 16kbit")
+    return round(value)
 
 
 def _throttle(rules: IspRules, entry: BlockEntry, ip: str) -> None:
