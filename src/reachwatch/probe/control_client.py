@@ -38,6 +38,30 @@ def th_request(url: str, endpoints: list[str]) -> dict[str, Any]:
     }
 
 
+def is_th_answer(control: dict[str, Any]) -> bool:
+    """Whether a JSON object is a test-helper answer: its sections are there, with the types the
+    verdict compares. Anything else (a web server's JSON, a broken helper) would be judged as if
+    it were the unfiltered view, e.g. a status code "abc" as a page that differs."""
+    dns, tcp, http = control.get("dns"), control.get("tcp_connect"), control.get("http_request")
+    if not (isinstance(dns, dict) and isinstance(tcp, dict) and isinstance(http, dict)):
+        return False
+    addrs = dns.get("addrs")
+    if not (isinstance(addrs, list) or addrs is None) or not all(isinstance(a, str) for a in addrs or []):
+        return False
+    if not all(isinstance(dns.get(k), str | None) for k in ("failure",)):
+        return False
+    if not all(isinstance(v, dict) for v in tcp.values()):
+        return False
+    tls = control.get("tls_handshake", {})
+    if not (isinstance(tls, dict) and all(isinstance(v, dict) for v in tls.values())):
+        return False
+    code, length = http.get("status_code"), http.get("body_length")
+    numbers = all(isinstance(n, int) and not isinstance(n, bool) for n in (code, length) if n is not None)
+    return (
+        numbers and isinstance(http.get("failure"), str | None) and isinstance(http.get("headers", {}), dict)
+    )
+
+
 @dataclass(slots=True)
 class _Conn:
     stream: ByteStream
@@ -76,7 +100,7 @@ class ControlClient:
             control = orjson.loads(answer)
         except ValueError:
             return None, "http_invalid_response"
-        if not isinstance(control, dict):
+        if not isinstance(control, dict) or not is_th_answer(control):
             return None, "http_invalid_response"
         return control, None
 
