@@ -9,6 +9,7 @@ import pytest
 from reachwatch.errors import UserError
 from reachwatch.lab.addressing import layout
 from reachwatch.lab.scenario import load_scenario
+from reachwatch.lab.topology import SKIPPED_NAMED, skipped_targets
 
 GOOD = """
 [[site]]
@@ -147,16 +148,40 @@ def test_odd_targets_lists(tmp_path: Path) -> None:
             "http://under_score.example/",
             "l.csv:3: 'http://under_score.example/': 'under_score.example' is not a host name",
         ),
-        ("http://[::1/", "l.csv:3: 'http://[::1/' is not a valid URL"),
     ],
 )
-def test_targets_the_lab_cannot_host_name_file_and_line(tmp_path: Path, row: str, expected: str) -> None:
+def test_targets_the_lab_cannot_host_are_skipped_naming_file_and_line(
+    tmp_path: Path, row: str, expected: str
+) -> None:
+    """A real list has such rows (https://1.1.1.1/ in the global list): they are skipped, and
+    said, instead of stopping every other site from being measured."""
     (tmp_path / "l.csv").write_text(
         "url,category_code,category_description,date_added,source,notes\n"
         f"http://ok.example/,NEWS,N,2020,x,\n{row},NEWS,N,2020,x,\n"
     )
     path = tmp_path / "s.toml"
     path.write_text('targets = "l.csv"\n' + GOOD)
+    scenario = load_scenario(path)
+    assert "ok.example" in {s.host for s in scenario.site}
+    assert len(scenario.skipped) == 1 and expected in scenario.skipped[0]
+    warnings = skipped_targets(scenario.skipped)
+    assert warnings[0] == "targets: 1 row(s) skipped, the lab cannot host them"
+    assert expected in warnings[1]
+
+
+def test_a_bad_url_in_the_targets_list_is_an_error(tmp_path: Path) -> None:
+    (tmp_path / "l.csv").write_text(
+        "url,category_code,category_description,date_added,source,notes\n"
+        "http://ok.example/,NEWS,N,2020,x,\nhttp://[::1/,NEWS,N,2020,x,\n"
+    )
+    path = tmp_path / "s.toml"
+    path.write_text('targets = "l.csv"\n' + GOOD)
     with pytest.raises(UserError) as info:
         load_scenario(path)
-    assert expected in info.value.render()
+    assert "l.csv:3: 'http://[::1/' is not a valid URL" in info.value.render()
+
+
+def test_many_skipped_rows_are_counted_not_all_named() -> None:
+    warnings = skipped_targets([f"l.csv:{n}: why" for n in range(2, 40)])
+    assert warnings[0].startswith("targets: 38 row(s) skipped")
+    assert len(warnings) == 1 + SKIPPED_NAMED + 1 and warnings[-1] == f"  ... and {38 - SKIPPED_NAMED} more"

@@ -82,6 +82,8 @@ def run(
         _fail(exc)
         return
     typer.echo(lab_run.summary(results))
+    for warning in state.warnings:
+        typer.echo(f"warning: {warning}", err=True)
     typer.echo(f"all measurements: {Path(state.out) / 'measurements.jsonl'}")
     if state.collector_url:
         typer.echo(f"collector: {state.collector_url} in {state.prefix}-ctl, database {state.collector_db} "

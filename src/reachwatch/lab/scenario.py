@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 from urllib.parse import urljoin
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator
 
 from reachwatch.errors import UserError
 from reachwatch.lab.addressing import BLOCKPAGE, SITE_POOLS
@@ -147,6 +147,12 @@ class Scenario(_Model):
     isp: list[Isp] = Field(min_length=1, max_length=250)
     control: Control = Control()
     source: str = ""  # the file it came from, for messages
+    #: rows of the targets list the lab cannot host, each with its file, line and why (not TOML)
+    _skipped: list[str] = PrivateAttr(default_factory=list)
+
+    @property
+    def skipped(self) -> list[str]:
+        return self._skipped
 
 
 def _where(path: Path, loc: tuple[int | str, ...], raw: dict[str, Any]) -> str:
@@ -275,39 +281,41 @@ def _check_redirects(path: Path, sites: list[Site]) -> None:
             )
 
 
-def _target_host(target: Target) -> str:
-    """The site host of a test-list row, or a UserError naming the list's file and line."""
+def _target_host(target: Target) -> tuple[str | None, str]:
+    """The site host of a test-list row, or None and why the lab cannot host it (an IP-literal
+    URL, a name that is not a host name such as one with '_'), naming the list's file and line."""
     where = f"{target.source}:{target.line}"
     if is_ip_literal(target.hostname):
-        raise UserError(
-            f"{target.url!r}: the lab cannot host a site at an IP-literal URL",
-            where=where,
-            fix="remove the row from the list used as targets, or use a host name",
-        )
+        return None, f"{where}: {target.url!r}: the lab cannot host a site at an IP-literal URL"
     try:
-        return _hostname(target.hostname)
+        return _hostname(target.hostname), ""
     except ValueError as exc:
-        raise UserError(
-            f"{target.url!r}: {exc}", where=where, fix="the lab needs host names like news.example"
-        ) from None
+        return None, f"{where}: {target.url!r}: {exc}"
 
 
-def _merge_targets(path: Path, scenario: Scenario) -> list[Site]:
+def _merge_targets(path: Path, scenario: Scenario) -> tuple[list[Site], list[str]]:
+    """The scenario's sites and the targets list's, and why rows of the list were skipped: a real
+    list has rows the lab cannot host (https://1.1.1.1/ in the global list), and those must not
+    stop every other site from being measured."""
     sites = {s.host: s for s in scenario.site}
     if len(sites) != len(scenario.site):
         dup = next(h for h in sites if [s.host for s in scenario.site].count(h) > 1)
         raise UserError(f"site {dup!r} is listed twice", where=f"{path}: site")
     if scenario.targets is None:
-        return list(sites.values())
+        return list(sites.values()), []
     listed: dict[str, bool] = {}  # host -> https; bücher.example and xn--bcher-kva.example are one
+    skipped: list[str] = []
     for target in read_testlist(path.parent / scenario.targets):
-        host = _target_host(target)
+        host, why = _target_host(target)
+        if host is None:
+            skipped.append(why)
+            continue
         # a host listed with http and with https gets https
         listed[host] = listed.get(host, False) or target.url.lower().startswith("https:")
     merged = dict(sites)
     for host, https in listed.items():
         merged.setdefault(host, Site(host=host, https=https))
-    return list(merged.values())
+    return list(merged.values()), skipped
 
 
 def load_scenario(path: Path) -> Scenario:
@@ -326,10 +334,12 @@ def load_scenario(path: Path) -> Scenario:
         scenario = Scenario.model_validate(raw)
     except ValidationError as exc:
         raise _validation_error(path, exc, raw) from None
-    sites = _merge_targets(path, scenario)
+    sites, skipped = _merge_targets(path, scenario)
     names = [isp.name for isp in scenario.isp]
     if len(set(names)) != len(names):
         raise UserError("two ISPs have the same name", where=f"{path}: isp", fix="give each ISP its own name")
     _check_blocks(path, scenario, sites)
     _check_redirects(path, sites)
-    return scenario.model_copy(update={"site": sites, "source": str(path)})
+    loaded = scenario.model_copy(update={"site": sites, "source": str(path)})
+    loaded._skipped = skipped
+    return loaded

@@ -146,6 +146,22 @@ def _start_servers(out: Path, state: LabState, layout: a.Layout) -> None:
         netns.wait_ready(started, fd)
 
 
+#: How many skipped rows of a targets list a warning names (then only how many more)
+SKIPPED_NAMED = 10
+
+
+def skipped_targets(skipped: list[str]) -> list[str]:
+    """The warnings for rows of the targets list the lab cannot host."""
+    if not skipped:
+        return []
+    more = len(skipped) - SKIPPED_NAMED
+    return [
+        f"targets: {len(skipped)} row(s) skipped, the lab cannot host them",
+        *(f"  {why}" for why in skipped[:SKIPPED_NAMED]),
+        *([f"  ... and {more} more"] if more > 0 else []),
+    ]
+
+
 def up(scenario_path: Path, out: Path, *, prefix: str = "rw", control: bool = True) -> LabState:
     """Build the lab of ``scenario_path``; state and files go to ``out``."""
     netns.require_root()
@@ -172,6 +188,7 @@ def up(scenario_path: Path, out: Path, *, prefix: str = "rw", control: bool = Tr
         prefix=layout.prefix, out=str(out), scenario=str(scenario_path.resolve()),
         namespaces=layout.namespaces, vantages=vantages, resolver=a.RESOLVER,
     )  # fmt: skip
+    state.warnings += skipped_targets(scenario.skipped)
     _write_files(out, scenario, layout, isp_rules)
     state.save()
     try:
