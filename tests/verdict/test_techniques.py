@@ -115,3 +115,13 @@ def test_control_unavailable_but_https_works() -> None:
 
     v = decide(measurement([hop(url, 0)], url, None, control_failure="connection_refused"))
     assert (v.blocking, v.accessible, v.x_rule) == (False, True, "final.tls-ok")
+
+
+@pytest.mark.parametrize("status", ["abc", None, -1, 0, [200]])
+def test_a_control_page_without_a_status_code_is_nothing_to_compare_with(status: Any) -> None:
+    """A control that neither failed nor got a status code (a malformed or foreign helper's
+    answer) must not make a page the probe fetched look like a blockpage."""
+    m = single("http://site.example/", {}, {})
+    m["test_keys"]["control"]["http_request"]["status_code"] = status
+    v = decide(m)
+    assert (v.blocking, v.accessible, v.x_technique, v.x_rule) == (None, None, None, "http.no-control")

@@ -224,13 +224,17 @@ def _control(raw: Any, depth: int, hostname: str) -> Control | None:
     http = None
     if is_map(http_raw):
         code = as_int(http_raw.get("status_code"))
-        http = ControlHTTP(
-            as_failure(http_raw.get("failure")),
-            code if code and code > 0 else None,
-            as_int(http_raw.get("body_length")),
-            as_str(http_raw.get("title")) or "",
-            header_keys(http_raw.get("headers")),
-        )
+        failure = as_failure(http_raw.get("failure"))
+        # a fetch that neither failed nor got a status code (status_code "abc", say) is no control
+        # page to compare with: as if the control had none
+        if failure is not None or (code is not None and code > 0):
+            http = ControlHTTP(
+                failure,
+                code if code and code > 0 else None,
+                as_int(http_raw.get("body_length")),
+                as_str(http_raw.get("title")) or "",
+                header_keys(http_raw.get("headers")),
+            )
     tcp = {k: as_failure(as_map(v).get("failure")) for k, v in as_map(raw.get("tcp_connect")).items()}
     tls = {
         k: (norm_host(as_str(as_map(v).get("server_name")) or ""), as_failure(as_map(v).get("failure")))

@@ -70,12 +70,14 @@ class Hop:
         if not isinstance(http_raw, MAPS):
             return None
         get = http_raw.get
-        code, length, title, failure = get("status_code"), get("body_length"), get("title"), get("failure")
-        if type(code) is not int:
-            code = as_int(code)
+        length, title, failure = get("body_length"), get("title"), get("failure")
+        code = _status(get("status_code"))
+        failure = None if failure is None else as_failure(failure)
+        if failure is None and code is None:  # see page
+            return None
         return ControlHTTP(
-            None if failure is None else as_failure(failure),
-            code if code and code > 0 else None,
+            failure,
+            code,
             length if type(length) is int else as_int(length),
             title if title and isinstance(title, str) else "",
             header_keys(get("headers")),
@@ -106,6 +108,12 @@ class Hop:
                 number = as_int(as_map(info).get("asn"))
                 self._asn[ip] = number if number and number > 0 else 0
         return self._asn
+
+
+def _status(value: Any) -> int | None:
+    """A control's HTTP status code, when it is one (a positive integer)."""
+    code = value if type(value) is int else as_int(value)
+    return code if code and code > 0 else None
 
 
 def hops_of(tk: Mapping[str, Any], hostname: str) -> list[Hop | None]:
