@@ -106,3 +106,13 @@ def test_bad_rows_name_the_physical_line(tmp_path: Path, row: str, expected: str
 def test_bad_url_arguments_are_errors_not_tracebacks() -> None:
     with pytest.raises(UserError, match="argument 2: 'http://\\[::1/' is not a valid URL"):
         collect_targets(["http://ok.example/", "http://[::1/"], [])
+
+
+def test_urls_differing_only_in_host_case_or_final_dot_are_one_target(tmp_path: Path) -> None:
+    listed = tmp_path / "l.csv"
+    listed.write_text(
+        "url,category_code,category_description,date_added,source,notes\n"
+        "http://a.example./x,NEWS,N,2020,x,\nhttp://a.example/X,NEWS,N,2020,x,\n"
+    )
+    targets = collect_targets(["HTTP://A.Example/x"], [listed])
+    assert [t.url for t in targets] == ["HTTP://A.Example/x", "http://a.example/X"]  # paths differ

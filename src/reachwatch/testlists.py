@@ -102,18 +102,31 @@ def read_testlist(path: Path) -> list[Target]:
     return targets
 
 
+def same_url_key(url: str) -> str:
+    """What makes two URLs one target: scheme and host are case-insensitive and a host's final dot
+    changes nothing (``HTTP://A.example./`` is ``http://a.example/``); the path is kept as written."""
+    parts = urlsplit(url)
+    host = parts.netloc.rpartition("@")[2]
+    name, colon, port = host.rpartition(":") if not host.endswith("]") and ":" in host else (host, "", "")
+    netloc = name.lower().rstrip(".") + colon + port
+    return parts._replace(scheme=parts.scheme.lower(), netloc=netloc).geturl()
+
+
 def collect_targets(urls: Iterable[str], lists: Iterable[Path]) -> list[Target]:
-    """URL arguments then every list, in order, without duplicates."""
+    """URL arguments then every list, in order, without duplicates (:func:`same_url_key`); the
+    first spelling of a URL is the one measured."""
     seen: set[str] = set()
     out: list[Target] = []
-    for i, url in enumerate(urls, start=1):
-        target = Target(url=check_url(url, where=f"argument {i}"))
-        if target.url not in seen:
-            seen.add(target.url)
+
+    def add(target: Target) -> None:
+        key = same_url_key(target.url)
+        if key not in seen:
+            seen.add(key)
             out.append(target)
+
+    for i, url in enumerate(urls, start=1):
+        add(Target(url=check_url(url, where=f"argument {i}")))
     for path in lists:
         for target in read_testlist(path):
-            if target.url not in seen:
-                seen.add(target.url)
-                out.append(target)
+            add(target)
     return out
