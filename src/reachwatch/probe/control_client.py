@@ -41,25 +41,31 @@ def th_request(url: str, endpoints: list[str]) -> dict[str, Any]:
 def is_th_answer(control: dict[str, Any]) -> bool:
     """Whether a JSON object is a test-helper answer: its sections are there, with the types the
     verdict compares. Anything else (a web server's JSON, a broken helper) would be judged as if
-    it were the unfiltered view, e.g. a status code "abc" as a page that differs."""
-    dns, tcp, http = control.get("dns"), control.get("tcp_connect"), control.get("http_request")
-    if not (isinstance(dns, dict) and isinstance(tcp, dict) and isinstance(http, dict)):
+    it were the unfiltered view, e.g. a status code "abc" as a page that differs. OONI's helper is
+    written in Go, whose empty maps come out as null: a null ``tcp_connect``, ``tls_handshake`` or
+    ``headers`` is an empty one (a real answer of a v0.4 measurement has ``"tcp_connect": null``)."""
+    dns, http = control.get("dns"), control.get("http_request")
+    tcp, tls = _map_or_null(control.get("tcp_connect")), _map_or_null(control.get("tls_handshake"))
+    if not (
+        isinstance(dns, dict) and isinstance(http, dict) and isinstance(tcp, dict) and isinstance(tls, dict)
+    ):
         return False
     addrs = dns.get("addrs")
     if not (isinstance(addrs, list) or addrs is None) or not all(isinstance(a, str) for a in addrs or []):
         return False
-    if not all(isinstance(dns.get(k), str | None) for k in ("failure",)):
+    if not isinstance(dns.get("failure"), str | None):
         return False
-    if not all(isinstance(v, dict) for v in tcp.values()):
-        return False
-    tls = control.get("tls_handshake", {})
-    if not (isinstance(tls, dict) and all(isinstance(v, dict) for v in tls.values())):
+    if not all(isinstance(v, dict) for v in (*tcp.values(), *tls.values())):
         return False
     code, length = http.get("status_code"), http.get("body_length")
     numbers = all(isinstance(n, int) and not isinstance(n, bool) for n in (code, length) if n is not None)
-    return (
-        numbers and isinstance(http.get("failure"), str | None) and isinstance(http.get("headers", {}), dict)
-    )
+    headers = _map_or_null(http.get("headers"))
+    return numbers and isinstance(http.get("failure"), str | None) and isinstance(headers, dict)
+
+
+def _map_or_null(value: Any) -> Any:
+    """Go's null for an empty map as the empty map; anything else as it is."""
+    return {} if value is None else value
 
 
 @dataclass(slots=True)
