@@ -19,6 +19,7 @@ from reachwatch.probe.config import MAX_ADDRESSES, ProbeConfig, Timeouts
 from reachwatch.probe.hop import url_port
 from reachwatch.probe.measure import follow
 from reachwatch.probe.trace import Trace
+from reachwatch.urls import is_ip_literal
 
 CONTROL_BODY_LIMIT = 1024 * 1024
 TOTAL_TIMEOUT = 30.0
@@ -75,7 +76,7 @@ async def th_measure(request: ThRequest, cfg: ProbeConfig) -> dict[str, Any]:
         "dns": {"failure": None, "addrs": []},
         "ip_info": {},
     }  # fmt: skip
-    own: list[str] = [host] if dns.is_ip_literal(host) else []
+    own: list[str] = [host] if is_ip_literal(host) else []
     dns_failure: str | None = None
     if not own:
         own, entry = await dns.system_lookup(host, timeout=cfg.timeouts.dns, trace=trace, depth=0)

@@ -3,20 +3,11 @@
 from __future__ import annotations
 
 import asyncio
-import ipaddress
 import socket
 from typing import Any
 
 from reachwatch.failures import MeasurementFailure, classify
 from reachwatch.probe.trace import Trace, depth_tags
-
-
-def is_ip_literal(host: str) -> bool:
-    try:
-        ipaddress.ip_address(host)
-    except ValueError:
-        return False
-    return True
 
 
 def address_answer(ip: str, ttl: int | None) -> dict[str, Any]:

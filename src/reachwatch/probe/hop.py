@@ -17,6 +17,7 @@ from reachwatch.probe.config import MAX_ADDRESSES, ProbeConfig
 from reachwatch.probe.control_client import ControlClient
 from reachwatch.probe.stream import ByteStream, TcpStream
 from reachwatch.probe.trace import Trace
+from reachwatch.urls import is_ip_literal
 
 Answer = tuple[dict[str, Any] | None, str | None]
 
@@ -43,7 +44,7 @@ def url_port(url: str) -> int:
 
 async def resolve(hop: Hop, host: str, cfg: ProbeConfig, trace: Trace) -> tuple[list[str], str | None]:
     """System resolver and the UDP resolver at once; the union of their addresses, system first."""
-    if dns.is_ip_literal(host):
+    if is_ip_literal(host):
         return [host], None
     steps: list[Any] = []
     if cfg.use_system_resolver:
