@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import copy
 import itertools
 import json
@@ -18,6 +19,7 @@ from typing import Any
 
 import duckdb
 import orjson
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -134,6 +136,31 @@ async def test_a_dead_worker_fails_only_its_batch_and_is_replaced(
         assert r.status_code == 503 and r.headers["retry-after"] == "1"
         assert (await http.get("/api/v1/measurements")).json()["metadata"]["count"] == 0
         assert set(pool.pids).isdisjoint(before) and len(pool.pids) == 2
+        r = await http.post("/api/v1/measurements", content=b"\n".join(lines))
+        assert r.status_code == 200, r.text
+        assert len(r.json()["measurement_uids"]) == N
+
+
+async def test_a_hung_worker_is_replaced_and_its_batch_answered_503(
+    tmp_path: Path, real_measurements: list[dict[str, Any]]
+) -> None:
+    """A stopped (or otherwise hung) worker must not hold its batch forever: past the call timeout
+    the batch gets a 503 + Retry-After, the worker is killed by PID and another takes its place."""
+    lines = batch(real_measurements)
+    async with collector(Settings(store=str(tmp_path / "m.duckdb"), rate=0, ingest_workers=2)) as (app, http):
+        pool = app.state.batch_pool
+        pool.call_timeout = 1.0
+        hung = pool.pids[0]
+        os.kill(hung, signal.SIGSTOP)
+        try:
+            r = await http.post("/api/v1/measurements", content=b"\n".join(lines))
+            assert r.status_code == 503 and r.headers["retry-after"] == "1"
+            assert hung not in pool.pids and len(pool.pids) == 2
+            with pytest.raises(ProcessLookupError):  # killed, and reaped
+                os.kill(hung, 0)
+        finally:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(hung, signal.SIGKILL)
         r = await http.post("/api/v1/measurements", content=b"\n".join(lines))
         assert r.status_code == 200, r.text
         assert len(r.json()["measurement_uids"]) == N

@@ -44,6 +44,9 @@ POOLED_LINES = 32
 EMPTY_BATCH = "empty batch: send one measurement per line"
 #: How many errors a rejected batch lists.
 LISTED_ERRORS = 100
+#: Seconds a worker may take over one piece (a 16 MB body takes well under one) before it is taken
+#: for hung (stopped, say), killed and replaced, and its batch answered 503 instead of never
+CALL_TIMEOUT = 30.0
 
 
 _BLANK = frozenset(b" \t\r\x0b\x0c")
@@ -246,8 +249,11 @@ class _Worker:
 class BatchPool:
     """Worker processes that turn big batches into rows, each serving one batch at a time."""
 
-    def __init__(self, workers: int, *, secret: bytes, verdict_now: bool) -> None:
+    def __init__(
+        self, workers: int, *, secret: bytes, verdict_now: bool, call_timeout: float = CALL_TIMEOUT
+    ) -> None:
         self.workers = workers
+        self.call_timeout = call_timeout
         self.secret = secret
         self.verdict_now = verdict_now
         self._idle: asyncio.Queue[_Worker] = asyncio.Queue()
@@ -312,9 +318,16 @@ class BatchPool:
     ) -> tuple[Any, bytes] | None:
         answer: tuple[Any, bytes] | None = None
         try:
-            answer = await worker.call(header, body)
-        except (asyncio.IncompleteReadError, ConnectionError, OSError, pickle.UnpicklingError):
-            log.error("a batch worker process died; starting another")
+            answer = await asyncio.wait_for(worker.call(header, body), self.call_timeout)
+        except (
+            asyncio.IncompleteReadError,
+            ConnectionError,
+            OSError,
+            pickle.UnpicklingError,
+            TimeoutError,
+        ) as exc:
+            what = "did not answer in time" if isinstance(exc, TimeoutError) else "died"
+            log.error("a batch worker process %s; starting another", what)
             self._all.discard(worker)
             await worker.stop(timeout=0)
             try:
