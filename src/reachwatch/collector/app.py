@@ -65,6 +65,7 @@ ERRORS: dict[int | str, dict[str, Any]] = {
         (400, "bad JSON"),
         (404, "unknown"),
         (413, "body too large"),
+        (415, "compressed body (Content-Encoding)"),
         (422, "invalid measurement"),
         (429, "rate limited"),
         (503, "busy, retry"),

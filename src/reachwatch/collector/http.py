@@ -35,11 +35,22 @@ def error_response(exc: ApiError) -> Response:
     return json_response({"error": exc.message, **exc.extra}, exc.status, exc.headers)
 
 
+def _check_encoding(value: bytes) -> None:
+    """415 for a compressed body: read as JSON, gzip bytes would only be 'not valid UTF-8'."""
+    coding = value.strip().lower()
+    if coding and coding != b"identity":
+        name = coding.decode("latin-1")[:32]
+        raise ApiError(415, f"Content-Encoding {name!r} is not supported: send the body uncompressed")
+
+
 async def read_body(request: Request, limit: int) -> bytes:
-    """The request body, or 413 as soon as it grows past ``limit`` bytes."""
+    """The request body, or 413 as soon as it grows past ``limit`` bytes; 415 if compressed."""
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > limit:
         raise ApiError(413, f"request body larger than {limit} bytes")
+    encoding = request.headers.get("content-encoding")
+    if encoding is not None:
+        _check_encoding(encoding.encode("latin-1"))
     chunks: list[bytes] = []
     size = 0
     async for chunk in request.stream():
@@ -67,7 +78,8 @@ async def read_asgi_body(scope: Scope, receive: Receive, limit: int) -> bytes:
         if name == b"content-length":
             if value.isdigit() and int(value) > limit:
                 raise ApiError(413, f"request body larger than {limit} bytes")
-            break
+        elif name == b"content-encoding":
+            _check_encoding(value)
     chunks: list[bytes] = []
     size = 0
     while True:
