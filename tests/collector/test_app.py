@@ -6,9 +6,12 @@ import copy
 import re
 from typing import Any
 
+import httpx
 import orjson
+import pytest
 
 from collector.conftest import collector
+from reachwatch.collector.app import create_app
 from reachwatch.collector.config import Settings
 
 UID = re.compile(r"^\d{14}\.\d{6}_[A-Z]{2}_[a-z]+_[0-9a-f]{16}$")
@@ -158,3 +161,21 @@ async def test_non_web_connectivity_and_list_inputs_accepted(
         )
         assert r.status_code == 200, r.text
         assert len(r.json()["measurement_uids"]) == len(real_measurements)
+
+
+async def test_an_unexpected_error_is_answered_and_not_raised_to_the_server(
+    tmp_path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A 500 is answered by the app's handler; Starlette re-raises the exception after it, which
+    uvicorn logs with the whole traceback and answers by dropping the keep-alive connection."""
+    app = create_app(Settings(store=str(tmp_path / "m.duckdb"), rate=0))
+
+    @app.get("/boom")
+    async def boom() -> None:
+        raise RuntimeError("secret detail 192.0.2.1")
+
+    transport = httpx.ASGITransport(app=app)  # raises what the app raises, as uvicorn would see it
+    async with httpx.AsyncClient(transport=transport, base_url="http://collector") as http:
+        r = await http.get("/boom")
+    assert r.status_code == 500 and r.json() == {"error": "internal error"}
+    assert "RuntimeError" in caplog.text and "192.0.2.1" not in caplog.text

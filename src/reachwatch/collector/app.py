@@ -15,6 +15,8 @@ from typing import Any
 
 import orjson
 from fastapi import FastAPI
+from fastapi.encoders import jsonable_encoder
+from fastapi.exceptions import RequestValidationError
 from pydantic import ValidationError
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
@@ -116,7 +118,14 @@ class CollectorApp(FastAPI):
                 scope["app"] = self
                 await _answer(handler, arg, scope, receive, send)
                 return
-        await super().__call__(scope, receive, send)
+        try:
+            await super().__call__(scope, receive, send)
+        except Exception:
+            if scope["type"] != "http":
+                raise
+            # already answered (500) and logged (its type only) by ``_internal``: Starlette
+            # re-raises for the server, whose log would get the whole traceback and whose
+            # connection would be dropped under the client's next keep-alive request
 
 
 async def _answer(handler: Handler, arg: str, scope: Scope, receive: Receive, send: Send) -> None:
@@ -163,6 +172,7 @@ def create_app(settings: Settings) -> CollectorApp:
 
     app = CollectorApp(title="reachwatch collector", version="0.1.0", lifespan=lifespan)
     app.add_exception_handler(ApiError, lambda _r, exc: error_response(exc))
+    app.add_exception_handler(RequestValidationError, _invalid)
     app.add_exception_handler(Exception, _internal)
 
     def rate_limit(client: str, asn: str | None, cost: int) -> None:
@@ -301,7 +311,18 @@ def _add_dashboard(app: FastAPI) -> None:
     app.router.routes.append(mount(StoreSource(lazy_reader(lambda: app.state.store)), "/dashboard"))
 
 
+async def _invalid(_request: Request, exc: Exception) -> Response:
+    """FastAPI's 422 for a bad parameter, with the ``error`` message every other 4xx has."""
+    errors = exc.errors() if isinstance(exc, RequestValidationError) else []
+    message = "; ".join(
+        f"{'.'.join(str(p) for p in e.get('loc', ()))}: {e.get('msg', 'invalid')}" for e in errors[:5]
+    )
+    return json_response({"error": message or "invalid request", "detail": jsonable_encoder(errors)}, 422)
+
+
 async def _internal(request: Request, exc: Exception) -> Response:
+    if isinstance(exc, ClientDisconnect):  # the client left mid-body: nobody to answer, nothing wrong
+        return Response(status_code=400)
     # never log the request (it carries the submitter's address): the exception type only
     log.error("internal error on %s %s: %s", request.method, request.url.path, type(exc).__name__)
     return json_response({"error": "internal error"}, 500)
