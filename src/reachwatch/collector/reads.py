@@ -11,13 +11,19 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from reachwatch.collector.http import ApiError, json_response
-from reachwatch.collector.ooni_protocol import ASN, CC
+from reachwatch.observations.text import norm_host
 from reachwatch.store import Filters, Store
 from reachwatch.store.schema import decompress
 
 Axis = Literal["measurement_start_day", "probe_cc", "probe_asn", "domain", "category_code"]
+#: filters as people type them (OONI's API takes ``AS123`` or ``123``): normalised by :func:`_filters`
+CC_QUERY = r"^[A-Za-z]{2}$"
+ASN_QUERY = r"^(?:[Aa][Ss])?[0-9]{1,10}$"
 DATE = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}([T ][0-9]{2}:[0-9]{2}(:[0-9]{2}(\.[0-9]{1,6})?)?(Z|[+-][0-9]{2}:[0-9]{2})?)?$"
 UID = r"^[0-9]{14}\.[0-9]{6}_[A-Z]{2}_[a-z]{1,64}_[0-9a-f]{16}$"
+FILTERS = ("probe_cc", "probe_asn", "domain", "input", "category_code", "since", "until")
+LIST_PARAMS = (*FILTERS, "blocking", "limit", "offset")
+AGGREGATION_PARAMS = ("axis_x", "axis_y", *FILTERS)
 NOT_FOUND: dict[int | str, dict[str, Any]] = {404: {"description": "no such measurement"}}
 
 
@@ -29,8 +35,25 @@ def _when(value: str | None, name: str) -> dt.datetime | None:
     except ValueError:
         raise ApiError(422, f"{name}: not a date or date-time") from None
     if parsed.tzinfo is not None:
-        parsed = parsed.astimezone(dt.UTC).replace(tzinfo=None)
+        try:
+            parsed = parsed.astimezone(dt.UTC).replace(tzinfo=None)
+        except OverflowError:  # 0001-01-01T00:00+01:00 is before year 1 in UTC
+            raise ApiError(422, f"{name}: out of range once converted to UTC") from None
     return parsed
+
+
+def _asn(value: str | None) -> str | None:
+    """``AS123``, ``as123`` and ``123`` are one network, stored as ``AS123``."""
+    if value is None:
+        return None
+    return "AS" + (value[2:] if value[:2].upper() == "AS" else value)
+
+
+def _once(request: Request, names: tuple[str, ...]) -> None:
+    """A parameter given twice would silently take its last value: refuse it instead."""
+    for name in names:
+        if len(request.query_params.getlist(name)) > 1:
+            raise ApiError(422, f"{name}: given more than once")
 
 
 def _filters(
@@ -44,9 +67,10 @@ def _filters(
     blocking: str | None,
 ) -> Filters:
     return Filters(
-        probe_cc=probe_cc,
-        probe_asn=probe_asn,
-        domain=domain,
+        probe_cc=probe_cc.upper() if probe_cc is not None else None,
+        probe_asn=_asn(probe_asn),
+        # the form the collector stores (lower case, no final dot, punycode): analysis.domain
+        domain=norm_host(domain) if domain is not None else None,
         input=input,
         category_code=category_code,
         since=_when(since, "since"),
@@ -77,8 +101,8 @@ def add_routes(app: FastAPI) -> None:
     @app.get("/api/v1/measurements")
     async def list_measurements(
         request: Request,
-        probe_cc: str | None = Query(None, pattern=CC),
-        probe_asn: str | None = Query(None, pattern=ASN),
+        probe_cc: str | None = Query(None, pattern=CC_QUERY),
+        probe_asn: str | None = Query(None, pattern=ASN_QUERY),
         domain: str | None = Query(None, max_length=255),
         input: str | None = Query(None, max_length=4096),
         category_code: str | None = Query(None, max_length=16),
@@ -91,6 +115,7 @@ def add_routes(app: FastAPI) -> None:
         offset: int = Query(0, ge=0, le=1_000_000),
     ) -> Response:
         t0 = time.perf_counter()
+        _once(request, LIST_PARAMS)
         f = _filters(probe_cc, probe_asn, domain, input, category_code, since, until, blocking)
         store: Store = request.app.state.store
         count, rows = await store.search(f, limit, offset)
@@ -115,8 +140,8 @@ def add_routes(app: FastAPI) -> None:
         request: Request,
         axis_x: Axis | None = None,
         axis_y: Axis | None = None,
-        probe_cc: str | None = Query(None, pattern=CC),
-        probe_asn: str | None = Query(None, pattern=ASN),
+        probe_cc: str | None = Query(None, pattern=CC_QUERY),
+        probe_asn: str | None = Query(None, pattern=ASN_QUERY),
         domain: str | None = Query(None, max_length=255),
         input: str | None = Query(None, max_length=4096),
         category_code: str | None = Query(None, max_length=16),
@@ -124,6 +149,7 @@ def add_routes(app: FastAPI) -> None:
         until: str | None = Query(None, pattern=DATE),
     ) -> Response:
         t0 = time.perf_counter()
+        _once(request, AGGREGATION_PARAMS)
         axes: list[str] = [a for a in (axis_x, axis_y) if a is not None]
         if len(axes) == 2 and axes[0] == axes[1]:
             raise ApiError(422, "axis_x and axis_y must differ")

@@ -1,0 +1,140 @@
+"""The read routes: filters as people type them, dates out of range, repeated parameters, and the
+aggregation counts against SQL written here, on the store's own DuckDB connection."""
+
+from __future__ import annotations
+
+import copy
+import itertools
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+
+from collector.conftest import collector
+from collector.test_app import web
+from reachwatch.collector.config import Settings
+from reachwatch.store.readers import reader_for_store
+
+LIST = "/api/v1/measurements"
+AGGREGATION = "/api/v1/aggregation"
+AXES = ("measurement_start_day", "probe_cc", "probe_asn", "domain", "category_code")
+
+
+def _one(m: dict[str, Any], url: str, cc: str = "IT", asn: str = "AS30722") -> dict[str, Any]:
+    out = copy.deepcopy(m)
+    out.update(input=url, probe_cc=cc, probe_asn=asn)
+    return out
+
+
+@pytest.mark.parametrize(
+    "when",
+    ["0001-01-01T00:00:00+01:00", "0001-01-01 00:30+00:45", "9999-12-31T23:59:59-01:00"],
+)
+async def test_dates_out_of_range_in_utc_are_422(tmp_path: Path, when: str) -> None:
+    async with collector(Settings(store=str(tmp_path / "m.duckdb"), rate=0)) as (_, http):
+        for route in (LIST, AGGREGATION):
+            for name in ("since", "until"):
+                r = await http.get(route, params={name: when})
+                assert r.status_code == 422, (route, name, r.status_code, r.text)
+                assert name in r.json()["error"] and "range" in r.json()["error"]
+
+
+async def test_filters_are_normalised_like_the_stored_columns(
+    tmp_path: Path, real_measurements: list[dict[str, Any]]
+) -> None:
+    base = web(real_measurements)[0]
+    ms = [
+        _one(base, "https://Bücher.DE./a"),
+        _one(base, "http://xn--bcher-kva.de/b"),
+        _one(base, "http://EXAMPLE.org./c", cc="DE", asn="AS3320"),
+    ]
+    async with collector(Settings(store=str(tmp_path / "m.duckdb"), rate=0)) as (_, http):
+        r = await http.post(LIST, content=b"\n".join(orjson.dumps(m) for m in ms))
+        assert r.status_code == 200, r.text
+
+        async def count(route: str = LIST, **params: str) -> int:
+            r = await http.get(route, params=params)
+            assert r.status_code == 200, (params, r.text)
+            body = r.json()
+            return body["metadata"]["count"] if route == LIST else body["result"]["measurement_count"]
+
+        for spelling in ("xn--bcher-kva.de", "bücher.de", "BÜCHER.DE", "Bücher.de.", "XN--BCHER-KVA.DE."):
+            assert await count(domain=spelling) == 2, spelling
+            assert await count(AGGREGATION, domain=spelling) == 2, spelling
+        for spelling in ("example.org", "EXAMPLE.ORG", "example.org."):
+            assert await count(domain=spelling) == 1, spelling
+        stored = (await http.get(LIST, params={"probe_cc": "DE"})).json()["results"]
+        assert [row["domain"] for row in stored] == ["example.org"]
+        for cc in ("IT", "it", "It"):
+            assert await count(probe_cc=cc) == 2, cc
+            assert await count(AGGREGATION, probe_cc=cc) == 2, cc
+        for asn in ("AS3320", "as3320", "3320"):
+            assert await count(probe_asn=asn) == 1, asn
+            assert await count(AGGREGATION, probe_asn=asn) == 1, asn
+        for bad in ({"probe_cc": "ITA"}, {"probe_cc": "1T"}, {"probe_asn": "ASN3320"}, {"probe_asn": "AS"}):
+            r = await http.get(LIST, params=bad)
+            assert r.status_code == 422 and r.json()["error"], (bad, r.text)
+
+
+async def test_a_parameter_given_twice_is_422(tmp_path: Path) -> None:
+    async with collector(Settings(store=str(tmp_path / "m.duckdb"), rate=0)) as (_, http):
+        for route, name, values in (
+            (AGGREGATION, "axis_x", ("probe_cc", "domain")),
+            (AGGREGATION, "probe_cc", ("IT", "DE")),
+            (LIST, "limit", ("1", "2")),
+            (LIST, "domain", ("a.org", "b.org")),
+        ):
+            r = await http.get(route, params=[(name, v) for v in values])
+            assert r.status_code == 422, (route, name, r.text)
+            assert name in r.json()["error"]
+
+
+async def test_bad_parameters_answer_an_error_message(tmp_path: Path) -> None:
+    async with collector(Settings(store=str(tmp_path / "m.duckdb"), rate=0)) as (_, http):
+        for route, params in (
+            (LIST, {"limit": "0"}),
+            (LIST, {"limit": "-1"}),
+            (LIST, {"limit": "1.5"}),
+            (LIST, {"offset": "99999999999999999999999"}),
+            (LIST, {"since": "yesterday"}),
+            (AGGREGATION, {"axis_x": "test_name"}),
+        ):
+            r = await http.get(route, params=params)
+            assert r.status_code == 422, (route, params, r.text)
+            body = r.json()
+            name = next(iter(params))
+            assert name in body["error"] and body["detail"], body
+
+
+async def test_aggregation_matches_sql_for_every_pair_of_axes(
+    tmp_path: Path, real_measurements: list[dict[str, Any]], small_measurements: list[dict[str, Any]]
+) -> None:
+    ms = [*real_measurements, *small_measurements]
+    async with collector(Settings(store=str(tmp_path / "m.duckdb"), rate=0)) as (app, http):
+        r = await http.post(LIST, content=b"\n".join(orjson.dumps(m) for m in ms))
+        assert r.status_code == 200, r.text
+        await app.state.ingestor.settled()
+        reader = reader_for_store(app.state.store)
+        counts = (
+            "count(*), count(*) FILTER (WHERE NOT (anomaly OR failure OR confirmed)), "
+            "count(*) FILTER (WHERE anomaly), count(*) FILTER (WHERE confirmed), "
+            "count(*) FILTER (WHERE failure)"
+        )
+        names = ("measurement_count", "ok_count", "anomaly_count", "confirmed_count", "failure_count")
+        combos = [(), *((a,) for a in AXES), *itertools.permutations(AXES, 2)]
+        for combo in combos:
+            group = ", ".join(combo)
+            sql = f"SELECT {group + ', ' if combo else ''}{counts} FROM measurements"
+            rows = reader.rows(sql + (f" GROUP BY {group}" if combo else ""))
+            expected = {
+                tuple(None if v is None else str(v) for v in row[: len(combo)]): tuple(row[len(combo) :])
+                for row in rows
+            }
+            params = dict(zip(("axis_x", "axis_y"), combo, strict=False))
+            body = (await http.get(AGGREGATION, params=params)).json()
+            assert body["dimension_count"] == len(combo)
+            result = body["result"] if combo else [body["result"]]
+            got = {tuple(r[a] for a in combo): tuple(r[n] for n in names) for r in result}
+            assert got == expected, combo
+            assert all(set(r) == {*combo, *names} for r in result), combo
