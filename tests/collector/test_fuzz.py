@@ -1,6 +1,8 @@
 """Property-based fuzzing of every route from the OpenAPI spec (schemathesis): never a 5xx.
 
-Default: 25 cases per route and mode (positive, negative): a few hundred in all. ``REACHWATCH_FUZZ_EXAMPLES=10000`` for the long run (per route).
+Default: 25 cases per route and mode (positive, negative): a few hundred in all. The measurement
+submissions are fuzzed a second time with the id of a report the collector opened (a fuzzed id is a
+404 before the body is read). ``REACHWATCH_FUZZ_EXAMPLES=10000`` for the long run (per route).
 """
 
 from __future__ import annotations
@@ -57,9 +59,30 @@ def api_schema(base_url: str) -> Any:
     return schemathesis.openapi.from_url(f"{base_url}/openapi.json")
 
 
+@pytest.fixture(scope="module")
+def open_report(base_url: str) -> str:
+    import httpx
+
+    from collector.test_app import OPEN
+
+    return str(httpx.post(f"{base_url}/report", json=OPEN).json()["report_id"])
+
+
 @pytest.mark.parametrize("mode", list(schemathesis.GenerationMode), ids=str)
 @pytest.mark.parametrize(("method", "path"), ROUTES)
 def test_no_server_errors(api_schema: Any, method: str, path: str, mode: Any) -> None:
+    _fuzz(api_schema, method, path, mode)
+
+
+@pytest.mark.parametrize("mode", list(schemathesis.GenerationMode), ids=str)
+@pytest.mark.parametrize("path", ["/report/{report_id}", "/report/{report_id}/close"])
+def test_no_server_errors_on_an_open_report(api_schema: Any, open_report: str, path: str, mode: Any) -> None:
+    """The same with the report id of a report this collector opened: a fuzzed one is a 404 before
+    its body is read, so without this the measurement submissions would never be fuzzed."""
+    _fuzz(api_schema, "POST", path, mode, report_id=open_report)
+
+
+def _fuzz(api_schema: Any, method: str, path: str, mode: Any, report_id: str | None = None) -> None:
     operation = api_schema[path][method]
     try:
         strategy = operation.as_strategy(generation_mode=mode)
@@ -69,6 +92,8 @@ def test_no_server_errors(api_schema: Any, method: str, path: str, mode: Any) ->
     @given(case=strategy)
     @settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=list(HealthCheck), database=None)
     def run(case: Any) -> None:
+        if report_id is not None:
+            case.path_parameters = {**(case.path_parameters or {}), "report_id": report_id}
         response = case.call(timeout=30)
         assert response.status_code < 500, (
             f"{case.method} {case.formatted_path} -> {response.status_code}: {response.text[:300]}"
@@ -94,3 +119,32 @@ def test_spec_lists_the_routes(base_url: str, tmp_path: Path) -> None:
         "/api/v1/admin/reanalyse",
     ):
         assert p in paths
+
+
+def test_every_ref_in_the_spec_resolves(base_url: str) -> None:
+    """A ``$ref`` to nowhere (a model's ``#/$defs/...`` embedded as is) leaves clients and the fuzzer
+    without the body's schema: they then sent no body at all to ``POST /report/{report_id}``."""
+    import httpx
+
+    spec = httpx.get(f"{base_url}/openapi.json").json()
+
+    def refs(node: Any) -> Iterator[str]:
+        if isinstance(node, dict):
+            if isinstance(node.get("$ref"), str):
+                yield node["$ref"]
+            for value in node.values():
+                yield from refs(value)
+        elif isinstance(node, list):
+            for value in node:
+                yield from refs(value)
+
+    found = list(refs(spec))
+    assert found
+    for ref in found:
+        assert ref.startswith("#/"), ref
+        node: Any = spec
+        for part in ref[2:].split("/"):
+            assert isinstance(node, dict) and part in node, f"{ref} does not resolve"
+            node = node[part]
+    body = spec["paths"]["/report/{report_id}"]["post"]["requestBody"]["content"]["application/json"]
+    assert "measurement_start_time" in json.dumps(body["schema"])

@@ -20,7 +20,8 @@ BACKEND_VERSION = "reachwatch-collector-0.1.0"
 ASN = r"^AS[0-9]{1,10}$"
 CC = r"^[A-Z]{2}$"
 NAME = r"^[A-Za-z0-9_.\-]{1,64}$"
-START_TIME = r"^[0-9]{4}-[0-9]{2}-[0-9]{2} [0-9]{2}:[0-9]{2}:[0-9]{2}$"
+#: months, days, hours... in range (the spec then describes mostly real dates; Feb 30 is still a 422)
+START_TIME = r"^[0-9]{4}-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01]) ([01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9]$"
 _ALNUM = string.ascii_letters + string.digits
 
 
