@@ -179,3 +179,28 @@ async def test_an_unexpected_error_is_answered_and_not_raised_to_the_server(
         r = await http.get("/boom")
     assert r.status_code == 500 and r.json() == {"error": "internal error"}
     assert "RuntimeError" in caplog.text and "192.0.2.1" not in caplog.text
+
+
+async def test_data_format_0_1_measurements_use_test_start_time(tmp_path) -> None:
+    """Measurements from before ``measurement_start_time`` (data format 0.1) have the report's
+    ``test_start_time`` only: stored with it, as OONI's pipeline reads them, and kept as sent."""
+    from store.backends import load_samples
+
+    legacy = [
+        m for m in load_samples("measurements_spec_examples.jsonl") if "measurement_start_time" not in m
+    ]
+    assert legacy
+    async with collector(Settings(store=str(tmp_path / "m.duckdb"), rate=0)) as (_, http):
+        r = await http.post("/api/v1/measurements", content=b"\n".join(orjson.dumps(m) for m in legacy))
+        assert r.status_code == 200, r.text
+        for m, uid in zip(legacy, r.json()["measurement_uids"], strict=True):
+            stored = (await http.get(f"/api/v1/measurement/{uid}")).json()
+            assert (
+                "measurement_start_time" not in stored and stored["test_start_time"] == m["test_start_time"]
+            )
+        listed = (await http.get("/api/v1/measurements", params={"limit": 1000})).json()["results"]
+        starts = {r["measurement_start_time"] for r in listed}
+        assert starts == {m["test_start_time"].replace(" ", "T") + "Z" for m in legacy}
+        neither = {k: v for k, v in legacy[0].items() if k != "test_start_time"}
+        r = await http.post("/api/v1/measurements", content=orjson.dumps(neither))
+        assert r.status_code == 422 and "measurement_start_time" in r.text

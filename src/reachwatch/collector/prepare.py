@@ -98,8 +98,12 @@ def stage(
         raise ApiError(422, f"{where}: a measurement must be a JSON object")
     base = base_fields(m)
     if base is None:
+        fields = {k: m[k] for k in BASE_KEYS if k in m}
+        if "measurement_start_time" not in fields and "test_start_time" in m:
+            # data format 0.1 (before 2016) has only the report's start; OONI's pipeline reads it so
+            fields["measurement_start_time"] = m["test_start_time"]
         try:
-            base = model_fields(MeasurementIn.model_validate({k: m[k] for k in BASE_KEYS if k in m}))
+            base = model_fields(MeasurementIn.model_validate(fields))
         except ValidationError as exc:
             raise ApiError(422, f"{where}: {validation_message(exc)}") from None
     try:
