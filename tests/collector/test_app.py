@@ -204,3 +204,24 @@ async def test_data_format_0_1_measurements_use_test_start_time(tmp_path) -> Non
         neither = {k: v for k, v in legacy[0].items() if k != "test_start_time"}
         r = await http.post("/api/v1/measurements", content=orjson.dumps(neither))
         assert r.status_code == 422 and "measurement_start_time" in r.text
+
+
+async def test_a_report_opens_for_any_version_a_measurement_may_carry(tmp_path) -> None:
+    async with collector(Settings(store=str(tmp_path / "m.duckdb"), rate=0)) as (_, http):
+        for field, value in (
+            ("software_version", "3.22.0-alpha+git.1a2b3c"),
+            ("software_name", "ooniprobe desktop"),
+            ("test_version", "0.5.28~rc1"),
+            ("data_format_version", "0.2.0"),
+        ):
+            r = await http.post("/report", json={**OPEN, field: value})
+            assert r.status_code == 200 and r.json()["report_id"], (field, r.text)
+        for field, value in (
+            ("software_version", ""),
+            ("software_version", "3.22\n"),
+            ("software_name", "x" * 129),
+            ("test_name", "Web Connectivity"),
+            ("probe_cc", "pk"),
+        ):
+            r = await http.post("/report", json={**OPEN, field: value})
+            assert r.status_code == 422 and field in r.json()["error"], (field, value, r.text)

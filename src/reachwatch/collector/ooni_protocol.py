@@ -19,21 +19,27 @@ from pydantic import BaseModel, ConfigDict, Field
 BACKEND_VERSION = "reachwatch-collector-0.1.0"
 ASN = r"^AS[0-9]{1,10}$"
 CC = r"^[A-Z]{2}$"
-NAME = r"^[A-Za-z0-9_.\-]{1,64}$"
+#: one line of printable text (no control characters)
+TEXT = r"^[^\x00-\x1f\x7f]+$"
 #: months, days, hours... in range (the spec then describes mostly real dates; Feb 30 is still a 422)
 START_TIME = r"^[0-9]{4}-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01]) ([01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9]$"
 _ALNUM = string.ascii_letters + string.digits
 
 
 class ReportOpen(BaseModel):
+    """What ooniprobe sends to open a report. Only ``test_name``, ``probe_cc`` and ``probe_asn`` go
+    into the report id; the other fields take what :class:`MeasurementIn` takes for them (a semver
+    build like ``3.22.0-alpha+git.1a2b`` included), so a probe whose measurements are accepted can
+    always open a report for them."""
+
     model_config = ConfigDict(extra="ignore")
     probe_asn: str = Field(pattern=ASN)
     probe_cc: str = Field(pattern=CC)
-    software_name: str = Field(pattern=NAME)
-    software_version: str = Field(pattern=NAME)
+    software_name: str = Field(pattern=TEXT, max_length=128)
+    software_version: str = Field(pattern=TEXT, max_length=128)
     test_name: str = Field(pattern=r"^[a-z_]{1,64}$")
-    test_version: str = Field(pattern=NAME)
-    data_format_version: str = Field(pattern=NAME)
+    test_version: str = Field(pattern=TEXT, max_length=64)
+    data_format_version: str = Field(pattern=TEXT, max_length=32)
     format: Literal["json"]
 
 
