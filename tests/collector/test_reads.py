@@ -138,3 +138,28 @@ async def test_aggregation_matches_sql_for_every_pair_of_axes(
             got = {tuple(r[a] for a in combo): tuple(r[n] for n in names) for r in result}
             assert got == expected, combo
             assert all(set(r) == {*combo, *names} for r in result), combo
+
+
+async def test_blocking_filter_values(tmp_path: Path, small_measurements: list[dict[str, Any]]) -> None:
+    async with collector(Settings(store=str(tmp_path / "m.duckdb"), rate=0)) as (app, http):
+        r = await http.post(LIST, content=b"\n".join(orjson.dumps(m) for m in small_measurements))
+        assert r.status_code == 200, r.text
+        await app.state.ingestor.settled()
+        reader = reader_for_store(app.state.store)
+        expected = {
+            "true": "anomaly",
+            "null": "blocking IS NULL",
+            **{v: f"blocking = '{v}'" for v in ("false", "dns", "tcp_ip", "http-failure", "http-diff")},
+        }
+        seen = 0
+        for value, condition in expected.items():
+            (want,) = reader.rows(f"SELECT count(*) FROM measurements WHERE {condition}")[0]
+            seen += want
+            for spelling in (value, value.upper(), f" {value.capitalize()} "):
+                body = (await http.get(LIST, params={"blocking": spelling, "limit": 1000})).json()
+                assert body["metadata"]["count"] == want, (spelling, body)
+        assert seen >= len(small_measurements)  # every row is under some value ('true' overlaps)
+        for garbage in ("garbage", "anomaly", "", "dns,tcp_ip", "1"):
+            r = await http.get(LIST, params={"blocking": garbage})
+            assert r.status_code == 422, (garbage, r.text)
+            assert "blocking" in r.json()["error"] and "http-diff" in r.json()["error"]

@@ -49,6 +49,20 @@ def _asn(value: str | None) -> str | None:
     return "AS" + (value[2:] if value[:2].upper() == "AS" else value)
 
 
+#: ``blocking=`` values: an anomaly, none, no verdict, or one of the verdict's blocking types
+BLOCKING = ("true", "false", "null", "dns", "tcp_ip", "http-failure", "http-diff")
+
+
+def _blocking(value: str | None) -> str | None:
+    """A known ``blocking`` value in any case; anything else would match nothing, silently."""
+    if value is None:
+        return None
+    known = value.strip().lower()
+    if known not in BLOCKING:
+        raise ApiError(422, f"blocking: {value[:32]!r} is not one of {', '.join(BLOCKING)}")
+    return known
+
+
 def _once(request: Request, names: tuple[str, ...]) -> None:
     """A parameter given twice would silently take its last value: refuse it instead."""
     for name in names:
@@ -75,7 +89,7 @@ def _filters(
         category_code=category_code,
         since=_when(since, "since"),
         until=_when(until, "until"),
-        blocking=blocking,
+        blocking=_blocking(blocking),
     )
 
 
@@ -109,7 +123,7 @@ def add_routes(app: FastAPI) -> None:
         since: str | None = Query(None, pattern=DATE),
         until: str | None = Query(None, pattern=DATE),
         blocking: str | None = Query(
-            None, max_length=32, description="true, false, null, or a blocking type"
+            None, max_length=32, description=f"one of {', '.join(BLOCKING)} (true: any anomaly)"
         ),
         limit: int = Query(100, ge=1, le=1000),
         offset: int = Query(0, ge=0, le=1_000_000),
