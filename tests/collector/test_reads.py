@@ -163,3 +163,25 @@ async def test_blocking_filter_values(tmp_path: Path, small_measurements: list[d
             r = await http.get(LIST, params={"blocking": garbage})
             assert r.status_code == 422, (garbage, r.text)
             assert "blocking" in r.json()["error"] and "http-diff" in r.json()["error"]
+
+
+async def test_test_name_filter(tmp_path: Path, real_measurements: list[dict[str, Any]]) -> None:
+    """OONI's list and aggregation APIs take ``test_name``; ignored, it counted every test's
+    measurements where a client asked for one test's."""
+    async with collector(Settings(store=str(tmp_path / "m.duckdb"), rate=0)) as (app, http):
+        r = await http.post(LIST, content=b"\n".join(orjson.dumps(m) for m in real_measurements))
+        assert r.status_code == 200, r.text
+        reader = reader_for_store(app.state.store)
+        names = dict(reader.rows("SELECT test_name, count(*) FROM measurements GROUP BY test_name"))
+        assert len(names) > 3 and "web_connectivity" in names and "telegram" in names
+        for name, want in names.items():
+            listed = (await http.get(LIST, params={"test_name": name, "limit": 1000})).json()
+            assert listed["metadata"]["count"] == want and {r["test_name"] for r in listed["results"]} == {
+                name
+            }
+            agg = (await http.get(AGGREGATION, params={"test_name": name, "axis_x": "probe_cc"})).json()
+            assert sum(r["measurement_count"] for r in agg["result"]) == want
+        assert (await http.get(LIST, params={"test_name": "nope"})).json()["metadata"]["count"] == 0
+        for bad in ("Web Connectivity", "web-connectivity", ""):
+            r = await http.get(LIST, params={"test_name": bad})
+            assert r.status_code == 422 and "test_name" in r.json()["error"], (bad, r.text)

@@ -14,6 +14,7 @@ def test_where_and_params() -> None:
     assert clause == " WHERE probe_cc = ? AND measurement_start_time >= ? AND anomaly = ?"
     assert params == ["PK", dt.datetime(2026, 1, 1), True]
     assert query.where(query.Filters()) == ("", [])
+    assert query.where(query.Filters(test_name="telegram")) == (" WHERE test_name = ?", ["telegram"])
 
 
 def test_axes_are_checked() -> None:

@@ -21,7 +21,9 @@ CC_QUERY = r"^[A-Za-z]{2}$"
 ASN_QUERY = r"^(?:[Aa][Ss])?[0-9]{1,10}$"
 DATE = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}([T ][0-9]{2}:[0-9]{2}(:[0-9]{2}(\.[0-9]{1,6})?)?(Z|[+-][0-9]{2}:[0-9]{2})?)?$"
 UID = r"^[0-9]{14}\.[0-9]{6}_[A-Z]{2}_[a-z]{1,64}_[0-9a-f]{16}$"
-FILTERS = ("probe_cc", "probe_asn", "domain", "input", "category_code", "since", "until")
+FILTERS = ("probe_cc", "probe_asn", "domain", "input", "category_code", "test_name", "since", "until")
+#: OONI's test names as stored (``web_connectivity``), as ``MeasurementIn`` takes them
+TEST_NAME = r"^[a-z_]{1,64}$"
 LIST_PARAMS = (*FILTERS, "blocking", "limit", "offset")
 AGGREGATION_PARAMS = ("axis_x", "axis_y", *FILTERS)
 NOT_FOUND: dict[int | str, dict[str, Any]] = {404: {"description": "no such measurement"}}
@@ -76,6 +78,7 @@ def _filters(
     domain: str | None,
     input: str | None,
     category_code: str | None,
+    test_name: str | None,
     since: str | None,
     until: str | None,
     blocking: str | None,
@@ -87,6 +90,7 @@ def _filters(
         domain=norm_host(domain) if domain is not None else None,
         input=input,
         category_code=category_code,
+        test_name=test_name,
         since=_when(since, "since"),
         until=_when(until, "until"),
         blocking=_blocking(blocking),
@@ -120,6 +124,7 @@ def add_routes(app: FastAPI) -> None:
         domain: str | None = Query(None, max_length=255),
         input: str | None = Query(None, max_length=4096),
         category_code: str | None = Query(None, max_length=16),
+        test_name: str | None = Query(None, pattern=TEST_NAME),
         since: str | None = Query(None, pattern=DATE),
         until: str | None = Query(None, pattern=DATE),
         blocking: str | None = Query(
@@ -130,7 +135,7 @@ def add_routes(app: FastAPI) -> None:
     ) -> Response:
         t0 = time.perf_counter()
         _once(request, LIST_PARAMS)
-        f = _filters(probe_cc, probe_asn, domain, input, category_code, since, until, blocking)
+        f = _filters(probe_cc, probe_asn, domain, input, category_code, test_name, since, until, blocking)
         store: Store = request.app.state.store
         count, rows = await store.search(f, limit, offset)
         pages = (count + limit - 1) // limit
@@ -159,6 +164,7 @@ def add_routes(app: FastAPI) -> None:
         domain: str | None = Query(None, max_length=255),
         input: str | None = Query(None, max_length=4096),
         category_code: str | None = Query(None, max_length=16),
+        test_name: str | None = Query(None, pattern=TEST_NAME),
         since: str | None = Query(None, pattern=DATE),
         until: str | None = Query(None, pattern=DATE),
     ) -> Response:
@@ -167,7 +173,7 @@ def add_routes(app: FastAPI) -> None:
         axes: list[str] = [a for a in (axis_x, axis_y) if a is not None]
         if len(axes) == 2 and axes[0] == axes[1]:
             raise ApiError(422, "axis_x and axis_y must differ")
-        f = _filters(probe_cc, probe_asn, domain, input, category_code, since, until, None)
+        f = _filters(probe_cc, probe_asn, domain, input, category_code, test_name, since, until, None)
         store: Store = request.app.state.store
         rows = await store.aggregate(f, axes)
         for r in rows:

@@ -24,6 +24,7 @@ class Filters:
     domain: str | None = None
     input: str | None = None
     category_code: str | None = None
+    test_name: str | None = None
     since: dt.datetime | None = None
     until: dt.datetime | None = None
     blocking: str | None = None
@@ -33,7 +34,7 @@ def where(f: Filters) -> tuple[str, list[Any]]:
     """The WHERE clause (possibly empty) and its parameters."""
     parts: list[str] = []
     params: list[Any] = []
-    for name in ("probe_cc", "probe_asn", "domain", "input", "category_code"):
+    for name in ("probe_cc", "probe_asn", "domain", "input", "category_code", "test_name"):
         value = getattr(f, name)
         if value is not None:
             parts.append(f"{name} = ?")
