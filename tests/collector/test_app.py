@@ -225,3 +225,24 @@ async def test_a_report_opens_for_any_version_a_measurement_may_carry(tmp_path) 
         ):
             r = await http.post("/report", json={**OPEN, field: value})
             assert r.status_code == 422 and field in r.json()["error"], (field, value, r.text)
+
+
+async def test_resends_after_a_restart_answer_the_first_uids(
+    store_location: str, real_measurements: list[dict[str, Any]]
+) -> None:
+    """A probe that lost the answer resends after the collector restarted on the same store: the
+    same uids (OONI flow and batch alike), each measurement stored once."""
+    ms = web(real_measurements)[:6]
+    settings = Settings(store=store_location, rate=0)
+    body = b"\n".join(orjson.dumps(m) for m in ms)
+    async with collector(settings) as (_, http):
+        rid = (await http.post("/report", json=OPEN)).json()["report_id"]
+        single = (await http.post(f"/report/{rid}", json={"format": "json", "content": ms[0]})).json()
+        batch = (await http.post("/api/v1/measurements", content=body)).json()["measurement_uids"]
+        assert batch[0] == single["measurement_uid"]
+    async with collector(settings) as (_, http):
+        again = await http.post(f"/report/{rid}", json={"format": "json", "content": ms[0]})
+        assert again.status_code == 200 and again.json() == single
+        assert (await http.post("/api/v1/measurements", content=body)).json()["measurement_uids"] == batch
+        listing = (await http.get("/api/v1/measurements", params={"limit": 1000})).json()
+        assert listing["metadata"]["count"] == len(ms)
