@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import orjson
@@ -14,6 +15,15 @@ from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
 _JSON_HEADERS = [(b"content-type", b"application/json")]
+#: Seconds a request body may stay without a new byte before the request is answered 408: a client
+#: that declares more than it sends, and keeps the connection open, no longer holds it for ever
+BODY_IDLE_TIMEOUT = 60.0
+
+
+def _idle() -> ApiError:
+    return ApiError(
+        408, f"no part of the request body arrived for {BODY_IDLE_TIMEOUT:g} s: send the whole body"
+    )
 
 
 class ApiError(Exception):
@@ -53,7 +63,15 @@ async def read_body(request: Request, limit: int) -> bytes:
         _check_encoding(encoding.encode("latin-1"))
     chunks: list[bytes] = []
     size = 0
-    async for chunk in request.stream():
+    stream = request.stream()
+    while True:
+        try:
+            async with asyncio.timeout(BODY_IDLE_TIMEOUT):
+                chunk = await anext(stream)
+        except StopAsyncIteration:
+            break
+        except TimeoutError:
+            raise _idle() from None
         size += len(chunk)
         if size > limit:
             raise ApiError(413, f"request body larger than {limit} bytes")
@@ -83,7 +101,11 @@ async def read_asgi_body(scope: Scope, receive: Receive, limit: int) -> bytes:
     chunks: list[bytes] = []
     size = 0
     while True:
-        message = await receive()
+        try:
+            async with asyncio.timeout(BODY_IDLE_TIMEOUT):
+                message = await receive()
+        except TimeoutError:
+            raise _idle() from None
         if message["type"] == "http.disconnect":
             raise ClientDisconnect()
         chunk = message.get("body", b"")
