@@ -12,7 +12,7 @@ from typing import Any
 import orjson
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
-from starlette.types import Receive, Scope, Send
+from starlette.types import Message, Receive, Scope, Send
 
 _JSON_HEADERS = [(b"content-type", b"application/json")]
 #: Seconds a request body may stay without a new byte before the request is answered 408: a client
@@ -101,11 +101,7 @@ async def read_asgi_body(scope: Scope, receive: Receive, limit: int) -> bytes:
     chunks: list[bytes] = []
     size = 0
     while True:
-        try:
-            async with asyncio.timeout(BODY_IDLE_TIMEOUT):
-                message = await receive()
-        except TimeoutError:
-            raise _idle() from None
+        message = await _receive(receive)
         if message["type"] == "http.disconnect":
             raise ClientDisconnect()
         chunk = message.get("body", b"")
@@ -115,6 +111,29 @@ async def read_asgi_body(scope: Scope, receive: Receive, limit: int) -> bytes:
         chunks.append(chunk)
         if not message.get("more_body", False):
             return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+
+
+async def _receive(receive: Receive) -> Message:
+    """``receive()``, or a 408 when nothing arrives for :data:`BODY_IDLE_TIMEOUT`. One timer handle
+    instead of ``asyncio.timeout``, which costs ~4 us a call on the write lane's hot path (~1.5)."""
+    task = asyncio.current_task()
+    assert task is not None
+    fired = False
+
+    def expire() -> None:
+        nonlocal fired
+        fired = True
+        task.cancel()
+
+    handle = asyncio.get_running_loop().call_later(BODY_IDLE_TIMEOUT, expire)
+    try:
+        return await receive()
+    except asyncio.CancelledError:
+        if fired and task.uncancel() == 0:  # our cancellation, and no one else's
+            raise _idle() from None
+        raise
+    finally:
+        handle.cancel()
 
 
 async def send_json(
