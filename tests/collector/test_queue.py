@@ -7,9 +7,11 @@ from typing import Any
 
 import httpx
 import orjson
+import pytest
 
-from collector.conftest import collector
+from collector.conftest import collector, live_server
 from collector.test_app import web
+from reachwatch.collector import queue
 from reachwatch.collector.config import Settings
 from reachwatch.collector.queue import Outbox
 
@@ -74,3 +76,59 @@ async def test_rejected_lines_are_set_aside(tmp_path: Path, real_measurements: l
     assert (box.rejected_dir / bad.name).exists()
     assert "measurement_start_time" in (box.rejected_dir / bad.name).with_suffix(".error").read_text()
     assert orjson.loads((box.rejected_dir / bad.name).read_bytes())["input"] == "http://x.example/"
+
+
+async def test_batches_too_big_for_the_collector_get_through_in_halves(
+    tmp_path: Path, real_measurements: list[dict[str, Any]]
+) -> None:
+    """Over real sockets a collector may answer 413 while the body is still being sent, which the
+    client sees as a reset: the outbox halves the batch then too, and everything gets through."""
+    sample = web(real_measurements)[0]
+    box = Outbox(tmp_path / "box")
+    for i in range(40):  # 40 x 400 KB: far more than the sockets buffer, so the 413 comes mid-send
+        test_keys = {**sample["test_keys"], "x_pad": "x" * 400_000}
+        box.put({**sample, "input": f"https://site{i}.example/", "test_keys": test_keys})
+    one = len(box.pending()[0].read_bytes())
+    settings = Settings(store=str(tmp_path / "m.duckdb"), rate=0, max_body=3 * one, ingest_workers=0)
+    with live_server(settings) as url:
+        result = await box.flush(url, retry_for=10)
+    assert (result.sent, result.rejected, result.remaining) == (40, 0, 0)
+
+
+def test_a_batch_stops_at_the_byte_cap(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    box = Outbox(tmp_path / "box")
+    for i in range(10):
+        box.put({"n": i, "pad": "x" * 1000})
+    monkeypatch.setattr(queue, "MAX_BATCH_BYTES", 3500)
+    chunk = queue._chunk(box.pending(), 500)
+    assert len(chunk) == 3
+    monkeypatch.setattr(queue, "MAX_BATCH_BYTES", 10)
+    assert len(queue._chunk(box.pending(), 500)) == 1  # never empty
+
+
+async def test_a_reset_while_sending_halves_the_batch(
+    tmp_path: Path, real_measurements: list[dict[str, Any]]
+) -> None:
+    """A collector that cuts the connection while a big batch is being sent (its early 413, seen
+    as a reset): the batch is halved until it passes; a refused connection is not a reason to."""
+    ms = web(real_measurements)[:8]
+    box = Outbox(tmp_path / "box")
+    for i, m in enumerate(ms):
+        box.put({**m, "input": f"https://site{i}.example/"})
+    limit = 2 * max(p.stat().st_size for p in box.pending()) + 2
+    sizes: list[int] = []
+    async with collector(Settings(store=str(tmp_path / "m.duckdb"), rate=0)) as (app, _):
+        inner = httpx.ASGITransport(app=app, client=("192.0.2.1", 1))
+
+        class Cutting(httpx.AsyncBaseTransport):
+            async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+                body = await request.aread()
+                sizes.append(body.count(b"\n") + 1)
+                if len(body) > limit:
+                    raise httpx.WriteError("connection reset by peer")
+                return await inner.handle_async_request(request)
+
+        async with httpx.AsyncClient(transport=Cutting()) as http:
+            result = await box.flush("http://collector", client=http)
+    assert (result.sent, result.remaining) == (8, 0)
+    assert sizes[:2] == [8, 4] and max(sizes[1:]) <= 4  # halved, never grown back

@@ -40,6 +40,10 @@ def _retry_after(resp: httpx.Response, default: float = 1.0) -> float:
 
 #: Lines per batch the outbox posts (``reachwatch submit`` and ``measure --collector``).
 BATCH = 500
+#: Bytes per batch at most (half the collector's default --max-body): 500 real measurements with
+#: large bodies pass 16 MB, and a collector may answer 413 while the body is still being sent,
+#: which the client sees as a reset, not as the 413 that would have halved the batch
+MAX_BATCH_BYTES = 8 << 20
 
 
 class Outbox:
@@ -84,14 +88,18 @@ class Outbox:
         try:
             files = self.pending()
             while files:
-                chunk = files[:size]
+                chunk = _chunk(files, size)
                 body = b"\n".join(p.read_bytes() for p in chunk)
                 try:
                     resp = await http.post(
                         endpoint, content=body, headers={"content-type": "application/x-ndjson"}
                     )
-                except httpx.TransportError:
-                    if time.monotonic() >= deadline:
+                except httpx.TransportError as exc:
+                    if len(chunk) > 1 and not isinstance(exc, (httpx.ConnectError, httpx.ConnectTimeout)):
+                        # connected, then cut off while sending: maybe an early 413 for a body too
+                        # big for this collector; a smaller batch tells (an unreachable one does not)
+                        size = max(1, len(chunk) // 2)
+                    elif time.monotonic() >= deadline:
                         break
                     await asyncio.sleep(0.2)
                     continue
@@ -151,6 +159,18 @@ class Outbox:
         target = self.rejected_dir / path.name
         os.replace(path, target)
         target.with_suffix(".error").write_text(reason + "\n")
+
+
+def _chunk(files: list[Path], size: int) -> list[Path]:
+    """The next batch: at most ``size`` files and :data:`MAX_BATCH_BYTES` (at least one file)."""
+    chunk: list[Path] = []
+    total = 0
+    for path in files[:size]:
+        total += path.stat().st_size + 1
+        if chunk and total > MAX_BATCH_BYTES:
+            break
+        chunk.append(path)
+    return chunk
 
 
 def _fsync_dir(path: Path) -> None:
