@@ -25,7 +25,7 @@ MAPS: Final = (dict, Mapping)
 class Hop:
     """One hop's control: ``hostname`` is the hop's normalised host."""
 
-    __slots__ = ("_asn", "_dns", "_page", "depth", "hostname", "raw")
+    __slots__ = ("_asn", "_dns", "_http", "_page", "depth", "hostname", "raw")
 
     def __init__(self, raw: Mapping[str, Any], depth: int, hostname: str) -> None:
         self.raw = raw
@@ -33,6 +33,7 @@ class Hop:
         self.hostname = hostname
         self._dns: ControlDNS | Literal[False] | None = False  # False: not read yet
         self._page: Expect | None = None
+        self._http: ControlHTTP | Literal[False] | None = False  # False: not read yet
         self._asn: dict[str, int] | None = None
 
     @property
@@ -65,7 +66,13 @@ class Hop:
 
     @property
     def http(self) -> ControlHTTP | None:
-        """The control's page, in full (status, length, title, header names): for the HTTP diff."""
+        """The control's page, in full (status, length, title, header names): for the HTTP diff.
+        None when there is none, or it neither failed nor got a status code (malformed)."""
+        if self._http is False:
+            self._http = self._read_http()
+        return self._http
+
+    def _read_http(self) -> ControlHTTP | None:
         http_raw = self.raw.get("http_request")
         if not isinstance(http_raw, MAPS):
             return None
@@ -73,7 +80,7 @@ class Hop:
         length, title, failure = get("body_length"), get("title"), get("failure")
         code = _status(get("status_code"))
         failure = None if failure is None else as_failure(failure)
-        if failure is None and code is None:  # see page
+        if failure is None and code is None:
             return None
         return ControlHTTP(
             failure,

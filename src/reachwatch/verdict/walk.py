@@ -111,20 +111,17 @@ def _at_depth(reading: Reading, eps: list[Endpoint], depth: int) -> Event | None
     hop, first = (hops[depth] if depth < len(hops) else None), hops[0]
     page_control = hop if hop is not None else first
     page: Expect = page_control.page if page_control is not None else "missing"
-    # a final response is compared with the control's page: one with no status code (and no
-    # failure: malformed) is nothing to compare with
-    comparable: Expect = "missing" if page == "ok" and page_control.http is None else page  # type: ignore[union-attr]
     return (
-        _http_event(eps, depth, page, comparable)
+        _http_event(eps, depth, page, page_control)
         or _tls_event(eps, depth, page, hop, first)
         or _tcp_event(eps, depth, page, hop, first)
         or _dns_event(reading.lookups, depth, page, hop, first)
     )
 
 
-def _http_event(eps: list[Endpoint], depth: int, page: Expect, comparable: Expect) -> Event | None:
-    """Successes first, newest first: a final response (2xx/4xx/5xx), judged against the
-    ``comparable`` control page, or the first failure, against the control's ``page`` outcome."""
+def _http_event(eps: list[Endpoint], depth: int, page: Expect, page_control: Hop | None) -> Event | None:
+    """Successes first, newest first: a final response (2xx/4xx/5xx), judged against the control's
+    page, or the first failure, against the control's ``page`` outcome."""
     with_http = [e for e in eps if e[3] is not None]
     if len(with_http) > 1:
         with_http.sort(key=_by_http_failure)
@@ -133,9 +130,11 @@ def _http_event(eps: list[Endpoint], depth: int, page: Expect, comparable: Expec
         tls_ok = tls.failure is None if tls is not None else (h.scheme == "https" and tcp is None)
         if h.failure is None:
             if h.status_code is not None and h.status_code // 100 in (2, 4, 5):
-                return Event(
-                    "final", depth, None, comparable, comparable, h.scheme, tls_ok, h.status_code, http=h
-                )
+                # a control page with no status code (and no failure: malformed) is nothing to
+                # compare a final response with
+                unreadable = page == "ok" and page_control is not None and page_control.http is None
+                seen: Expect = "missing" if unreadable else page
+                return Event("final", depth, None, seen, seen, h.scheme, tls_ok, h.status_code, http=h)
             continue
         return Event(
             "http", depth, h.failure, page, page, h.scheme, False, h.status_code, h.bytes_received, http=h
