@@ -20,12 +20,6 @@ _JSON_HEADERS = [(b"content-type", b"application/json")]
 BODY_IDLE_TIMEOUT = 60.0
 
 
-def _idle() -> ApiError:
-    return ApiError(
-        408, f"no part of the request body arrived for {BODY_IDLE_TIMEOUT:g} s: send the whole body"
-    )
-
-
 class ApiError(Exception):
     """An answer other than 2xx, with a clear message (never the submitter's address)."""
 
@@ -35,6 +29,12 @@ class ApiError(Exception):
         self.message = message
         self.headers = headers or {}
         self.extra = extra
+
+
+def _idle() -> ApiError:
+    return ApiError(
+        408, f"no part of the request body arrived for {BODY_IDLE_TIMEOUT:g} s: send the whole body"
+    )
 
 
 def json_response(data: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
@@ -54,29 +54,8 @@ def _check_encoding(value: bytes) -> None:
 
 
 async def read_body(request: Request, limit: int) -> bytes:
-    """The request body, or 413 as soon as it grows past ``limit`` bytes; 415 if compressed."""
-    declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > limit:
-        raise ApiError(413, f"request body larger than {limit} bytes")
-    encoding = request.headers.get("content-encoding")
-    if encoding is not None:
-        _check_encoding(encoding.encode("latin-1"))
-    chunks: list[bytes] = []
-    size = 0
-    stream = request.stream()
-    while True:
-        try:
-            async with asyncio.timeout(BODY_IDLE_TIMEOUT):
-                chunk = await anext(stream)
-        except StopAsyncIteration:
-            break
-        except TimeoutError:
-            raise _idle() from None
-        size += len(chunk)
-        if size > limit:
-            raise ApiError(413, f"request body larger than {limit} bytes")
-        chunks.append(chunk)
-    return b"".join(chunks)
+    """:func:`read_asgi_body` of a Starlette request."""
+    return await read_asgi_body(request.scope, request.receive, limit)
 
 
 def bad_json(what: str, exc: orjson.JSONDecodeError) -> str:
@@ -91,7 +70,8 @@ def parse_json(body: bytes, *, what: str = "request body") -> Any:
 
 
 async def read_asgi_body(scope: Scope, receive: Receive, limit: int) -> bytes:
-    """:func:`read_body` on bare ASGI messages (no Request, no async generator)."""
+    """The request body, on bare ASGI messages: 413 as soon as it grows past ``limit`` bytes (with
+    or without Content-Length), 415 if compressed, 408 when it stops arriving."""
     for name, value in scope["headers"]:
         if name == b"content-length":
             if value.isdigit() and int(value) > limit:
