@@ -33,14 +33,16 @@ def uvicorn_config(settings: Settings, host: str, port: int) -> uvicorn.Config:
 
 
 def check_store(settings: Settings) -> None:
-    """Open and close the store once before uvicorn starts: a file that is not a DuckDB database,
-    one another collector holds, or an unreachable ClickHouse is then a UserError (a clear message
-    and exit 1), not a traceback in uvicorn's startup log."""
+    """Reach the store once before uvicorn starts (no schema, no hashes loaded): a file that is not
+    a DuckDB database, one another collector holds, or an unreachable ClickHouse is then a UserError
+    (a clear message, exit 2), not a traceback in uvicorn's startup log."""
 
     async def check() -> None:
         store = open_store(settings.store)
-        await store.open()
-        await store.close()
+        try:
+            await store.check()
+        finally:
+            await store.close()
 
     asyncio.run(check())
 

@@ -18,6 +18,10 @@ __all__ = ["Filters", "Store", "open_store"]
 class Store(Protocol):
     """A measurement store. Every method is safe to call from the event loop."""
 
+    async def check(self) -> None:
+        """Reach the store, loading nothing: a UserError saying why it cannot be opened."""
+        ...
+
     async def open(self) -> None: ...
     async def close(self) -> None: ...
     async def secret(self) -> bytes:

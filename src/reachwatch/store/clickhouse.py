@@ -92,11 +92,14 @@ class ClickHouseStore:
         body = await self._query(sql + " FORMAT JSONEachRow")
         return [orjson.loads(line) for line in body.splitlines() if line]
 
-    async def open(self) -> None:
+    async def check(self) -> None:
         try:
             await self._query(f"CREATE DATABASE IF NOT EXISTS {self.db}", database=False)
         except httpx.HTTPError as exc:
             raise UserError(f"cannot reach ClickHouse: {exc}", where=self.base) from exc
+
+    async def open(self) -> None:
+        await self.check()
         cols = ", ".join(f"{c.name} {c.clickhouse}" for c in COLUMNS)
         await self._query(
             f"CREATE TABLE IF NOT EXISTS {TABLE} ({cols}) ENGINE = MergeTree() "

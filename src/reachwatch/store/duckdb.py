@@ -91,14 +91,20 @@ class DuckDBStore:
         return await asyncio.get_running_loop().run_in_executor(self._readers, run)
 
     # -- lifecycle -----------------------------------------------------------------------------
-    async def open(self) -> None:
+    def _connect(self) -> duckdb.DuckDBPyConnection:
         parent = os.path.dirname(os.path.abspath(self.path))
         if not os.path.isdir(parent):
             raise UserError(f"directory {parent} does not exist", where=self.path, fix="create it first")
         try:
-            self._con = await asyncio.to_thread(duckdb.connect, self.path, config={"threads": 1})
+            return duckdb.connect(self.path, config={"threads": 1})
         except duckdb.Error as exc:
             raise UserError(f"cannot open DuckDB file: {exc}", where=self.path) from exc
+
+    async def check(self) -> None:
+        (await asyncio.to_thread(self._connect)).close()
+
+    async def open(self) -> None:
+        self._con = await asyncio.to_thread(self._connect)
         cols = ", ".join(_column_sql(c.name, c.duckdb) for c in COLUMNS)
 
         def create(con: duckdb.DuckDBPyConnection) -> list[str]:
