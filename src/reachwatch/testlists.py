@@ -105,10 +105,10 @@ def read_testlist(path: Path) -> list[Target]:
 def same_url_key(url: str) -> str:
     """What makes two URLs one target: scheme and host are case-insensitive and a host's final dot
     changes nothing (``HTTP://A.example./`` is ``http://a.example/``); the path is kept as written."""
-    parts = urlsplit(url)
-    host = parts.netloc.rpartition("@")[2]
-    name, colon, port = host.rpartition(":") if not host.endswith("]") and ":" in host else (host, "", "")
-    netloc = name.lower().rstrip(".") + colon + port
+    parts = urlsplit(url)  # a checked URL (check_url): its host and port parse
+    host = (parts.hostname or "").rstrip(".")  # urllib gives it in lower case, without brackets
+    host = f"[{host}]" if ":" in host else host
+    netloc = host if parts.port is None else f"{host}:{parts.port}"
     return parts._replace(scheme=parts.scheme.lower(), netloc=netloc).geturl()
 
 
