@@ -25,11 +25,9 @@ _HOST = re.compile(
     r"^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)+$"
 )
 # addresses the lab itself uses (links, ISPs, services) or that cannot be a site
-_RESERVED = [ipaddress.ip_network(n) for n in ("0.0.0.0/8", "100.64.0.0/10", "127.0.0.0/8", "224.0.0.0/3")]
-
-
-_POOLS = [ipaddress.ip_network(n) for n in SITE_POOLS]
 _LAB_NET = ipaddress.ip_network("100.64.0.0/10")  # the lab's own links, ISPs and services
+_RESERVED = [ipaddress.ip_network(n) for n in ("0.0.0.0/8", "127.0.0.0/8", "224.0.0.0/3")] + [_LAB_NET]
+_POOLS = [ipaddress.ip_network(n) for n in SITE_POOLS]
 
 
 def _hostname(value: str) -> str:
