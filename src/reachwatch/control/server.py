@@ -14,6 +14,7 @@ from starlette.routing import Route
 from reachwatch.control.measure import ThRequest, control_config, parse_endpoint, th_measure
 from reachwatch.control.safety import MAX_REQUEST_BYTES, MAX_REQUEST_ENDPOINTS, Safety
 from reachwatch.probe.config import ProbeConfig
+from reachwatch.runtime import settle_gc
 from reachwatch.urls import split_url
 
 
@@ -91,6 +92,7 @@ def serve(host: str, port: int, *, lab: bool = False, ca_file: Path | None = Non
     import uvicorn
 
     app = make_app(lab=lab, ca_file=ca_file)
+    settle_gc()
     options: dict[str, Any] = {"access_log": False, "log_level": "warning", "lifespan": "off"}
     try:
         import uvloop  # noqa: F401

@@ -22,6 +22,7 @@ from reachwatch.probe.config import DEFAULT_PARALLEL, ProbeConfig
 from reachwatch.probe.control_client import ControlClient
 from reachwatch.probe.envelope import Envelope
 from reachwatch.probe.measure import measure_url
+from reachwatch.runtime import settle_gc
 from reachwatch.testlists import Target
 
 if TYPE_CHECKING:
@@ -212,6 +213,7 @@ def run_sync(
 ) -> int:
     """Measure in this process (``workers`` 1) or in that many worker processes; lines written."""
     items = list(targets)
+    settle_gc()
     if workers > 1 and len(items) > 1:
         from reachwatch.probe.workers import run_workers
 
