@@ -23,11 +23,15 @@ import dns.rdatatype
 
 from reachwatch.failures import MeasurementFailure, classify
 from reachwatch.probe.dns import address_answer, query_entry
+from reachwatch.probe.dnsreply import plain_reply
 from reachwatch.probe.tcp import endpoint
 from reachwatch.probe.trace import Trace
 
 QUERY_TYPES = ("A", "AAAA")
-_RCODE_FAILURES = {dns.rcode.NXDOMAIN: "dns_nxdomain_error", dns.rcode.REFUSED: "dns_refused_error"}
+_RCODE_FAILURES: dict[int, str] = {
+    dns.rcode.NXDOMAIN: "dns_nxdomain_error",
+    dns.rcode.REFUSED: "dns_refused_error",
+}
 
 
 class UdpLookup(asyncio.DatagramProtocol):
@@ -40,6 +44,7 @@ class UdpLookup(asyncio.DatagramProtocol):
         self.depth = depth
         self.queries: dict[int, tuple[str, int, int, float]] = {}  # id -> (type, rdtype, tid, t0)
         self.qname: dns.name.Name | None = None
+        self.question = b""  # the name in wire form, lower case
         self.first: dict[str, dict[str, Any]] = {}
         self.first_bad: dict[str, dict[str, Any]] = {}
         self.extra: list[dict[str, Any]] = []
@@ -50,6 +55,7 @@ class UdpLookup(asyncio.DatagramProtocol):
         self.transport = cast(asyncio.DatagramTransport, transport)
         self.qname = dns.name.from_text(self.hostname)
         question = self.qname.to_wire() or b""  # uncompressed, so never None
+        self.question = question.lower()
         for qtype in QUERY_TYPES:
             rdtype = dns.rdatatype.from_text(qtype)
             qid = secrets.randbits(16)
@@ -65,14 +71,9 @@ class UdpLookup(asyncio.DatagramProtocol):
             self._record(self._guess_type(data), None, "dns_reply_with_wrong_query_id", [], valid=False)
             return
         qtype, rdtype, _tid, _t0 = known
-        try:
-            reply = dns.message.from_wire(data)
-            if self.qname is None or not is_response(reply, qid, self.qname, rdtype):
-                raise MeasurementFailure("dns_server_misbehaving", "reply does not match the question")
-        except Exception as exc:
-            self._record(qtype, qid, classify(exc), [], valid=False)
-            return
-        self._record(qtype, qid, *_parse(reply, qtype), valid=True)
+        assert self.qname is not None  # set when the queries were sent
+        failure, answers, valid = read_reply(data, qid, self.qname, self.question, rdtype)
+        self._record(qtype, qid, failure, answers, valid=valid)
 
     def error_received(self, exc: Exception) -> None:
         for qtype, _rdtype, _tid, _t0 in self.queries.values():
@@ -139,6 +140,31 @@ class UdpLookup(asyncio.DatagramProtocol):
         return self.extra
 
 
+Reading = tuple[str | None, list[dict[str, Any]], bool]  # failure, answers, valid
+
+
+def read_reply(data: bytes, qid: int, qname: dns.name.Name, question: bytes, rdtype: int) -> Reading:
+    """A reply to our query ``qid``: the plain shape by hand, anything else with dnspython."""
+    plain = plain_reply(data, qid, question, rdtype)
+    if plain is None:
+        return read_with_dnspython(data, qid, qname, rdtype)
+    rcode, records = plain
+    answers = [address_answer(address, ttl) for _type, address, ttl in records]
+    return _failure(rcode, any(t == rdtype for t, _address, _ttl in records)), answers, True
+
+
+def read_with_dnspython(data: bytes, qid: int, qname: dns.name.Name, rdtype: int) -> Reading:
+    """A malformed reply, or one that does not answer our question, is not valid: it is kept but
+    does not end the wait for a valid one."""
+    try:
+        reply = dns.message.from_wire(data)
+        if not is_response(reply, qid, qname, rdtype):
+            raise MeasurementFailure("dns_server_misbehaving", "reply does not match the question")
+    except Exception as exc:
+        return classify(exc), [], False
+    return *_parse(reply, rdtype), True
+
+
 def query_wire(qid: int, question: bytes, rdtype: int) -> bytes:
     """What ``dns.message.make_query(name, type).to_wire()`` sends: RD set, one IN question, no EDNS."""
     return struct.pack("!HHHHHH", qid, dns.flags.RD, 1, 0, 0, 0) + question + struct.pack("!HH", rdtype, 1)
@@ -159,21 +185,26 @@ def is_response(reply: dns.message.Message, qid: int, qname: dns.name.Name, rdty
     return bool(q.name == qname and q.rdtype == rdtype and q.rdclass == dns.rdataclass.IN)
 
 
-def _parse(reply: dns.message.Message, qtype: str) -> tuple[str | None, list[dict[str, Any]]]:
+def _parse(reply: dns.message.Message, rdtype: int) -> tuple[str | None, list[dict[str, Any]]]:
     answers: list[dict[str, Any]] = []
     wanted = 0
     for rrset in reply.answer:
+        if rrset.rdclass != dns.rdataclass.IN:
+            continue  # an address of another class (CHAOS, say) has no address form: not an answer
         for rdata in rrset:
             if rdata.rdtype in (dns.rdatatype.A, dns.rdatatype.AAAA):
                 answers.append(address_answer(rdata.address, rrset.ttl))
-                wanted += dns.rdatatype.to_text(rdata.rdtype) == qtype
+                wanted += rdata.rdtype == rdtype
             elif rdata.rdtype == dns.rdatatype.CNAME:
                 name = rdata.target.to_text(omit_final_dot=True)
                 answers.append({"answer_type": "CNAME", "hostname": name, "ttl": rrset.ttl})
-    rcode = reply.rcode()
+    return _failure(reply.rcode(), wanted > 0), answers
+
+
+def _failure(rcode: int, wanted: bool) -> str | None:
     if rcode != dns.rcode.NOERROR:
-        return _RCODE_FAILURES.get(rcode, "dns_server_misbehaving"), answers
-    return (None if wanted else "dns_no_answer"), answers
+        return _RCODE_FAILURES.get(rcode, "dns_server_misbehaving")
+    return None if wanted else "dns_no_answer"
 
 
 async def start_udp_lookup(hostname: str, resolver: tuple[str, int], trace: Trace, depth: int) -> UdpLookup:
