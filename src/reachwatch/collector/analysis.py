@@ -18,6 +18,9 @@ from reachwatch.verdict import decide
 
 log = logging.getLogger(__name__)
 
+#: the verdict engine's rule for a measurement of another test than web_connectivity
+NOT_JUDGED = "input.not-web-connectivity"
+
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class Verdict:
@@ -61,11 +64,17 @@ def verdict_values(measurement: dict[str, Any]) -> VerdictValues:
         blocking = accessible = None
     b = _blocking(blocking)
     acc = accessible if isinstance(accessible, bool) else None
+    t = str(technique) if technique is not None else None
+    r = str(rule) if rule is not None else None
+    if r == NOT_JUDGED:
+        # a test the verdict engine does not judge (telegram, ndt, tor...): no anomaly claimed, and
+        # a failure only when the test itself says it failed (its test_keys.failure), as OONI counts
+        return b, acc, t, r, False, isinstance(keys.get("failure"), str)
     return (
         b,
         acc,
-        str(technique) if technique is not None else None,
-        str(rule) if rule is not None else None,
+        t,
+        r,
         b not in (None, "false"),
         (b is None and acc is None) or bool(keys.get("control_failure")),
     )
