@@ -14,6 +14,7 @@ import pytest
 from collector.conftest import collector
 from collector.test_app import web
 from reachwatch.collector.config import Settings
+from reachwatch.collector.reads import FILTERS
 from reachwatch.store.readers import reader_for_store
 
 LIST = "/api/v1/measurements"
@@ -72,9 +73,12 @@ async def test_filters_are_normalised_like_the_stored_columns(
         for asn in ("AS3320", "as3320", "3320"):
             assert await count(probe_asn=asn) == 1, asn
             assert await count(AGGREGATION, probe_asn=asn) == 1, asn
-        for bad in ({"probe_cc": "ITA"}, {"probe_cc": "1T"}, {"probe_asn": "ASN3320"}, {"probe_asn": "AS"}):
-            r = await http.get(LIST, params=bad)
-            assert r.status_code == 422 and r.json()["error"], (bad, r.text)
+        bad_values = ({"probe_cc": "ITA"}, {"probe_cc": "1T"}, {"probe_asn": "ASN3320"}, {"probe_asn": "AS"})
+        empty = tuple({name: value} for name in FILTERS for value in ("", " "))  # as the other empty values
+        for bad in (*bad_values, *empty):
+            for route in (LIST, AGGREGATION):
+                r = await http.get(route, params=bad)
+                assert r.status_code == 422 and r.json()["error"], (bad, route, r.text)
 
 
 async def test_a_parameter_given_twice_is_422(tmp_path: Path) -> None:

@@ -83,6 +83,10 @@ def _filters(
     until: str | None,
     blocking: str | None,
 ) -> Filters:
+    for name, value in (("domain", domain), ("input", input), ("category_code", category_code)):
+        if value is not None and not value.strip():
+            # it used to match only the rows with an empty column, which nobody means by it
+            raise ApiError(422, f"{name}: empty; leave the parameter out to match every {name}")
     return Filters(
         probe_cc=probe_cc.upper() if probe_cc is not None else None,
         probe_asn=_asn(probe_asn),
