@@ -45,6 +45,23 @@ async def test_bad_batches_are_4xx_and_store_nothing(tmp_path: Path, good: dict[
         assert count == 0, "a rejected batch must store nothing"
 
 
+async def test_the_message_names_what_is_wrong(tmp_path: Path, good: dict[str, Any]) -> None:
+    async with collector(Settings(store=str(tmp_path / "m.duckdb"), rate=0)) as (_, http):
+        for line, message in (
+            (
+                {**good, "input": "http://x.example/" + "a" * 5000},
+                "input: String should have at most 4096 characters",
+            ),
+            ({**good, "input": ["http://x.example/"] * 5000}, "input: List should have at most 4096 items"),
+            (
+                {**good, "input": 5},
+                "input: Input should be a valid string; input: Input should be a valid list",
+            ),
+        ):
+            r = await http.post("/api/v1/measurements", content=orjson.dumps(line))
+            assert r.status_code == 422 and message in r.json()["errors"][0]["error"], r.text
+
+
 async def test_bad_ooni_submissions(tmp_path: Path, good: dict[str, Any]) -> None:
     async with collector(Settings(store=str(tmp_path / "m.duckdb"), rate=0)) as (_, http):
         assert (await http.post("/report", content=b"{")).status_code == 400

@@ -12,7 +12,7 @@ import hmac
 import re
 import secrets
 import string
-from typing import Any, Literal, NamedTuple
+from typing import Annotated, Any, Literal, NamedTuple
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -49,11 +49,16 @@ class ReportOpened(BaseModel):
     supported_formats: list[str]
 
 
+INPUT_MAX = 4096  #: characters of an input URL, and inputs of a list
+#: the limit on the string itself, so that a long URL's message counts characters, not list items
+InputText = Annotated[str, Field(max_length=INPUT_MAX)]
+
+
 class MeasurementIn(BaseModel):
     """The base keys a measurement must have; everything else is kept as sent."""
 
     model_config = ConfigDict(extra="allow")
-    input: str | list[str] | None = Field(default=None, max_length=4096)
+    input: InputText | Annotated[list[InputText], Field(max_length=INPUT_MAX)] | None = None
     measurement_start_time: str = Field(pattern=START_TIME)
     probe_asn: str = Field(pattern=ASN)
     probe_cc: str = Field(pattern=CC)
@@ -98,7 +103,10 @@ _PATTERNS = tuple(
     )
 )
 _REQUIRED = tuple((n, _limits(n)) for n in ("software_name", "software_version", "data_format_version"))
-_OPTIONAL = tuple((n, _limits(n)) for n in ("input", "probe_ip", "probe_network_name", "report_id"))
+_OPTIONAL = (
+    ("input", INPUT_MAX),
+    *((n, _limits(n)) for n in ("probe_ip", "probe_network_name", "report_id")),
+)
 
 
 def base_fields(m: dict[str, Any]) -> Base | None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import hashlib
+import re
 from typing import Any
 
 import orjson
@@ -176,9 +177,24 @@ def stage(
     )
 
 
+#: the part of an error location that names a member of a union (pydantic's tag), not a field
+_UNION_MEMBER = re.compile(r"[a-z]+-[a-z-]+|(?:list|dict)\[.*\]")
+
+
 def validation_message(exc: ValidationError) -> str:
-    parts = []
-    for err in exc.errors(include_url=False, include_input=False)[:5]:
-        where = ".".join(str(p) for p in err["loc"]) or "body"
-        parts.append(f"{where}: {err['msg']}")
-    return "; ".join(parts)
+    """Up to five of pydantic's errors, each as ``where: what``. A value that fits no member of a
+    union gets one error per member: where one says more than "should be a valid <type>", the
+    type mismatches of the other members are left out, and the members' tags are not named."""
+    errors = exc.errors(include_url=False, include_input=False)
+    telling = {err["loc"][:1] for err in errors if not err["type"].endswith("_type")}
+    parts: list[str] = []
+    for err in errors:
+        if err["type"].endswith("_type") and err["loc"][:1] in telling:
+            continue
+        where = ".".join(
+            str(p) for p in err["loc"] if not (isinstance(p, str) and _UNION_MEMBER.fullmatch(p))
+        )
+        part = f"{where or 'body'}: {err['msg']}"
+        if part not in parts:
+            parts.append(part)
+    return "; ".join(parts[:5])
