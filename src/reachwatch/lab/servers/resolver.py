@@ -21,7 +21,7 @@ import dns.rdataclass
 import dns.rdatatype
 import dns.rrset
 
-from reachwatch.lab.servers.dns import TTL, Reply, plain_question
+from reachwatch.lab.servers.dns import TTL, Reply, plain_question, udp_socket
 
 FORWARD_TIMEOUT = 3.0
 
@@ -102,7 +102,7 @@ class CensoringResolver:
     async def start(self) -> None:
         """Open the upstream socket of the fast path (plain queries without a rule)."""
         _, self.forwarder = await asyncio.get_running_loop().create_datagram_endpoint(
-            Forwarder, remote_addr=(self.upstream, 53)
+            Forwarder, sock=udp_socket(remote=(self.upstream, 53))
         )
 
     def fast(self, wire: bytes, reply: Reply) -> bool:
