@@ -10,7 +10,9 @@ import pytest
 
 from lab.labtools import LabFactory, client
 from reachwatch.lab.addressing import BLOCKPAGE
+from reachwatch.lab.servers.web import HANDSHAKE_TIMEOUT
 from reachwatch.lab.state import LabState
+from reachwatch.probe.config import Timeouts
 
 pytestmark = pytest.mark.lab
 
@@ -50,6 +52,8 @@ ip = "198.51.100.88"
 host = "httprst.example"
 [[site]]
 host = "slow.example"
+[[site]]
+host = "rstbp.example"
 
 [[isp]]
 name = "Censor ISP"
@@ -68,6 +72,8 @@ block = [
   { technique = "http-blockpage", host = "bp.example" },
   { technique = "http-reset", host = "httprst.example" },
   { technique = "throttle", host = "slow.example", rate = "24kbit" },
+  { technique = "tcp-reset", host = "rstbp.example" },
+  { technique = "http-blockpage", host = "rstbp.example" },
 ]
 
 [[isp]]
@@ -148,6 +154,18 @@ def test_tcp_reset_refuses_the_connection(lab: LabState) -> None:
     _real(lab, control, "rst.example")
 
 
+def test_an_address_blocked_outright_is_blocked_before_the_http_proxy(lab: LabState) -> None:
+    # tcp-reset and http-blockpage for one host: the reset, as on a real path, where the
+    # connection never reaches what would read the request (the proxy's redirect came first)
+    censor, clean, _ = _vantages(lab)
+    ip = _sites(lab)["rstbp.example"]["ip"]
+    assert client(censor, ["connect", ip, 80], ["http", ip, "rstbp.example"]) == [
+        {"error": "refused"},
+        {"error": "refused"},
+    ]
+    _real(lab, clean, "rstbp.example")
+
+
 def test_tls_sni_reset_resets_the_handshake_only_for_that_name(lab: LabState) -> None:
     censor, clean, control = _vantages(lab)
     ip, ca = _sites(lab)["snirst.example"]["ip"], _ca(lab)
@@ -167,6 +185,12 @@ def test_tls_sni_timeout_connects_then_stalls(lab: LabState) -> None:
     ]
     _real(lab, clean, "snito.example")
     _real(lab, control, "snito.example")
+
+
+def test_a_site_waits_for_a_handshake_longer_than_any_probe_step() -> None:
+    # at 10 s, as long as the probe's TLS step, a site closed the connections whose ClientHello a
+    # censor dropped a few ms before the probe gave up: eof_error (tls-reset), not tls-timeout
+    assert 2 * max(Timeouts().tcp, Timeouts().tls, Timeouts().http) < HANDSHAKE_TIMEOUT
 
 
 def test_http_blockpage_answers_blocked_host_and_relays_others(lab: LabState) -> None:
