@@ -97,8 +97,12 @@ def router_nft(layout: a.Layout, rules: list[IspRules]) -> str:
                 f'iifname "{r.iface}" ip daddr {a.RESOLVER} {proto} dport 53 '
                 f"dnat to {a.CENSOR}:{isp.resolver_port}"
             )
-        if r.proxy_addrs:
-            addrs = ", ".join(sorted(r.proxy_addrs))
+        # an address the ISP blocks outright is not handed to its proxy: the nat redirect would
+        # take the connection before the forward chain's drop or reset, and a host blocked by
+        # address and by HTTP would show a blockpage, not the lower layer's block a real path shows
+        proxied = r.proxy_addrs - r.ip_blocked
+        if proxied:
+            addrs = ", ".join(sorted(proxied))
             nat.append(
                 f'iifname "{r.iface}" ip daddr {{ {addrs} }} tcp dport 80 redirect to :{isp.proxy_port}'
             )

@@ -34,6 +34,7 @@ class IspRules:
     iptables_forward: list[str] = field(default_factory=list)
     proxy_hosts: set[str] = field(default_factory=set)
     proxy_addrs: set[str] = field(default_factory=set)
+    ip_blocked: set[str] = field(default_factory=set)  # addresses all TCP to which is dropped or reset
     throttles: list[tuple[str, str]] = field(default_factory=list)  # (site address, rate)
 
 
@@ -72,10 +73,12 @@ def _dns_timeout(rules: IspRules, entry: BlockEntry, ip: str) -> None:
 
 
 def _tcp_timeout(rules: IspRules, entry: BlockEntry, ip: str) -> None:
+    rules.ip_blocked.add(ip)
     rules.nft_forward.append(f'iifname "{rules.iface}" ip daddr {ip} meta l4proto tcp drop')
 
 
 def _tcp_reset(rules: IspRules, entry: BlockEntry, ip: str) -> None:
+    rules.ip_blocked.add(ip)
     rules.nft_forward.append(f'iifname "{rules.iface}" ip daddr {ip} meta l4proto tcp reject with tcp reset')
 
 
