@@ -3,14 +3,22 @@
 from __future__ import annotations
 
 import copy
+import datetime as dt
 import hashlib
 from typing import Any
 
 import pytest
 from pydantic import ValidationError
 
-from reachwatch.collector.ooni_protocol import BASE_KEYS, MeasurementIn, base_fields, model_fields
-from reachwatch.collector.prepare import _keyed_hash
+from reachwatch.collector.ooni_protocol import (
+    BASE_KEYS,
+    MeasurementIn,
+    base_fields,
+    measurement_uid,
+    model_fields,
+)
+from reachwatch.collector.prepare import _keyed_hash, _probe_id_hash, _scrubber
+from reachwatch.collector.privacy import Scrubber
 from reachwatch.store.schema import compress, compress_many, decompress
 
 ODD_VALUES: list[Any] = [
@@ -67,12 +75,52 @@ def test_base_fields_never_accepts_what_the_model_rejects(real_measurements: lis
     assert accepted > len(real_measurements[:20]) and checked > 1000
 
 
+@pytest.mark.parametrize("keep_gil", [True, False])
 @pytest.mark.parametrize("size", [0, 1, 2046, 2047, 2048, 4094, 6621, 100_000])
-def test_keyed_hash_is_blake2b(size: int) -> None:
+def test_keyed_hash_is_blake2b(size: int, keep_gil: bool) -> None:
     data = bytes(range(256)) * (size // 256 + 1)
     data = data[:size]
     key = b"k" * 32
-    assert _keyed_hash(data, key) == hashlib.blake2b(data, digest_size=16, key=key).hexdigest()
+    assert _keyed_hash(data, key, keep_gil) == hashlib.blake2b(data, digest_size=16, key=key).hexdigest()
+
+
+def test_probe_id_hash_remembers_only_the_same_report_and_key() -> None:
+    def expected(report_id: str, key: bytes) -> str:
+        return hashlib.blake2b(report_id.encode(), digest_size=8, key=key).hexdigest()
+
+    # the cache starts empty-handed: "" with a fresh key is hashed, not answered from the sentinel
+    for report_id, key in [
+        ("", b"k" * 32),
+        ("a", b"k" * 32),
+        ("a", b"k" * 32),
+        ("a", b"j" * 32),
+        ("", b"j" * 32),
+    ]:
+        assert _probe_id_hash(report_id, key) == expected(report_id, key)
+
+
+def test_measurement_uid_follows_the_second_and_the_test_name() -> None:
+    t = dt.datetime(2026, 11, 29, 0, 8, 35, 826764, tzinfo=dt.UTC)
+    cases = [
+        (t, "web_connectivity", "20261129000835.826764_PK_webconnectivity_0123456789abcdef"),
+        (
+            t.replace(microsecond=1),
+            "web_connectivity",
+            "20261129000835.000001_PK_webconnectivity_0123456789abcdef",
+        ),
+        (t.replace(microsecond=1), "dns_check", "20261129000835.000001_PK_dnscheck_0123456789abcdef"),
+        (t.replace(second=36), "dns_check", "20261129000836.826764_PK_dnscheck_0123456789abcdef"),
+        (t.replace(day=30), "dns_check", "20261130000835.826764_PK_dnscheck_0123456789abcdef"),
+        (t.replace(year=2027), "dns_check", "20271129000835.826764_PK_dnscheck_0123456789abcdef"),
+        (t, "web_connectivity", "20261129000835.826764_PK_webconnectivity_0123456789abcdef"),
+    ]
+    for now, test_name, uid in cases:
+        assert measurement_uid(now, "PK", test_name, "0123456789abcdef0123") == uid
+
+
+def test_the_remembered_scrubber_is_the_one_built() -> None:
+    for submitter, probe_ip in [("10.1.2.3", ""), ("10.1.2.3", "192.0.2.7"), ("2001:db8::1", "10.1.2.3")]:
+        assert _scrubber(submitter, probe_ip).needles == Scrubber((submitter, probe_ip)).needles
 
 
 def test_compress_many_is_compress() -> None:

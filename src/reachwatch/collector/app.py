@@ -31,7 +31,6 @@ from reachwatch.collector.batch import (
     lines_of,
     newlines,
     rejected,
-    stage_lines,
 )
 from reachwatch.collector.config import Settings
 from reachwatch.collector.http import (
@@ -56,7 +55,7 @@ from reachwatch.collector.ooni_protocol import (
     new_report_id,
     valid_report_id,
 )
-from reachwatch.collector.prepare import validation_message
+from reachwatch.collector.prepare import stage_lines, validation_message
 from reachwatch.collector.ratelimit import RateLimiter, network_key
 from reachwatch.store import open_store
 

@@ -28,12 +28,10 @@ import struct
 import sys
 from typing import Any, BinaryIO
 
-import orjson
-
 from reachwatch.collector.attribution import Network
-from reachwatch.collector.http import ApiError, bad_json
+from reachwatch.collector.http import ApiError
 from reachwatch.collector.ingest import Overloaded
-from reachwatch.collector.prepare import Staged, finish_rows, stage
+from reachwatch.collector.prepare import finish_rows, stage_lines
 from reachwatch.output import write_all
 from reachwatch.store.schema import RowColumns
 
@@ -102,34 +100,6 @@ def rejected(errors: list[dict[str, Any]]) -> ApiError:
     return ApiError(status, f"{len(errors)} bad line(s); nothing stored", errors=errors[:LISTED_ERRORS])
 
 
-def stage_lines(
-    lines: list[tuple[int, memoryview]], *, secret: bytes, verdict_now: bool, submitter: str, network: Network
-) -> tuple[list[Staged], list[dict[str, Any]]]:
-    """Each line staged (:func:`~reachwatch.collector.prepare.stage`), or its error."""
-    staged: list[Staged] = []
-    errors: list[dict[str, Any]] = []
-    for n, line in lines:
-        try:
-            m = orjson.loads(line)
-        except orjson.JSONDecodeError as exc:
-            errors.append({"line": n, "status": 400, "error": bad_json(f"line {n}", exc)})
-            continue
-        try:
-            staged.append(
-                stage(
-                    m,
-                    secret=secret,
-                    verdict_now=verdict_now,
-                    submitter=submitter,
-                    network=network,
-                    where=f"line {n}",
-                )
-            )
-        except ApiError as exc:
-            errors.append({"line": n, "status": exc.status, "error": exc.message})
-    return staged, errors
-
-
 # -- frames: (length of the pickled header, length of the bulk bytes), the header, the bulk ----------
 _SIZES = struct.Struct("!QQ")
 
@@ -173,7 +143,7 @@ def rows_of(
     )
     if errors:
         return errors, b""
-    return None, finish_rows(staged).to_ipc()
+    return None, finish_rows(staged, keep_gil=False).to_ipc()
 
 
 def worker_main() -> None:

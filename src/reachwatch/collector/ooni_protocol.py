@@ -185,15 +185,21 @@ def valid_report_id(secret: bytes, report_id: str) -> bool:
     return hmac.compare_digest(_mac(secret, body, 12), mac)
 
 
-#: the last second formatted (strftime is most of this function); replaced whole, so thread-safe
-_second: tuple[dt.datetime | None, str] = (None, "")
+#: the last second (as a cheap key: day number and time of day), its text, and the last test name
+#: without underscores; replaced whole, so thread-safe
+_second: tuple[tuple[int, int, int, int], str, str, str] = ((0, 0, 0, 0), "", "", "")
 
 
 def measurement_uid(now: dt.datetime, probe_cc: str, test_name: str, content_hash: str) -> str:
     """OONI's uid shape: ``20261128235800.123456_PK_webconnectivity_<16 hex>``."""
     global _second
-    second = now.replace(microsecond=0)
+    key = (now.toordinal(), now.hour, now.minute, now.second)  # replace(microsecond=0): 3x slower
     cached = _second
-    if cached[0] != second:
-        cached = _second = (second, f"{second:%Y%m%d%H%M%S}")
-    return f"{cached[1]}.{now.microsecond:06d}_{probe_cc}_{test_name.replace('_', '')}_{content_hash[:16]}"
+    if cached[0] != key or cached[2] != test_name:
+        cached = _second = (
+            key,
+            f"{now.replace(microsecond=0):%Y%m%d%H%M%S}",
+            test_name,
+            test_name.replace("_", ""),
+        )
+    return f"{cached[1]}.{now.microsecond:06d}_{probe_cc}_{cached[3]}_{content_hash[:16]}"

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import functools
 import hashlib
 import re
 from typing import Any
@@ -19,7 +20,7 @@ from pydantic import ValidationError
 
 from reachwatch.collector import analysis
 from reachwatch.collector.attribution import Network
-from reachwatch.collector.http import ApiError
+from reachwatch.collector.http import ApiError, bad_json
 from reachwatch.collector.ooni_protocol import (
     BASE_KEYS,
     MeasurementIn,
@@ -48,22 +49,41 @@ def finish(staged: Staged, raw: bytes | None = None) -> Row:
     return Row(*finish_values(staged, raw))
 
 
-def finish_values(staged: Staged, raw: bytes | None = None) -> tuple[Any, ...]:
-    """:func:`finish` as a tuple in :data:`~reachwatch.store.schema.COLUMN_NAMES` order."""
+def finish_values(staged: Staged, raw: bytes | None = None, keep_gil: bool = True) -> tuple[Any, ...]:
+    """:func:`finish` as a tuple in :data:`~reachwatch.store.schema.COLUMN_NAMES` order.
+    ``keep_gil``: hash in pieces that keep the GIL (see :data:`_PIECE`); a batch worker process,
+    which has no other thread, hashes in one call."""
     c = staged.columns
-    content_hash = _keyed_hash(staged.canonical, staged.key)
+    content_hash = _keyed_hash(staged.canonical, staged.key, keep_gil)
     c["measurement_uid"] = measurement_uid(staged.received, c["probe_cc"], c["test_name"], content_hash)
     c["content_hash"] = content_hash
-    c["probe_id_hash"] = hashlib.blake2b(c["report_id"].encode(), digest_size=8, key=staged.key).hexdigest()
+    c["probe_id_hash"] = _probe_id_hash(c["report_id"], staged.key)
     c["raw"] = compress(staged.stored) if raw is None else raw
     return tuple(c[name] for name in COLUMN_NAMES)
 
 
-def finish_rows(staged: list[Staged]) -> RowColumns:
+def finish_rows(staged: list[Staged], keep_gil: bool = True) -> RowColumns:
     """:func:`finish_values` of many, compressed in one call (which releases the GIL once), as one
     table in order."""
     raws = compress_many([s.stored for s in staged])
-    return RowColumns.of_values([finish_values(s, raw) for s, raw in zip(staged, raws, strict=True)])
+    return RowColumns.of_values(
+        [finish_values(s, raw, keep_gil) for s, raw in zip(staged, raws, strict=True)]
+    )
+
+
+#: the last (report id, key, hash): a batch's lines mostly share their report; replaced whole, so
+#: thread-safe
+_last_probe_id: tuple[str, bytes | None, str] = ("", None, "")
+
+
+def _probe_id_hash(report_id: str, key: bytes) -> str:
+    global _last_probe_id
+    last = _last_probe_id
+    if last[0] == report_id and last[1] == key:
+        return last[2]
+    value = hashlib.blake2b(report_id.encode(), digest_size=8, key=key).hexdigest()
+    _last_probe_id = (report_id, key, value)
+    return value
 
 
 #: hashlib releases the GIL for an update from 2,048 bytes: re-taking it while the event loop runs
@@ -71,9 +91,9 @@ def finish_rows(staged: list[Staged]) -> RowColumns:
 _PIECE = 2047
 
 
-def _keyed_hash(data: bytes, key: bytes) -> str:
+def _keyed_hash(data: bytes, key: bytes, keep_gil: bool = True) -> str:
     h = hashlib.blake2b(digest_size=16, key=key)
-    if len(data) < _PIECE:
+    if len(data) < _PIECE or not keep_gil:
         h.update(data)
     else:
         view = memoryview(data)
@@ -84,7 +104,6 @@ def _keyed_hash(data: bytes, key: bytes) -> str:
 
 def stage(
     m: Any,
-    *,
     secret: bytes,
     verdict_now: bool,
     submitter: str,
@@ -139,7 +158,7 @@ def stage(
     else:
         m["x_unattributed"] = True
     # the stored JSON and every column taken from the measurement are scrubbed the same way
-    scrubber = Scrubber((submitter, base.probe_ip or ""))
+    scrubber = _scrubber(submitter, base.probe_ip or "")
     data = orjson.dumps(m)
     m["test_keys"] = test_keys
     stored = scrubber.json(data)
@@ -175,6 +194,30 @@ def stage(
             **verdict,
         },
     )
+
+
+@functools.lru_cache(maxsize=4096)  # a batch repeats its submitter and probe_ip on every line
+def _scrubber(submitter: str, probe_ip: str) -> Scrubber:
+    return Scrubber((submitter, probe_ip))
+
+
+def stage_lines(
+    lines: list[tuple[int, memoryview]], *, secret: bytes, verdict_now: bool, submitter: str, network: Network
+) -> tuple[list[Staged], list[dict[str, Any]]]:
+    """Each line of a batch staged (:func:`stage`), or its error (line number, status, message)."""
+    staged: list[Staged] = []
+    errors: list[dict[str, Any]] = []
+    for n, line in lines:
+        try:
+            m = orjson.loads(line)
+        except orjson.JSONDecodeError as exc:
+            errors.append({"line": n, "status": 400, "error": bad_json(f"line {n}", exc)})
+            continue
+        try:
+            staged.append(stage(m, secret, verdict_now, submitter, network, None, f"line {n}"))
+        except ApiError as exc:
+            errors.append({"line": n, "status": exc.status, "error": exc.message})
+    return staged, errors
 
 
 #: the part of an error location that names a member of a union (pydantic's tag), not a field
