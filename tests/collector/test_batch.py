@@ -25,7 +25,7 @@ from hypothesis import strategies as st
 
 from collector.conftest import collector
 from collector.test_app import web
-from reachwatch.collector.batch import _SIZES, POOLED_LINES, _frame, lines_of, newlines, pieces
+from reachwatch.collector.batch import _SIZES, POOLED_LINES, Shared, _frame, lines_of, newlines, pieces
 from reachwatch.collector.config import Settings
 from reachwatch.store.schema import RowColumns, decompress
 
@@ -102,6 +102,72 @@ async def test_workers_store_what_the_collector_would(
                 assert got["input"] == f"https://site{i}.example/"
             await app.state.ingestor.settled()
     assert stored(tmp_path / "w0.duckdb") == stored(tmp_path / "w2.duckdb")
+
+
+async def test_a_piece_bigger_than_the_shared_memory_grows_it(
+    tmp_path: Path, real_measurements: list[dict[str, Any]]
+) -> None:
+    """The shared memory starts at 1 MB: a bigger piece grows it (the worker maps it anew) and the
+    smaller pieces after it still go through it whole."""
+    small, big = batch(real_measurements), batch(real_measurements, 600)
+    async with collector(Settings(store=str(tmp_path / "m.duckdb"), rate=0, ingest_workers=2)) as (app, http):
+        sizes = [len(w.shared) for w in app.state.batch_pool._all]
+        assert sizes == [1 << 20, 1 << 20]
+        for lines in (small, big, small[::-1]):
+            r = await http.post("/api/v1/measurements", content=b"\n".join(lines))
+            assert r.status_code == 200, r.text
+            assert len(r.json()["measurement_uids"]) == len(lines)
+        assert max(len(w.shared) for w in app.state.batch_pool._all) > 1 << 20
+        got = (await http.get("/api/v1/measurements", params={"limit": 1000})).json()
+        assert got["metadata"]["count"] == 600  # small's inputs are among big's
+
+
+def _worker_call(body: bytes, shared: Shared) -> tuple[Any, int | None, bytes]:
+    """One piece through a worker process that shares ``shared``: (failure, length of the rows in
+    the shared memory or None, the rows' bytes wherever they came)."""
+    worker = subprocess.Popen(
+        [sys.executable, "-m", "reachwatch.collector.batch"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        pass_fds=(shared.fd,),
+    )
+    assert worker.stdin is not None and worker.stdout is not None
+    try:
+        shared.fit(len(body))
+        shared.map[: len(body)] = body
+        header = (1, "192.0.2.1", "AS64501", "Lab", "PK", (len(body), len(shared)))
+        for part in [*_frame((b"s" * 32, False, shared.fd)), *_frame(header)]:
+            worker.stdin.write(part)
+        worker.stdin.flush()
+        head_size, bulk_size = _SIZES.unpack(worker.stdout.read(_SIZES.size))
+        failure, shared_rows = pickle.loads(worker.stdout.read(head_size))
+        rows = worker.stdout.read(bulk_size)
+        return failure, shared_rows, rows if shared_rows is None else shared.map[:shared_rows]
+    finally:
+        worker.stdin.close()
+        worker.wait(10)
+
+
+def test_rows_bigger_than_the_shared_memory_come_through_the_pipe(
+    real_measurements: list[dict[str, Any]],
+) -> None:
+    big = b"\n".join(batch(real_measurements, 40))
+    keep = ("input", "measurement_start_time", "probe_asn", "probe_cc", "software_name", "software_version")
+    keep += ("test_name", "data_format_version")
+    # the rows' columns and Arrow framing outweigh such a line
+    tiny = [
+        {**{k: m[k] for k in keep}, "test_keys": {}} for m in map(orjson.loads, batch(real_measurements, 40))
+    ]
+    small = b"\n".join(orjson.dumps(m) for m in tiny)
+    for body, via_shared in ((big, True), (small, False)):
+        shared = Shared(size=len(body))  # no room to spare
+        try:
+            failure, shared_rows, rows = _worker_call(body, shared)
+        finally:
+            shared.close()
+        assert failure is None and (shared_rows is not None) == via_shared
+        table = RowColumns.from_ipc(rows).table
+        assert table.column("input").to_pylist() == [f"https://site{i}.example/" for i in range(40)]
 
 
 async def test_bad_lines_are_named_by_their_line_in_the_whole_batch(
@@ -239,7 +305,11 @@ def test_a_worker_stopped_mid_answer_still_sends_all_of_it(real_measurements: li
     )
     assert worker.stdin is not None and worker.stdout is not None
     try:
-        for part in [*_frame((b"s" * 32, False)), *_frame((1, "192.0.2.1", "AS64501", "Lab", "PK"), body)]:
+        # the piece and the rows in the frames' bulk (no shared memory): the pipe's own path
+        for part in [
+            *_frame((b"s" * 32, False, None)),
+            *_frame((1, "192.0.2.1", "AS64501", "Lab", "PK", None), body),
+        ]:
             worker.stdin.write(part)
         worker.stdin.flush()
         answer = worker.stdout.fileno()
@@ -259,8 +329,8 @@ def test_a_worker_stopped_mid_answer_still_sends_all_of_it(real_measurements: li
                 break
             received += chunk
         head_size, bulk_size = _SIZES.unpack(received[: _SIZES.size])
-        failure = pickle.loads(received[_SIZES.size : _SIZES.size + head_size])
-        assert failure is None
+        failure, shared_rows = pickle.loads(received[_SIZES.size : _SIZES.size + head_size])
+        assert failure is None and shared_rows is None
         assert len(received) == _SIZES.size + head_size + bulk_size, "part of the answer was lost"
         assert len(RowColumns.from_ipc(bytes(received[_SIZES.size + head_size :]))) == 4 * POOLED_LINES
     finally:
