@@ -9,9 +9,10 @@ the insert and the acknowledgement, so a measurement is still acknowledged only 
 The submitter's address reaches a worker in memory, for scrubbing, and is never written anywhere.
 The workers are child processes (``python -m reachwatch.collector.batch``) that read requests on
 their stdin and answer on their stdout, one at a time, as frames: a small pickled header (between
-this collector's own processes only) and the bulk bytes as they are, the batch piece one way and the
-Arrow IPC rows the other (pickling a 1 MB body copied it in ~0.5 ms); the collector's secret comes
-first, on stdin, never on the command line. A worker exits when its stdin closes, so none outlives the collector, even after ``kill -9``.
+this collector's own processes only), while the bulk bytes, the batch piece one way and the Arrow
+IPC rows the other, go through memory shared with that worker (:class:`Shared`; the frame's bulk
+on the pipe when rows do not fit); the collector's secret comes first, on stdin, never on the
+command line. A worker exits when its stdin closes, so none outlives the collector, even after ``kill -9``.
 A worker that dies fails only the batch it held, with a 503 and ``Retry-After`` (nothing of it was
 stored), and is replaced.
 """
