@@ -104,6 +104,21 @@ async def test_workers_store_what_the_collector_would(
     assert stored(tmp_path / "w0.duckdb") == stored(tmp_path / "w2.duckdb")
 
 
+async def test_without_memfd_the_pieces_travel_through_the_pipe(
+    tmp_path: Path, real_measurements: list[dict[str, Any]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A system without memfd_create (macOS): no shared memory, the frames carry the bulk."""
+    monkeypatch.delattr(os, "memfd_create")
+    body = b"\n".join(batch(real_measurements))
+    async with collector(Settings(store=str(tmp_path / "m.duckdb"), rate=0, ingest_workers=2)) as (app, http):
+        assert [w.shared for w in app.state.batch_pool._all] == [None, None]
+        r = await http.post("/api/v1/measurements", content=body)
+        assert r.status_code == 200, r.text
+        assert len(set(r.json()["measurement_uids"])) == N
+        await app.state.ingestor.settled()
+    assert len(stored(tmp_path / "m.duckdb")) == N
+
+
 async def test_a_piece_bigger_than_the_shared_memory_grows_it(
     tmp_path: Path, real_measurements: list[dict[str, Any]]
 ) -> None:
@@ -111,13 +126,13 @@ async def test_a_piece_bigger_than_the_shared_memory_grows_it(
     smaller pieces after it still go through it whole."""
     small, big = batch(real_measurements), batch(real_measurements, 600)
     async with collector(Settings(store=str(tmp_path / "m.duckdb"), rate=0, ingest_workers=2)) as (app, http):
-        sizes = [len(w.shared) for w in app.state.batch_pool._all]
+        sizes = [len(w.shared or b"") for w in app.state.batch_pool._all]
         assert sizes == [1 << 20, 1 << 20]
         for lines in (small, big, small[::-1]):
             r = await http.post("/api/v1/measurements", content=b"\n".join(lines))
             assert r.status_code == 200, r.text
             assert len(r.json()["measurement_uids"]) == len(lines)
-        assert max(len(w.shared) for w in app.state.batch_pool._all) > 1 << 20
+        assert max(len(w.shared or b"") for w in app.state.batch_pool._all) > 1 << 20
         got = (await http.get("/api/v1/measurements", params={"limit": 1000})).json()
         assert got["metadata"]["count"] == 600  # small's inputs are among big's
 

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import gc
 import logging
 import mmap
 import os
@@ -35,6 +34,7 @@ from reachwatch.collector.http import ApiError
 from reachwatch.collector.ingest import Overloaded
 from reachwatch.collector.prepare import finish_rows, stage_lines
 from reachwatch.output import write_all
+from reachwatch.runtime import settle_gc
 from reachwatch.store.schema import RowColumns
 
 log = logging.getLogger(__name__)
@@ -202,10 +202,7 @@ def worker_main() -> None:
     stdin = open(sys.stdin.fileno(), "rb", closefd=False)  # noqa: SIM115 (the loop's whole life)
     stdout = sys.stdout.fileno()
     sys.stdout = sys.stderr  # nothing but frames on the real stdout
-    # every line parses into hundreds of short-lived containers (see collector/server.py)
-    gc.collect()
-    gc.freeze()
-    gc.set_threshold(20_000, 20, 20)
+    settle_gc()  # every line parses into hundreds of short-lived containers
     try:
         (secret, verdict_now, shared_fd), _ = _read_frame(stdin)
         shared: Shared | None = None
@@ -251,7 +248,7 @@ def default_workers() -> int:
 
 
 class _Worker:
-    def __init__(self, process: asyncio.subprocess.Process, shared: Shared) -> None:
+    def __init__(self, process: asyncio.subprocess.Process, shared: Shared | None) -> None:
         self.process = process
         self.shared = shared
         assert process.stdin is not None and process.stdout is not None
@@ -264,14 +261,18 @@ class _Worker:
 
     async def call(self, header: tuple[Any, ...], piece: memoryview) -> tuple[Any, bytes]:
         """The piece through the shared memory, the request's ``header`` through the pipe; the
-        answer: (the worker's failure or None, the rows' bytes)."""
-        self.shared.fit(len(piece))
-        self.shared.map[: len(piece)] = piece
-        await self.send((*header, (len(piece), len(self.shared))))
+        answer: (the worker's failure or None, the rows' bytes). Without shared memory (a system
+        without memfd_create), the piece and the rows travel in the frames' bulk."""
+        if self.shared is None:
+            await self.send((*header, None), piece)
+        else:
+            self.shared.fit(len(piece))
+            self.shared.map[: len(piece)] = piece
+            await self.send((*header, (len(piece), len(self.shared))))
         head_size, bulk_size = _SIZES.unpack(await self.stdout.readexactly(_SIZES.size))
         failure, shared_rows = pickle.loads(await self.stdout.readexactly(head_size))
         rows = await self.stdout.readexactly(bulk_size)
-        if shared_rows is not None:
+        if shared_rows is not None and self.shared is not None:
             rows = self.shared.map[:shared_rows]  # a copy: the memory serves the next piece
         return failure, rows
 
@@ -286,7 +287,8 @@ class _Worker:
                 self.process.kill()
             await self.process.wait()
         finally:
-            self.shared.close()
+            if self.shared is not None:
+                self.shared.close()
 
 
 class BatchPool:
@@ -303,7 +305,7 @@ class BatchPool:
         self._all: set[_Worker] = set()
 
     async def _spawn(self) -> _Worker:
-        shared = Shared()
+        shared = Shared() if hasattr(os, "memfd_create") else None  # Linux (and FreeBSD 13+)
         try:
             process = await asyncio.create_subprocess_exec(
                 sys.executable,
@@ -312,14 +314,15 @@ class BatchPool:
                 stdin=asyncio.subprocess.PIPE,
                 stdout=asyncio.subprocess.PIPE,
                 limit=1 << 20,
-                pass_fds=(shared.fd,),
+                pass_fds=(shared.fd,) if shared is not None else (),
             )
         except BaseException:
-            shared.close()
+            if shared is not None:
+                shared.close()
             raise
         worker = _Worker(process, shared)
         self._all.add(worker)
-        await worker.send((self.secret, self.verdict_now, shared.fd))
+        await worker.send((self.secret, self.verdict_now, shared.fd if shared is not None else None))
         return worker
 
     async def start(self) -> None:

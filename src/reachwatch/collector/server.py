@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import gc
 import importlib.util
 import logging
 
@@ -11,9 +10,8 @@ import uvicorn
 
 from reachwatch.collector.app import create_app
 from reachwatch.collector.config import Settings
+from reachwatch.runtime import settle_gc
 from reachwatch.store import open_store
-
-GC_THRESHOLD = 20_000  # Python's default is 700 allocations
 
 
 def uvicorn_config(settings: Settings, host: str, port: int) -> uvicorn.Config:
@@ -51,8 +49,5 @@ def serve(settings: Settings, host: str, port: int) -> None:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     check_store(settings)
     config = uvicorn_config(settings, host, port)
-    # every parsed measurement is hundreds of short-lived containers: keep the imported modules out
-    # of the collector's scans and let the youngest generation fill up before scanning it
-    gc.freeze()
-    gc.set_threshold(GC_THRESHOLD, 20, 20)
+    settle_gc()  # every parsed measurement is hundreds of short-lived containers
     uvicorn.Server(config).run()
