@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gc
+import resource
 
 #: Python's default is 700 allocations. Each measurement (parsed, built or fetched) is hundreds of
 #: short-lived containers, so the youngest generation is scanned several times per measurement
@@ -17,3 +18,22 @@ def settle_gc(threshold: int = GC_THRESHOLD) -> None:
     gc.collect()
     gc.freeze()
     gc.set_threshold(threshold, 20, 20)
+
+
+#: What a server asks for (the collector, the control helper): a connection per client at once.
+SERVER_OPEN_FILES = 65_536
+
+
+def raise_open_files(need: int) -> int:
+    """Raise this process's soft limit on open files (``ulimit -n``) to ``need``, as far as the
+    hard limit allows, as Go's runtime does for every program (OONI's probe among them). Debian's
+    soft limit is 1,024, its hard limit far higher. Returns the soft limit now in force."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft == resource.RLIM_INFINITY or soft >= need:
+        return need if soft == resource.RLIM_INFINITY else soft
+    target = need if hard == resource.RLIM_INFINITY else min(need, hard)
+    try:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+    except (ValueError, OSError):  # a container that forbids it: keep what there is
+        return soft
+    return target

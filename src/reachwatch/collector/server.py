@@ -10,7 +10,7 @@ import uvicorn
 
 from reachwatch.collector.app import create_app
 from reachwatch.collector.config import Settings
-from reachwatch.runtime import settle_gc
+from reachwatch.runtime import SERVER_OPEN_FILES, raise_open_files, settle_gc
 from reachwatch.store import open_store
 
 
@@ -50,4 +50,5 @@ def serve(settings: Settings, host: str, port: int) -> None:
     check_store(settings)
     config = uvicorn_config(settings, host, port)
     settle_gc()  # every parsed measurement is hundreds of short-lived containers
+    raise_open_files(SERVER_OPEN_FILES)  # a connection per probe: far more than 1,024 at once
     uvicorn.Server(config).run()

@@ -18,11 +18,11 @@ from typing import TYPE_CHECKING, Any, TextIO
 
 import orjson
 
-from reachwatch.probe.config import DEFAULT_PARALLEL, ProbeConfig
+from reachwatch.probe.config import DEFAULT_PARALLEL, MAX_ADDRESSES, ProbeConfig
 from reachwatch.probe.control_client import ControlClient
 from reachwatch.probe.envelope import Envelope
 from reachwatch.probe.measure import measure_url
-from reachwatch.runtime import settle_gc
+from reachwatch.runtime import raise_open_files, settle_gc
 from reachwatch.testlists import Target
 
 if TYPE_CHECKING:
@@ -200,6 +200,28 @@ def new_loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
     return uvloop.new_event_loop
 
 
+#: Open files one measurement may hold at once: its UDP socket, getaddrinfo's (in a thread), a TCP
+#: connection to each of up to MAX_ADDRESSES addresses, its connection to the control helper.
+FILES_PER_MEASUREMENT = MAX_ADDRESSES + 3
+FILES_BASE = 64  # the interpreter's own, the output, the outbox, the pipes to the worker processes
+
+
+def fit_parallel(parallel: int) -> int:
+    """``parallel``, or fewer when the open-files limit cannot be raised far enough (a warning
+    says so). Past the limit every socket() fails with EMFILE: measurements would record a local
+    error as the network's failure, and a module imported late would crash the run."""
+    limit = raise_open_files(parallel * FILES_PER_MEASUREMENT + FILES_BASE)
+    fits = max(1, (limit - FILES_BASE) // FILES_PER_MEASUREMENT)
+    if fits >= parallel:
+        return parallel
+    print(
+        f"reachwatch: warning: measuring {fits} URLs at once, not {parallel}: the open-files limit "
+        f"is {limit} (ulimit -n); {parallel} need {parallel * FILES_PER_MEASUREMENT + FILES_BASE}",
+        file=sys.stderr,
+    )
+    return fits
+
+
 def run_sync(
     targets: Iterable[Target],
     cfg: ProbeConfig,
@@ -214,6 +236,7 @@ def run_sync(
     """Measure in this process (``workers`` 1) or in that many worker processes; lines written."""
     items = list(targets)
     settle_gc()
+    parallel = fit_parallel(parallel)
     if workers > 1 and len(items) > 1:
         from reachwatch.probe.workers import run_workers
 

@@ -12,7 +12,6 @@ certificate from the censor CA. TLS handshakes run per connection, never in the 
 from __future__ import annotations
 
 import asyncio
-import resource
 import ssl
 from collections import defaultdict
 from dataclasses import dataclass
@@ -22,6 +21,7 @@ from reachwatch.lab.addressing import BLOCKPAGE_PORTS
 from reachwatch.lab.ca import CertStore
 from reachwatch.lab.servers.http import blockpage_response, close, read_request, response
 from reachwatch.lab.servers.pages import BLOCKPAGE, PAGE_SIZE, not_found_page, site_page
+from reachwatch.runtime import raise_open_files
 
 #: How long a site waits for a client to finish its TLS handshake: asyncio's default, and
 #: nginx's for a request head. It must outlast any client's own timeout (the probe's is 10 s): at
@@ -81,7 +81,7 @@ class WebServer:
         """Sites on :80 and on :443 of each site address; the blockpage on BLOCKPAGE_PORTS (the
         nft rules send it there)."""
         plain, tls = BLOCKPAGE_PORTS
-        _raise_open_files(len(self.hosted) + 1024)  # a listener per address, and the connections
+        raise_open_files(len(self.hosted) + 1024)  # a listener per address, and the connections
         servers = [
             await _listen(self._site, host, 80, None),
             await _listen(self._blockpage, host, plain, None),
@@ -146,14 +146,6 @@ class WebServer:
 # would "match headers" and a blockpage would pass OONI's HTTP comparison.
 SITE_HEADERS = {"X-Served-By": "lab-origin", "X-Cache-Status": "MISS"}
 BLOCKPAGE_RESPONSE = blockpage_response(BLOCKPAGE)
-
-
-def _raise_open_files(need: int) -> None:
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    if soft != resource.RLIM_INFINITY and soft < need:
-        resource.setrlimit(
-            resource.RLIMIT_NOFILE, (need if hard == resource.RLIM_INFINITY else min(need, hard), hard)
-        )
 
 
 async def _listen(handler: Any, host: str, port: int, ctx: ssl.SSLContext | None) -> asyncio.Server:
