@@ -51,12 +51,42 @@ async def test_injected_and_real_answers_both_kept(http_server: HttpServer, loop
     assert tried == {"127.0.0.1": None, "127.0.0.2": "connection_refused"}
 
 
+async def test_a_lost_query_is_sent_again(http_server: HttpServer, loop_thread: LoopThread) -> None:
+    server = DnsServer(loop_thread, mode="lossy")
+    try:
+        config = ProbeConfig(
+            timeouts=Timeouts(dns=4.0, tcp=1, tls=1, http=1), resolver=("127.0.0.1", server.port)
+        )
+        keys = await measure_url(f"http://localhost:{http_server.port}/ok", config, None)
+    finally:
+        server.close()
+    [a] = udp_queries(keys, "A")
+    assert a["failure"] is None and a["answers"][0]["ipv4"] == "127.0.0.1"
+    assert 0.9 < a["t"] - a["t0"] < 2.0  # answered to the copy sent after 1 s
+    assert sorted(server.received.values()) == [2, 2]  # each query twice: no copy after its answer
+
+
 async def test_silent_resolver_times_out(http_server: HttpServer, closed_port: int) -> None:
     del http_server
     config = ProbeConfig(timeouts=Timeouts(0.3, 1, 1, 1), resolver=("127.0.0.1", closed_port))
     keys = await measure_url("http://localhost:9/", config, None)
     failures = {q["failure"] for q in udp_queries(keys, "A") + udp_queries(keys, "AAAA")}
     assert failures <= {"connection_refused", "generic_timeout_error"}
+
+
+async def test_a_resolver_that_never_answers_gets_each_query_three_times(loop_thread: LoopThread) -> None:
+    server = DnsServer(loop_thread, mode="silent")  # the probe sends each query at 0, 1 and 2 s
+    try:
+        config = ProbeConfig(
+            timeouts=Timeouts(dns=2.5, tcp=1, tls=1, http=1), resolver=("127.0.0.1", server.port)
+        )
+        keys = await measure_url("http://localhost:9/", config, None)
+    finally:
+        server.close()
+    assert {q["failure"] for q in udp_queries(keys, "A") + udp_queries(keys, "AAAA")} == {
+        "generic_timeout_error"
+    }
+    assert sorted(server.received.values()) == [3, 3]
 
 
 @pytest.mark.parametrize(

@@ -14,6 +14,7 @@ from starlette.routing import Route
 from reachwatch.control.measure import ThRequest, control_config, parse_endpoint, th_measure
 from reachwatch.control.safety import MAX_REQUEST_BYTES, MAX_REQUEST_ENDPOINTS, Safety
 from reachwatch.probe.config import ProbeConfig
+from reachwatch.probe.dns import retry_lost_queries
 from reachwatch.runtime import SERVER_OPEN_FILES, raise_open_files, settle_gc
 from reachwatch.urls import split_url
 
@@ -93,6 +94,7 @@ def serve(host: str, port: int, *, lab: bool = False, ca_file: Path | None = Non
 
     app = make_app(lab=lab, ca_file=ca_file)
     settle_gc()
+    retry_lost_queries(app.state.cfg.timeouts.dns)  # a lost datagram must not be the control's failure
     raise_open_files(SERVER_OPEN_FILES)  # a connection per probe, and the helper's own fetches
     options: dict[str, Any] = {"access_log": False, "log_level": "warning", "lifespan": "off"}
     try:

@@ -28,6 +28,12 @@ from reachwatch.probe.tcp import endpoint
 from reachwatch.probe.trace import Trace
 
 QUERY_TYPES = ("A", "AAAA")
+#: A query with no valid reply yet is sent again this long after the first copy (seconds), as stub
+#: resolvers do (and as the probe asks of the system's, dns.retry_lost_queries): a datagram lost
+#: on the way (a home router's forwarder drops queries past its limit, 150 at once for dnsmasq)
+#: must not read as DNS blocking. A censor that drops the query drops its copies too; every reply
+#: to any copy is kept, as for the first. The lookup's own timeout ends the copies.
+RESEND_AFTER = (1.0, 2.0, 3.0)
 _RCODE_FAILURES: dict[int, str] = {
     dns.rcode.NXDOMAIN: "dns_nxdomain_error",
     dns.rcode.REFUSED: "dns_refused_error",
@@ -50,6 +56,8 @@ class UdpLookup(asyncio.DatagramProtocol):
         self.extra: list[dict[str, Any]] = []
         self.answered = asyncio.get_running_loop().create_future()
         self.transport: asyncio.DatagramTransport | None = None
+        self.wires: dict[int, bytes] = {}  # id -> the query as sent
+        self.resends: list[asyncio.TimerHandle] = []
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = cast(asyncio.DatagramTransport, transport)
@@ -62,7 +70,17 @@ class UdpLookup(asyncio.DatagramProtocol):
             while qid in self.queries:
                 qid = secrets.randbits(16)
             self.queries[qid] = (qtype, rdtype, self.trace.next_id(), self.trace.now())
-            self.transport.sendto(query_wire(qid, question, rdtype))
+            self.wires[qid] = query_wire(qid, question, rdtype)
+            self.transport.sendto(self.wires[qid])
+        loop = asyncio.get_running_loop()
+        self.resends = [loop.call_later(after, self._resend) for after in RESEND_AFTER]
+
+    def _resend(self) -> None:
+        if self.transport is None or self.transport.is_closing():
+            return
+        for qid, (qtype, _rdtype, _tid, _t0) in self.queries.items():
+            if qtype not in self.first:
+                self.transport.sendto(self.wires[qid])
 
     def datagram_received(self, data: bytes, addr: Any) -> None:
         qid = int.from_bytes(data[:2], "big") if len(data) >= 2 else -1
@@ -135,6 +153,8 @@ class UdpLookup(asyncio.DatagramProtocol):
 
     def close(self) -> list[dict[str, Any]]:
         """Stop listening; return every extra reply seen so far."""
+        for timer in self.resends:
+            timer.cancel()
         if self.transport is not None:
             self.transport.close()
         return self.extra

@@ -20,6 +20,7 @@ import orjson
 
 from reachwatch.probe.config import DEFAULT_PARALLEL, MAX_ADDRESSES, ProbeConfig
 from reachwatch.probe.control_client import ControlClient
+from reachwatch.probe.dns import retry_lost_queries
 from reachwatch.probe.envelope import Envelope
 from reachwatch.probe.measure import measure_url
 from reachwatch.runtime import raise_open_files, settle_gc
@@ -237,6 +238,7 @@ def run_sync(
     items = list(targets)
     settle_gc()
     parallel = fit_parallel(parallel)
+    retry_lost_queries(cfg.timeouts.dns)
     if workers > 1 and len(items) > 1:
         from reachwatch.probe.workers import run_workers
 

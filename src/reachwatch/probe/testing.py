@@ -220,7 +220,9 @@ class DnsServer(asyncio.DatagramProtocol):
     """Answers A for any name with ``address`` (AAAA: no answer), misbehaving as told.
 
     ``mode``: "normal"; "garbage" (garbage bytes, a reply with a wrong id, then the answer);
-    "inject" (an answer with ``injected`` first, then the real one).
+    "inject" (an answer with ``injected`` first, then the real one); "lossy" (the first copy of
+    each query is lost, as a busy forwarder drops it; copies sent again are answered); "silent"
+    (answers nothing, counts what it gets).
     """
 
     def __init__(self, loop: LoopThread, *, mode: str = "normal", address: str = LOOPBACK,
@@ -228,6 +230,7 @@ class DnsServer(asyncio.DatagramProtocol):
         self.mode, self.address, self.injected = mode, address, injected
         self._loop = loop
         self.transport: asyncio.DatagramTransport | None = None
+        self.received: dict[int, int] = {}  # query id -> copies received
         loop.call(self._start(loop))
         assert self.transport is not None
         self.port: int = self.transport.get_extra_info("sockname")[1]
@@ -249,6 +252,9 @@ class DnsServer(asyncio.DatagramProtocol):
     def datagram_received(self, data: bytes, addr: Any) -> None:
         assert self.transport is not None
         query = dns.message.from_wire(data)
+        self.received[query.id] = self.received.get(query.id, 0) + 1
+        if self.mode == "silent" or (self.mode == "lossy" and self.received[query.id] == 1):
+            return
         if self.mode == "garbage":
             self.transport.sendto(b"\x00garbage, not DNS", addr)
             wrong = dns.message.from_wire(self._answer(query, self.address))
