@@ -125,3 +125,26 @@ def test_a_control_page_without_a_status_code_is_nothing_to_compare_with(status:
     m["test_keys"]["control"]["http_request"]["status_code"] = status
     v = decide(m)
     assert (v.blocking, v.accessible, v.x_technique, v.x_rule) == (None, None, None, "http.no-control")
+
+
+@pytest.mark.parametrize(
+    ("failure", "ctrl_failure", "rule"),
+    [
+        ("dns_temporary_failure", "dns_nxdomain_error", "dns.timeout"),
+        ("generic_timeout_error", "dns_nxdomain_error", "dns.timeout"),
+        ("dns_nxdomain_error", "dns_nxdomain_error", "site.down.dns"),
+    ],
+)
+def test_top_level_failure_of_a_failed_lookup_is_the_resolvers(
+    failure: str, ctrl_failure: str, rule: str
+) -> None:
+    """Our probe (as OONI's v0.5) writes the resolver's failure as ``http_experiment_failure``
+    when no address was found. That is no HTTP failure: read as one (the legacy path of probes
+    before v0.5), a lookup that timed out on a name the control found not to exist was
+    ``site.down.http``; the lab's dns-timeout on an nxdomain site showed it at scale."""
+    url = "http://site.example/"
+    m = single(url, {"dns_failure": failure}, {"dns_failure": ctrl_failure, "http_failure": ctrl_failure})
+    m["test_keys"]["dns_experiment_failure"] = m["test_keys"]["http_experiment_failure"] = failure
+    v = decide(m)
+    assert v.x_rule == rule
+    assert v.blocking == ("dns" if rule == "dns.timeout" else False)

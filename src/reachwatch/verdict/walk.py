@@ -69,9 +69,24 @@ def endpoints(reading: Reading) -> list[Endpoint]:
     for h in reading.http:
         if h.transaction_id is None or h.transaction_id not in tcp_txs:
             out.append((h.depth, None, None, h))
-    if not tcp_txs and not reading.http and reading.http_experiment_failure:
+    if (
+        not tcp_txs
+        and not reading.http
+        and reading.http_experiment_failure
+        and not _resolved_nothing(reading)
+    ):
         out.append((0, None, None, _legacy_failure(reading, reading.http_experiment_failure)))
     return out
+
+
+def _resolved_nothing(reading: Reading) -> bool:
+    """Every lookup of the first hop failed: no address, so no request was sent, and the
+    top-level ``http_experiment_failure`` is the resolver's failure (as our probe and OONI's
+    v0.5 write it), for the DNS event to judge, not an HTTP failure. Judged as an HTTP one, a
+    probe whose resolver timed out on a name the control found not to exist was ``site.down.http``
+    (the page failed for both), where ``dns.timeout`` says what happened."""
+    first = [q for q in reading.lookups if q.depth == 0]
+    return bool(first) and all(q.failure is not None and not q.addrs for q in first)
 
 
 def _legacy_failure(reading: Reading, failure: str) -> HTTPTransaction:
