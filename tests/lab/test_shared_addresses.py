@@ -41,6 +41,19 @@ ip = "198.51.100.50"
 host = "c.example"
 ip = "198.51.100.50"
 
+[[site]]
+host = "d.example"
+ip = "198.51.100.60"
+[[site]]
+host = "e.example"
+ip = "198.51.100.60"
+[[site]]
+host = "f.example"
+ip = "198.51.100.60"
+[[site]]
+host = "g.example"
+ip = "198.51.100.60"
+
 [[isp]]
 name = "Hijack to a site"
 asn = 64501
@@ -56,6 +69,16 @@ name = "Address block"
 asn = 64502
 cc = "RU"
 block = [{ technique = "tcp-reset", host = "b.example" }]
+
+[[isp]]
+name = "Proxy on a shared address"
+asn = 64503
+cc = "RU"
+block = [
+  { technique = "http-blockpage", host = "d.example" },
+  { technique = "http-reset", host = "e.example" },
+  { technique = "throttle", host = "f.example", rate = "16kbit" },
+]
 """
 
 NONE = (False, True, "none")
@@ -96,3 +119,15 @@ def test_sni_blocking_spares_the_neighbours_on_the_address(rows: Any) -> None:
 def test_address_blocking_hits_every_site_on_the_address(rows: Any, url: str) -> None:
     assert rows[("AS64502", url)] == ("tcp_ip", False, "tcp-reset")
     assert rows[("AS64496", url)] == NONE
+
+
+def test_the_http_proxy_of_one_host_does_not_lift_its_neighbours_blocks(rows: Any) -> None:
+    """d.example's blockpage sends all of the address's port 80 to the router's proxy, which
+    relayed e.example's request and f.example's page past the forward path, where their
+    reset and throttle live: both were seen as accessible in a 2,000-site run."""
+    assert rows[("AS64503", "http://d.example/")] == ("http-diff", False, "http-blockpage")
+    assert rows[("AS64503", "http://e.example/")] == ("http-failure", False, "http-reset")
+    assert rows[("AS64503", "http://f.example/")] == ("http-failure", False, "throttled")
+    assert rows[("AS64503", "http://g.example/")] == NONE  # relayed, untouched
+    for host in "defg":
+        assert rows[("AS64496", f"http://{host}.example/")] == NONE

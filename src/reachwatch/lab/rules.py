@@ -90,7 +90,7 @@ def control_batch(layout: a.Layout) -> list[str]:
 
 
 def router_nft(layout: a.Layout, rules: list[IspRules]) -> str:
-    nat, forward = [], []
+    nat, forward, output = [], [], []
     for isp, r in zip(layout.isps, rules, strict=True):
         for proto in ("udp", "tcp"):
             nat.append(
@@ -106,6 +106,7 @@ def router_nft(layout: a.Layout, rules: list[IspRules]) -> str:
             nat.append(
                 f'iifname "{r.iface}" ip daddr {{ {addrs} }} tcp dport 80 redirect to :{isp.proxy_port}'
             )
+            output += r.nft_output  # only a proxied connection leaves the router on this path
         forward += r.nft_forward
     forward = [*collector_accept("nft"), *forward] if forward else forward
     return (
@@ -114,6 +115,8 @@ def router_nft(layout: a.Layout, rules: list[IspRules]) -> str:
         + "".join(f"    {line}\n" for line in nat)
         + "  }\n  chain forward {\n    type filter hook forward priority filter; policy accept;\n"
         + "".join(f"    {line}\n" for line in forward)
+        + "  }\n  chain output {\n    type filter hook output priority filter; policy accept;\n"
+        + "".join(f"    {line}\n" for line in output)
         + "  }\n}\n"
     )
 
@@ -134,6 +137,8 @@ def collector_accept(kind: str) -> list[str]:
 
 def router_iptables(rules: list[IspRules]) -> list[str]:
     lines = [line for r in rules for line in r.iptables_forward]
+    # the proxy's side (INPUT) only where an ISP has a proxy: nothing else reaches it on port 80
+    lines += [line for r in rules if r.proxy_addrs - r.ip_blocked for line in r.iptables_input]
     return [*collector_accept("iptables"), *lines] if lines else lines
 
 

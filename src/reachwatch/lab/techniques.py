@@ -32,6 +32,10 @@ class IspRules:
     dns: dict[str, dict[str, str]] = field(default_factory=dict)  # host -> resolver action
     nft_forward: list[str] = field(default_factory=list)
     iptables_forward: list[str] = field(default_factory=list)
+    # the same censorship for connections the router's HTTP proxy takes (REDIRECT makes them local:
+    # the client's packets go through INPUT, the proxy's answers through OUTPUT, never FORWARD)
+    nft_output: list[str] = field(default_factory=list)
+    iptables_input: list[str] = field(default_factory=list)
     proxy_hosts: set[str] = field(default_factory=set)
     proxy_addrs: set[str] = field(default_factory=set)
     ip_blocked: set[str] = field(default_factory=set)  # addresses all TCP to which is dropped or reset
@@ -98,10 +102,12 @@ def _http_blockpage(rules: IspRules, entry: BlockEntry, ip: str) -> None:
 
 
 def _http_reset(rules: IspRules, entry: BlockEntry, ip: str) -> None:
-    rules.iptables_forward.append(
-        f"-A FORWARD -i {rules.iface} -p tcp --dport 80 -m string --algo bm --icase "
-        f'--hex-string "Host: {entry.host}|0d0a|" -j REJECT --reject-with tcp-reset'
-    )
+    """On the forward path, and on the way into the router's HTTP proxy: when another host on
+    the same address has ``http-blockpage``, the address's port 80 is redirected to the proxy,
+    which would otherwise relay this host's request untouched."""
+    match = f'-m string --algo bm --icase --hex-string "Host: {entry.host}|0d0a|" -j REJECT --reject-with tcp-reset'
+    rules.iptables_forward.append(f"-A FORWARD -i {rules.iface} -p tcp --dport 80 {match}")
+    rules.iptables_input.append(f"-A INPUT -i {rules.iface} -p tcp -m conntrack --ctorigdstport 80 {match}")
 
 
 # tc's rate units: "bit" units count bits, "bps" units count bytes (tc-bits and tc-bps(8))
@@ -127,16 +133,23 @@ def _throttle(rules: IspRules, entry: BlockEntry, ip: str) -> None:
     Per flow (an nft meter keyed by the client's address and port), so one throttled download
     never delays another; small packets (handshakes, ACKs) pass, as shapers of bulk traffic do.
     A queueing shaper (htb) would let a closed connection's backlog starve the next one.
+    The router's HTTP proxy (``http-blockpage`` on another host of the address) answers from
+    the router itself: its packets are matched on the output path by the connection's original
+    destination, so a relayed page is throttled too.
     """
     assert entry.rate is not None  # required, checked by the scenario
     bps = rate_bytes_per_second(entry.rate)
     burst = max(6000, bps)  # a few packets: the handshake and the first response bytes get through
     meter = f"thr_{rules.iface}_{len(rules.throttles)}"
     rules.throttles.append((ip, entry.rate))
+    limit = f"timeout 120s limit rate over {bps} bytes/second burst {burst} bytes }} drop"
     rules.nft_forward.append(
         f'oifname "{rules.iface}" ip saddr {ip} meta l4proto tcp meta length > 200 '
-        f"meter {meter} size 65535 {{ ip daddr . tcp dport timeout 120s "
-        f"limit rate over {bps} bytes/second burst {burst} bytes }} drop"
+        f"meter {meter} size 65535 {{ ip daddr . tcp dport {limit}"
+    )
+    rules.nft_output.append(
+        f'oifname "{rules.iface}" ct direction reply ct original ip daddr {ip} meta l4proto tcp '
+        f"meta length > 200 meter {meter}_p size 65535 {{ ip daddr . tcp dport {limit}"
     )
 
 
