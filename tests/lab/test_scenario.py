@@ -9,7 +9,15 @@ import pytest
 from reachwatch.errors import UserError
 from reachwatch.lab.addressing import layout
 from reachwatch.lab.scenario import load_scenario
-from reachwatch.lab.topology import SKIPPED_NAMED, skipped_targets
+from reachwatch.lab.techniques import rate_bytes_per_second, throttle_burst
+from reachwatch.lab.topology import (
+    SKIPPED_NAMED,
+    max_seen_rate,
+    skipped_targets,
+    throttled_page_sizes,
+    unseen_throttles,
+)
+from reachwatch.probe.config import BODY_LIMIT, Timeouts
 
 GOOD = """
 [[site]]
@@ -185,3 +193,29 @@ def test_many_skipped_rows_are_counted_not_all_named() -> None:
     warnings = skipped_targets([f"l.csv:{n}: why" for n in range(2, 40)])
     assert warnings[0].startswith("targets: 38 row(s) skipped")
     assert len(warnings) == 1 + SKIPPED_NAMED + 1 and warnings[-1] == f"  ... and {38 - SKIPPED_NAMED} more"
+
+
+RATES = ["1bps", "1kbit", "8kbit", "16kbit", "64kbit", "256kbit", "381kbit", "1mbit", "10mbit"]
+
+
+def test_a_throttled_page_outlasts_the_burst_and_the_probes_timeout(tmp_path: Path) -> None:
+    """At 1kbit the page (30 s worth, so the 6 KB minimum) fitted in the policer's 6,000-byte
+    burst and loaded in a second or two: a throttle nobody could see. Whatever part of the page
+    a probe reads must still be arriving when its HTTP timeout ends, for every rate a warning
+    does not name; at 1mbit a probe's 512 KiB read arrives in ~4 s, which the warning says."""
+    blocks = ", ".join(
+        f'{{ technique = "throttle", host = "s{i}.example", rate = "{r}" }}' for i, r in enumerate(RATES)
+    )
+    sites = "".join(f'[[site]]\nhost = "s{i}.example"\n' for i in range(len(RATES)))
+    path = tmp_path / "s.toml"
+    path.write_text(f'{sites}[[isp]]\nname = "T"\nasn = 64501\ncc = "PK"\nblock = [{blocks}]\n')
+    scenario = load_scenario(path)
+    sizes = throttled_page_sizes(scenario)
+    warned = " ".join(unseen_throttles(scenario))
+    timeout = Timeouts().http
+    for i, rate in enumerate(RATES):
+        bps = rate_bytes_per_second(rate)
+        seen = throttle_burst(bps) + bps * timeout < min(sizes[f"s{i}.example"], BODY_LIMIT)
+        assert seen == (f"s{i}.example " not in warned), rate
+        assert seen == (bps * 8 <= int(max_seen_rate().removesuffix("kbit")) * 1000), rate
+    assert "T: throttle s7.example at 1mbit" in warned and "at most 381kbit shows" in warned

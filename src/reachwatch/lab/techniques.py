@@ -127,6 +127,11 @@ def rate_bytes_per_second(rate: str) -> int:
     return round(value)
 
 
+def throttle_burst(bps: int) -> int:
+    """A few packets: the handshake and the first response bytes get through at once."""
+    return max(6000, bps)
+
+
 def _throttle(rules: IspRules, entry: BlockEntry, ip: str) -> None:
     """A per-connection policer: each flow from the site to this ISP gets `rate`, excess dropped.
 
@@ -139,7 +144,7 @@ def _throttle(rules: IspRules, entry: BlockEntry, ip: str) -> None:
     """
     assert entry.rate is not None  # required, checked by the scenario
     bps = rate_bytes_per_second(entry.rate)
-    burst = max(6000, bps)  # a few packets: the handshake and the first response bytes get through
+    burst = throttle_burst(bps)
     meter = f"thr_{rules.iface}_{len(rules.throttles)}"
     rules.throttles.append((ip, entry.rate))
     limit = f"timeout 120s limit rate over {bps} bytes/second burst {burst} bytes }} drop"

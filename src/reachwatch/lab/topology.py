@@ -27,7 +27,8 @@ from reachwatch.lab.control import start_control
 from reachwatch.lab.scenario import Scenario, load_scenario
 from reachwatch.lab.servers.pages import PAGE_SIZE
 from reachwatch.lab.state import LabState, Process, Vantage, by_prefix, load, registered
-from reachwatch.lab.techniques import IspRules, rate_bytes_per_second
+from reachwatch.lab.techniques import IspRules, rate_bytes_per_second, throttle_burst
+from reachwatch.probe.config import BODY_LIMIT, Timeouts
 from reachwatch.testlists import HEADER
 
 
@@ -57,13 +58,16 @@ def throttled_page_sizes(scenario: Scenario) -> dict[str, int]:
     """Pages of throttled sites are big enough to take ~30 s at the throttled rate.
 
     Throttling shows on bulk transfers: a 6 KB page at 16 kbit/s still loads within a probe's
-    timeout, and then neither OONI nor we could tell it from a slow link.
+    timeout, and then neither OONI nor we could tell it from a slow link. The policer's burst
+    passes at once, so 30 s worth comes on top of it: at 1kbit a page of 30 s worth (3,750
+    bytes, so the 6 KB minimum) fitted in the 6,000-byte burst and loaded in a second or two.
     """
     sizes: dict[str, int] = {}
     for isp in scenario.isp:
         for block in isp.block:
             if block.technique == "throttle" and block.rate:
-                size = min(max(rate_bytes_per_second(block.rate) * 30, PAGE_SIZE), MAX_THROTTLED_PAGE)
+                bps = rate_bytes_per_second(block.rate)
+                size = min(max(throttle_burst(bps) + bps * 30, PAGE_SIZE), MAX_THROTTLED_PAGE)
                 sizes[block.host] = max(size, sizes.get(block.host, 0))
     return sizes
 
@@ -162,6 +166,33 @@ def skipped_targets(skipped: list[str]) -> list[str]:
     ]
 
 
+def unseen_throttles(scenario: Scenario, http_timeout: float = Timeouts().http) -> list[str]:
+    """Warnings for throttles too fast for a probe to see: it reads at most BODY_LIMIT of a page
+    within its HTTP timeout, so at a rate that delivers that much in time (1mbit: 512 KiB in
+    ~4 s) the page simply loads. No client, ours or OONI's, can tell such a link from a slow one."""
+    sizes = throttled_page_sizes(scenario)
+    out = []
+    for isp in scenario.isp:
+        for block in isp.block:
+            if block.technique != "throttle" or not block.rate:
+                continue
+            bps = rate_bytes_per_second(block.rate)
+            read = min(sizes[block.host], BODY_LIMIT)
+            if throttle_burst(bps) + bps * http_timeout >= read:
+                out.append(
+                    f"{isp.name}: throttle {block.host} at {block.rate}: a probe reads at most {read} bytes "
+                    f"of the page, which arrive within its {http_timeout:g} s HTTP timeout, so it sees "
+                    f"the page, not throttling (at most {max_seen_rate(http_timeout)} shows)"
+                )
+    return out
+
+
+def max_seen_rate(http_timeout: float = Timeouts().http) -> str:
+    """The fastest throttle (in tc's kbit) whose page a probe cannot finish reading in time."""
+    bps = int((BODY_LIMIT - 1) / (http_timeout + 1))  # burst = bps above 6000 bytes/s
+    return f"{bps * 8 // 1000}kbit"
+
+
 def up(scenario_path: Path, out: Path, *, prefix: str = "rw", control: bool = True) -> LabState:
     """Build the lab of ``scenario_path``; state and files go to ``out``."""
     netns.require_root()
@@ -188,7 +219,7 @@ def up(scenario_path: Path, out: Path, *, prefix: str = "rw", control: bool = Tr
         prefix=layout.prefix, out=str(out), scenario=str(scenario_path.resolve()),
         namespaces=layout.namespaces, vantages=vantages, resolver=a.RESOLVER,
     )  # fmt: skip
-    state.warnings += skipped_targets(scenario.skipped)
+    state.warnings += skipped_targets(scenario.skipped) + unseen_throttles(scenario)
     _write_files(out, scenario, layout, isp_rules)
     state.save()
     try:
