@@ -81,7 +81,7 @@ def run(
     except LabError as exc:
         _fail(exc)
         return
-    typer.echo(lab_run.summary(results))
+    typer.echo(lab_run.summary(results, parallel or 0))
     for warning in state.warnings:
         typer.echo(f"warning: {warning}", err=True)
     typer.echo(f"all measurements: {Path(state.out) / 'measurements.jsonl'}")

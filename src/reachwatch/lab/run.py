@@ -11,7 +11,9 @@ the collector attributes them from their lab address, as it does volunteers' one
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
+import os
 import sys
 import time
 from collections import Counter
@@ -21,6 +23,16 @@ from pathlib import Path
 from reachwatch.errors import UserError
 from reachwatch.lab import netns
 from reachwatch.lab.state import LabState, Vantage
+from reachwatch.probe.config import DEFAULT_PARALLEL
+
+#: Measurements in flight in the whole lab, per core. Every vantage, the control helper and the
+#: lab's servers share the machine's cores, so the lab does a roughly fixed number of
+#: measurements per second (~200/s on 2 cores); what is in flight beyond that only waits
+#: (Little's law: 2,000 in flight at 200/s is 10 s each). Ten vantages at --parallel 200 on 2
+#: cores waited past the probes' timeouts: the sites' accept queues overflowed, the control's
+#: lookups timed out, and clean ISPs got dns-hijack, tcp-timeout and site.down verdicts.
+#: At 200 per core a measurement waits ~2 s at most, well inside every step's timeout.
+IN_FLIGHT_PER_CORE = 200
 
 
 @dataclass(frozen=True)
@@ -92,7 +104,21 @@ async def _all(state: LabState, timeouts: Timeouts) -> list[VantageResult]:
     return list(await asyncio.gather(*(_one(state, v, timeouts) for v in state.vantages)))
 
 
+def cores() -> int:
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
+def vantage_parallel(requested: int | None, vantages: int, ncores: int | None = None) -> int:
+    """Each vantage's ``--parallel``: what was asked (the probe's default otherwise), at most an
+    equal share of the lab's IN_FLIGHT_PER_CORE budget, and at least 1."""
+    share = IN_FLIGHT_PER_CORE * (ncores or cores()) // max(1, vantages)
+    return max(1, min(requested or DEFAULT_PARALLEL, share))
+
+
 def measure_all(state: LabState, timeouts: Timeouts) -> list[VantageResult]:
+    timeouts = dataclasses.replace(
+        timeouts, parallel=vantage_parallel(timeouts.parallel, len(state.vantages))
+    )
     for vantage in state.vantages:
         measure_argv(state, vantage, timeouts)  # fails early when there is no control helper
     results = asyncio.run(_all(state, timeouts))
@@ -102,9 +128,18 @@ def measure_all(state: LabState, timeouts: Timeouts) -> list[VantageResult]:
     return results
 
 
-def summary(results: list[VantageResult]) -> str:
-    """One line per vantage: measurements written, and the techniques seen when verdicts exist."""
+def summary(results: list[VantageResult], parallel: int | None = None) -> str:
+    """One line per vantage: measurements written, and the techniques seen when verdicts exist;
+    first, how many each measured at once when ``parallel`` (as asked) is given."""
     rows = []
+    if parallel is not None and results:
+        each = vantage_parallel(parallel, len(results))
+        capped = (
+            f" (capped: {IN_FLIGHT_PER_CORE} per core for the whole lab)"
+            if each < (parallel or DEFAULT_PARALLEL)
+            else ""
+        )
+        rows.append(f"{len(results)} vantages, {each} measurements at once each{capped}")
     for r in results:
         techniques: Counter[str] = Counter()
         for line in r.lines:
