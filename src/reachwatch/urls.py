@@ -59,6 +59,11 @@ def host_problem(host: str) -> str | None:
     return None
 
 
+def is_https(url: str) -> bool:
+    """Whether the URL's scheme is https, in any case (RFC 3986: ``HTTPS://`` is https too)."""
+    return url[:6].lower() == "https:"
+
+
 def split_url(url: str) -> tuple[SplitResult | None, str | None]:
     """``(parts, None)`` for an absolute http(s) URL with a valid host and port, else ``(None, why)``."""
     if any(ord(ch) < 0x20 or ord(ch) == 0x7F for ch in url):

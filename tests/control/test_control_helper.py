@@ -100,3 +100,14 @@ async def test_too_many_endpoints_are_400() -> None:
     endpoints = [f"8.8.8.{i}:443" for i in range(100)]
     response = await post(make_app(), th("https://example.org/", endpoints))
     assert response.status_code == 400
+
+
+async def test_an_upper_case_https_scheme_gets_tls(https_server: HttpServer, ca_file: Path) -> None:
+    """``HTTPS://`` is https (RFC 3986): the page over TLS, and the handshake in the answer."""
+    app = make_app(lab=True, ca_file=ca_file)
+    url = "HTTPS" + https_server.named.removeprefix("https") + "/ok"
+    response = await post(app, th(url, [f"127.0.0.1:{https_server.port}"]))
+    control = response.json()
+    key = f"127.0.0.1:{https_server.port}"
+    assert control["tls_handshake"][key] == {"server_name": "localhost", "status": True, "failure": None}
+    assert (control["http_request"]["status_code"], control["http_request"]["failure"]) == (200, None)

@@ -102,3 +102,16 @@ async def test_redirect_loop_stops_after_ten(http_server: HttpServer) -> None:
     assert keys["requests"][0]["failure"] == "http_too_many_redirects"
     assert keys["requests"][0]["tags"] == ["depth=10"]
     assert all(r["failure"] is None for r in keys["requests"][1:])
+
+
+async def test_an_upper_case_https_scheme_gets_tls(
+    https_server: HttpServer, dns_server: DnsServer, ca_file: Path
+) -> None:
+    """RFC 3986 schemes are case-insensitive. A redirect to ``HTTPS://host/`` connected to 443
+    and sent plain HTTP there (the TLS check was ``startswith("https")``): the site closed the
+    connection and a 2,000-site lab run judged such a chain ``site.down.http``."""
+    config = cfg(ca_file=ca_file, resolver=("127.0.0.1", dns_server.port))
+    keys = await measure_url("HTTPS" + https_server.named.removeprefix("https") + "/ok", config, None)
+    [handshake] = keys["tls_handshakes"]
+    assert handshake["failure"] is None
+    assert keys["requests"][0]["failure"] is None and keys["requests"][0]["response"]["code"] == 200

@@ -19,7 +19,7 @@ from reachwatch.probe.config import MAX_ADDRESSES, ProbeConfig, Timeouts
 from reachwatch.probe.hop import url_port
 from reachwatch.probe.measure import follow
 from reachwatch.probe.trace import Trace
-from reachwatch.urls import is_ip_literal
+from reachwatch.urls import is_https, is_ip_literal
 
 CONTROL_BODY_LIMIT = 1024 * 1024
 TOTAL_TIMEOUT = 30.0
@@ -126,7 +126,7 @@ async def _endpoint(
     raw, entry = await tcp.connect(ip, port, timeout=cfg.timeouts.tcp, trace=trace, depth=0)
     failure = entry["status"]["failure"]
     response["tcp_connect"][key] = {"status": failure is None, "failure": failure}
-    if raw is None or not url.startswith("https"):
+    if raw is None or not is_https(url):
         if raw is not None:
             raw.close()
         return

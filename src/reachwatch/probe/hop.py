@@ -17,7 +17,7 @@ from reachwatch.probe.config import MAX_ADDRESSES, ProbeConfig
 from reachwatch.probe.control_client import ControlClient
 from reachwatch.probe.stream import ByteStream, TcpStream
 from reachwatch.probe.trace import Trace
-from reachwatch.urls import is_ip_literal
+from reachwatch.urls import is_https, is_ip_literal
 
 Answer = tuple[dict[str, Any] | None, str | None]
 
@@ -110,7 +110,7 @@ async def measure_hop(
     if not addrs:
         hop.failure = dns_failure or "dns_no_answer"
         return hop
-    https = url.startswith("https")
+    https = is_https(url)  # a redirect may say HTTPS://: TLS on 443 all the same
     attempts = [asyncio.create_task(_connect(hop, ip, port, host, https, cfg, trace)) for ip in addrs]
     get_task: asyncio.Task[http.HttpResult] | None = None
     first_failure: str | None = None
