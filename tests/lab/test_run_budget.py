@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from reachwatch.lab.run import IN_FLIGHT_PER_CORE, summary, vantage_parallel
+from reachwatch.lab.run import IN_FLIGHT_PER_CORE, Timeouts, summary, vantage_parallel, vantage_workers
 from reachwatch.probe.config import DEFAULT_PARALLEL
 
 
@@ -15,6 +15,13 @@ def test_each_vantage_gets_a_share_of_the_labs_budget() -> None:
     assert vantage_parallel(None, 10_000, 2) == 1  # never zero
     for vantages in (1, 3, 9, 12, 40):
         assert vantages * vantage_parallel(500, vantages, 2) <= max(vantages, 2 * IN_FLIGHT_PER_CORE)
+
+
+def test_the_cores_are_shared_out_among_the_vantages_probes() -> None:
+    assert vantage_workers(3, 2) == 1  # an ISP, another, the control vantage: one process each
+    assert vantage_workers(2, 8) == 4
+    assert vantage_workers(50, 2) == 1  # never zero
+    assert Timeouts(workers=1).flags() == ["--workers", "1"]
 
 
 def test_the_summary_says_when_the_budget_capped_parallel() -> None:
