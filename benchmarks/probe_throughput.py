@@ -6,8 +6,9 @@ the lab up (prefix ``rwbn``), and measures, one after the other so each has both
 1. ``bare (cold)``: a bare asyncio+uvloop loop in the clean ISP: resolve the host through the
    system resolver (``socket.getaddrinfo`` in as many threads as the probe uses), TCP connect, TLS with SNI for https sites, GET /, read
    the body. It is the first client, so the web server issues each host's certificate during it.
-2. ``clean``: ``reachwatch measure`` in the clean ISP, exactly as ``lab run`` starts it (its
-   default ``--workers``: one measuring process per core, or ``--workers N``).
+2. ``clean``: ``reachwatch measure`` in the clean ISP, as ``lab run`` starts it but with the
+   probe's own default ``--workers`` (one measuring process per core, or ``--workers N``): it runs
+   alone here, where ``lab run`` shares the cores out among the vantages measuring at once.
 3. ``clean, 1 worker``: the same in one process (one event loop).
 4. ``clean, no helper``: as 2, with ``--control`` pointing at a closed port (probe alone).
 5. ``drop10``: ``reachwatch measure`` in the ISP that drops TCP to every 10th host.
