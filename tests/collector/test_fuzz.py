@@ -23,6 +23,13 @@ from collector.conftest import live_server  # noqa: E402
 from reachwatch.collector.config import Settings  # noqa: E402
 
 EXAMPLES = int(os.environ.get("REACHWATCH_FUZZ_EXAMPLES", "25"))
+SENT = [0]  # requests sent by this module's fuzzing, all routes
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _say_how_many() -> Iterator[None]:
+    yield
+    print(f"\nfuzz: {SENT[0]} requests sent")  # shown with -s; any 5xx fails its test
 
 
 @schemathesis.serializer("application/x-ndjson")
@@ -95,6 +102,7 @@ def _fuzz(api_schema: Any, method: str, path: str, mode: Any, report_id: str | N
         if report_id is not None:
             case.path_parameters = {**(case.path_parameters or {}), "report_id": report_id}
         response = case.call(timeout=30)
+        SENT[0] += 1
         assert response.status_code < 500, (
             f"{case.method} {case.formatted_path} -> {response.status_code}: {response.text[:300]}"
         )
