@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gc
+import os
 import resource
 
 #: Python's default is 700 allocations. Each measurement (parsed, built or fetched) is hundreds of
@@ -37,3 +38,8 @@ def raise_open_files(need: int) -> int:
     except (ValueError, OSError):  # a container that forbids it: keep what there is
         return soft
     return target
+
+
+def usable_cores() -> int:
+    """The cores this process may run on (its CPU affinity where the system has one)."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1

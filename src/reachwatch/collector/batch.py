@@ -34,7 +34,7 @@ from reachwatch.collector.http import ApiError
 from reachwatch.collector.ingest import Overloaded
 from reachwatch.collector.prepare import finish_rows, stage_lines
 from reachwatch.output import write_all
-from reachwatch.runtime import settle_gc
+from reachwatch.runtime import settle_gc, usable_cores
 from reachwatch.store.schema import RowColumns
 
 log = logging.getLogger(__name__)
@@ -243,7 +243,7 @@ def worker_main() -> None:
 # -- in the collector ------------------------------------------------------------------------------
 def default_workers() -> int:
     """One per core, at most 4; none on a single core (the pool would only add round trips)."""
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    cores = usable_cores()
     return 0 if cores < 2 else min(cores, 4)
 
 

@@ -13,7 +13,6 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import json
-import os
 import sys
 import time
 from collections import Counter
@@ -24,6 +23,7 @@ from reachwatch.errors import UserError
 from reachwatch.lab import netns
 from reachwatch.lab.state import LabState, Vantage
 from reachwatch.probe.config import DEFAULT_PARALLEL
+from reachwatch.runtime import usable_cores
 
 #: Measurements in flight in the whole lab, per core. Every vantage, the control helper and the
 #: lab's servers share the machine's cores, so the lab does a roughly fixed number of
@@ -106,14 +106,10 @@ async def _all(state: LabState, timeouts: Timeouts) -> list[VantageResult]:
     return list(await asyncio.gather(*(_one(state, v, timeouts) for v in state.vantages)))
 
 
-def cores() -> int:
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-
-
 def vantage_parallel(requested: int | None, vantages: int, ncores: int | None = None) -> int:
     """Each vantage's ``--parallel``: what was asked (the probe's default otherwise), at most an
     equal share of the lab's IN_FLIGHT_PER_CORE budget, and at least 1."""
-    share = IN_FLIGHT_PER_CORE * (ncores or cores()) // max(1, vantages)
+    share = IN_FLIGHT_PER_CORE * (ncores or usable_cores()) // max(1, vantages)
     return max(1, min(requested or DEFAULT_PARALLEL, share))
 
 
@@ -122,7 +118,7 @@ def vantage_workers(vantages: int, ncores: int | None = None) -> int:
     at once beside the helper and the lab's servers, so a probe's own default (one process per
     core) put twice as many measuring processes as cores on a 2-core lab: more switching and
     pipes, no more work done (one process: ~2.3 ms of probe CPU per measurement; two: ~2.8)."""
-    return max(1, (ncores or cores()) // max(1, vantages))
+    return max(1, (ncores or usable_cores()) // max(1, vantages))
 
 
 def measure_all(state: LabState, timeouts: Timeouts) -> list[VantageResult]:

@@ -27,6 +27,7 @@ from reachwatch.errors import UserError
 from reachwatch.probe.config import ProbeConfig
 from reachwatch.probe.envelope import Envelope
 from reachwatch.probe.runner import DEFAULT_FLUSH_TIMEOUT, Sink, measure_many, new_loop_factory
+from reachwatch.runtime import usable_cores
 from reachwatch.testlists import Target
 
 if TYPE_CHECKING:
@@ -40,8 +41,7 @@ MIN_TARGETS_PER_WORKER = 32  # below this a second process costs more than it sa
 
 def default_workers(n_targets: int) -> int:
     """One worker per usable core (at most 4), fewer for short lists."""
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    return max(1, min(cores, 4, n_targets // MIN_TARGETS_PER_WORKER))
+    return max(1, min(usable_cores(), 4, n_targets // MIN_TARGETS_PER_WORKER))
 
 
 def run_workers(
