@@ -97,12 +97,8 @@ def router_nft(layout: a.Layout, rules: list[IspRules]) -> str:
                 f'iifname "{r.iface}" ip daddr {a.RESOLVER} {proto} dport 53 '
                 f"dnat to {a.CENSOR}:{isp.resolver_port}"
             )
-        # an address the ISP blocks outright is not handed to its proxy: the nat redirect would
-        # take the connection before the forward chain's drop or reset, and a host blocked by
-        # address and by HTTP would show a blockpage, not the lower layer's block a real path shows
-        proxied = r.proxy_addrs - r.ip_blocked
-        if proxied:
-            addrs = ", ".join(sorted(proxied))
+        if r.proxied:
+            addrs = ", ".join(sorted(r.proxied))
             nat.append(
                 f'iifname "{r.iface}" ip daddr {{ {addrs} }} tcp dport 80 redirect to :{isp.proxy_port}'
             )
@@ -138,7 +134,7 @@ def collector_accept(kind: str) -> list[str]:
 def router_iptables(rules: list[IspRules]) -> list[str]:
     lines = [line for r in rules for line in r.iptables_forward]
     # the proxy's side (INPUT) only where an ISP has a proxy: nothing else reaches it on port 80
-    lines += [line for r in rules if r.proxy_addrs - r.ip_blocked for line in r.iptables_input]
+    lines += [line for r in rules if r.proxied for line in r.iptables_input]
     return [*collector_accept("iptables"), *lines] if lines else lines
 
 

@@ -19,7 +19,7 @@ from reachwatch.errors import UserError
 from reachwatch.lab.addressing import BLOCKPAGE, SITE_POOLS
 from reachwatch.lab.techniques import TECHNIQUES, rate_bytes_per_second
 from reachwatch.testlists import Target, read_testlist
-from reachwatch.urls import ascii_host, is_ip_literal, split_url
+from reachwatch.urls import ascii_host, is_https, is_ip_literal, split_url
 
 _HOST = re.compile(
     r"^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)+$"
@@ -309,7 +309,7 @@ def _merge_targets(path: Path, scenario: Scenario) -> tuple[list[Site], list[str
             skipped.append(why)
             continue
         # a host listed with http and with https gets https
-        listed[host] = listed.get(host, False) or target.url.lower().startswith("https:")
+        listed[host] = listed.get(host, False) or is_https(target.url)
     merged = dict(sites)
     for host, https in listed.items():
         merged.setdefault(host, Site(host=host, https=https))

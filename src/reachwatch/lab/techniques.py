@@ -41,6 +41,13 @@ class IspRules:
     ip_blocked: set[str] = field(default_factory=set)  # addresses all TCP to which is dropped or reset
     throttles: list[tuple[str, str]] = field(default_factory=list)  # (site address, rate)
 
+    @property
+    def proxied(self) -> set[str]:
+        """The addresses whose port 80 goes to the proxy: an address blocked outright is not (the
+        redirect would take the connection before the forward chain's drop or reset, and a host
+        blocked by address and by HTTP would show a blockpage, not the lower layer's block)."""
+        return self.proxy_addrs - self.ip_blocked
+
 
 @dataclass(frozen=True)
 class Technique:
