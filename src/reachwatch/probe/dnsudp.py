@@ -33,7 +33,8 @@ QUERY_TYPES = ("A", "AAAA")
 #: on the way (a home router's forwarder drops queries past its limit, 150 at once for dnsmasq)
 #: must not read as DNS blocking. A censor that drops the query drops its copies too; every reply
 #: to any copy is kept, as for the first. The lookup's own timeout ends the copies.
-RESEND_AFTER = (1.0, 2.0, 3.0)
+RESEND_EVERY = 1.0
+RESENDS = 3
 _RCODE_FAILURES: dict[int, str] = {
     dns.rcode.NXDOMAIN: "dns_nxdomain_error",
     dns.rcode.REFUSED: "dns_refused_error",
@@ -57,7 +58,8 @@ class UdpLookup(asyncio.DatagramProtocol):
         self.answered = asyncio.get_running_loop().create_future()
         self.transport: asyncio.DatagramTransport | None = None
         self.wires: dict[int, bytes] = {}  # id -> the query as sent
-        self.resends: list[asyncio.TimerHandle] = []
+        self.resend: asyncio.TimerHandle | None = None  # one timer, re-armed while unanswered
+        self.resent = 0
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = cast(asyncio.DatagramTransport, transport)
@@ -72,15 +74,17 @@ class UdpLookup(asyncio.DatagramProtocol):
             self.queries[qid] = (qtype, rdtype, self.trace.next_id(), self.trace.now())
             self.wires[qid] = query_wire(qid, question, rdtype)
             self.transport.sendto(self.wires[qid])
-        loop = asyncio.get_running_loop()
-        self.resends = [loop.call_later(after, self._resend) for after in RESEND_AFTER]
+        self.resend = asyncio.get_running_loop().call_later(RESEND_EVERY, self._resend)
 
     def _resend(self) -> None:
         if self.transport is None or self.transport.is_closing():
             return
-        for qid, (qtype, _rdtype, _tid, _t0) in self.queries.items():
-            if qtype not in self.first:
-                self.transport.sendto(self.wires[qid])
+        unanswered = [qid for qid, (qtype, *_) in self.queries.items() if qtype not in self.first]
+        for qid in unanswered:
+            self.transport.sendto(self.wires[qid])
+        self.resent += 1
+        if unanswered and self.resent < RESENDS:
+            self.resend = asyncio.get_running_loop().call_later(RESEND_EVERY, self._resend)
 
     def datagram_received(self, data: bytes, addr: Any) -> None:
         qid = int.from_bytes(data[:2], "big") if len(data) >= 2 else -1
@@ -153,8 +157,8 @@ class UdpLookup(asyncio.DatagramProtocol):
 
     def close(self) -> list[dict[str, Any]]:
         """Stop listening; return every extra reply seen so far."""
-        for timer in self.resends:
-            timer.cancel()
+        if self.resend is not None:
+            self.resend.cancel()
         if self.transport is not None:
             self.transport.close()
         return self.extra
