@@ -25,8 +25,9 @@ from hypothesis import strategies as st
 
 from collector.conftest import collector
 from collector.test_app import web
-from reachwatch.collector.batch import _SIZES, POOLED_LINES, Shared, _frame, lines_of, newlines, pieces
+from reachwatch.collector.batch import _SIZES, POOLED_LINES, _frame, lines_of, newlines, pieces
 from reachwatch.collector.config import Settings
+from reachwatch.collector.shared import Shared
 from reachwatch.store.schema import RowColumns, decompress
 
 N = 3 * POOLED_LINES + 5  # cut into pieces, one per worker

@@ -33,6 +33,7 @@ from reachwatch.collector.attribution import Network
 from reachwatch.collector.http import ApiError
 from reachwatch.collector.ingest import Overloaded
 from reachwatch.collector.prepare import finish_rows, stage_lines
+from reachwatch.collector.shared import Shared
 from reachwatch.output import write_all
 from reachwatch.runtime import settle_gc, usable_cores
 from reachwatch.store.schema import RowColumns
@@ -132,41 +133,6 @@ def _write_frame(fd: int, header: Any, bulk: bytes = b"") -> None:
     # take part of an answer (a stop signal while the pipe is full): the rest was lost, the batch hung
     for part in _frame(header, bulk):
         write_all(fd, part)
-
-
-class Shared:
-    """Memory shared by the collector and one worker: a memfd (no name anywhere, freed with the
-    last process that holds it, so nothing outlives a ``kill -9``), mapped by both. The collector
-    copies a batch piece in and the worker answers its rows there: one copy each way, where a
-    socketpair took two (in and out of the kernel) and asyncio's reader a third (~3 us of CPU per
-    median line). Grows to the largest piece seen, never shrinks."""
-
-    def __init__(self, size: int = 1 << 20, fd: int | None = None) -> None:
-        self.fd = os.memfd_create("reachwatch-batch") if fd is None else fd
-        if fd is None:
-            os.ftruncate(self.fd, size)
-        self.map = mmap.mmap(self.fd, size)
-
-    def __len__(self) -> int:
-        return len(self.map)
-
-    def fit(self, size: int) -> None:
-        """The collector's side: at least ``size`` bytes (doubling)."""
-        if size > len(self.map):
-            size = max(size, 2 * len(self.map))
-            os.ftruncate(self.fd, size)
-            self.remap(size)
-
-    def remap(self, size: int) -> None:
-        old, self.map = self.map, mmap.mmap(self.fd, size)
-        with contextlib.suppress(BufferError):  # a view still held: the old mapping goes with it
-            old.close()
-
-    def close(self) -> None:
-        with contextlib.suppress(BufferError):
-            self.map.close()
-        with contextlib.suppress(OSError):
-            os.close(self.fd)
 
 
 # -- in a worker process ---------------------------------------------------------------------------
