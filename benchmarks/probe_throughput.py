@@ -10,10 +10,17 @@ the lab up (prefix ``rwbn``), and measures, one after the other so each has both
    probe's own default ``--workers`` (one measuring process per core, or ``--workers N``): it runs
    alone here, where ``lab run`` shares the cores out among the vantages measuring at once.
 3. ``clean, 1 worker``: the same in one process (one event loop).
-4. ``clean, no helper``: as 2, with ``--control`` pointing at a closed port (probe alone).
-5. ``drop10``: ``reachwatch measure`` in the ISP that drops TCP to every 10th host.
-6. ``bare``: the bare loop again (certificates cached): the reference rate.
-7. ``bare, no DNS``: the bare loop with the addresses read from DIR/scenario.json, which no real
+4. ``clean, no helper``: as 2, with ``--control`` pointing at a closed port (probe alone: no
+   control request, and verdicts without a control).
+5. ``helper elsewhere``: as 2, with ``--control`` pointing at a replay of the helper's answers
+   recorded in run 2 (a small server in the control vantage answering each URL's request with the
+   recorded JSON). The probe does all of its work, the request, the answer and the verdict against
+   it included, while the helper's own DNS, TCP, TLS and GET, and the sites' serving of them, are
+   gone from these cores: the probe as deployed, with the helper on a machine of its own outside
+   the censor (as OONI's test helpers are). The replay server's CPU is printed as the helper's.
+6. ``drop10``: ``reachwatch measure`` in the ISP that drops TCP to every 10th host.
+7. ``bare``: the bare loop again (certificates cached): the reference rate.
+8. ``bare, no DNS``: the bare loop with the addresses read from DIR/scenario.json, which no real
    client could do (this benchmark's reference until 2026-11-29; printed for comparison).
 
 For each: wall time (process start to exit, interpreter start-up included), measurements/s, the
@@ -110,6 +117,49 @@ async def main(out, parallel, resolve):
     print(json.dumps({"n": len(sites), "ok": ok, "seconds": time.monotonic() - t0, "errors": errors}))
 
 uvloop.run(main(sys.argv[1], int(sys.argv[2]), sys.argv[3] == "dns"))
+"""
+
+# The helper's answers from run ``clean``, replayed: POST / {"http_request": URL, ...} -> the JSON the
+# live helper gave for URL (keep-alive HTTP/1.1, Content-Length bodies, as the probe's client sends).
+REPLAY = r"""
+import asyncio, sys, orjson, uvloop
+
+answers = {}
+for line in open(sys.argv[1], "rb"):
+    measurement = orjson.loads(line)
+    keys = measurement["test_keys"]
+    if keys.get("control") is not None:  # the first hop's, whose URL is the input
+        answers[measurement["input"]] = orjson.dumps(keys["control"])
+    for hop in keys.get("x_controls") or []:  # a redirect's hops
+        if hop.get("control") is not None:
+            answers[hop["url"]] = orjson.dumps(hop["control"])
+
+class Replay(asyncio.Protocol):
+    def connection_made(self, transport):
+        self.transport, self.buffer = transport, b""
+
+    def data_received(self, data):
+        self.buffer += data
+        while (end := self.buffer.find(b"\r\n\r\n")) >= 0:
+            head = self.buffer[:end].lower()
+            at = head.find(b"content-length:")
+            length = int(head[at + 15:].split(b"\r\n", 1)[0]) if at >= 0 else 0
+            if len(self.buffer) < end + 4 + length:
+                return
+            body, self.buffer = self.buffer[end + 4:end + 4 + length], self.buffer[end + 4 + length:]
+            answer = answers.get(orjson.loads(body)["http_request"])
+            if answer is None:
+                self.transport.write(b"HTTP/1.1 404 Not Found\r\ncontent-length: 0\r\n\r\n")
+            else:
+                self.transport.write(b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\n"
+                                     b"content-length: %d\r\n\r\n%b" % (len(answer), answer))
+
+async def main():
+    server = await asyncio.get_running_loop().create_server(Replay, sys.argv[2], int(sys.argv[3]), backlog=1024)
+    print(len(answers), flush=True)
+    await server.serve_forever()
+
+uvloop.run(main())
 """
 
 # `python -m reachwatch ARGS` under cProfile, timed by the main thread's CPU clock (not wall time:
@@ -212,20 +262,46 @@ def run_child(argv: list[str]) -> tuple[float, float, bytes]:
 SERVERS = ("control", "internet", "router")
 
 
-def servers_cpu(state: LabState) -> list[float]:
-    return [cpu_of(pid_of(state, name)) for name in SERVERS]
+def servers_cpu(state: LabState, helper: int | None = None) -> list[float]:
+    pids = [pid_of(state, name) for name in SERVERS]
+    if helper is not None:
+        pids[0] = helper
+    return [cpu_of(pid) for pid in pids]
+
+
+def replayed(state: LabState, vantage: Vantage, argv: list[str], label: str, answers: Path) -> Run:
+    """``measured`` with the control helper's recorded ``answers`` (a probe's JSONL) replayed."""
+    ns = next(p.ns for p in state.processes if p.name == "control")
+    assert state.control_url is not None
+    address = state.control_url.split("//")[1].split(":")[0]
+    port = "8782"  # beside the helper (8780) and the collector (8781) of the lab's address plan
+    server = subprocess.Popen(netns.in_ns(ns, [sys.executable, "-c", REPLAY, str(answers), address, port]),
+                              stdin=subprocess.DEVNULL, stdout=subprocess.PIPE)  # fmt: skip
+    try:
+        assert server.stdout is not None
+        if not server.stdout.readline().strip():
+            raise RuntimeError("the replay server did not start")
+        argv = [*argv]
+        argv[argv.index("--control") + 1] = f"http://{address}:{port}/"
+        run = measured(state, vantage, argv, label, helper=server.pid)
+    finally:
+        server.kill()
+        server.wait()
+    out = Path(state.out) / f"{vantage.ns}.jsonl"
+    missed = sum(1 for line in out.read_text().splitlines() if '"control_failure":null' not in line)
+    if missed:
+        print(f"{label}: {missed} measurements without a replayed control answer")
+    return run
 
 
 def measured(
-    state: LabState,
-    vantage: Vantage,
-    argv: list[str],
-    label: str,
-    profile: list[subprocess.Popen[bytes]] | None = None,
+    state: LabState, vantage: Vantage, argv: list[str], label: str, helper: int | None = None
 ) -> Run:
-    before = servers_cpu(state)
+    """Run the probe ``argv`` in ``vantage``; ``helper``: the PID of the control server it uses,
+    if not the lab's own helper."""
+    before = servers_cpu(state, helper)
     wall, cpu, _ = run_child(netns.in_ns(vantage.ns, argv))
-    spent = [b - a for a, b in zip(before, servers_cpu(state), strict=True)]
+    spent = [b - a for a, b in zip(before, servers_cpu(state, helper), strict=True)]
     lines = (Path(state.out) / f"{vantage.ns}.jsonl").read_text().splitlines()
     ok = sum(1 for line in lines if '"code":200' in line)
     return Run(label, len(lines), ok, wall, cpu, *spent)
@@ -286,7 +362,7 @@ def report(runs: list[Run]) -> None:
         print(f"{r.label:<18}{r.n:>6}{r.ok:>6}{r.wall:>8.2f}{r.rate:>6.0f}{1000 * r.cpu / r.n:>8.2f}"
               f"{1000 * r.helper_cpu / r.n:>8.2f}{1000 * r.web_cpu / r.n:>9.2f}{1000 * r.router_cpu / r.n:>8.2f}")  # fmt: skip
     by = {r.label: r for r in runs}
-    ref, clean, alone = by["bare"], by["clean"], by["clean, no helper"]
+    ref, clean, alone, away = by["bare"], by["clean"], by["clean, no helper"], by["helper elsewhere"]
     assert ref.inner is not None
     print(
         f"\nbare loop: {ref.rate:.0f}/s ({ref.inner:.2f} s in its loop, {ref.n / ref.inner:.0f}/s without start-up)"
@@ -296,15 +372,18 @@ def report(runs: list[Run]) -> None:
         f"ratio clean/bare (probe + control helper on the same 2 cores): {clean.rate / ref.rate:.2f}"
         f" ({clean.rate / nodns.rate:.2f} of the bare loop without DNS)"
     )
-    print(f"ratio clean-no-helper/bare (probe alone):                      {alone.rate / ref.rate:.2f}"
+    print(f"ratio clean-no-helper/bare (probe alone, no control):           {alone.rate / ref.rate:.2f}"
           f" ({alone.rate / nodns.rate:.2f} of the bare loop without DNS)")  # fmt: skip
+    print(f"ratio helper-elsewhere/bare (the probe as deployed):           {away.rate / ref.rate:.2f}"
+          f" ({away.rate / nodns.rate:.2f} of the bare loop without DNS)")  # fmt: skip
     print(f"CPU per measurement, all processes: clean {1000 * r_cpu(clean):.2f} ms, probe alone "
-          f"{1000 * r_cpu(alone):.2f} ms, bare {1000 * r_cpu(ref):.2f} ms")  # fmt: skip
+          f"{1000 * r_cpu(alone):.2f} ms, helper elsewhere {1000 * r_cpu(away):.2f} ms, "
+          f"bare {1000 * r_cpu(ref):.2f} ms")  # fmt: skip
     drop = by["drop10"]
     print(f"drop10: {drop.wall:.1f} s for {drop.n} ({'meets' if drop.wall <= 60 else 'MISSES'} the 60 s target); "
           f"clean {clean.rate:.0f}/s ({'meets' if clean.rate >= 100 else 'MISSES'} 100/s); "
-          f"ratio with the helper {'meets' if clean.rate / ref.rate >= 0.5 else 'MISSES'} 0.5, "
-          f"probe alone {'meets' if alone.rate / ref.rate >= 0.5 else 'MISSES'} it")  # fmt: skip
+          f"ratio with the helper elsewhere {'meets' if away.rate / ref.rate >= 0.5 else 'MISSES'} 0.5, "
+          f"with the helper on the same cores {'meets' if clean.rate / ref.rate >= 0.5 else 'MISSES'} it")  # fmt: skip
 
 
 def main() -> int:
@@ -349,6 +428,8 @@ def main() -> int:
             argv[1:3] = ["-c", PROFILED_PROBE, str(args.profile / "probe.prof")]
             argv += ["--workers", "1"]  # one process, so the profile sees every measurement
         runs.append(measured(state, clean, argv, "clean"))
+        recorded = tmp / "clean-answers.jsonl"
+        shutil.copyfile(Path(state.out) / f"{clean.ns}.jsonl", recorded)
         for proc in profiles or []:
             proc.send_signal(2)  # py-spy writes its output on SIGINT
             proc.wait(30)
@@ -357,6 +438,8 @@ def main() -> int:
         argv = [*measure_argv(state, clean, timeouts), *workers]
         argv[argv.index("--control") + 1] = "http://100.127.2.1:9/"  # nothing listens there
         runs.append(measured(state, clean, argv, "clean, no helper"))
+        argv = [*measure_argv(state, clean, timeouts), *workers]
+        runs.append(replayed(state, clean, argv, "helper elsewhere", recorded))
         runs.append(measured(state, drop10, [*measure_argv(state, drop10, timeouts), *workers], "drop10"))
         runs.append(bare(state, clean, parallel, "bare"))
         runs.append(bare(state, clean, parallel, "bare, no DNS", resolve=False))
