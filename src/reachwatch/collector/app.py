@@ -44,6 +44,7 @@ from reachwatch.collector.http import (
     send_json,
 )
 from reachwatch.collector.ingest import Ingestor
+from reachwatch.collector.linger import LingeringBody, closes_after
 from reachwatch.collector.ooni_protocol import (
     BACKEND_VERSION,
     BatchSubmitted,
@@ -126,6 +127,9 @@ class CollectorApp(FastAPI):
     lane: dict[str, Handler]
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and closes_after(scope):  # an early answer must still be read
+            body = LingeringBody(scope, receive, send)
+            receive, send = body.receive, body.send
         if scope["type"] == "http" and scope["method"] == "POST" and getattr(self, "lane", None):
             path: str = scope["path"]
             if path.startswith("/report/"):
