@@ -2,7 +2,14 @@
 
 from __future__ import annotations
 
-from reachwatch.lab.run import IN_FLIGHT_PER_CORE, Timeouts, summary, vantage_parallel, vantage_workers
+from reachwatch.lab.run import (
+    IN_FLIGHT_PER_CORE,
+    LAB_PARALLEL_MAX,
+    Timeouts,
+    summary,
+    vantage_parallel,
+    vantage_workers,
+)
 from reachwatch.probe.config import DEFAULT_PARALLEL
 
 
@@ -10,7 +17,9 @@ def test_each_vantage_gets_a_share_of_the_labs_budget() -> None:
     """Ten vantages at --parallel 200 on 2 cores put 2,000 measurements in flight at ~200/s:
     each waited ~10 s, past the probes' timeouts, and clean ISPs got blocking verdicts."""
     assert vantage_parallel(200, 10, 2) == 2 * IN_FLIGHT_PER_CORE // 10 == 40
-    assert vantage_parallel(None, 3, 2) == DEFAULT_PARALLEL  # few vantages: as asked
+    assert vantage_parallel(None, 3, 2) == 2 * IN_FLIGHT_PER_CORE // 3  # unasked: the share
+    assert vantage_parallel(None, 2, 64) == LAB_PARALLEL_MAX  # ... up to a bound
+    assert vantage_parallel(DEFAULT_PARALLEL, 3, 2) == DEFAULT_PARALLEL  # few vantages: as asked
     assert vantage_parallel(7, 3, 2) == 7
     assert vantage_parallel(None, 10_000, 2) == 1  # never zero
     for vantages in (1, 3, 9, 12, 40):
