@@ -13,11 +13,10 @@ from pydantic import ValidationError
 from reachwatch.collector.ooni_protocol import (
     BASE_KEYS,
     MeasurementIn,
-    base_fields,
     measurement_uid,
     model_fields,
 )
-from reachwatch.collector.prepare import _keyed_hash, _probe_id_hash, _scrubber
+from reachwatch.collector.prepare import _keyed_hash, _probe_id_hash, _scrubber, base_fields
 from reachwatch.collector.privacy import Scrubber
 from reachwatch.store.schema import compress, compress_many, decompress
 

@@ -77,7 +77,7 @@ BASE_KEYS = tuple(MeasurementIn.model_fields)
 
 
 class Base(NamedTuple):
-    """The base keys the collector reads, validated (by :func:`base_fields` or :class:`MeasurementIn`)."""
+    """The base keys the collector reads, validated (by ``prepare.base_fields`` or :class:`MeasurementIn`)."""
 
     input: str | list[str] | None
     measurement_start_time: str
@@ -92,8 +92,10 @@ def _limits(name: str) -> int:
     return next(m.max_length for m in MeasurementIn.model_fields[name].metadata if hasattr(m, "max_length"))
 
 
-# fullmatch: like pydantic's (Rust) regex, ``$`` must not accept a trailing newline
-_PATTERNS = tuple(
+#: the checks of :func:`reachwatch.collector.prepare.base_fields` (compiled there), from the model's
+#: own patterns and limits; fullmatch: like pydantic's (Rust) regex, ``$`` must not accept a
+#: trailing newline
+FAST_PATTERNS = tuple(
     (name, re.compile(pattern).fullmatch)
     for name, pattern in (
         ("measurement_start_time", START_TIME),
@@ -102,43 +104,11 @@ _PATTERNS = tuple(
         ("test_name", r"^[a-z_]{1,64}$"),
     )
 )
-_REQUIRED = tuple((n, _limits(n)) for n in ("software_name", "software_version", "data_format_version"))
-_OPTIONAL = (
+FAST_REQUIRED = tuple((n, _limits(n)) for n in ("software_name", "software_version", "data_format_version"))
+FAST_OPTIONAL = (
     ("input", INPUT_MAX),
     *((n, _limits(n)) for n in ("probe_ip", "probe_network_name", "report_id")),
 )
-
-
-def base_fields(m: dict[str, Any]) -> Base | None:
-    """The base keys of the common, valid measurement without pydantic (~1 us instead of ~8), or None
-    to leave the decision, and its error message, to :class:`MeasurementIn`. Accepts only what the
-    model accepts unchanged: plain ``str``/``dict`` values within the same patterns and lengths (a
-    list ``input`` or anything else unusual goes to the model)."""
-    get = m.get
-    for name, match in _PATTERNS:
-        value = get(name)
-        if type(value) is not str or match(value) is None:
-            return None
-    for name, limit in _REQUIRED:
-        value = get(name)
-        if type(value) is not str or len(value) > limit:
-            return None
-    for name, limit in _OPTIONAL:
-        value = get(name)
-        if value is not None and (type(value) is not str or len(value) > limit):
-            return None
-    annotations = get("annotations")
-    if (annotations is not None and type(annotations) is not dict) or type(get("test_keys")) is not dict:
-        return None
-    return Base(
-        get("input"),
-        m["measurement_start_time"],
-        m["probe_asn"],
-        m["probe_cc"],
-        get("probe_ip"),
-        get("probe_network_name"),
-        m["test_name"],
-    )
 
 
 def model_fields(model: MeasurementIn) -> Base:

@@ -132,8 +132,8 @@ class RowColumns:
         return cls.of_values([r.values() for r in rows])
 
     @classmethod
-    def of_values(cls, values: Sequence[tuple[Any, ...]]) -> RowColumns:
-        """From row tuples in :data:`COLUMN_NAMES` order."""
+    def of_values(cls, values: Sequence[Sequence[Any]]) -> RowColumns:
+        """From rows (tuples or lists) in :data:`COLUMN_NAMES` order."""
         columns: list[Sequence[Any]] = (
             list(zip(*values, strict=True)) if values else [() for _ in COLUMN_NAMES]
         )
