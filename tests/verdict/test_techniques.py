@@ -58,6 +58,11 @@ BROKEN_SITES: list[tuple[str, tuple[str, ...], dict[str, Any], dict[str, Any], A
     ("site-refuses", ("http", "https"), {"tcp_failure": "connection_refused"}, {"tcp_failure": "connection_refused", "http_failure": "connection_refused"}, False, False, "none"),
     ("dns-timeout-nonexistent-name", ("http", "https"), {"dns_failure": "generic_timeout_error"}, {"dns_failure": "dns_name_error", "http_failure": "dns_lookup_error"}, "dns", False, "dns-timeout"),
     ("dns-timeout-everywhere", ("http", "https"), {"dns_failure": "generic_timeout_error"}, {"dns_failure": "generic_timeout_error", "http_failure": "generic_timeout_error"}, False, False, "none"),
+    # a name that does not exist, answered by the probe's resolver: a sink is dns-bogon (the lab's
+    # dns-bogon of an nxdomain site was dns-hijack), an address the lab's sites stand on a hijack
+    ("bogon-nonexistent-name", ("http", "https"), {"addrs": ("10.10.34.35",), "tcp_failure": "network_unreachable"}, {"dns_failure": "dns_name_error", "http_failure": "dns_lookup_error"}, "dns", False, "dns-bogon"),
+    ("localhost-nonexistent-name", ("http", "https"), {"addrs": ("127.0.0.1",), "tcp_failure": "connection_refused"}, {"dns_failure": "dns_name_error", "http_failure": "dns_lookup_error"}, "dns", False, "dns-bogon"),
+    ("hijack-nonexistent-name", ("http",), {**HIJACK, "body": BLOCKPAGE, "headers": {"Server": "dpi"}}, {"dns_failure": "dns_name_error", "http_failure": "dns_lookup_error"}, "dns", False, "dns-hijack"),
     ("tls-stalls-after-bytes-expired-cert", ("https",), {"tls_failure": "generic_timeout_error", "tls_bytes": 900}, {"tls_failure": "ssl_invalid_certificate", "http_failure": "ssl_invalid_certificate"}, False, False, "none"),
 ]  # fmt: skip
 

@@ -97,6 +97,7 @@ def hop_finding(
     ctrl_failed = ctrl.failure is not None
     hostname = hop.hostname
     valid = expected = succeeded = 0
+    sunk_only = True  # every answer to a name the control could not resolve is a sink (bogon)
     unexpected: str | None = None
     invalid: list[str] = []
     for q in lookups:
@@ -116,6 +117,8 @@ def hop_finding(
             continue
         succeeded += 1
         if ctrl_failed:
+            if sunk_only and not all(map(is_sink, addrs)):
+                sunk_only = False
             continue
         if ctrl_set is None:
             ctrl_set = frozenset(ctrl_addrs)
@@ -138,5 +141,7 @@ def hop_finding(
     if valid or expected:
         return CONSISTENT
     if succeeded and not ctrl_addrs:
-        return INCONSISTENT["dns-hijack"]
+        # a name the control could not resolve, answered here: with only sinks (10.10.34.35,
+        # 127.0.0.1) the resolver sank it, as for a name that exists
+        return INCONSISTENT["dns-bogon" if sunk_only else "dns-hijack"]
     return NO_FINDING
