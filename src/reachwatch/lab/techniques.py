@@ -58,9 +58,39 @@ class Technique:
     required: frozenset[str] = frozenset()
 
 
-def _sni(host: str) -> str:
-    """Hex-string matching the server_name entry of a ClientHello: type 0, 16-bit length, name."""
-    return f"|00{len(host) >> 8:02x}{len(host) & 0xFF:02x}|{host}"
+#: The kernel's longest string-match pattern (xt_string's XT_STRING_MAX_PATTERN_SIZE).
+STRING_MATCH_MAX = 128
+_LITERAL = frozenset(b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.-: ")
+
+
+def _hex_string(pattern: bytes) -> str:
+    """iptables' --hex-string form: printable host characters as they are, other bytes as |xx|."""
+    out: list[str] = []
+    hexed: list[str] = []
+    for byte in pattern:
+        if byte in _LITERAL:
+            if hexed:
+                out.append("|" + "".join(hexed) + "|")
+                hexed = []
+            out.append(chr(byte))
+        else:
+            hexed.append(f"{byte:02x}")
+    if hexed:
+        out.append("|" + "".join(hexed) + "|")
+    return "".join(out)
+
+
+def string_match(pattern: bytes) -> str:
+    """iptables matches for ``pattern`` anywhere in a packet, case-insensitive. A pattern longer
+    than the kernel's 128 bytes (a host name of 120+ characters: a DNS name may have 253) is cut
+    into 128-byte pieces, all required: iptables refused the whole ruleset otherwise."""
+    pieces = [pattern[i : i + STRING_MATCH_MAX] for i in range(0, len(pattern), STRING_MATCH_MAX)]
+    return " ".join(f'-m string --algo bm --icase --hex-string "{_hex_string(p)}"' for p in pieces)
+
+
+def _sni(host: str) -> bytes:
+    """The server_name entry of a ClientHello: type 0, 16-bit length, name."""
+    return bytes([0, len(host) >> 8, len(host) & 0xFF]) + host.encode()
 
 
 def _dns_answer(rules: IspRules, entry: BlockEntry, default: str) -> None:
@@ -96,8 +126,7 @@ def _tcp_reset(rules: IspRules, entry: BlockEntry, ip: str) -> None:
 def _tls_sni(target: str) -> Callable[[IspRules, BlockEntry, str], None]:
     def apply(rules: IspRules, entry: BlockEntry, ip: str) -> None:
         rules.iptables_forward.append(
-            f"-A FORWARD -i {rules.iface} -p tcp --dport 443 -m string --algo bm --icase "
-            f'--hex-string "{_sni(entry.host)}" -j {target}'
+            f"-A FORWARD -i {rules.iface} -p tcp --dport 443 {string_match(_sni(entry.host))} -j {target}"
         )
 
     return apply
@@ -112,7 +141,8 @@ def _http_reset(rules: IspRules, entry: BlockEntry, ip: str) -> None:
     """On the forward path, and on the way into the router's HTTP proxy: when another host on
     the same address has ``http-blockpage``, the address's port 80 is redirected to the proxy,
     which would otherwise relay this host's request untouched."""
-    match = f'-m string --algo bm --icase --hex-string "Host: {entry.host}|0d0a|" -j REJECT --reject-with tcp-reset'
+    header = f"Host: {entry.host}\r\n".encode()
+    match = f"{string_match(header)} -j REJECT --reject-with tcp-reset"
     rules.iptables_forward.append(f"-A FORWARD -i {rules.iface} -p tcp --dport 80 {match}")
     rules.iptables_input.append(f"-A INPUT -i {rules.iface} -p tcp -m conntrack --ctorigdstport 80 {match}")
 
