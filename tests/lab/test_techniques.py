@@ -16,6 +16,11 @@ from reachwatch.probe.config import Timeouts
 
 pytestmark = pytest.mark.lab
 
+# host names longer than the kernel's 128-byte string match (a DNS name may have 253 characters);
+# the twin differs from LONG only in its last label
+LONG = f"{'a' * 60}.{'b' * 60}.{'c' * 20}.example"
+LONG_TWIN = LONG.removesuffix("example") + "examplf"
+
 SCENARIO = """
 [[site]]
 host = "hijack.example"
@@ -54,6 +59,16 @@ host = "httprst.example"
 host = "slow.example"
 [[site]]
 host = "rstbp.example"
+[[site]]
+host = "@LONG@"
+https = true
+ip = "198.51.100.99"
+[[site]]
+host = "@TWIN@"
+https = true
+ip = "198.51.100.99"
+[[site]]
+host = "h@LONG@"
 
 [[isp]]
 name = "Censor ISP"
@@ -74,13 +89,15 @@ block = [
   { technique = "throttle", host = "slow.example", rate = "24kbit" },
   { technique = "tcp-reset", host = "rstbp.example" },
   { technique = "http-blockpage", host = "rstbp.example" },
+  { technique = "tls-sni-reset", host = "@LONG@" },
+  { technique = "http-reset", host = "h@LONG@" },
 ]
 
 [[isp]]
 name = "Clean ISP"
 asn = 64502
 cc = "PK"
-"""
+""".replace("@LONG@", LONG).replace("@TWIN@", LONG_TWIN)
 
 
 @pytest.fixture(scope="module")
@@ -174,6 +191,21 @@ def test_tls_sni_reset_resets_the_handshake_only_for_that_name(lab: LabState) ->
     assert client(censor, ["https", ip, "samehost.example", ca])[0]["title"] == "samehost.example"
     _real(lab, clean, "snirst.example")
     _real(lab, control, "snirst.example")
+
+
+def test_long_host_names_are_matched_whole(lab: LabState) -> None:
+    """A 150-character name: the SNI and Host patterns exceed the kernel's 128-byte string match
+    and are matched in pieces (iptables refused the whole ruleset, so the lab did not come up)."""
+    censor, clean, control = _vantages(lab)
+    sites, ca = _sites(lab), _ca(lab)
+    ip = sites[LONG]["ip"]
+    assert client(censor, ["tls", ip, LONG, ca]) == [{"error": "reset"}]
+    # the same length and first 149 characters (so the same first piece): not blocked
+    assert client(censor, ["https", ip, LONG_TWIN, ca])[0]["title"] == LONG_TWIN
+    assert client(censor, ["http", sites["h" + LONG]["ip"], "h" + LONG]) == [{"error": "reset"}]
+    for ns in (clean, control):
+        _real(lab, ns, LONG)
+        _real(lab, ns, "h" + LONG)
 
 
 def test_tls_sni_timeout_connects_then_stalls(lab: LabState) -> None:

@@ -8,6 +8,7 @@ certificates share one key and are issued lazily, one per host, by :class:`CertS
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import ssl
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,6 +26,10 @@ _DAY = dt.timedelta(days=1)
 class Authority:
     cert: x509.Certificate
     key: ec.EllipticCurvePrivateKey
+
+
+MAX_COMMON_NAME = 64  # RFC 5280 ub-common-name
+MAX_FILE_NAME = 255  # bytes in one path component (ext4, tmpfs...)
 
 
 def _name(cn: str) -> x509.Name:
@@ -59,18 +64,23 @@ def new_ca(common_name: str) -> Authority:
 def issue(
     ca: Authority, leaf_key: ec.EllipticCurvePrivateKey, host: str, *, expired: bool = False
 ) -> x509.Certificate:
-    """A server certificate for ``host`` (SAN dNSName), valid now unless ``expired``."""
+    """A server certificate for ``host`` (SAN dNSName), valid now unless ``expired``.
+
+    A common name has at most 64 characters (RFC 5280's ub-common-name) and a DNS name up to 253:
+    a longer host gets an empty subject and a critical SAN, as public CAs issue them (building
+    the name raised, and every handshake for such a site failed)."""
     now = dt.datetime.now(dt.UTC)
     start, end = (now - 400 * _DAY, now - 30 * _DAY) if expired else (now - _DAY, now + 365 * _DAY)
+    fits = len(host) <= MAX_COMMON_NAME
     return (
         x509.CertificateBuilder()
-        .subject_name(_name(host))
+        .subject_name(_name(host) if fits else x509.Name([]))
         .issuer_name(ca.cert.subject)
         .public_key(leaf_key.public_key())
         .serial_number(x509.random_serial_number())
         .not_valid_before(start)
         .not_valid_after(end)
-        .add_extension(x509.SubjectAlternativeName([x509.DNSName(host)]), critical=False)
+        .add_extension(x509.SubjectAlternativeName([x509.DNSName(host)]), critical=not fits)
         .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
         .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
         .add_extension(
@@ -139,7 +149,10 @@ class CertStore:
 
     def chain_file(self, host: str, condition: str | None = None, ca: str = "lab") -> Path:
         """Issue (once) and write leaf + issuer PEM for ``host``; the key is ``pki/leaf.key``."""
-        path = self.cache / f"{ca}-{condition or 'ok'}-{host}.pem"
+        name = f"{ca}-{condition or 'ok'}-{host}.pem"
+        if len(name) > MAX_FILE_NAME:  # a host of up to 253 characters: named by its digest
+            name = f"{ca}-{condition or 'ok'}-{hashlib.sha256(host.encode()).hexdigest()}.pem"
+        path = self.cache / name
         if not path.exists():
             authority = self.authorities["untrusted" if condition == "untrusted" else ca]
             name = "wrong-host.invalid" if condition == "wrong-host" else host
