@@ -20,8 +20,10 @@ pytestmark = pytest.mark.lab
 # the twin differs from LONG only in its last label
 LONG = f"{'a' * 60}.{'b' * 60}.{'c' * 20}.example"
 LONG_TWIN = LONG.removesuffix("example") + "examplf"
+HOST_128 = f"{'e' * 60}.{'f' * 51}.example"  # "Host: " + 120 + CRLF: a 128-byte pattern ending in hex
 
-SCENARIO = """
+SCENARIO = (
+    """
 [[site]]
 host = "hijack.example"
 [[site]]
@@ -69,6 +71,8 @@ https = true
 ip = "198.51.100.99"
 [[site]]
 host = "h@LONG@"
+[[site]]
+host = "@H128@"
 
 [[isp]]
 name = "Censor ISP"
@@ -91,13 +95,17 @@ block = [
   { technique = "http-blockpage", host = "rstbp.example" },
   { technique = "tls-sni-reset", host = "@LONG@" },
   { technique = "http-reset", host = "h@LONG@" },
+  { technique = "http-reset", host = "@H128@" },
 ]
 
 [[isp]]
 name = "Clean ISP"
 asn = 64502
 cc = "PK"
-""".replace("@LONG@", LONG).replace("@TWIN@", LONG_TWIN)
+""".replace("@LONG@", LONG)
+    .replace("@TWIN@", LONG_TWIN)
+    .replace("@H128@", HOST_128)
+)
 
 
 @pytest.fixture(scope="module")
@@ -195,17 +203,19 @@ def test_tls_sni_reset_resets_the_handshake_only_for_that_name(lab: LabState) ->
 
 def test_long_host_names_are_matched_whole(lab: LabState) -> None:
     """A 150-character name: the SNI and Host patterns exceed the kernel's 128-byte string match
-    and are matched in pieces (iptables refused the whole ruleset, so the lab did not come up)."""
+    and are matched in pieces (iptables refused the whole ruleset, so the lab did not come up);
+    a 120-character one makes a Host pattern of 128 bytes, which iptables refused too."""
     censor, clean, control = _vantages(lab)
     sites, ca = _sites(lab), _ca(lab)
     ip = sites[LONG]["ip"]
     assert client(censor, ["tls", ip, LONG, ca]) == [{"error": "reset"}]
     # the same length and first 149 characters (so the same first piece): not blocked
     assert client(censor, ["https", ip, LONG_TWIN, ca])[0]["title"] == LONG_TWIN
-    assert client(censor, ["http", sites["h" + LONG]["ip"], "h" + LONG]) == [{"error": "reset"}]
+    for host in ("h" + LONG, HOST_128):
+        assert client(censor, ["http", sites[host]["ip"], host]) == [{"error": "reset"}]
     for ns in (clean, control):
-        _real(lab, ns, LONG)
-        _real(lab, ns, "h" + LONG)
+        for host in (LONG, "h" + LONG, HOST_128):
+            _real(lab, ns, host)
 
 
 def test_tls_sni_timeout_connects_then_stalls(lab: LabState) -> None:

@@ -58,8 +58,9 @@ class Technique:
     required: frozenset[str] = frozenset()
 
 
-#: The kernel's longest string-match pattern (xt_string's XT_STRING_MAX_PATTERN_SIZE).
-STRING_MATCH_MAX = 128
+#: The longest string-match pattern: the kernel takes 128 bytes (XT_STRING_MAX_PATTERN_SIZE), but
+#: iptables' parser refuses a 128-byte one that ends in a |hex| byte (as a Host line's |0d0a|).
+STRING_MATCH_MAX = 127
 _LITERAL = frozenset(b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.-: ")
 
 
@@ -82,8 +83,8 @@ def _hex_string(pattern: bytes) -> str:
 
 def string_match(pattern: bytes) -> str:
     """iptables matches for ``pattern`` anywhere in a packet, case-insensitive. A pattern longer
-    than the kernel's 128 bytes (a host name of 120+ characters: a DNS name may have 253) is cut
-    into 128-byte pieces, all required: iptables refused the whole ruleset otherwise."""
+    than STRING_MATCH_MAX (a host name of 120+ characters: a DNS name may have 253) is cut into
+    pieces of that size, all required: iptables refused the whole ruleset otherwise."""
     pieces = [pattern[i : i + STRING_MATCH_MAX] for i in range(0, len(pattern), STRING_MATCH_MAX)]
     return " ".join(f'-m string --algo bm --icase --hex-string "{_hex_string(p)}"' for p in pieces)
 
