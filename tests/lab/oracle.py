@@ -45,6 +45,7 @@ Triple = tuple[object, object, object]  # (blocking, accessible, x_technique)
 NONE_OK: Triple = (False, True, "none")
 DOWN: Triple = (False, False, "none")
 UNDECIDED: Triple = (None, None, None)
+NO_BODY = {204, 304, *range(100, 200)}  # a client reads no body after these: a throttle cannot show
 MAX_REDIRECTS = 10  # the probe's (and the control's) limit, then http_too_many_redirects
 
 # Reasons an expectation is left open (the value of Expect.why when allowed is None).
@@ -190,7 +191,7 @@ class Oracle:
             return _Hop("redirect", url=urljoin(url, site.redirect_to), why=host)
         status = site.status or 200
         rates = isp.throttles.get(ip)
-        if rates:
+        if rates and status not in NO_BODY:
             page = min(self.page.get(host, PAGE_SIZE), BODY_LIMIT)
             seen = self._throttle_seen(min(rates), page)
             untouched = _final(status)
