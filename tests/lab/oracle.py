@@ -46,6 +46,7 @@ NONE_OK: Triple = (False, True, "none")
 DOWN: Triple = (False, False, "none")
 UNDECIDED: Triple = (None, None, None)
 NO_BODY = {204, 304, *range(100, 200)}  # a client reads no body after these: a throttle cannot show
+TLS_RECORD = 16384  # ... over http; over https the headers share the page's first TLS record
 MAX_REDIRECTS = 10  # the probe's (and the control's) limit, then http_too_many_redirects
 
 # Reasons an expectation is left open (the value of Expect.why when allowed is None).
@@ -57,6 +58,9 @@ DEBATABLE = {
     "for the control too (a later hop down or nxdomain): the control's page outcome (OONI's "
     "protocol) is only the chain's last, so site.down.http (false/false) is as fair a reading as "
     "the technique",
+    "hijack-to-a-404-for-a-404": "an http site whose page is a 404, hijacked to another site's "
+    "server, which answers 404 for a host it does not serve: the two 404s match by OONI's HTTP "
+    "comparison (same status, shared header names), so the final response is the control's",
     "resolved-where-nxdomain": "a dns-hijack to the site's own address of an nxdomain site: the ISP "
     "resolves a name the rest of the world cannot, to the real server; no censorship, but the control "
     "has no address to agree with",
@@ -90,6 +94,7 @@ class _Hop:
     status: int = 0
     allowed: frozenset[Triple] | None = None
     why: str = ""
+    lands_on_a_site: bool = False  # an http hop hijacked to another site's server (it says 404)
 
 
 def _layer(technique: str) -> str:
@@ -150,7 +155,9 @@ class Oracle:
                 # Iran's 10.10.34.34 blockpage): dns-bogon; the documentation ranges the lab's
                 # sites stand on are not
                 name = "dns-bogon" if _sink(to) else "dns-hijack"
-                return fail({("dns", False, name)}, f"dns-hijack to {to}")
+                on_site = not https and to in self.addr.values()
+                return _Hop("failure", allowed=frozenset({("dns", False, name)}), why=f"{host}: dns-hijack to {to}",
+                            lands_on_a_site=on_site)  # fmt: skip
         elif dns.technique == "dns-nxdomain" and site.nxdomain:
             return fail({DOWN}, "dns-nxdomain of an nxdomain site: the same answer as the control's")
         else:
@@ -191,8 +198,10 @@ class Oracle:
             return _Hop("redirect", url=urljoin(url, site.redirect_to), why=host)
         status = site.status or 200
         rates = isp.throttles.get(ip)
-        if rates and status not in NO_BODY:
+        if rates and (https or status not in NO_BODY):
             page = min(self.page.get(host, PAGE_SIZE), BODY_LIMIT)
+            if status in NO_BODY:  # no body is read, but the headers come in a TLS record of up to 16 KiB
+                page = min(page, TLS_RECORD)
             seen = self._throttle_seen(min(rates), page)
             untouched = _final(status)
             throttled = ("http-failure", False, "throttled")
@@ -228,7 +237,14 @@ class Oracle:
         hop = self._walk(self.vantages[asn], url)
         if hop.kind == "failure":
             http_failure = hop.allowed and any(t[2] in ("http-reset", "throttled") for t in hop.allowed)
-            if http_failure and self._walk(_Isp(), url).kind == "failure":
+            control = self._walk(_Isp(), url)
+            if hop.lands_on_a_site and control.kind == "final" and control.status == 404:
+                # DEBATABLE hijack-to-a-404-for-a-404: the other server's 404 for an unknown host
+                # and the site's own 404 match (status, and header names OONI counts as uncommon:
+                # Content-Length, Connection), and final.no-diff comes before DNS (OONI 1.3)
+                assert hop.allowed is not None
+                return Expect(hop.allowed | {NONE_OK}, f"hijack-to-a-404-for-a-404 ({hop.why})")
+            if http_failure and control.kind == "failure":
                 # DEBATABLE http-failure-on-a-failing-chain: the technique or site.down.http
                 assert hop.allowed is not None
                 return Expect(hop.allowed | {DOWN}, f"http-failure-on-a-failing-chain ({hop.why})")

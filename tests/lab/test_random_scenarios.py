@@ -106,6 +106,10 @@ def generate(seed: int, n_sites: int) -> str:
                 lines.append('redirect_to = "/again"')  # a loop: ten redirects, then a failure
             elif form < 0.2:
                 lines.append(f"redirect_to = {_q(f'//{target}/')}")
+            elif form < 0.3:  # the default port spelled out, a path and query, a host in capitals
+                port = ":80" if scheme == "http" else ":443"
+                odd = rnd.choice([f"{target}{port}/", f"{target}/a/b?c=d", f"{target.upper()}/"])
+                lines.append(f"redirect_to = {_q(f'{scheme}://{odd}')}")
             else:
                 lines.append(f"redirect_to = {_q(f'{scheme}://{target}/')}")
             if rnd.random() < 0.2:
