@@ -2,7 +2,7 @@
 
 Prints one JSON result per op. Each op is ``[kind, *args]``; kinds: ``dns host``,
 ``connect ip port``, ``tls ip host cafile``, ``http ip host`` (port 80),
-``https ip host cafile``, ``dns-burst pattern names count wait``. Results name what a user would see: addresses, ``nxdomain``,
+``https ip host cafile``, ``dns-burst pattern names count wait``, ``tls-straddled ip host cafile count``. Results name what a user would see: addresses, ``nxdomain``,
 ``timeout``, ``refused``, ``reset``, ``unreachable``, ``cert: ...``, or a status and a title.
 """
 
@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import errno
 import json
+import random
 import re
 import socket
 import ssl
@@ -151,6 +152,34 @@ def op_https(ip: str, host: str, cafile: str) -> dict[str, Any]:
         return {"error": _error(exc)}
 
 
+def op_tls_straddled(ip: str, host: str, cafile: str, count: int) -> dict[str, Any]:
+    """``count`` handshakes naming ``host``, each after a write of 1-900 bytes (seeded) that stays
+    unread on a loopback connection: the thread's page fragment (which holds what TCP sends) then
+    keeps advancing instead of starting over, so some ClientHellos straddle two pages, as in a
+    busy probe, and reach the router as a packet of two blocks. The results, counted."""
+    rnd = random.Random(1)
+    ctx = ssl.create_default_context(cafile=cafile)
+    listener = socket.create_server(("127.0.0.1", 0))
+    held: list[Any] = [listener]
+    side: socket.socket | None = None
+    seen: dict[str, int] = {}
+    for i in range(count):
+        if i % 50 == 0:  # a fresh queue before the last one fills
+            side = socket.create_connection(listener.getsockname())
+            held += [side, listener.accept()[0]]
+        assert side is not None
+        side.send(b"p" * rnd.randint(1, 900))
+        try:
+            with _connect(ip, 443) as sock, ctx.wrap_socket(sock, server_hostname=host):
+                result = "ok"
+        except OSError as exc:
+            result = _error(exc)
+        seen[result] = seen.get(result, 0) + 1
+    for sock in held:
+        sock.close()
+    return seen
+
+
 OPS: dict[str, Callable[..., dict[str, Any]]] = {
     "dns": op_dns,
     "dns-burst": op_dns_burst,
@@ -158,6 +187,7 @@ OPS: dict[str, Callable[..., dict[str, Any]]] = {
     "tls": op_tls,
     "http": op_http,
     "https": op_https,
+    "tls-straddled": op_tls_straddled,
 }
 
 if __name__ == "__main__":

@@ -86,7 +86,7 @@ def string_match(pattern: bytes) -> str:
     than STRING_MATCH_MAX (a host name of 120+ characters: a DNS name may have 253) is cut into
     pieces of that size, all required: iptables refused the whole ruleset otherwise."""
     pieces = [pattern[i : i + STRING_MATCH_MAX] for i in range(0, len(pattern), STRING_MATCH_MAX)]
-    return " ".join(f'-m string --algo bm --icase --hex-string "{_hex_string(p)}"' for p in pieces)
+    return " ".join(f'-m string --algo kmp --icase --hex-string "{_hex_string(p)}"' for p in pieces)
 
 
 def _sni(host: str) -> bytes:
