@@ -23,6 +23,7 @@ from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
 from reachwatch.collector import admin, reads
+from reachwatch.collector.analyser import close_pool
 from reachwatch.collector.attribution import Attributor
 from reachwatch.collector.batch import (
     EMPTY_BATCH,
@@ -192,6 +193,7 @@ def create_app(settings: Settings) -> CollectorApp:
             await ingestor.stop()
             await store.close()
             attributor.close()
+            close_pool()
 
     app = CollectorApp(title="reachwatch collector", version="0.1.0", lifespan=lifespan)
     app.add_exception_handler(ApiError, lambda _r, exc: error_response(exc))
