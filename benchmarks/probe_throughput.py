@@ -54,7 +54,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from reachwatch.errors import UserError
-from reachwatch.lab import netns, topology
+from reachwatch.lab import addressing, netns, topology
 from reachwatch.lab.run import Timeouts, measure_argv
 from reachwatch.lab.scenario import Site
 from reachwatch.lab.state import LabState, Vantage
@@ -272,9 +272,8 @@ def servers_cpu(state: LabState, helper: int | None = None) -> list[float]:
 def replayed(state: LabState, vantage: Vantage, argv: list[str], label: str, answers: Path) -> Run:
     """``measured`` with the control helper's recorded ``answers`` (a probe's JSONL) replayed."""
     ns = next(p.ns for p in state.processes if p.name == "control")
-    assert state.control_url is not None
-    address = state.control_url.split("//")[1].split(":")[0]
-    port = "8782"  # beside the helper (8780) and the collector (8781) of the lab's address plan
+    address = addressing.CONTROL
+    port = str(addressing.COLLECTOR_PORT + 1)  # beside the control helper's and the collector's
     server = subprocess.Popen(netns.in_ns(ns, [sys.executable, "-c", REPLAY, str(answers), address, port]),
                               stdin=subprocess.DEVNULL, stdout=subprocess.PIPE)  # fmt: skip
     try:

@@ -5,14 +5,13 @@ from __future__ import annotations
 import asyncio
 import signal
 import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
 import httpx
 
 from collector.test_app import web
-from collector.test_durability import free_port, measurements, wait_ready
+from collector.test_durability import free_port, measurements, start, wait_ready
 
 
 async def test_sigterm_during_ingest_leaves_nothing_behind(
@@ -22,18 +21,13 @@ async def test_sigterm_during_ingest_leaves_nothing_behind(
     warned of 'leaked semaphore objects' on every stop."""
     port = free_port()
     url = f"http://127.0.0.1:{port}"
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "reachwatch", "serve", "--db", str(tmp_path / "m.duckdb"),
-         "--port", str(port), "--rate", "0"],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )  # fmt: skip
+    proc = start(tmp_path / "m.duckdb", port, stderr=subprocess.PIPE)
     try:
         await wait_ready(url, proc)
         lines = measurements(web(real_measurements)[0])
         async with httpx.AsyncClient(timeout=30) as http:
-            for start in range(0, 400, 100):  # stored, then analysed in the analysis process
-                body = b"\n".join(lines[start : start + 100])
+            for first in range(0, 400, 100):  # stored, then analysed in the analysis process
+                body = b"\n".join(lines[first : first + 100])
                 assert (await http.post(f"{url}/api/v1/measurements", content=body)).status_code == 200
         await asyncio.sleep(0.5)
         proc.send_signal(signal.SIGTERM)

@@ -96,16 +96,13 @@ def close_pool() -> None:
     interpreter exits with the pool's semaphores still registered, and Python's resource tracker
     warns of "leaked semaphore objects". Waits for the batch in hand (at most ~1,000 verdicts).
     The next collector of this process starts a new one."""
-    global _pool
-    if _pool is not None:
-        _pool.shutdown(wait=True, cancel_futures=True)
-        _pool = None
+    _reset_pool(wait=True)
 
 
-def _reset_pool() -> None:
+def _reset_pool(*, wait: bool = False) -> None:
     global _pool
     if _pool is not None:
-        _pool.shutdown(wait=False, cancel_futures=True)
+        _pool.shutdown(wait=wait, cancel_futures=True)
         _pool = None
 
 
