@@ -13,7 +13,10 @@ server is idle again and prints how long that took and the CPU spent meanwhile (
 lagged). ``analysed`` is how many of the stored rows had their verdict when the server was stopped.
 
     .venv/bin/python benchmarks/collector_ingest.py [--seconds 5] [--concurrency 64] [--batch 500]
-        [--size small|median] [--no-clickhouse]
+        [--size small|median] [--no-clickhouse] [--no-baseline]
+
+``no-journal`` is DuckDB with ``--no-journal`` (each group acknowledged after its own insert), run
+in the same process as the baseline of the journal's gain.
 """
 
 from __future__ import annotations
@@ -331,6 +334,7 @@ def main() -> None:
     ap.add_argument("--batch", type=int, default=BATCH)
     ap.add_argument("--size", choices=["small", "median"], default="median")
     ap.add_argument("--no-clickhouse", action="store_true")
+    ap.add_argument("--no-baseline", action="store_true", help="skip the DuckDB run without the journal")
     ap.add_argument("--echo-server", type=int)
     ap.add_argument("--load", nargs=3, metavar=("URL", "MODE", "TEMPLATE"))
     args = ap.parse_args()
@@ -357,6 +361,11 @@ def main() -> None:
         db = work / "bench.duckdb"
         results = {"duckdb": collector_figures(["--db", str(db)], template, args)}
         analysed = analysed_share(db)
+        if not args.no_baseline:
+            # the same store acknowledging each group after its own insert (the journal's baseline)
+            results["no-journal"] = collector_figures(
+                ["--db", str(work / "plain.duckdb"), "--no-journal"], template, args
+            )
         if not args.no_clickhouse:
             from reachwatch.store import clickhouse_server
 

@@ -1,5 +1,6 @@
 """A full disk: the collector answers 503 + Retry-After with a message that says so, keeps every
-measurement it acknowledged, and logs what the store said."""
+measurement it acknowledged (in its journal while the database cannot take them; in the file once
+there is room again), and logs what the store said."""
 
 from __future__ import annotations
 
@@ -64,6 +65,10 @@ async def test_a_full_disk_is_a_503_and_loses_nothing_acknowledged(
     assert refused.json()["error"] == STORE_FAILED
     assert any("store write failed" in r.getMessage() for r in caplog.records)
     assert acknowledged
+    subprocess.run(["mount", "-o", "remount,size=64m", str(small_disk)], check=True)
+    async with collector(Settings(store=str(db), rate=0, ingest_workers=0)):
+        pass  # the journal is stored at start
+    assert not list((small_disk / "m.duckdb.journal").glob("*.rwj"))
     with duckdb.connect(str(db), read_only=True) as con:
         stored = {r[0] for r in con.execute("SELECT measurement_uid FROM measurements").fetchall()}
     assert acknowledged <= stored

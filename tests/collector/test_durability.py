@@ -1,4 +1,5 @@
-"""Acknowledged means stored: 20 `kill -9` of the collector during a bulk ingest lose nothing.
+"""Acknowledged means stored: 20 `kill -9` of the collector during a bulk ingest lose nothing
+(what a kill leaves in the journal is stored by the next start).
 
 Default 2,000 measurements; ``REACHWATCH_KILL_MEASUREMENTS=50000`` for the long run.
 """
@@ -158,6 +159,12 @@ async def test_kill_9_loses_no_acknowledged_measurement(
         await asyncio.sleep(0.05)
     assert not [pid for pid in orphans if alive(pid)], "batch workers outlived their collector"
     assert kills == KILLS, f"only {kills} kills in {time.monotonic() - started:.1f}s"
+    # what the last kill left in the journal is stored by the next start
+    proc = start(db, port)
+    await wait_ready(url, proc)
+    proc.terminate()
+    assert proc.wait(timeout=30) in (0, -signal.SIGTERM)  # uvicorn re-raises the signal it handled
+    assert not list(Path(f"{db}.journal").glob("*.rwj")), "journal segments left after a clean stop"
     con = duckdb.connect(str(db), read_only=True)
     stored = {r[0] for r in con.execute("SELECT measurement_uid FROM measurements").fetchall()}
     (count,) = con.execute("SELECT count(*) FROM measurements").fetchall()[0]

@@ -50,6 +50,11 @@ def test_scrub_reaches_every_string() -> None:
     assert out["probe_ip"] == "127.0.0.1" and out["a"][0] == "x [scrubbed] y"
 
 
+def stored_files(where: Path) -> bytes:
+    """Every file the collector wrote for ``m.duckdb``: the database, its WAL, its journal's segments."""
+    return b"".join(p.read_bytes() for p in sorted(where.rglob("*")) if p.is_file() and "m.duckdb" in str(p))
+
+
 @pytest.mark.parametrize("submitter", [PROBE_V4, PROBE_V6])
 async def test_addresses_nowhere(
     submitter: str,
@@ -87,7 +92,7 @@ async def test_addresses_nowhere(
         outputs.append(
             (await http.post("/api/v1/admin/reanalyse", headers={"authorization": "Bearer t0ken"})).content
         )
-    files = b"".join(p.read_bytes() for p in tmp_path.glob("m.duckdb*"))
+    files = stored_files(tmp_path)
     assert files, "the DuckDB file should exist"
     logs = caplog.text.encode()
     for address in addresses:
@@ -122,7 +127,7 @@ async def test_scrubbed_through_json_escapes_and_in_columns(
         stored = (await http.get(f"/api/v1/measurement/{uid}")).json()
         listing = (await http.get("/api/v1/measurements")).content
     assert stored["x_escaped"] == "at [scrubbed]" and stored["input"] == "http://[scrubbed]/status"
-    files = b"".join(p.read_bytes() for p in tmp_path.glob("m.duckdb*"))
+    files = stored_files(tmp_path)
     for address in (PROBE_V4, PROBE_IP):
         for needle in variants(address):
             assert needle not in files and needle not in listing

@@ -14,7 +14,7 @@ from typing import Any
 import orjson
 import pytest
 
-from reachwatch.store import clickhouse_server
+from reachwatch.store import Store, clickhouse_server, default_journal, open_store
 
 SHARED = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "ooni"
 _db_counter = itertools.count()
@@ -30,12 +30,26 @@ def clickhouse_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         yield url
 
 
-@pytest.fixture(params=["duckdb", pytest.param("clickhouse", marks=pytest.mark.clickhouse)])
+#: A DuckDB location ending so is opened behind the collector's journal (:func:`open_location`).
+JOURNALED = "+journal"
+
+
+@pytest.fixture(
+    params=["duckdb", "duckdb" + JOURNALED, pytest.param("clickhouse", marks=pytest.mark.clickhouse)]
+)
 def store_location(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    if request.param == "duckdb":
-        return str(tmp_path / "measurements.duckdb")
+    if request.param.startswith("duckdb"):
+        return str(tmp_path / "measurements.duckdb") + request.param.removeprefix("duckdb")
     url: str = request.getfixturevalue("clickhouse_url")
     return f"{url}/test{next(_db_counter)}"
+
+
+def open_location(location: str) -> Store:
+    """:func:`open_store` for a ``store_location``, a journaled one as the collector opens it."""
+    if location.endswith(JOURNALED):
+        path = location.removesuffix(JOURNALED)
+        return open_store(path, journal=default_journal(path))
+    return open_store(location)
 
 
 def load_samples(name: str = "measurements_real.jsonl") -> list[dict[str, Any]]:

@@ -9,8 +9,9 @@ import urllib.parse
 import duckdb
 import httpx
 
-from reachwatch.store import Filters, open_store
+from reachwatch.store import Filters
 from reachwatch.store.schema import COLUMNS, TABLE, Analysis, Row, compress, decompress
+from store.backends import JOURNALED, open_location
 
 
 def row(i: int, **over: object) -> Row:
@@ -45,7 +46,7 @@ def row(i: int, **over: object) -> Row:
 
 
 async def test_store_behaviour(store_location: str) -> None:
-    store = open_store(store_location)
+    store = open_location(store_location)
     await store.open()
     try:
         secret = await store.secret()
@@ -106,12 +107,12 @@ async def test_store_behaviour(store_location: str) -> None:
 
 
 async def test_reopen_keeps_rows_and_secret(store_location: str) -> None:
-    store = open_store(store_location)
+    store = open_location(store_location)
     await store.open()
     secret = await store.secret()
     await store.insert([row(1)])
     await store.close()
-    again = open_store(store_location)
+    again = open_location(store_location)
     await again.open()
     try:
         assert await again.secret() == secret
@@ -122,7 +123,7 @@ async def test_reopen_keeps_rows_and_secret(store_location: str) -> None:
 
 async def test_unanalysed_rows_and_their_update(store_location: str) -> None:
     """Rows stored before their verdict are the background analysis's backlog until updated."""
-    store = open_store(store_location)
+    store = open_location(store_location)
     await store.open()
     try:
         rows = [row(i, analysed=i % 2 == 0) for i in range(10)]
@@ -165,7 +166,7 @@ async def test_a_table_without_the_analysed_column_gets_it(store_location: str) 
         ):
             httpx.post(base, content=sql.encode()).raise_for_status()
     else:
-        con = duckdb.connect(store_location)
+        con = duckdb.connect(store_location.removesuffix(JOURNALED))
         con.execute(f"CREATE TABLE {TABLE} ({', '.join(f'{c.name} {c.duckdb}' for c in old)})")
         values = [
             v
@@ -176,7 +177,7 @@ async def test_a_table_without_the_analysed_column_gets_it(store_location: str) 
         ]
         con.execute(f"INSERT INTO {TABLE} VALUES ({', '.join('?' * len(values))})", values)
         con.close()
-    store = open_store(store_location)
+    store = open_location(store_location)
     await store.open()
     try:
         assert await store.unanalysed(10) == []  # type: ignore[attr-defined]

@@ -33,6 +33,12 @@ def serve(
         "--ingest-workers",
         help="Processes that parse and prepare big batches (default: one per core, at most 4; 0: none).",
     ),
+    journal: bool = typer.Option(
+        True,
+        "--journal/--no-journal",
+        help="Acknowledge small groups once in a journal beside the DuckDB file (FILE.journal/), "
+        "inserted into the file many at a time; --no-journal: after each insert.",
+    ),
 ) -> None:
     """Run the collector (OONI collector protocol + native batch API)."""
     from reachwatch.collector.batch import default_workers
@@ -59,6 +65,7 @@ def serve(
         max_pending=max_pending,
         admin_token=token,
         ingest_workers=default_workers() if ingest_workers is None else ingest_workers,
+        journal=journal,
     )
     run(settings, host, port)
 

@@ -17,3 +17,4 @@ class Settings:
     burst: float = 5_000.0
     admin_token: str | None = None
     ingest_workers: int = 0  # processes staging big batches (`reachwatch serve`: one per core)
+    journal: bool = True  # small groups acknowledged from a journal beside a DuckDB file

@@ -12,7 +12,7 @@ from typing import Any, Protocol
 from reachwatch.store.query import Filters
 from reachwatch.store.schema import Analysis, Row, RowColumns
 
-__all__ = ["Filters", "Store", "open_store"]
+__all__ = ["Filters", "Store", "default_journal", "open_store"]
 
 
 class Store(Protocol):
@@ -47,12 +47,28 @@ class Store(Protocol):
     async def update_analysis(self, rows: Sequence[Analysis]) -> None: ...
 
 
-def open_store(location: str) -> Store:
-    """A store for ``location`` (not yet opened: ``await store.open()``)."""
+def default_journal(location: str) -> str | None:
+    """Where the collector keeps its journal for ``location``: beside a DuckDB file
+    (``FILE.duckdb.journal``); none for ClickHouse (no local file to put it beside)."""
+    if location.startswith(("http://", "https://")):
+        return None
+    return f"{location}.journal"
+
+
+def open_store(location: str, *, journal: str | None = None) -> Store:
+    """A store for ``location`` (not yet opened: ``await store.open()``), behind a journal in the
+    directory ``journal`` if given (:mod:`reachwatch.store.journal`)."""
+    store: Store
     if location.startswith(("http://", "https://")):
         from reachwatch.store.clickhouse import ClickHouseStore
 
-        return ClickHouseStore(location)
-    from reachwatch.store.duckdb import DuckDBStore
+        store = ClickHouseStore(location)
+    else:
+        from reachwatch.store.duckdb import DuckDBStore
 
-    return DuckDBStore(location)
+        store = DuckDBStore(location)
+    if journal is None:
+        return store
+    from reachwatch.store.journal import JournaledStore
+
+    return JournaledStore(store, journal)

@@ -7,11 +7,12 @@ ClickHouse: its HTTP interface, parameters rendered as escaped literals as the s
 
 from __future__ import annotations
 
+import asyncio
 import os
 import threading
 import urllib.parse
 from collections.abc import Sequence
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import duckdb
 import httpx
@@ -19,6 +20,9 @@ import orjson
 
 from reachwatch.errors import UserError
 from reachwatch.store.query import Dialect
+
+if TYPE_CHECKING:
+    from reachwatch.store.journal import JournaledStore
 
 
 class Reader(Protocol):
@@ -96,11 +100,39 @@ def open_reader(location: str) -> Reader:
     return DuckDBReader.open(location)
 
 
+class SettlingReader:
+    """A reader over a journaled store that first stores what the journal holds, so that it reads
+    every measurement acknowledged (:mod:`reachwatch.store.journal`). That takes the store's event
+    loop: from that loop's own thread (where it cannot wait) it reads what is stored already."""
+
+    def __init__(self, reader: Reader, store: JournaledStore) -> None:
+        self.reader = reader
+        self.store = store
+        self.dialect = reader.dialect
+
+    def rows(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        loop = self.store.loop
+        if self.store.held and loop is not None and loop.is_running():
+            try:
+                running = asyncio.get_running_loop()
+            except RuntimeError:
+                running = None
+            if running is not loop:
+                asyncio.run_coroutine_threadsafe(self.store.settle(), loop).result(timeout=60)
+        return self.reader.rows(sql, params)
+
+    def close(self) -> None:
+        self.reader.close()
+
+
 def reader_for_store(store: object) -> Reader:
     """A reader over an opened collector store, sharing its DuckDB connection (cursor per thread)."""
     from reachwatch.store.clickhouse import ClickHouseStore
     from reachwatch.store.duckdb import DuckDBStore
+    from reachwatch.store.journal import JournaledStore
 
+    if isinstance(store, JournaledStore):
+        return SettlingReader(reader_for_store(store.inner), store)
     if isinstance(store, DuckDBStore):
         con = store._con
         if con is None:

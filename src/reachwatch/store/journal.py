@@ -1,0 +1,415 @@
+"""A write-ahead journal in front of a store: small groups acknowledged after one append, inserted
+into the store many at a time.
+
+DuckDB pays ~2.5 ms of CPU for every insert statement whatever its size (scanning the Arrow table,
+the WAL, the commit), so single posts, committed in groups of ~20, spent most of the collector's
+writer on statements. :class:`JournaledStore` wraps a store: a group smaller than ``direct_rows``
+is appended to a journal file (one ``write`` of its Arrow IPC bytes, then ``fdatasync``) and
+:meth:`~JournaledStore.insert` returns (the collector then answers 2xx); a background task inserts
+what has accumulated into the store in one statement once ingest pauses (``quiet``), every
+``interval`` seconds under a steady load, or at ``flush_rows``. Bigger groups (batches) go straight
+to the store, as before: their statements are already large.
+
+Recovery: the journal is a directory of segment files (``NNNNNNNNNNNN.rwj``); each flush starts a
+new segment and deletes the old ones once their rows are committed. On open, every segment left
+(a ``kill -9``, a power cut, a store that refused rows) is inserted again, skipping rows the store
+already holds (the content hash is unique), then deleted. A record cut short (killed in the middle
+of its write) was never acknowledged and is dropped; a damaged segment is kept aside
+(``.damaged``) for the operator rather than deleted.
+
+Reads see everything acknowledged: every read first inserts what the journal holds. A store
+write that fails (a full disk) leaves the rows in the journal; the flush is retried.
+
+Record: ``RWJ1``, CRC-32 of the payload, payload length (little-endian), payload (an Arrow IPC
+stream of :data:`~reachwatch.store.schema.ARROW_SCHEMA` rows).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import errno
+import logging
+import os
+import struct
+import zlib
+from collections.abc import AsyncIterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+
+from reachwatch.store import Store
+from reachwatch.store.query import Filters
+from reachwatch.store.schema import ARROW_SCHEMA, Analysis, Row, RowColumns
+
+log = logging.getLogger(__name__)
+
+MAGIC = b"RWJ1"
+HEADER = struct.Struct("<4sIQ")
+SUFFIX = ".rwj"
+DAMAGED = ".damaged"
+#: Groups of at least this many rows go straight to the store (a statement that size is cheap per row).
+DIRECT_ROWS = 256
+#: Seconds without an append after which what the journal holds is inserted (ingest paused).
+QUIET = 0.01
+#: Longest the journal holds rows under a steady load before inserting them.
+INTERVAL = 0.1
+#: Rows that trigger an insert at once.
+FLUSH_ROWS = 4_000
+#: Rows the journal may hold before appends wait for an insert (the store has fallen behind).
+MAX_HELD = 20_000
+#: Seconds between retries of a failed insert.
+RETRY = 1.0
+#: Seconds an append waits for room in a full journal before it fails.
+ROOM_WAIT = 10.0
+
+
+def encode(rows: RowColumns) -> list[bytes | pa.Buffer]:
+    """The record for ``rows``: header and payload, to be written together."""
+    sink = pa.BufferOutputStream()
+    with pa.ipc.new_stream(sink, ARROW_SCHEMA) as writer:
+        writer.write_table(rows.table)
+    payload = sink.getvalue()
+    return [HEADER.pack(MAGIC, zlib.crc32(payload), payload.size), payload]
+
+
+def decode(data: bytes) -> tuple[list[RowColumns], str | None]:
+    """The rows of each whole record in ``data``, and what is wrong past them if anything but a
+    record cut short at the end (a write interrupted by a kill, never acknowledged)."""
+    out: list[RowColumns] = []
+    offset = 0
+    view = memoryview(data)
+    while len(data) - offset >= HEADER.size:
+        magic, crc, size = HEADER.unpack_from(data, offset)
+        if magic != MAGIC:
+            return out, f"no record at byte {offset}"
+        start = offset + HEADER.size
+        if len(data) - start < size:
+            break
+        payload = view[start : start + size]
+        if zlib.crc32(payload) != crc:
+            return out, f"the record at byte {offset} fails its checksum"
+        try:
+            out.append(RowColumns(pa.ipc.open_stream(payload).read_all()))
+        except (pa.ArrowException, ValueError) as exc:
+            return out, f"the record at byte {offset} is not rows of this version ({exc})"
+        offset = start + size
+    return out, None
+
+
+class Segment:
+    """One journal file, appended to on the journal's thread."""
+
+    def __init__(self, path: Path, *, sync: bool) -> None:
+        self.path = path
+        self.sync = sync
+        self.fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
+        self.size = 0
+
+    def append(self, rows: RowColumns) -> None:
+        """Write the record of ``rows`` whole (and to disk, with ``sync``), or leave the file as it was."""
+        views = [memoryview(p) for p in encode(rows)]
+        length = sum(len(v) for v in views)
+        at = self.size  # written at an explicit offset: a record taken back leaves no gap
+        try:
+            while views:
+                written = os.pwritev(self.fd, views, at)
+                at += written
+                if written == 0:
+                    raise OSError(errno.ENOSPC, "the journal could not be written")
+                while views and written >= len(views[0]):
+                    written -= len(views[0])
+                    views.pop(0)
+                if views and written:
+                    views[0] = views[0][written:]
+            if self.sync:
+                os.fdatasync(self.fd)
+        except OSError:
+            with contextlib.suppress(OSError):  # a part of a record must not precede the next one
+                os.ftruncate(self.fd, self.size)
+            raise
+        self.size += length
+
+    def close(self) -> None:
+        os.close(self.fd)
+
+
+class JournaledStore:
+    """``inner`` behind a journal in ``directory`` (see the module's docs). A :class:`Store`."""
+
+    def __init__(
+        self,
+        inner: Store,
+        directory: str | Path,
+        *,
+        sync: bool = True,
+        direct_rows: int = DIRECT_ROWS,
+        quiet: float = QUIET,
+        interval: float = INTERVAL,
+        flush_rows: int = FLUSH_ROWS,
+        max_held: int = MAX_HELD,
+    ) -> None:
+        self.inner = inner
+        self.directory = Path(directory)
+        self.sync = sync
+        self.direct_rows = direct_rows
+        self.quiet = quiet
+        self.interval = interval
+        self.flush_rows = flush_rows
+        self.max_held = max_held
+        self._thread = ThreadPoolExecutor(1, thread_name_prefix="journal")
+        self._segment: Segment | None = None
+        self._number = 0
+        #: rows appended to the current segment, not yet taken by a flush
+        self._held: list[RowColumns] = []
+        #: segments closed by a flush (or found at open) whose rows are not committed yet (None: a
+        #: damaged one, set aside)
+        self._closed: list[tuple[Path | None, list[RowColumns]]] = []
+        #: content_hash -> uid of every row in the journal not yet in the store
+        self._unstored: dict[str, str] = {}
+        self._append_lock = asyncio.Lock()
+        self._flush_lock = asyncio.Lock()
+        self._room = asyncio.Condition()
+        self._wake = asyncio.Event()
+        self._last_append = 0.0
+        self._task: asyncio.Task[None] | None = None
+        self.loop: asyncio.AbstractEventLoop | None = None  # the one it was opened on
+
+    @property
+    def held(self) -> int:
+        """Rows in the journal not yet in the store."""
+        return len(self._unstored)
+
+    # -- lifecycle -----------------------------------------------------------------------------
+    async def check(self) -> None:
+        await self.inner.check()
+
+    async def open(self) -> None:
+        self.loop = asyncio.get_running_loop()
+        await self.inner.open()
+        await asyncio.to_thread(self.directory.mkdir, parents=True, exist_ok=True)
+        found = await asyncio.to_thread(self._recover)
+        self._closed.extend(found)
+        for _, parts in found:
+            for part in parts:
+                self._unstored.update(zip(part.content_hashes, part.uids, strict=True))
+        self._segment = await self._run(self._new_segment)
+        if found:
+            count = sum(len(p) for _, parts in found for p in parts)
+            log.warning("the journal held %d measurements not yet stored: storing them", count)
+            try:
+                await self.flush()
+            except Exception as exc:  # kept in the journal; the flusher retries
+                log.error("storing the journal's measurements failed: %s: %.300s", type(exc).__name__, exc)
+        self._task = asyncio.create_task(self._flusher(), name="journal-flush")
+
+    async def close(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+        try:
+            await self.flush()
+        except Exception as exc:
+            log.error(
+                "%d measurements stay in the journal (stored at the next start): %s",
+                self.held,
+                type(exc).__name__,
+            )
+        if self._segment is not None:
+            segment, self._segment = self._segment, None
+            await self._run(self._drop_if_empty, segment)
+        self._thread.shutdown(wait=True)
+        await self.inner.close()
+
+    async def secret(self) -> bytes:
+        return await self.inner.secret()
+
+    # -- writes --------------------------------------------------------------------------------
+    async def existing(self, content_hashes: Sequence[str]) -> dict[str, str]:
+        found = {h: self._unstored[h] for h in content_hashes if h in self._unstored}
+        rest = [h for h in content_hashes if h not in found] if found else content_hashes
+        if rest:
+            found.update(await self.inner.existing(rest))
+        return found
+
+    async def insert(self, rows: Sequence[Row] | RowColumns) -> None:
+        """Durable on return: in the store (a big group) or in the journal (a small one)."""
+        batch = rows if isinstance(rows, RowColumns) else RowColumns.of_rows(rows)
+        if not len(batch):
+            return
+        if len(batch) >= self.direct_rows:
+            await self.inner.insert(batch)
+            return
+        if self.held + len(batch) > self.max_held:
+            # the store has fallen behind (or refuses rows): wait for room, then give up (a 503)
+            async with self._room:
+                self._wake.set()
+                try:
+                    async with asyncio.timeout(ROOM_WAIT):
+                        await self._room.wait_for(lambda: self.held + len(batch) <= self.max_held)
+                except TimeoutError:
+                    raise OSError(errno.EAGAIN, "the store is not taking rows: the journal is full") from None
+        async with self._append_lock:
+            segment = self._segment
+            if segment is None:
+                raise RuntimeError("journal not opened")
+            await self._run(segment.append, batch)
+            self._held.append(batch)
+        self._unstored.update(zip(batch.content_hashes, batch.uids, strict=True))
+        self._last_append = asyncio.get_running_loop().time()
+        self._wake.set()
+
+    async def flush(self) -> None:
+        """Insert everything the journal holds into the store; raises if the store refuses (the
+        rows stay in the journal)."""
+        async with self._flush_lock:
+            async with self._append_lock:
+                if self._held:
+                    segment = self._segment
+                    assert segment is not None
+                    self._segment = await self._run(self._new_segment)
+                    self._closed.append((segment.path, self._held))
+                    self._held = []
+                    await self._run(segment.close)
+            if not self._closed:
+                return
+            closed = list(self._closed)
+            rows = [r for _, parts in closed for r in parts]
+            await self._store(RowColumns.concat(rows) if len(rows) > 1 else rows[0])
+            del self._closed[: len(closed)]
+            for _, parts in closed:
+                for part in parts:
+                    for h in part.content_hashes:
+                        self._unstored.pop(h, None)
+            await self._run(_unlink, [path for path, _ in closed if path is not None])
+        async with self._room:
+            self._room.notify_all()
+
+    async def _store(self, rows: RowColumns) -> None:
+        """Insert ``rows`` less those the store holds already (a replay after a crash that came
+        between the store's commit and the segment's deletion)."""
+        hashes = rows.content_hashes
+        known = await self.inner.existing(list(dict.fromkeys(hashes)))
+        keep = []
+        for i, h in enumerate(hashes):
+            if h not in known:
+                known[h] = ""
+                keep.append(i)
+        if keep:
+            await self.inner.insert(rows if len(keep) == len(hashes) else rows.take(keep))
+
+    async def _flusher(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            started = loop.time()
+            # gather: until ingest pauses, the interval is up, or the journal holds enough
+            while self.held < self.flush_rows and not self._closed:
+                now = loop.time()
+                if now - self._last_append >= self.quiet or now - started >= self.interval:
+                    break
+                await asyncio.sleep(min(self.quiet, self.interval - (now - started)))
+            try:
+                await self.flush()
+            except Exception as exc:
+                log.error("store write failed: %s: %.300s", type(exc).__name__, exc)
+                await asyncio.sleep(RETRY)
+                self._wake.set()
+
+    # -- the journal's files (on its thread) ---------------------------------------------------
+    async def _run(self, fn: Any, *args: Any) -> Any:
+        return await asyncio.get_running_loop().run_in_executor(self._thread, fn, *args)
+
+    def _new_segment(self) -> Segment:
+        self._number += 1
+        segment = Segment(self.directory / f"{self._number:012d}{SUFFIX}", sync=self.sync)
+        if self.sync:
+            _sync_directory(self.directory)
+        return segment
+
+    @staticmethod
+    def _drop_if_empty(segment: Segment) -> None:
+        segment.close()
+        if segment.size == 0:
+            _unlink([segment.path])
+
+    def _recover(self) -> list[tuple[Path | None, list[RowColumns]]]:
+        """The rows of every segment an earlier run left, oldest first. A damaged segment's whole
+        records are taken and the file is set aside (``.damaged``), not deleted."""
+        found: list[tuple[Path | None, list[RowColumns]]] = []
+        for path in sorted(self.directory.glob(f"*{SUFFIX}")):
+            with contextlib.suppress(ValueError):
+                self._number = max(self._number, int(path.stem))
+            parts, damage = decode(path.read_bytes())
+            if damage is None:
+                found.append((path, parts))
+                continue
+            aside = path.with_name(path.name + DAMAGED)
+            log.error(
+                "journal %s: %s; its %d whole records are stored, the file kept as %s",
+                path,
+                damage,
+                len(parts),
+                aside,
+            )
+            path.rename(aside)
+            found.append((None, parts))
+        return found
+
+    # -- reads: everything acknowledged is in the store first -----------------------------------
+    async def settle(self) -> None:
+        """Store what the journal holds, if anything (a failure is logged: the flusher retries)."""
+        if self._held or self._closed:
+            try:
+                await self.flush()
+            except Exception as exc:  # answer from what the store has; the flusher retries
+                log.error("store write failed: %s: %.300s", type(exc).__name__, exc)
+
+    async def get_raw(self, uid: str) -> bytes | None:
+        await self.settle()
+        return await self.inner.get_raw(uid)
+
+    async def search(self, f: Filters, limit: int, offset: int) -> tuple[int, list[dict[str, Any]]]:
+        await self.settle()
+        return await self.inner.search(f, limit, offset)
+
+    async def aggregate(self, f: Filters, axes: list[str]) -> list[dict[str, Any]]:
+        await self.settle()
+        return await self.inner.aggregate(f, axes)
+
+    async def delete(self, uid: str) -> bool:
+        await self.settle()
+        return await self.inner.delete(uid)
+
+    async def raw_batches(self, batch: int) -> AsyncIterator[list[tuple[str, bytes]]]:
+        await self.settle()
+        async for items in self.inner.raw_batches(batch):
+            yield items
+
+    async def update_analysis(self, rows: Sequence[Analysis]) -> None:
+        await self.inner.update_analysis(rows)
+
+    async def unanalysed(self, limit: int) -> list[tuple[str, bytes]]:
+        await self.settle()
+        found: list[tuple[str, bytes]] = await self.inner.unanalysed(limit)  # type: ignore[attr-defined]
+        return found
+
+
+def _unlink(paths: list[Path]) -> None:
+    for path in paths:
+        with contextlib.suppress(FileNotFoundError):
+            path.unlink()
+
+
+def _sync_directory(directory: Path) -> None:
+    """Make a new segment's name durable (the data's own ``fdatasync`` does not cover it)."""
+    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

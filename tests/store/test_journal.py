@@ -1,0 +1,172 @@
+"""The journal in front of a DuckDB file: acknowledged rows survive whatever state a kill leaves."""
+
+from __future__ import annotations
+
+import asyncio
+import resource
+import signal
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from reachwatch.store.duckdb import DuckDBStore
+from reachwatch.store.journal import DAMAGED, HEADER, SUFFIX, JournaledStore, Segment, decode
+from reachwatch.store.schema import TABLE, RowColumns, decompress
+from store.test_store import row
+
+#: no flush of its own accord: a test decides when the rows reach the file
+LAZY = {"quiet": 3600.0, "interval": 3600.0}
+
+
+def stored(db: Path) -> list[str]:
+    with duckdb.connect(str(db), read_only=True) as con:
+        return sorted(r[0] for r in con.execute(f"SELECT measurement_uid FROM {TABLE}").fetchall())
+
+
+def segments(journal: Path) -> list[Path]:
+    return sorted(journal.glob(f"*{SUFFIX}"))
+
+
+async def killed(store: JournaledStore) -> None:
+    """What a ``kill -9`` leaves: the store's file closed as it stood, the journal as written."""
+    assert store._task is not None
+    store._task.cancel()
+    store._thread.shutdown(wait=True)
+    await store.inner.close()
+
+
+async def opened(db: Path, **options: float) -> JournaledStore:
+    store = JournaledStore(DuckDBStore(str(db)), f"{db}.journal", **options)
+    await store.open()
+    return store
+
+
+async def test_small_groups_are_acknowledged_from_the_journal_and_read_back(tmp_path: Path) -> None:
+    db = tmp_path / "m.duckdb"
+    store = await opened(db, **LAZY)
+    rows = [row(i) for i in range(6)]
+    await store.insert(rows[:3])
+    await store.insert(rows[3:])
+    assert store.held == 6
+    # a duplicate is known before it reaches the file
+    assert await store.existing([rows[4].content_hash]) == {rows[4].content_hash: rows[4].measurement_uid}
+    # a read sees every acknowledged row: the journal is stored first
+    raw = await store.get_raw(rows[5].measurement_uid)
+    assert raw is not None and decompress(raw) == b'{"i": 5}'
+    assert store.held == 0
+    await store.close()
+    assert stored(db) == sorted(r.measurement_uid for r in rows)
+    assert segments(tmp_path / "m.duckdb.journal") == []
+
+
+async def test_what_a_kill_leaves_in_the_journal_is_stored_by_the_next_open(tmp_path: Path) -> None:
+    db = tmp_path / "m.duckdb"
+    store = await opened(db, **LAZY)
+    await store.insert([row(i) for i in range(4)])
+    await store.flush()  # these reach the file
+    await store.insert([row(i) for i in range(4, 9)])
+    await killed(store)
+    assert len(stored(db)) == 4
+    assert len(segments(tmp_path / "m.duckdb.journal")) == 1
+    again = await opened(db)
+    await again.close()
+    assert stored(db) == sorted(row(i).measurement_uid for i in range(9))
+    assert segments(tmp_path / "m.duckdb.journal") == []
+
+
+async def test_a_kill_between_the_insert_and_the_journals_deletion_stores_nothing_twice(
+    tmp_path: Path,
+) -> None:
+    db = tmp_path / "m.duckdb"
+    journal = tmp_path / "m.duckdb.journal"
+    store = await opened(db, **LAZY)
+    await store.insert([row(i) for i in range(5)])
+    assert store._segment is not None
+    kept = store._segment.path.read_bytes()
+    await store.flush()
+    await killed(store)
+    (journal / f"{1:012d}{SUFFIX}").write_bytes(kept)  # as if the kill came before the unlink
+    again = await opened(db)
+    await again.close()
+    assert stored(db) == sorted(row(i).measurement_uid for i in range(5))
+
+
+async def test_a_record_cut_short_by_a_kill_is_dropped_and_the_rest_kept(tmp_path: Path) -> None:
+    db = tmp_path / "m.duckdb"
+    journal = tmp_path / "m.duckdb.journal"
+    store = await opened(db, **LAZY)
+    await store.insert([row(1), row(2)])
+    await killed(store)
+    (path,) = segments(journal)
+    whole = path.read_bytes()
+    # the start of a record whose write was interrupted (never acknowledged)
+    path.write_bytes(whole + whole[: HEADER.size + 40])
+    again = await opened(db)
+    await again.close()
+    assert stored(db) == sorted([row(1).measurement_uid, row(2).measurement_uid])
+    assert list(journal.iterdir()) == []
+
+
+async def test_a_damaged_segment_is_set_aside_after_its_whole_records(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    db = tmp_path / "m.duckdb"
+    journal = tmp_path / "m.duckdb.journal"
+    store = await opened(db, **LAZY)
+    await store.insert([row(1)])
+    await store.insert([row(2)])
+    await killed(store)
+    (path,) = segments(journal)
+    data = bytearray(path.read_bytes())
+    data[-10] ^= 0xFF  # a flipped byte in the second record
+    path.write_bytes(bytes(data))
+    again = await opened(db)
+    await again.close()
+    assert stored(db) == [row(1).measurement_uid]
+    assert [p.name for p in journal.iterdir()] == [path.name + DAMAGED]
+    assert any("fails its checksum" in r.getMessage() for r in caplog.records)
+
+
+async def test_big_groups_go_straight_to_the_file(tmp_path: Path) -> None:
+    db = tmp_path / "m.duckdb"
+    store = await opened(db, direct_rows=10, **LAZY)
+    await store.insert([row(i) for i in range(10)])
+    assert store.held == 0
+    await killed(store)
+    assert len(stored(db)) == 10
+
+
+async def test_the_flusher_stores_rows_once_ingest_pauses(tmp_path: Path) -> None:
+    db = tmp_path / "m.duckdb"
+    store = await opened(db, quiet=0.01, interval=0.05)
+    await store.insert([row(1)])
+    for _ in range(200):
+        if store.held == 0:
+            break
+        await asyncio.sleep(0.01)
+    await killed(store)
+    assert stored(db) == [row(1).measurement_uid]
+
+
+def test_a_write_cut_short_leaves_the_segment_as_it_was(tmp_path: Path) -> None:
+    """A record that does not fit (here past the file size limit, as on a full disk: part of it
+    written, then an error) is taken back, so the next record follows the last whole one."""
+    segment = Segment(tmp_path / f"{1:012d}{SUFFIX}", sync=False)
+    segment.append(RowColumns.of_rows([row(1)]))
+    size = segment.size
+    limits = resource.getrlimit(resource.RLIMIT_FSIZE)
+    handler = signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (size + 100, limits[1]))
+    try:
+        with pytest.raises(OSError):
+            segment.append(RowColumns.of_rows([row(2)]))
+    finally:
+        resource.setrlimit(resource.RLIMIT_FSIZE, limits)
+        signal.signal(signal.SIGXFSZ, handler)
+    assert segment.path.stat().st_size == size
+    segment.append(RowColumns.of_rows([row(3)]))
+    segment.close()
+    parts, damage = decode(segment.path.read_bytes())
+    assert damage is None
+    assert [p.uids for p in parts] == [[row(1).measurement_uid], [row(3).measurement_uid]]
