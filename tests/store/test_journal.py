@@ -12,6 +12,7 @@ import pytest
 
 from reachwatch.store.duckdb import DuckDBStore
 from reachwatch.store.journal import DAMAGED, HEADER, SUFFIX, JournaledStore, Segment, decode
+from reachwatch.store.readers import open_reader
 from reachwatch.store.schema import TABLE, RowColumns, decompress
 from store.test_store import row
 
@@ -170,3 +171,16 @@ def test_a_write_cut_short_leaves_the_segment_as_it_was(tmp_path: Path) -> None:
     parts, damage = decode(segment.path.read_bytes())
     assert damage is None
     assert [p.uids for p in parts] == [[row(1).measurement_uid], [row(3).measurement_uid]]
+
+
+async def test_a_reader_of_the_file_first_stores_what_a_kill_left_in_the_journal(tmp_path: Path) -> None:
+    db = tmp_path / "m.duckdb"
+    store = await opened(db, **LAZY)
+    await store.insert([row(i) for i in range(3)])
+    await killed(store)
+    reader = await asyncio.to_thread(open_reader, str(db))  # as `reachwatch report --db` opens it
+    try:
+        assert reader.rows(f"SELECT count(*) FROM {TABLE}") == [(3,)]
+    finally:
+        reader.close()
+    assert segments(tmp_path / "m.duckdb.journal") == []

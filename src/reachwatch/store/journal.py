@@ -176,6 +176,7 @@ class JournaledStore:
         self._last_append = 0.0
         self._task: asyncio.Task[None] | None = None
         self.loop: asyncio.AbstractEventLoop | None = None  # the one it was opened on
+        self.recovered = 0  # rows an earlier run left in the journal, found by open()
 
     @property
     def held(self) -> int:
@@ -197,8 +198,8 @@ class JournaledStore:
                 self._unstored.update(zip(part.content_hashes, part.uids, strict=True))
         self._segment = await self._run(self._new_segment)
         if found:
-            count = sum(len(p) for _, parts in found for p in parts)
-            log.warning("the journal held %d measurements not yet stored: storing them", count)
+            self.recovered = sum(len(p) for _, parts in found for p in parts)
+            log.warning("the journal held %d measurements not yet stored: storing them", self.recovered)
             try:
                 await self.flush()
             except Exception as exc:  # kept in the journal; the flusher retries
@@ -398,6 +399,25 @@ class JournaledStore:
         await self.settle()
         found: list[tuple[str, bytes]] = await self.inner.unanalysed(limit)  # type: ignore[attr-defined]
         return found
+
+
+def store_left_journal(path: str) -> int:
+    """Store the measurements a stopped collector left in the journal beside the DuckDB file
+    ``path`` (killed before it stored them: the next ``serve`` would); how many there were. For
+    readers of the file, outside any event loop."""
+    journal = Path(f"{path}.journal")
+    left = sorted(journal.glob(f"*{SUFFIX}")) if journal.is_dir() else []
+    if not any(p.stat().st_size for p in left):
+        return 0
+    from reachwatch.store.duckdb import DuckDBStore
+
+    async def run() -> int:
+        store = JournaledStore(DuckDBStore(path), journal)
+        await store.open()
+        await store.close()
+        return store.recovered
+
+    return asyncio.run(run())
 
 
 def _unlink(paths: list[Path]) -> None:

@@ -8,6 +8,7 @@ ClickHouse: its HTTP interface, parameters rendered as escaped literals as the s
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import threading
 import urllib.parse
@@ -23,6 +24,8 @@ from reachwatch.store.query import Dialect
 
 if TYPE_CHECKING:
     from reachwatch.store.journal import JournaledStore
+
+log = logging.getLogger(__name__)
 
 
 class Reader(Protocol):
@@ -46,6 +49,7 @@ class DuckDBReader:
             raise UserError(
                 "no such DuckDB file", where=path, fix="pass the file `reachwatch serve --db` writes"
             )
+        _store_left_journal(path)
         try:
             return cls(duckdb.connect(path, read_only=read_only), owned=True)
         except duckdb.Error as exc:
@@ -98,6 +102,26 @@ def open_reader(location: str) -> Reader:
     if location.startswith(("http://", "https://")):
         return ClickHouseReader(location)
     return DuckDBReader.open(location)
+
+
+def _store_left_journal(path: str) -> None:
+    """What a killed collector left in its journal goes into the file before it is read."""
+    from reachwatch.store.journal import store_left_journal
+
+    try:
+        count = store_left_journal(path)
+    except Exception as exc:  # read what the file holds; say what it lacks and how to add it
+        log.warning(
+            "%s: the collector's journal beside it holds measurements not yet in it, and storing "
+            "them failed (%s: %.200s); `reachwatch serve --db %s` stores them when it starts",
+            path,
+            type(exc).__name__,
+            exc,
+            path,
+        )
+        return
+    if count:
+        log.warning("%s: stored %d measurements a stopped collector left in its journal", path, count)
 
 
 class SettlingReader:
