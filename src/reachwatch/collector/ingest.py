@@ -5,8 +5,9 @@ is decided there) and :meth:`Ingestor.submit` queues it for the group commit, in
 group's hashing and zstd compression (:func:`~reachwatch.collector.prepare.finish_rows`) run on
 a thread of their own, off the event loop, while the previous
 groups are inserted (all finished groups waiting go in one statement). Every request's answer waits
-for the commit that holds its rows. The queue is bounded: past ``max_pending`` measurements a
-request gets :class:`Overloaded` (503 + Retry-After).
+until its rows are durable: the store's commit, or, in front of a DuckDB file, the journal's append
+(:mod:`reachwatch.store.journal`). The queue is bounded: past ``max_pending`` measurements, those
+a journal holds included, a request gets :class:`Overloaded` (503 + Retry-After).
 
 The verdict is not on that path when the store can hold rows unanalysed (DuckDB, ClickHouse): rows
 are stored with ``analysed`` false and :class:`~reachwatch.collector.analyser.Analyser` fills the
@@ -153,7 +154,9 @@ class Ingestor:
         """The future of ``count`` more pending measurements; :class:`Overloaded` past the bound."""
         if self._tasks is None:
             raise RuntimeError("ingestor not started")
-        if self._pending + count > self.max_pending:
+        # rows a journal holds (acknowledged, not yet in the store) count too: a store that falls
+        # behind is answered 503 at once, not after a wait
+        if self._pending + count + getattr(self.store, "held", 0) > self.max_pending:
             raise Overloaded()
         self._pending += count
         return asyncio.get_running_loop().create_future()
