@@ -55,7 +55,7 @@ DIRECT_ROWS = 256
 #: Seconds without an append after which what the journal holds is inserted (ingest paused).
 QUIET = 0.01
 #: Longest the journal holds rows under a steady load before inserting them.
-INTERVAL = 0.1
+INTERVAL = 0.05
 #: Rows that trigger an insert at once.
 FLUSH_ROWS = 4_000
 #: Rows the journal may hold before appends wait for an insert (the store has fallen behind).
