@@ -102,7 +102,8 @@ def test_probes_submit_across_the_censor(tmp_path: Path) -> None:
     assert not any(r[8] or r[9] for r in rows if r[0] == "AS64502")
 
     raw = b"\n".join(decompress(r[10]) for r in rows)
-    files = [p.read_bytes() for p in db.parent.iterdir()]  # the database and any WAL beside it
+    # the database, any WAL beside it and the journal's segments
+    files = [p.read_bytes() for p in sorted(db.parent.rglob("*")) if p.is_file()]
     log = (out / "logs" / "collector.log").read_bytes()
     for address in addresses:
         for blob in (raw, log, *files):
