@@ -1,5 +1,6 @@
 """Acknowledged means stored: 20 `kill -9` of the collector during a bulk ingest lose nothing
-(what a kill leaves in the journal is stored by the next start).
+(what a kill leaves in the journal is stored by the next start). Three clients send batches, one
+sends each measurement on its own through OONI's report protocol.
 
 Default 2,000 measurements; ``REACHWATCH_KILL_MEASUREMENTS=50000`` for the long run.
 """
@@ -23,7 +24,7 @@ import duckdb
 import httpx
 import orjson
 
-from collector.test_app import web
+from collector.test_app import OPEN, web
 
 TOTAL = int(os.environ.get("REACHWATCH_KILL_MEASUREMENTS", "2000"))
 KILLS = 20
@@ -108,22 +109,34 @@ async def test_kill_9_loses_no_acknowledged_measurement(
     proc = start(db, port)
     await wait_ready(url, proc)
 
-    async def client() -> None:
+    async def post(http: httpx.AsyncClient, path: str, body: bytes) -> httpx.Response:
+        """``body`` sent until the collector answers it (it is killed and restarted meanwhile)."""
+        while True:
+            try:
+                r = await http.post(f"{url}{path}", content=body)
+            except httpx.TransportError:
+                await asyncio.sleep(0.05)
+                continue
+            if r.status_code == 200:
+                return r
+            assert r.status_code in (429, 503), r.text
+            await asyncio.sleep(0.05)
+
+    async def client(single: bool) -> None:
+        """Batches, or (``single``) each of a batch's measurements on its own, as OONI probes send."""
         async with httpx.AsyncClient(timeout=10) as http:
+            report = (await post(http, "/report", orjson.dumps(OPEN))).json()["report_id"]
             while not todo.empty():
                 i = todo.get_nowait()
-                while True:
-                    try:
-                        r = await http.post(f"{url}/api/v1/measurements", content=b"\n".join(batches[i]))
-                    except httpx.TransportError:
-                        await asyncio.sleep(0.05)
-                        continue
-                    if r.status_code == 200:
-                        for k, uid in enumerate(r.json()["measurement_uids"]):
-                            acked[starts[i] + k] = uid
-                        break
-                    assert r.status_code in (429, 503), r.text
-                    await asyncio.sleep(0.05)
+                if not single:
+                    r = await post(http, "/api/v1/measurements", b"\n".join(batches[i]))
+                    for k, uid in enumerate(r.json()["measurement_uids"]):
+                        acked[starts[i] + k] = uid
+                    continue
+                for k, line in enumerate(batches[i]):
+                    body = b'{"format":"json","content":' + line + b"}"
+                    r = await post(http, f"/report/{report}", body)
+                    acked[starts[i] + k] = r.json()["measurement_uid"]
 
     async def killer() -> int:
         nonlocal proc
@@ -146,7 +159,7 @@ async def test_kill_9_loses_no_acknowledged_measurement(
 
     orphans: set[int] = set()
     started = time.monotonic()
-    clients = [asyncio.create_task(client()) for _ in range(4)]
+    clients = [asyncio.create_task(client(single=n == 0)) for n in range(4)]
     kills = await killer()
     await asyncio.gather(*clients)
     os.kill(proc.pid, signal.SIGKILL)
