@@ -16,7 +16,8 @@ lagged). ``analysed`` is how many of the stored rows had their verdict when the 
         [--size small|median] [--no-clickhouse] [--no-baseline]
 
 ``no-journal`` is DuckDB with ``--no-journal`` (each group acknowledged after its own insert), run
-in the same process as the baseline of the journal's gain.
+in the same process as the baseline of the journal's gain; ``ch+journal`` is ClickHouse with a
+journal in front (``--journal-dir``), ``clickhouse`` without.
 """
 
 from __future__ import annotations
@@ -374,6 +375,12 @@ def main() -> None:
             else:
                 with clickhouse_server.running(work / "clickhouse") as ch:
                     results["clickhouse"] = collector_figures(["--clickhouse", f"{ch}/bench"], template, args)
+                    # with a journal in front (one ClickHouse insert, one new part, per ~50 ms)
+                    results["ch+journal"] = collector_figures(
+                        ["--clickhouse", f"{ch}/bench2", "--journal-dir", str(work / "ch.journal")],
+                        template,
+                        args,
+                    )
         print(
             f"echo (bare FastAPI): {echo['rate']:.0f} posts/s  p50 {echo['p50_ms']:.1f} ms  "
             f"p99 {echo['p99_ms']:.1f} ms  cpu/post {echo['cpu_us']:.0f} us"

@@ -60,6 +60,8 @@ def test_serve_rejects_bad_arguments(tmp_path: Path) -> None:
     assert r.returncode == 2 and "no such file" in r.stderr
     r = reachwatch("serve", "--db", str(tmp_path / "x.duckdb"), "--ingest-workers", "-1")
     assert r.returncode == 2 and "--ingest-workers -1" in r.stderr
+    r = reachwatch("serve", "--db", str(tmp_path / "x.duckdb"), "--no-journal", "--journal-dir", str(tmp_path))
+    assert r.returncode == 2 and "--journal-dir and --no-journal" in r.stderr
     r = reachwatch("submit", str(tmp_path / "missing.jsonl"), "--collector", "http://127.0.0.1:1")
     assert r.returncode == 2 and "no such file" in r.stderr
 
@@ -72,6 +74,7 @@ def test_serve_says_why_it_cannot_open_the_store(tmp_path: Path) -> None:
         (["--db", str(bad)], "not a valid DuckDB database file"),
         (["--db", str(tmp_path / "missing-dir" / "x.duckdb")], "does not exist"),
         (["--clickhouse", f"http://127.0.0.1:{free_port()}/db"], "cannot reach ClickHouse"),
+        (["--db", str(tmp_path / "x.duckdb"), "--journal-dir", str(bad)], "cannot use this directory"),
     ]
     for args, why in cases:
         r = reachwatch("serve", *args, "--port", str(free_port()), timeout=30)

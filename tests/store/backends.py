@@ -14,7 +14,7 @@ from typing import Any
 import orjson
 import pytest
 
-from reachwatch.store import Store, clickhouse_server, default_journal, open_store
+from reachwatch.store import Store, clickhouse_server, open_store
 
 SHARED = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "ooni"
 _db_counter = itertools.count()
@@ -30,25 +30,35 @@ def clickhouse_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         yield url
 
 
-#: A DuckDB location ending so is opened behind the collector's journal (:func:`open_location`).
+#: A location ending so is opened behind the collector's journal (:func:`open_location`).
 JOURNALED = "+journal"
+#: The journal directory of each journaled location (a ClickHouse one has no file to sit beside).
+_journals: dict[str, str] = {}
 
 
 @pytest.fixture(
-    params=["duckdb", "duckdb" + JOURNALED, pytest.param("clickhouse", marks=pytest.mark.clickhouse)]
+    params=[
+        "duckdb",
+        "duckdb" + JOURNALED,
+        pytest.param("clickhouse", marks=pytest.mark.clickhouse),
+        pytest.param("clickhouse" + JOURNALED, marks=pytest.mark.clickhouse),
+    ]
 )
 def store_location(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    suffix = JOURNALED if request.param.endswith(JOURNALED) else ""
     if request.param.startswith("duckdb"):
-        return str(tmp_path / "measurements.duckdb") + request.param.removeprefix("duckdb")
-    url: str = request.getfixturevalue("clickhouse_url")
-    return f"{url}/test{next(_db_counter)}"
+        location = str(tmp_path / "measurements.duckdb")
+    else:
+        url: str = request.getfixturevalue("clickhouse_url")
+        location = f"{url}/test{next(_db_counter)}"
+    _journals[location + suffix] = str(tmp_path / "journal")
+    return location + suffix
 
 
 def open_location(location: str) -> Store:
     """:func:`open_store` for a ``store_location``, a journaled one as the collector opens it."""
     if location.endswith(JOURNALED):
-        path = location.removesuffix(JOURNALED)
-        return open_store(path, journal=default_journal(path))
+        return open_store(location.removesuffix(JOURNALED), journal=_journals[location])
     return open_store(location)
 
 

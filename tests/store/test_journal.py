@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import resource
 import signal
 from pathlib import Path
@@ -10,8 +11,9 @@ from pathlib import Path
 import duckdb
 import pytest
 
+from reachwatch.errors import UserError
 from reachwatch.store.duckdb import DuckDBStore
-from reachwatch.store.journal import DAMAGED, HEADER, SUFFIX, JournaledStore, Segment, decode
+from reachwatch.store.journal import DAMAGED, HEADER, LOCK, SUFFIX, JournaledStore, Segment, decode
 from reachwatch.store.readers import open_reader
 from reachwatch.store.schema import TABLE, RowColumns, decompress
 from store.test_store import row
@@ -34,6 +36,8 @@ async def killed(store: JournaledStore) -> None:
     assert store._task is not None
     store._task.cancel()
     store._thread.shutdown(wait=True)
+    assert store._lock is not None
+    os.close(store._lock)  # the kernel drops a killed process's lock
     await store.inner.close()
 
 
@@ -106,7 +110,7 @@ async def test_a_record_cut_short_by_a_kill_is_dropped_and_the_rest_kept(tmp_pat
     again = await opened(db)
     await again.close()
     assert stored(db) == sorted([row(1).measurement_uid, row(2).measurement_uid])
-    assert list(journal.iterdir()) == []
+    assert [p.name for p in journal.iterdir()] == [LOCK]
 
 
 async def test_a_damaged_segment_is_set_aside_after_its_whole_records(
@@ -125,7 +129,7 @@ async def test_a_damaged_segment_is_set_aside_after_its_whole_records(
     again = await opened(db)
     await again.close()
     assert stored(db) == [row(1).measurement_uid]
-    assert [p.name for p in journal.iterdir()] == [path.name + DAMAGED]
+    assert sorted(p.name for p in journal.iterdir()) == sorted([path.name + DAMAGED, LOCK])
     assert any("fails its checksum" in r.getMessage() for r in caplog.records)
 
 
@@ -184,3 +188,15 @@ async def test_a_reader_of_the_file_first_stores_what_a_kill_left_in_the_journal
     finally:
         reader.close()
     assert segments(tmp_path / "m.duckdb.journal") == []
+
+
+async def test_one_journal_one_collector(tmp_path: Path) -> None:
+    """Two collectors on one journal (two ClickHouse collectors given the same --journal-dir)
+    would replay each other's segments: the second is refused with a clear message."""
+    first = await opened(tmp_path / "a.duckdb", **LAZY)
+    second = JournaledStore(DuckDBStore(str(tmp_path / "b.duckdb")), tmp_path / "a.duckdb.journal")
+    with pytest.raises(UserError, match="another collector is using this journal"):
+        await second.check()
+    with pytest.raises(UserError, match="another collector is using this journal"):
+        await second.open()
+    await first.close()

@@ -154,7 +154,7 @@ async def test_a_table_without_the_analysed_column_gets_it(store_location: str) 
     """A table from before the column: its rows count as analysed (they got their verdict at ingest)."""
     old = [c for c in COLUMNS if c.name != "analysed"]
     if store_location.startswith("http"):
-        parts = urllib.parse.urlsplit(store_location)
+        parts = urllib.parse.urlsplit(store_location.removesuffix(JOURNALED))
         db, base = parts.path.strip("/"), f"{parts.scheme}://{parts.netloc}/"
         cols = ", ".join(f"{c.name} {c.clickhouse}" for c in old)
         for sql in (

@@ -36,8 +36,14 @@ def serve(
     journal: bool = typer.Option(
         True,
         "--journal/--no-journal",
-        help="Acknowledge small groups once in a journal beside the DuckDB file (FILE.journal/), "
-        "inserted into the file many at a time; --no-journal: after each insert.",
+        help="Acknowledge small groups once appended to a journal, inserted into the store many at "
+        "a time (DuckDB: on by default, in FILE.duckdb.journal/); --no-journal: after each insert.",
+    ),
+    journal_dir: Path | None = typer.Option(
+        None,
+        "--journal-dir",
+        help="The journal's directory (one per collector): the default beside a DuckDB file; "
+        "give one to put a journal in front of ClickHouse.",
     ),
 ) -> None:
     """Run the collector (OONI collector protocol + native batch API)."""
@@ -52,6 +58,8 @@ def serve(
     for path in (asn_db, country_db, admin_token_file):
         if path is not None and not path.is_file():
             raise UserError("no such file", where=str(path))
+    if journal_dir is not None and not journal:
+        raise UserError("--journal-dir and --no-journal: give one or the other")
     token = admin_token_file.read_text().strip() if admin_token_file else None
     if admin_token_file and not token:
         raise UserError("the admin token file is empty", where=str(admin_token_file))
@@ -66,6 +74,7 @@ def serve(
         admin_token=token,
         ingest_workers=default_workers() if ingest_workers is None else ingest_workers,
         journal=journal,
+        journal_dir=str(journal_dir) if journal_dir is not None else None,
     )
     run(settings, host, port)
 

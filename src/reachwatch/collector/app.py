@@ -59,7 +59,7 @@ from reachwatch.collector.ooni_protocol import (
 )
 from reachwatch.collector.prepare import stage_lines, validation_message
 from reachwatch.collector.ratelimit import RateLimiter, network_key
-from reachwatch.store import default_journal, open_store
+from reachwatch.store import open_store
 
 log = logging.getLogger(__name__)
 ERRORS: dict[int | str, dict[str, Any]] = {
@@ -171,9 +171,7 @@ async def _answer(handler: Handler, arg: str, scope: Scope, receive: Receive, se
 def create_app(settings: Settings) -> CollectorApp:
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        store = open_store(
-            settings.store, journal=default_journal(settings.store) if settings.journal else None
-        )
+        store = open_store(settings.store, journal=settings.journal_location())
         await store.open()
         attributor = Attributor(settings.asn_db, settings.country_db)
         ingestor = Ingestor(store, attributor, await store.secret(), max_pending=settings.max_pending)

@@ -5,6 +5,8 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
+from reachwatch.store import default_journal
+
 
 @dataclasses.dataclass(frozen=True)
 class Settings:
@@ -17,4 +19,11 @@ class Settings:
     burst: float = 5_000.0
     admin_token: str | None = None
     ingest_workers: int = 0  # processes staging big batches (`reachwatch serve`: one per core)
-    journal: bool = True  # small groups acknowledged from a journal beside a DuckDB file
+    journal: bool = True  # small groups acknowledged once in a journal (store/journal.py)
+    journal_dir: str | None = None  # default: beside a DuckDB file; none for ClickHouse unless given
+
+    def journal_location(self) -> str | None:
+        """The journal's directory, or None for none."""
+        if not self.journal:
+            return None
+        return self.journal_dir or default_journal(self.store)

@@ -32,11 +32,12 @@ def uvicorn_config(settings: Settings, host: str, port: int) -> uvicorn.Config:
 
 def check_store(settings: Settings) -> None:
     """Reach the store once before uvicorn starts (no schema, no hashes loaded): a file that is not
-    a DuckDB database, one another collector holds, or an unreachable ClickHouse is then a UserError
+    a DuckDB database, one another collector holds, an unreachable ClickHouse or a journal directory
+    another collector holds or that cannot be written is then a UserError
     (a clear message, exit 2), not a traceback in uvicorn's startup log."""
 
     async def check() -> None:
-        store = open_store(settings.store)
+        store = open_store(settings.store, journal=settings.journal_location())
         try:
             await store.check()
         finally:

@@ -29,6 +29,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import errno
+import fcntl
 import logging
 import os
 import struct
@@ -40,6 +41,7 @@ from typing import Any
 
 import pyarrow as pa
 
+from reachwatch.errors import UserError
 from reachwatch.store import Store
 from reachwatch.store.query import Filters
 from reachwatch.store.schema import ARROW_SCHEMA, Analysis, Row, RowColumns
@@ -49,6 +51,7 @@ log = logging.getLogger(__name__)
 MAGIC = b"RWJ1"
 HEADER = struct.Struct("<4sIQ")
 SUFFIX = ".rwj"
+LOCK = "lock"
 DAMAGED = ".damaged"
 #: Groups of at least this many rows go straight to the store (a statement that size is cheap per row).
 DIRECT_ROWS = 256
@@ -177,6 +180,7 @@ class JournaledStore:
         self._task: asyncio.Task[None] | None = None
         self.loop: asyncio.AbstractEventLoop | None = None  # the one it was opened on
         self.recovered = 0  # rows an earlier run left in the journal, found by open()
+        self._lock: int | None = None
 
     @property
     def held(self) -> int:
@@ -186,11 +190,17 @@ class JournaledStore:
     # -- lifecycle -----------------------------------------------------------------------------
     async def check(self) -> None:
         await self.inner.check()
+        os.close(await asyncio.to_thread(_lock_directory, self.directory))
 
     async def open(self) -> None:
         self.loop = asyncio.get_running_loop()
-        await self.inner.open()
-        await asyncio.to_thread(self.directory.mkdir, parents=True, exist_ok=True)
+        self._lock = await asyncio.to_thread(_lock_directory, self.directory)
+        try:
+            await self.inner.open()
+        except BaseException:
+            os.close(self._lock)
+            self._lock = None
+            raise
         found = await asyncio.to_thread(self._recover)
         self._closed.extend(found)
         for _, parts in found:
@@ -224,6 +234,9 @@ class JournaledStore:
             segment, self._segment = self._segment, None
             await self._run(self._drop_if_empty, segment)
         self._thread.shutdown(wait=True)
+        if self._lock is not None:
+            os.close(self._lock)  # the lock goes with it
+            self._lock = None
         await self.inner.close()
 
     async def secret(self) -> bytes:
@@ -424,6 +437,31 @@ def _unlink(paths: list[Path]) -> None:
     for path in paths:
         with contextlib.suppress(FileNotFoundError):
             path.unlink()
+
+
+def _lock_directory(directory: Path) -> int:
+    """Create ``directory`` if need be and hold its lock file: two collectors appending to and
+    replaying one journal would store rows twice or lose them (a DuckDB file is locked by DuckDB;
+    a ClickHouse database is not)."""
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        fd = os.open(directory / LOCK, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    except OSError as exc:
+        raise UserError(
+            f"cannot use this directory for the journal: {exc.strerror}",
+            where=str(directory),
+            fix="give a directory the collector can create and write (--journal-dir)",
+        ) from exc
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        raise UserError(
+            "another collector is using this journal",
+            where=str(directory),
+            fix="give each collector a journal directory of its own (--journal-dir)",
+        ) from None
+    return fd
 
 
 def _sync_directory(directory: Path) -> None:
