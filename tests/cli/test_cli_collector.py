@@ -60,7 +60,9 @@ def test_serve_rejects_bad_arguments(tmp_path: Path) -> None:
     assert r.returncode == 2 and "no such file" in r.stderr
     r = reachwatch("serve", "--db", str(tmp_path / "x.duckdb"), "--ingest-workers", "-1")
     assert r.returncode == 2 and "--ingest-workers -1" in r.stderr
-    r = reachwatch("serve", "--db", str(tmp_path / "x.duckdb"), "--no-journal", "--journal-dir", str(tmp_path))
+    r = reachwatch(
+        "serve", "--db", str(tmp_path / "x.duckdb"), "--no-journal", "--journal-dir", str(tmp_path)
+    )
     assert r.returncode == 2 and "--journal-dir and --no-journal" in r.stderr
     r = reachwatch("submit", str(tmp_path / "missing.jsonl"), "--collector", "http://127.0.0.1:1")
     assert r.returncode == 2 and "no such file" in r.stderr

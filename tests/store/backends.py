@@ -36,6 +36,15 @@ JOURNALED = "+journal"
 _journals: dict[str, str] = {}
 
 
+@pytest.fixture(params=["duckdb", pytest.param("clickhouse", marks=pytest.mark.clickhouse)])
+def store_location(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A DuckDB file or a ClickHouse database, for any test of what reads or writes a store."""
+    if request.param == "duckdb":
+        return str(tmp_path / "measurements.duckdb")
+    url: str = request.getfixturevalue("clickhouse_url")
+    return f"{url}/test{next(_db_counter)}"
+
+
 @pytest.fixture(
     params=[
         "duckdb",
@@ -44,7 +53,9 @@ _journals: dict[str, str] = {}
         pytest.param("clickhouse" + JOURNALED, marks=pytest.mark.clickhouse),
     ]
 )
-def store_location(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+def store_variant(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """:func:`store_location` with or without the collector's journal in front: for the Store
+    protocol's own tests, opened with :func:`open_location`."""
     suffix = JOURNALED if request.param.endswith(JOURNALED) else ""
     if request.param.startswith("duckdb"):
         location = str(tmp_path / "measurements.duckdb")

@@ -11,6 +11,7 @@ from pathlib import Path
 import duckdb
 import pytest
 
+from reachwatch.analyze.duckdb_backend import DuckDBAnalysis
 from reachwatch.errors import UserError
 from reachwatch.store.duckdb import DuckDBStore
 from reachwatch.store.journal import DAMAGED, HEADER, LOCK, SUFFIX, JournaledStore, Segment, decode
@@ -200,3 +201,15 @@ async def test_one_journal_one_collector(tmp_path: Path) -> None:
     with pytest.raises(UserError, match="another collector is using this journal"):
         await second.open()
     await first.close()
+
+
+async def test_reanalysis_of_the_file_first_stores_what_a_kill_left_in_the_journal(tmp_path: Path) -> None:
+    db = tmp_path / "m.duckdb"
+    store = await opened(db, **LAZY)
+    await store.insert([row(i) for i in range(4)])
+    await killed(store)
+    analysis = await asyncio.to_thread(DuckDBAnalysis, str(db))  # as `reachwatch analyze --db` opens it
+    try:
+        assert analysis.con.execute(f"SELECT count(*) FROM {TABLE}").fetchall() == [(4,)]
+    finally:
+        analysis.con.close()

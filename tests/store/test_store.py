@@ -45,8 +45,8 @@ def row(i: int, **over: object) -> Row:
     return dataclasses.replace(base, **over)
 
 
-async def test_store_behaviour(store_location: str) -> None:
-    store = open_location(store_location)
+async def test_store_behaviour(store_variant: str) -> None:
+    store = open_location(store_variant)
     await store.open()
     try:
         secret = await store.secret()
@@ -106,13 +106,13 @@ async def test_store_behaviour(store_location: str) -> None:
         await store.close()
 
 
-async def test_reopen_keeps_rows_and_secret(store_location: str) -> None:
-    store = open_location(store_location)
+async def test_reopen_keeps_rows_and_secret(store_variant: str) -> None:
+    store = open_location(store_variant)
     await store.open()
     secret = await store.secret()
     await store.insert([row(1)])
     await store.close()
-    again = open_location(store_location)
+    again = open_location(store_variant)
     await again.open()
     try:
         assert await again.secret() == secret
@@ -121,9 +121,9 @@ async def test_reopen_keeps_rows_and_secret(store_location: str) -> None:
         await again.close()
 
 
-async def test_unanalysed_rows_and_their_update(store_location: str) -> None:
+async def test_unanalysed_rows_and_their_update(store_variant: str) -> None:
     """Rows stored before their verdict are the background analysis's backlog until updated."""
-    store = open_location(store_location)
+    store = open_location(store_variant)
     await store.open()
     try:
         rows = [row(i, analysed=i % 2 == 0) for i in range(10)]
@@ -150,11 +150,11 @@ async def test_unanalysed_rows_and_their_update(store_location: str) -> None:
         await store.close()
 
 
-async def test_a_table_without_the_analysed_column_gets_it(store_location: str) -> None:
+async def test_a_table_without_the_analysed_column_gets_it(store_variant: str) -> None:
     """A table from before the column: its rows count as analysed (they got their verdict at ingest)."""
     old = [c for c in COLUMNS if c.name != "analysed"]
-    if store_location.startswith("http"):
-        parts = urllib.parse.urlsplit(store_location.removesuffix(JOURNALED))
+    if store_variant.startswith("http"):
+        parts = urllib.parse.urlsplit(store_variant.removesuffix(JOURNALED))
         db, base = parts.path.strip("/"), f"{parts.scheme}://{parts.netloc}/"
         cols = ", ".join(f"{c.name} {c.clickhouse}" for c in old)
         for sql in (
@@ -166,7 +166,7 @@ async def test_a_table_without_the_analysed_column_gets_it(store_location: str) 
         ):
             httpx.post(base, content=sql.encode()).raise_for_status()
     else:
-        con = duckdb.connect(store_location.removesuffix(JOURNALED))
+        con = duckdb.connect(store_variant.removesuffix(JOURNALED))
         con.execute(f"CREATE TABLE {TABLE} ({', '.join(f'{c.name} {c.duckdb}' for c in old)})")
         values = [
             v
@@ -177,7 +177,7 @@ async def test_a_table_without_the_analysed_column_gets_it(store_location: str) 
         ]
         con.execute(f"INSERT INTO {TABLE} VALUES ({', '.join('?' * len(values))})", values)
         con.close()
-    store = open_location(store_location)
+    store = open_location(store_variant)
     await store.open()
     try:
         assert await store.unanalysed(10) == []  # type: ignore[attr-defined]

@@ -16,6 +16,7 @@ import pyarrow as pa
 from reachwatch.analyze import cells_table
 from reachwatch.errors import UserError
 from reachwatch.store.duckdb import transaction
+from reachwatch.store.readers import store_left_journal_or_warn
 from reachwatch.store.schema import TABLE
 
 STATE = "analysis_state"
@@ -26,6 +27,7 @@ class DuckDBAnalysis:
 
     def __init__(self, path: str) -> None:
         self.where = path
+        store_left_journal_or_warn(path)
         try:
             self.con = duckdb.connect(path)
         except duckdb.Error as exc:

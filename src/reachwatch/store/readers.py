@@ -49,7 +49,7 @@ class DuckDBReader:
             raise UserError(
                 "no such DuckDB file", where=path, fix="pass the file `reachwatch serve --db` writes"
             )
-        _store_left_journal(path)
+        store_left_journal_or_warn(path)
         try:
             return cls(duckdb.connect(path, read_only=read_only), owned=True)
         except duckdb.Error as exc:
@@ -104,7 +104,7 @@ def open_reader(location: str) -> Reader:
     return DuckDBReader.open(location)
 
 
-def _store_left_journal(path: str) -> None:
+def store_left_journal_or_warn(path: str) -> None:
     """What a killed collector left in its journal goes into the file before it is read."""
     from reachwatch.store.journal import store_left_journal
 
