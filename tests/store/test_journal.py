@@ -14,7 +14,16 @@ import pytest
 from reachwatch.analyze.duckdb_backend import DuckDBAnalysis
 from reachwatch.errors import UserError
 from reachwatch.store.duckdb import DuckDBStore
-from reachwatch.store.journal import DAMAGED, HEADER, LOCK, SUFFIX, JournaledStore, Segment, decode
+from reachwatch.store.journal import (
+    DAMAGED,
+    HEADER,
+    LOCK,
+    SUFFIX,
+    JournaledStore,
+    Segment,
+    decode,
+    store_left_journal,
+)
 from reachwatch.store.readers import open_reader
 from reachwatch.store.schema import TABLE, RowColumns, decompress
 from store.test_store import row
@@ -200,6 +209,10 @@ async def test_one_journal_one_collector(tmp_path: Path) -> None:
         await second.check()
     with pytest.raises(UserError, match="another collector is using this journal"):
         await second.open()
+    # a reader of the file leaves a running collector's journal to it
+    await first.insert([row(1)])
+    assert await asyncio.to_thread(store_left_journal, str(tmp_path / "a.duckdb")) == 0
+    assert first.held == 1
     await first.close()
 
 

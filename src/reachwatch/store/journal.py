@@ -430,13 +430,20 @@ def store_left_journal(path: str) -> int:
         await store.close()
         return store.recovered
 
-    return asyncio.run(run())
+    try:
+        return asyncio.run(run())
+    except JournalBusy:  # a collector is running on it: its rows are its to store
+        return 0
 
 
 def _unlink(paths: list[Path]) -> None:
     for path in paths:
         with contextlib.suppress(FileNotFoundError):
             path.unlink()
+
+
+class JournalBusy(UserError):
+    """The journal's lock is held: a collector is running on it."""
 
 
 def _lock_directory(directory: Path) -> int:
@@ -456,7 +463,7 @@ def _lock_directory(directory: Path) -> int:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
         os.close(fd)
-        raise UserError(
+        raise JournalBusy(
             "another collector is using this journal",
             where=str(directory),
             fix="give each collector a journal directory of its own (--journal-dir)",
