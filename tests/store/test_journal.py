@@ -6,6 +6,7 @@ import asyncio
 import os
 import resource
 import signal
+from collections.abc import Callable
 from pathlib import Path
 
 import duckdb
@@ -187,19 +188,6 @@ def test_a_write_cut_short_leaves_the_segment_as_it_was(tmp_path: Path) -> None:
     assert [p.uids for p in parts] == [[row(1).measurement_uid], [row(3).measurement_uid]]
 
 
-async def test_a_reader_of_the_file_first_stores_what_a_kill_left_in_the_journal(tmp_path: Path) -> None:
-    db = tmp_path / "m.duckdb"
-    store = await opened(db, **LAZY)
-    await store.insert([row(i) for i in range(3)])
-    await killed(store)
-    reader = await asyncio.to_thread(open_reader, str(db))  # as `reachwatch report --db` opens it
-    try:
-        assert reader.rows(f"SELECT count(*) FROM {TABLE}") == [(3,)]
-    finally:
-        reader.close()
-    assert segments(tmp_path / "m.duckdb.journal") == []
-
-
 async def test_one_journal_one_collector(tmp_path: Path) -> None:
     """Two collectors on one journal (two ClickHouse collectors given the same --journal-dir)
     would replay each other's segments: the second is refused with a clear message."""
@@ -216,13 +204,31 @@ async def test_one_journal_one_collector(tmp_path: Path) -> None:
     await first.close()
 
 
-async def test_reanalysis_of_the_file_first_stores_what_a_kill_left_in_the_journal(tmp_path: Path) -> None:
-    db = tmp_path / "m.duckdb"
-    store = await opened(db, **LAZY)
-    await store.insert([row(i) for i in range(4)])
-    await killed(store)
-    analysis = await asyncio.to_thread(DuckDBAnalysis, str(db))  # as `reachwatch analyze --db` opens it
+def count_by_report(db: str) -> int:
+    """The rows as `reachwatch report --db` (and findings, aggregate) open the file."""
+    reader = open_reader(db)
     try:
-        assert analysis.con.execute(f"SELECT count(*) FROM {TABLE}").fetchall() == [(4,)]
+        return int(reader.rows(f"SELECT count(*) FROM {TABLE}")[0][0])
+    finally:
+        reader.close()
+
+
+def count_by_analysis(db: str) -> int:
+    """The rows as `reachwatch analyze --db` opens the file."""
+    analysis = DuckDBAnalysis(db)
+    try:
+        return int(analysis.con.execute(f"SELECT count(*) FROM {TABLE}").fetchall()[0][0])
     finally:
         analysis.con.close()
+
+
+@pytest.mark.parametrize("count", [count_by_report, count_by_analysis])
+async def test_a_reader_of_the_file_first_stores_what_a_kill_left_in_the_journal(
+    tmp_path: Path, count: Callable[[str], int]
+) -> None:
+    db = tmp_path / "m.duckdb"
+    store = await opened(db, **LAZY)
+    await store.insert([row(i) for i in range(3)])
+    await killed(store)
+    assert await asyncio.to_thread(count, str(db)) == 3
+    assert segments(tmp_path / "m.duckdb.journal") == []
