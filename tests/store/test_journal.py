@@ -10,6 +10,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import duckdb
+import pyarrow as pa
 import pytest
 
 from reachwatch.analyze.duckdb_backend import DuckDBAnalysis
@@ -232,3 +233,26 @@ async def test_a_reader_of_the_file_first_stores_what_a_kill_left_in_the_journal
     await killed(store)
     assert await asyncio.to_thread(count, str(db)) == 3
     assert segments(tmp_path / "m.duckdb.journal") == []
+
+
+async def test_a_segment_the_store_refuses_does_not_hold_back_the_others(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Whatever makes the store refuse one segment's rows (here a NULL where the table wants a
+    value), the other segments are stored; the refused one stays in the journal, retried."""
+    db = tmp_path / "m.duckdb"
+    journal = tmp_path / "m.duckdb.journal"
+    journal.mkdir()
+    refused = RowColumns.of_rows([row(1)])
+    refused = RowColumns(refused.table.set_column(2, "report_id", pa.array([None], pa.string())))
+    for number, rows in ((1, refused), (2, RowColumns.of_rows([row(2), row(3)]))):
+        segment = Segment(journal / f"{number:012d}{SUFFIX}", sync=False)
+        segment.append(rows)
+        segment.close()
+    store = await opened(db, **LAZY)
+    assert store.held == 1
+    await store.insert([row(4)])
+    await store.close()
+    assert stored(db) == sorted(row(i).measurement_uid for i in (2, 3, 4))
+    assert [p.name for p in segments(journal)] == [f"{1:012d}{SUFFIX}"]
+    assert any("stay in the journal" in r.getMessage() for r in caplog.records)

@@ -292,14 +292,35 @@ class JournaledStore:
             if not self._closed:
                 return
             closed = list(self._closed)
-            rows = [r for _, parts in closed for r in parts]
-            await self._store(RowColumns.concat(rows) if len(rows) > 1 else rows[0])
-            del self._closed[: len(closed)]
-            for _, parts in closed:
-                for part in parts:
-                    for h in part.content_hashes:
-                        self._unstored.pop(h, None)
-            await self._run(_unlink, [path for path, _ in closed if path is not None])
+            try:
+                await self._store(_rows_of(closed))
+            except Exception:
+                if len(closed) == 1:
+                    raise
+                # one segment the store refuses (whatever the cause) must not hold back the others:
+                # each on its own, and the ones refused stay for the next try
+                failure: Exception | None = None
+                stored = []
+                for entry in closed:
+                    try:
+                        await self._store(_rows_of([entry]))
+                        stored.append(entry)
+                    except Exception as exc:
+                        failure = failure or exc
+                await self._forget(stored)
+                if failure is not None:
+                    raise failure from None
+                return
+            await self._forget(closed)
+
+    async def _forget(self, stored: list[tuple[Path | None, list[RowColumns]]]) -> None:
+        """Segments whose rows are in the store now: out of the journal, and room for appends."""
+        self._closed = [e for e in self._closed if not any(e is done for done in stored)]
+        for entry in stored:
+            for part in entry[1]:
+                for h in part.content_hashes:
+                    self._unstored.pop(h, None)
+        await self._run(_unlink, [path for path, _ in stored if path is not None])
         async with self._room:
             self._room.notify_all()
 
@@ -434,6 +455,11 @@ def store_left_journal(path: str) -> int:
         return asyncio.run(run())
     except JournalBusy:  # a collector is running on it: its rows are its to store
         return 0
+
+
+def _rows_of(segments: list[tuple[Path | None, list[RowColumns]]]) -> RowColumns:
+    rows = [r for _, parts in segments for r in parts]
+    return RowColumns.concat(rows) if len(rows) > 1 else rows[0]
 
 
 def _unlink(paths: list[Path]) -> None:
