@@ -18,7 +18,9 @@ of its write) was never acknowledged and is dropped; a damaged segment is kept a
 (``.damaged``) for the operator rather than deleted.
 
 Reads see everything acknowledged: every read first inserts what the journal holds. A store
-write that fails (a full disk) leaves the rows in the journal; the flush is retried.
+write that fails (a full disk) leaves the rows in the journal: each segment is then tried on its
+own (one the store refuses must not hold back the rest) and what is refused is retried. One
+collector per journal: the directory's lock file is held while the store is open.
 
 Record: ``RWJ1``, CRC-32 of the payload, payload length (little-endian), payload (an Arrow IPC
 stream of :data:`~reachwatch.store.schema.ARROW_SCHEMA` rows).
