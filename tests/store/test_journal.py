@@ -19,7 +19,6 @@ from reachwatch.store.duckdb import DuckDBStore
 from reachwatch.store.journal import (
     DAMAGED,
     HEADER,
-    LOCK,
     SUFFIX,
     JournaledStore,
     Segment,
@@ -122,7 +121,7 @@ async def test_a_record_cut_short_by_a_kill_is_dropped_and_the_rest_kept(tmp_pat
     again = await opened(db)
     await again.close()
     assert stored(db) == sorted([row(1).measurement_uid, row(2).measurement_uid])
-    assert [p.name for p in journal.iterdir()] == [LOCK]
+    assert list(journal.iterdir()) == []
 
 
 async def test_a_damaged_segment_is_set_aside_after_its_whole_records(
@@ -141,7 +140,7 @@ async def test_a_damaged_segment_is_set_aside_after_its_whole_records(
     again = await opened(db)
     await again.close()
     assert stored(db) == [row(1).measurement_uid]
-    assert sorted(p.name for p in journal.iterdir()) == sorted([path.name + DAMAGED, LOCK])
+    assert [p.name for p in journal.iterdir()] == [path.name + DAMAGED]
     assert any("fails its checksum" in r.getMessage() for r in caplog.records)
 
 

@@ -20,7 +20,7 @@ of its write) was never acknowledged and is dropped; a damaged segment is kept a
 Reads see everything acknowledged: every read first inserts what the journal holds. A store
 write that fails (a full disk) leaves the rows in the journal: each segment is then tried on its
 own (one the store refuses must not hold back the rest) and what is refused is retried. One
-collector per journal: the directory's lock file is held while the store is open.
+collector per journal: the directory is locked (``flock``) while the store is open.
 
 Record: ``RWJ1``, CRC-32 of the payload, payload length (little-endian), payload (an Arrow IPC
 stream of :data:`~reachwatch.store.schema.ARROW_SCHEMA` rows).
@@ -53,7 +53,6 @@ log = logging.getLogger(__name__)
 MAGIC = b"RWJ1"
 HEADER = struct.Struct("<4sIQ")
 SUFFIX = ".rwj"
-LOCK = "lock"
 DAMAGED = ".damaged"
 #: Groups of at least this many rows go straight to the store (a statement that size is cheap per row).
 DIRECT_ROWS = 256
@@ -475,12 +474,12 @@ class JournalBusy(UserError):
 
 
 def _lock_directory(directory: Path) -> int:
-    """Create ``directory`` if need be and hold its lock file: two collectors appending to and
-    replaying one journal would store rows twice or lose them (a DuckDB file is locked by DuckDB;
-    a ClickHouse database is not)."""
+    """Create ``directory`` if need be and hold a lock on it (``flock`` of the directory itself, so
+    no lock file is left behind): two collectors appending to and replaying one journal would store
+    rows twice or lose them (a DuckDB file is locked by DuckDB; a ClickHouse database is not)."""
     try:
         directory.mkdir(parents=True, exist_ok=True)
-        fd = os.open(directory / LOCK, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
     except OSError as exc:
         raise UserError(
             f"cannot use this directory for the journal: {exc.strerror}",
