@@ -7,6 +7,7 @@ write routes are also answered straight from ASGI by :class:`CollectorApp` (the 
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import datetime as dt
 import logging
@@ -59,7 +60,8 @@ from reachwatch.collector.ooni_protocol import (
 )
 from reachwatch.collector.prepare import stage_lines, validation_message
 from reachwatch.collector.ratelimit import RateLimiter, network_key
-from reachwatch.store import open_store
+from reachwatch.store import default_journal, open_store
+from reachwatch.store.journal import store_left_journal
 
 log = logging.getLogger(__name__)
 ERRORS: dict[int | str, dict[str, Any]] = {
@@ -171,6 +173,9 @@ async def _answer(handler: Handler, arg: str, scope: Scope, receive: Receive, se
 def create_app(settings: Settings) -> CollectorApp:
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        if not settings.journal and default_journal(settings.store):
+            # what a run with the journal left beside the file goes in before one without it
+            await asyncio.to_thread(store_left_journal, settings.store)
         store = open_store(settings.store, journal=settings.journal_location())
         await store.open()
         attributor = Attributor(settings.asn_db, settings.country_db)

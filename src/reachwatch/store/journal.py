@@ -44,7 +44,7 @@ from typing import Any
 import pyarrow as pa
 
 from reachwatch.errors import UserError
-from reachwatch.store import Store
+from reachwatch.store import Store, default_journal
 from reachwatch.store.query import Filters
 from reachwatch.store.schema import ARROW_SCHEMA, Analysis, Row, RowColumns
 
@@ -440,7 +440,7 @@ def store_left_journal(path: str) -> int:
     """Store the measurements a stopped collector left in the journal beside the DuckDB file
     ``path`` (killed before it stored them: the next ``serve`` would); how many there were. For
     readers of the file, outside any event loop."""
-    journal = Path(f"{path}.journal")
+    journal = Path(default_journal(path) or "")
     left = sorted(journal.glob(f"*{SUFFIX}")) if journal.is_dir() else []
     if not any(p.stat().st_size for p in left):
         return 0

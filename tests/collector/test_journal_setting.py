@@ -1,0 +1,25 @@
+"""The journal setting across restarts: what one run left in the journal is never stranded."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from collector.conftest import collector
+from reachwatch.collector.config import Settings
+from reachwatch.store.duckdb import DuckDBStore
+from reachwatch.store.journal import JournaledStore
+from store.test_journal import LAZY, killed, segments
+from store.test_store import row
+
+
+async def test_a_run_without_the_journal_first_stores_what_a_killed_run_left_in_it(tmp_path: Path) -> None:
+    db = tmp_path / "m.duckdb"
+    left = JournaledStore(DuckDBStore(str(db)), f"{db}.journal", **LAZY)
+    await left.open()
+    await left.insert([row(i) for i in range(3)])
+    await killed(left)
+    async with collector(Settings(store=str(db), rate=0, journal=False)) as (_, http):
+        for i in range(3):
+            r = await http.get(f"/api/v1/measurement/{row(i).measurement_uid}")
+            assert r.status_code == 200, r.text
+    assert segments(tmp_path / "m.duckdb.journal") == []
