@@ -58,11 +58,13 @@ async def test_a_full_disk_is_a_503_and_loses_nothing_acknowledged(
                     acknowledged.update(r.json()["measurement_uids"])
                     continue
                 refused = r
+                health = await http.get("/api/v1/health")
                 break
     assert refused is not None, "the disk never filled up"
     assert refused.status_code == 503
     assert refused.headers["Retry-After"].isdigit()
     assert refused.json()["error"] == STORE_FAILED
+    assert health.status_code == 503 and health.json()["status"] == "store failing"
     assert any("store write failed" in r.getMessage() for r in caplog.records)
     assert acknowledged
     subprocess.run(["mount", "-o", "remount,size=64m", str(small_disk)], check=True)

@@ -23,7 +23,7 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
-from reachwatch.collector import admin, reads
+from reachwatch.collector import admin, health, reads
 from reachwatch.collector.analyser import close_pool
 from reachwatch.collector.attribution import Attributor
 from reachwatch.collector.batch import (
@@ -328,6 +328,7 @@ def create_app(settings: Settings) -> CollectorApp:
         return _json_bytes(await submit_many(request.scope, request.receive, ""))
 
     reads.add_routes(app)
+    health.add_routes(app)
     admin.add_routes(app, settings)
     _add_dashboard(app)
     return app

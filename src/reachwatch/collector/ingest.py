@@ -50,6 +50,8 @@ class Overloaded(ApiError):
         super().__init__(503, message, headers={"Retry-After": str(retry_after)})
 
 
+#: Seconds a failed store write counts as the store failing, for :meth:`Ingestor.health`.
+STORE_RETRY = 10.0
 #: What a request hears when its rows could not be stored (disk full, say): nothing of it was kept.
 STORE_FAILED = (
     "the collector could not store these measurements (storage error); nothing was kept, retry later"
@@ -90,6 +92,8 @@ class Ingestor:
         self._finished: asyncio.Queue[Finished] = asyncio.Queue()
         self._finisher: ThreadPoolExecutor | None = None
         self._pending = 0
+        #: when the last write to the store (or its journal) failed, if the last one did
+        self._store_failed_at: float | None = None
         self._last_active = time.monotonic()
         self._tasks: tuple[asyncio.Task[None], asyncio.Task[None]] | None = None
 
@@ -161,6 +165,22 @@ class Ingestor:
         self._pending += count
         return asyncio.get_running_loop().create_future()
 
+    def health(self) -> dict[str, Any]:
+        """What an operator or a load balancer needs to know, without touching the store: how
+        much is waiting, and whether writes are failing or the collector is full."""
+        held = getattr(self.store, "held", None)
+        failed = self._store_failed_at
+        # a failure is news for STORE_RETRY seconds: no write may come to clear it (clients back off)
+        recent = failed is not None and time.monotonic() - failed < STORE_RETRY
+        failing = recent or bool(getattr(self.store, "failing", False))
+        full = self._pending + (held or 0) >= self.max_pending
+        return {
+            "status": "store failing" if failing else "busy" if full else "ok",
+            "pending": self._pending,
+            "journal": held,
+            "max_pending": self.max_pending,
+        }
+
     def idle_for(self) -> float:
         """Seconds since ingest last had work (nothing queued or being committed); 0 while it has."""
         return 0.0 if self._pending else time.monotonic() - self._last_active
@@ -229,9 +249,11 @@ class Ingestor:
             lengths = [n for _, _, ns in groups for n in ns]
             try:
                 await self._commit(batch, rows, lengths)
+                self._store_failed_at = None
             except Exception as exc:
                 # the store's own message (no submitter address is ever in a row), for the operator
                 log.error("store write failed: %s: %.300s", type(exc).__name__, exc)
+                self._store_failed_at = time.monotonic()
                 self._fail(batch, 0, STORE_FAILED)
             finally:
                 self._done(size)

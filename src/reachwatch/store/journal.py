@@ -181,6 +181,7 @@ class JournaledStore:
         self._task: asyncio.Task[None] | None = None
         self.loop: asyncio.AbstractEventLoop | None = None  # the one it was opened on
         self.recovered = 0  # rows an earlier run left in the journal, found by open()
+        self.failing = False  # whether the last insert of what the journal holds failed
         self._lock: int | None = None
 
     @property
@@ -352,8 +353,10 @@ class JournaledStore:
                 await asyncio.sleep(min(self.quiet, self.interval - (now - started)))
             try:
                 await self.flush()
+                self.failing = False
             except Exception as exc:
                 log.error("store write failed: %s: %.300s", type(exc).__name__, exc)
+                self.failing = True
                 await asyncio.sleep(RETRY)
                 self._wake.set()
 
