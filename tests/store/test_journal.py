@@ -23,6 +23,7 @@ from reachwatch.store.journal import (
     JournaledStore,
     Segment,
     decode,
+    encode,
     store_left_journal,
 )
 from reachwatch.store.readers import open_reader
@@ -169,19 +170,19 @@ def test_a_write_cut_short_leaves_the_segment_as_it_was(tmp_path: Path) -> None:
     """A record that does not fit (here past the file size limit, as on a full disk: part of it
     written, then an error) is taken back, so the next record follows the last whole one."""
     segment = Segment(tmp_path / f"{1:012d}{SUFFIX}", sync=False)
-    segment.append(RowColumns.of_rows([row(1)]))
+    segment.append(encode(RowColumns.of_rows([row(1)])))
     size = segment.size
     limits = resource.getrlimit(resource.RLIMIT_FSIZE)
     handler = signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
     resource.setrlimit(resource.RLIMIT_FSIZE, (size + 100, limits[1]))
     try:
         with pytest.raises(OSError):
-            segment.append(RowColumns.of_rows([row(2)]))
+            segment.append(encode(RowColumns.of_rows([row(2)])))
     finally:
         resource.setrlimit(resource.RLIMIT_FSIZE, limits)
         signal.signal(signal.SIGXFSZ, handler)
     assert segment.path.stat().st_size == size
-    segment.append(RowColumns.of_rows([row(3)]))
+    segment.append(encode(RowColumns.of_rows([row(3)])))
     segment.close()
     parts, damage = decode(segment.path.read_bytes())
     assert damage is None
@@ -246,7 +247,7 @@ async def test_a_segment_the_store_refuses_does_not_hold_back_the_others(
     refused = RowColumns(refused.table.set_column(2, "report_id", pa.array([None], pa.string())))
     for number, rows in ((1, refused), (2, RowColumns.of_rows([row(2), row(3)]))):
         segment = Segment(journal / f"{number:012d}{SUFFIX}", sync=False)
-        segment.append(rows)
+        segment.append(encode(rows))
         segment.close()
     store = await opened(db, **LAZY)
     assert store.held == 1

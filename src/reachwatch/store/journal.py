@@ -112,9 +112,10 @@ class Segment:
         self.fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
         self.size = 0
 
-    def append(self, rows: RowColumns) -> None:
-        """Write the record of ``rows`` whole (and to disk, with ``sync``), or leave the file as it was."""
-        views = [memoryview(p) for p in encode(rows)]
+    def append(self, record: list[bytes | pa.Buffer]) -> None:
+        """Write ``record`` (:func:`encode`) whole (and to disk, with ``sync``), or leave the file
+        as it was."""
+        views = [memoryview(p) for p in record]
         length = sum(len(v) for v in views)
         at = self.size  # written at an explicit offset: a record taken back leaves no gap
         try:
@@ -273,7 +274,8 @@ class JournaledStore:
             segment = self._segment
             if segment is None:
                 raise RuntimeError("journal not opened")
-            await self._run(segment.append, batch)
+            # encoded here, on the event loop: fewer hand-offs of the GIL than on the journal's thread
+            await self._run(segment.append, encode(batch))
             self._held.append(batch)
         self._unstored.update(zip(batch.content_hashes, batch.uids, strict=True))
         self._last_append = asyncio.get_running_loop().time()
