@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import resource
-import signal
 from collections.abc import Callable
 from pathlib import Path
 
@@ -16,16 +14,8 @@ import pytest
 from reachwatch.analyze.duckdb_backend import DuckDBAnalysis
 from reachwatch.errors import UserError
 from reachwatch.store.duckdb import DuckDBStore
-from reachwatch.store.journal import (
-    DAMAGED,
-    HEADER,
-    SUFFIX,
-    JournaledStore,
-    Segment,
-    decode,
-    encode,
-    store_left_journal,
-)
+from reachwatch.store.journal import JournaledStore, store_left_journal
+from reachwatch.store.journal_files import DAMAGED, HEADER, SUFFIX, Segment, encode
 from reachwatch.store.readers import open_reader
 from reachwatch.store.schema import TABLE, RowColumns, decompress
 from store.test_store import row
@@ -164,29 +154,6 @@ async def test_the_flusher_stores_rows_once_ingest_pauses(tmp_path: Path) -> Non
         await asyncio.sleep(0.01)
     await killed(store)
     assert stored(db) == [row(1).measurement_uid]
-
-
-def test_a_write_cut_short_leaves_the_segment_as_it_was(tmp_path: Path) -> None:
-    """A record that does not fit (here past the file size limit, as on a full disk: part of it
-    written, then an error) is taken back, so the next record follows the last whole one."""
-    segment = Segment(tmp_path / f"{1:012d}{SUFFIX}", sync=False)
-    segment.append(encode(RowColumns.of_rows([row(1)])))
-    size = segment.size
-    limits = resource.getrlimit(resource.RLIMIT_FSIZE)
-    handler = signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
-    resource.setrlimit(resource.RLIMIT_FSIZE, (size + 100, limits[1]))
-    try:
-        with pytest.raises(OSError):
-            segment.append(encode(RowColumns.of_rows([row(2)])))
-    finally:
-        resource.setrlimit(resource.RLIMIT_FSIZE, limits)
-        signal.signal(signal.SIGXFSZ, handler)
-    assert segment.path.stat().st_size == size
-    segment.append(encode(RowColumns.of_rows([row(3)])))
-    segment.close()
-    parts, damage = decode(segment.path.read_bytes())
-    assert damage is None
-    assert [p.uids for p in parts] == [[row(1).measurement_uid], [row(3).measurement_uid]]
 
 
 async def test_one_journal_one_collector(tmp_path: Path) -> None:
