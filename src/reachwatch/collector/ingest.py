@@ -53,7 +53,7 @@ class Overloaded(ApiError):
 
 
 #: Seconds a failed store write counts as the store failing, for :meth:`Ingestor.health`.
-STORE_RETRY = 10.0
+FAILING_FOR = 10.0
 #: What a request hears when its rows could not be stored (disk full, say): nothing of it was kept.
 STORE_FAILED = (
     "the collector could not store these measurements (storage error); nothing was kept, retry later"
@@ -172,8 +172,8 @@ class Ingestor:
         much is waiting, and whether writes are failing or the collector is full."""
         held = getattr(self.store, "held", None)
         failed = self._store_failed_at
-        # a failure is news for STORE_RETRY seconds: no write may come to clear it (clients back off)
-        recent = failed is not None and time.monotonic() - failed < STORE_RETRY
+        # a failure is news for FAILING_FOR seconds: no write may come to clear it (clients back off)
+        recent = failed is not None and time.monotonic() - failed < FAILING_FOR
         failing = recent or bool(getattr(self.store, "failing", False))
         full = self._pending + (held or 0) >= self.max_pending
         return {

@@ -111,7 +111,7 @@ class JournaledStore:
         self._task: asyncio.Task[None] | None = None
         self.loop: asyncio.AbstractEventLoop | None = None  # the one it was opened on
         self.recovered = 0  # rows an earlier run left in the journal, found by open()
-        self.failing = False  # whether the last insert of what the journal holds failed
+        self.failing = False  # whether the last insert of what the journal holds failed (flush)
         self._lock: int | None = None
 
     @property
@@ -212,7 +212,15 @@ class JournaledStore:
 
     async def flush(self) -> None:
         """Insert everything the journal holds into the store; raises if the store refuses (the
-        rows stay in the journal)."""
+        rows stay in the journal). Whichever it was, :attr:`failing` says so afterwards."""
+        try:
+            await self._flush()
+        except Exception:
+            self.failing = True
+            raise
+        self.failing = False
+
+    async def _flush(self) -> None:
         async with self._flush_lock:
             async with self._append_lock:
                 if self._held:
@@ -284,10 +292,8 @@ class JournaledStore:
                 await asyncio.sleep(min(self.quiet, self.interval - (now - started)))
             try:
                 await self.flush()
-                self.failing = False
             except Exception as exc:
                 log.error("store write failed: %s: %.300s", type(exc).__name__, exc)
-                self.failing = True
                 await asyncio.sleep(RETRY)
                 self._wake.set()
 
@@ -374,7 +380,10 @@ def store_left_journal(path: str) -> int:
     """Store the measurements a stopped collector left in the journal beside the DuckDB file
     ``path`` (killed before it stored them: the next ``serve`` would); how many there were. For
     readers of the file, outside any event loop."""
-    journal = Path(default_journal(path) or "")
+    where = default_journal(path)
+    if where is None:
+        return 0
+    journal = Path(where)
     left = sorted(journal.glob(f"*{SUFFIX}")) if journal.is_dir() else []
     if not any(p.stat().st_size for p in left):
         return 0
