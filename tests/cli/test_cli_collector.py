@@ -58,6 +58,11 @@ def test_submit_queues_until_the_collector_is_back(tmp_path: Path) -> None:
 def test_serve_rejects_bad_arguments(tmp_path: Path) -> None:
     r = reachwatch("serve", "--db", str(tmp_path / "x.duckdb"), "--asn-db", str(tmp_path / "missing.mmdb"))
     assert r.returncode == 2 and "no such file" in r.stderr
+    (tmp_path / "cert.pem").write_text("junk")
+    r = reachwatch("serve", "--db", str(tmp_path / "x.duckdb"), "--tls-cert", str(tmp_path / "cert.pem"))
+    assert r.returncode == 2 and "--tls-key" in r.stderr and "Traceback" not in r.stderr
+    r = reachwatch("serve", "--db", str(tmp_path / "x.duckdb"), "--trusted-proxy", "my-proxy")
+    assert r.returncode == 2 and "'my-proxy' is not an IP address" in r.stderr
     r = reachwatch("serve", "--db", str(tmp_path / "x.duckdb"), "--ingest-workers", "-1")
     assert r.returncode == 2 and "--ingest-workers -1" in r.stderr
     r = reachwatch(

@@ -79,7 +79,7 @@ def live_server(settings: Settings) -> Iterator[str]:
         time.sleep(0.01)
     port = server.servers[0].sockets[0].getsockname()[1]
     try:
-        yield f"http://127.0.0.1:{port}"
+        yield f"{'https' if settings.tls_cert else 'http'}://127.0.0.1:{port}"
     finally:
         server.should_exit = True
         thread.join(10)

@@ -45,10 +45,21 @@ def serve(
         help="The journal's directory (one per collector): the default beside a DuckDB file; "
         "give one to put a journal in front of ClickHouse.",
     ),
+    tls_cert: Path | None = typer.Option(
+        None, "--tls-cert", help="Serve HTTPS with this certificate chain (PEM); with --tls-key."
+    ),
+    tls_key: Path | None = typer.Option(None, "--tls-key", help="The certificate's private key (PEM)."),
+    trusted_proxy: str | None = typer.Option(
+        None,
+        "--trusted-proxy",
+        help="Behind a reverse proxy: its addresses or networks, comma-separated; the submitter is "
+        "then the address its X-Forwarded-For names (used, like a direct one, and forgotten).",
+    ),
 ) -> None:
     """Run the collector (OONI collector protocol + native batch API)."""
     from reachwatch.collector.batch import default_workers
     from reachwatch.collector.config import Settings
+    from reachwatch.collector.server import check_tls, trusted_proxies
     from reachwatch.collector.server import serve as run
 
     if not 0 < port < 65536:
@@ -60,6 +71,8 @@ def serve(
             raise UserError("no such file", where=str(path))
     if journal_dir is not None and not journal:
         raise UserError("--journal-dir and --no-journal: give one or the other")
+    check_tls(tls_cert, tls_key)
+    proxies = trusted_proxies(trusted_proxy) if trusted_proxy is not None else None
     token = admin_token_file.read_text().strip() if admin_token_file else None
     if admin_token_file and not token:
         raise UserError("the admin token file is empty", where=str(admin_token_file))
@@ -75,6 +88,9 @@ def serve(
         ingest_workers=default_workers() if ingest_workers is None else ingest_workers,
         journal=journal,
         journal_dir=str(journal_dir) if journal_dir is not None else None,
+        trusted_proxies=proxies,
+        tls_cert=tls_cert,
+        tls_key=tls_key,
     )
     run(settings, host, port)
 

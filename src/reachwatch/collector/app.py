@@ -10,6 +10,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
+import functools
+import ipaddress
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
@@ -108,8 +110,20 @@ def inline_schema(schema: dict[str, Any]) -> dict[str, Any]:
 
 
 def _client(scope: Scope) -> str:
+    """The submitter's address: the peer's, or behind a trusted proxy the one its X-Forwarded-For
+    names; "" (unknown) if that is not an IP address (a proxy passing on what a client wrote), so
+    that no arbitrary text is taken for an address to scrub."""
     client = scope.get("client")
-    return client[0] if client else ""
+    return client[0] if client and _is_address(client[0]) else ""
+
+
+@functools.lru_cache(maxsize=4096)
+def _is_address(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return True
 
 
 def _json_bytes(body: bytes) -> Response:

@@ -21,6 +21,11 @@ class Settings:
     ingest_workers: int = 0  # processes staging big batches (`reachwatch serve`: one per core)
     journal: bool = True  # small groups acknowledged once in a journal (store/journal.py)
     journal_dir: str | None = None  # default: beside a DuckDB file; none for ClickHouse unless given
+    #: proxies (addresses or networks, comma-separated, or "*") whose X-Forwarded-For names the
+    #: submitter: the collector behind a reverse proxy that terminates TLS
+    trusted_proxies: str | None = None
+    tls_cert: Path | None = None  # HTTPS without a proxy: the certificate chain (PEM)...
+    tls_key: Path | None = None  # ...and its private key
 
     def journal_location(self) -> str | None:
         """The journal's directory, or None for none."""

@@ -1,17 +1,65 @@
-"""Run the collector under uvicorn: uvloop, httptools when present, access log off (privacy)."""
+"""Run the collector under uvicorn: uvloop, httptools when present, access log off (privacy),
+HTTPS with ``--tls-cert``/``--tls-key``, the submitter from ``X-Forwarded-For`` behind a trusted
+proxy (uvicorn's proxy-headers middleware: the nearest address the trusted proxies did not add)."""
 
 from __future__ import annotations
 
 import asyncio
 import importlib.util
+import ipaddress
 import logging
+import ssl
+from pathlib import Path
 
 import uvicorn
 
 from reachwatch.collector.app import create_app
 from reachwatch.collector.config import Settings
+from reachwatch.errors import UserError
 from reachwatch.runtime import SERVER_OPEN_FILES, raise_open_files, settle_gc
 from reachwatch.store import open_store
+
+
+def trusted_proxies(value: str) -> str:
+    """``--trusted-proxy``: addresses and networks (``10.0.0.1``, ``10.0.0.0/8``, ``::1``),
+    comma-separated, or ``*`` (any peer: only where nothing but the proxy can reach the port).
+    Returned as uvicorn reads them; a :class:`UserError` naming a bad entry."""
+    entries = [item.strip() for item in value.split(",") if item.strip()]
+    if not entries:
+        raise UserError(
+            "--trusted-proxy is empty", fix="give the proxy's address, e.g. --trusted-proxy 127.0.0.1"
+        )
+    for entry in entries:
+        if entry == "*":
+            continue
+        try:
+            ipaddress.ip_network(entry, strict=False)
+        except ValueError:
+            raise UserError(
+                f"--trusted-proxy: {entry!r} is not an IP address or network",
+                fix="give addresses or networks, comma-separated: 127.0.0.1,10.0.0.0/8",
+            ) from None
+    return ",".join(entries)
+
+
+def check_tls(cert: Path | None, key: Path | None) -> None:
+    """Both or neither, and loadable as a server's certificate and key (uvicorn would otherwise fail
+    in its startup log, with a traceback)."""
+    if (cert is None) != (key is None):
+        raise UserError("--tls-cert and --tls-key go together: give both for HTTPS, or neither")
+    if cert is None or key is None:
+        return
+    for path in (cert, key):
+        if not path.is_file():
+            raise UserError("no such file", where=str(path))
+    try:
+        ssl.create_default_context(ssl.Purpose.CLIENT_AUTH).load_cert_chain(cert, key)
+    except (ssl.SSLError, ValueError) as exc:
+        raise UserError(
+            f"cannot use this certificate and key for HTTPS: {exc}",
+            where=f"{cert}, {key}",
+            fix="give a PEM certificate chain and its matching, unencrypted PEM private key",
+        ) from None
 
 
 def uvicorn_config(settings: Settings, host: str, port: int) -> uvicorn.Config:
@@ -23,7 +71,10 @@ def uvicorn_config(settings: Settings, host: str, port: int) -> uvicorn.Config:
         http="httptools" if importlib.util.find_spec("httptools") else "h11",
         access_log=False,  # the access log would carry submitting addresses
         log_level="warning",
-        proxy_headers=False,
+        proxy_headers=bool(settings.trusted_proxies),
+        forwarded_allow_ips=settings.trusted_proxies or "",
+        ssl_certfile=settings.tls_cert,
+        ssl_keyfile=settings.tls_key,
         server_header=False,
         timeout_keep_alive=30,
         backlog=4096,

@@ -1,0 +1,155 @@
+"""The collector as uvicorn serves it: HTTPS with its own certificate, and the submitter's address
+from a trusted reverse proxy's X-Forwarded-For (real servers on loopback)."""
+
+from __future__ import annotations
+
+import os
+import ssl
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import httpx
+import orjson
+import pytest
+
+from collector.conftest import PROBE_V4, live_server
+from reachwatch.collector.config import Settings
+from reachwatch.collector.server import check_tls, trusted_proxies
+from reachwatch.errors import UserError
+from reachwatch.lab import ca
+
+REACHWATCH = [sys.executable, "-m", "reachwatch"]
+HOST = "localhost"  # the certificate's name; the server listens on 127.0.0.1
+
+
+def _measurement(small_measurements: list[dict[str, Any]], mention: str) -> bytes:
+    """A web_connectivity measurement whose body text mentions ``mention``."""
+    m = next(dict(m) for m in small_measurements if m["test_name"] == "web_connectivity")
+    m["test_keys"] = {**m["test_keys"], "x_note": f"seen from {mention} today"}
+    return orjson.dumps(m)
+
+
+def test_https_with_the_given_certificate(tmp_path: Path, small_measurements: list[dict[str, Any]]) -> None:
+    """Served with a certificate of a private CA: clients that trust that CA get through, among them
+    `reachwatch submit` given it in SSL_CERT_FILE; plain HTTP does not."""
+    authority = ca.new_ca("test CA")
+    key = ca.new_key()
+    (tmp_path / "cert.pem").write_bytes(ca.cert_pem(ca.issue(authority, key, HOST)))
+    (tmp_path / "key.pem").write_bytes(ca.key_pem(key))
+    check_tls(tmp_path / "cert.pem", tmp_path / "key.pem")
+    settings = Settings(
+        store=str(tmp_path / "m.duckdb"), rate=0, tls_cert=tmp_path / "cert.pem", tls_key=tmp_path / "key.pem"
+    )
+    trust = ssl.create_default_context(cadata=ca.cert_pem(authority.cert).decode())
+    with live_server(settings) as url:
+        assert url.startswith("https://")
+        with httpx.Client(verify=trust) as client:
+            r = client.post(
+                f"{url}/api/v1/measurements",
+                content=_measurement(small_measurements, "nowhere"),
+                extensions={"sni_hostname": HOST},
+            )
+            assert r.status_code == 200, r.text
+            (uid,) = r.json()["measurement_uids"]
+            got = client.get(f"{url}/api/v1/measurement/{uid}", extensions={"sni_hostname": HOST})
+            assert got.status_code == 200
+        with pytest.raises(httpx.HTTPError):  # plain HTTP to an HTTPS port is not served
+            httpx.get(url.replace("https://", "http://") + "/api/v1/health", timeout=5)
+        (tmp_path / "ca.pem").write_bytes(ca.cert_pem(authority.cert))
+        (tmp_path / "one.jsonl").write_bytes(_measurement(small_measurements, "elsewhere") + b"\n")
+        submit = subprocess.run(
+            [
+                *REACHWATCH,
+                "submit",
+                str(tmp_path / "one.jsonl"),
+                "--collector",
+                url.replace("127.0.0.1", HOST),
+                "--outbox",
+                str(tmp_path / "outbox"),
+            ],
+            env={**os.environ, "SSL_CERT_FILE": str(tmp_path / "ca.pem")},
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert submit.returncode == 0 and "sent 1, rejected 0" in submit.stdout, submit.stdout + submit.stderr
+
+
+def _stored(url: str, body: bytes, forwarded: str) -> dict[str, Any]:
+    r = httpx.post(f"{url}/api/v1/measurements", content=body, headers={"X-Forwarded-For": forwarded})
+    assert r.status_code == 200, r.text
+    (uid,) = r.json()["measurement_uids"]
+    stored: dict[str, Any] = httpx.get(f"{url}/api/v1/measurement/{uid}").json()
+    return stored
+
+
+def test_behind_a_trusted_proxy_the_forwarded_address_is_the_submitter(
+    tmp_path: Path, geo_dbs: tuple[Path, Path], small_measurements: list[dict[str, Any]]
+) -> None:
+    asn, country = geo_dbs
+    db = tmp_path / "m.duckdb"
+    settings = Settings(store=str(db), asn_db=asn, country_db=country, rate=0, trusted_proxies="127.0.0.1")
+    body = _measurement(small_measurements, PROBE_V4)
+    with live_server(settings) as url:
+        # what a client wrote first, then what the proxy appended: the proxy's entry is the one
+        m = _stored(url, body, f"192.0.2.200, {PROBE_V4}")
+        assert (m["probe_asn"], m["probe_cc"], m["probe_network_name"]) == ("AS64501", "PK", "Test Net")
+        assert PROBE_V4 not in orjson.dumps(m).decode()
+        assert m["test_keys"]["x_note"] == "seen from [scrubbed] today"
+    assert PROBE_V4.encode() not in b"".join(
+        p.read_bytes() for p in tmp_path.rglob("m.duckdb*") if p.is_file()
+    )
+
+
+def test_an_untrusted_peer_cannot_name_the_submitter(
+    tmp_path: Path, geo_dbs: tuple[Path, Path], small_measurements: list[dict[str, Any]]
+) -> None:
+    asn, country = geo_dbs
+    settings = Settings(
+        store=str(tmp_path / "m.duckdb"), asn_db=asn, country_db=country, rate=0, trusted_proxies="10.0.0.1"
+    )
+    body = _measurement(small_measurements, "nowhere")
+    claimed = orjson.loads(body)["probe_asn"]
+    with live_server(settings) as url:
+        m = _stored(url, body, PROBE_V4)
+    assert m["probe_asn"] == claimed and m.get("x_unattributed") is True
+
+
+def test_a_forwarded_value_that_is_not_an_address_is_no_submitter(
+    tmp_path: Path, geo_dbs: tuple[Path, Path], small_measurements: list[dict[str, Any]]
+) -> None:
+    """A proxy that passes on what a client wrote must not make arbitrary text an address to scrub."""
+    asn, country = geo_dbs
+    settings = Settings(
+        store=str(tmp_path / "m.duckdb"), asn_db=asn, country_db=country, rate=0, trusted_proxies="127.0.0.1"
+    )
+    with live_server(settings) as url:
+        m = _stored(url, _measurement(small_measurements, "somewhere-else"), "somewhere-else")
+    assert m.get("x_unattributed") is True
+    assert m["test_keys"]["x_note"] == "seen from somewhere-else today"
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [("127.0.0.1", "127.0.0.1"), (" 10.0.0.0/8, ::1 ", "10.0.0.0/8,::1"), ("*", "*")],
+)
+def test_trusted_proxies_are_addresses_or_networks(value: str, expected: str) -> None:
+    assert trusted_proxies(value) == expected
+
+
+@pytest.mark.parametrize("value", ["", " , ", "proxy.example", "10.0.0.0/33"])
+def test_a_trusted_proxy_that_is_no_address_is_refused(value: str) -> None:
+    with pytest.raises(UserError):
+        trusted_proxies(value)
+
+
+def test_tls_files_are_checked_before_serving(tmp_path: Path) -> None:
+    (tmp_path / "junk.pem").write_text("not a certificate")
+    with pytest.raises(UserError, match="go together"):
+        check_tls(tmp_path / "junk.pem", None)
+    with pytest.raises(UserError, match="no such file"):
+        check_tls(tmp_path / "missing.pem", tmp_path / "junk.pem")
+    with pytest.raises(UserError, match="cannot use this certificate"):
+        check_tls(tmp_path / "junk.pem", tmp_path / "junk.pem")
