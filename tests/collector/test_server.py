@@ -77,6 +77,14 @@ def test_https_with_the_given_certificate(tmp_path: Path, small_measurements: li
         assert submit.returncode == 0 and "sent 1, rejected 0" in submit.stdout, submit.stdout + submit.stderr
 
 
+def _behind(tmp_path: Path, geo_dbs: tuple[Path, Path], proxies: str) -> Settings:
+    """A collector that attributes with the test databases and trusts ``proxies``."""
+    asn, country = geo_dbs
+    return Settings(
+        store=str(tmp_path / "m.duckdb"), asn_db=asn, country_db=country, rate=0, trusted_proxies=proxies
+    )
+
+
 def _stored(url: str, body: bytes, forwarded: str) -> dict[str, Any]:
     r = httpx.post(f"{url}/api/v1/measurements", content=body, headers={"X-Forwarded-For": forwarded})
     assert r.status_code == 200, r.text
@@ -88,9 +96,7 @@ def _stored(url: str, body: bytes, forwarded: str) -> dict[str, Any]:
 def test_behind_a_trusted_proxy_the_forwarded_address_is_the_submitter(
     tmp_path: Path, geo_dbs: tuple[Path, Path], small_measurements: list[dict[str, Any]]
 ) -> None:
-    asn, country = geo_dbs
-    db = tmp_path / "m.duckdb"
-    settings = Settings(store=str(db), asn_db=asn, country_db=country, rate=0, trusted_proxies="127.0.0.1")
+    settings = _behind(tmp_path, geo_dbs, "127.0.0.1")
     body = _measurement(small_measurements, PROBE_V4)
     with live_server(settings) as url:
         # what a client wrote first, then what the proxy appended: the proxy's entry is the one
@@ -106,10 +112,7 @@ def test_behind_a_trusted_proxy_the_forwarded_address_is_the_submitter(
 def test_an_untrusted_peer_cannot_name_the_submitter(
     tmp_path: Path, geo_dbs: tuple[Path, Path], small_measurements: list[dict[str, Any]]
 ) -> None:
-    asn, country = geo_dbs
-    settings = Settings(
-        store=str(tmp_path / "m.duckdb"), asn_db=asn, country_db=country, rate=0, trusted_proxies="10.0.0.1"
-    )
+    settings = _behind(tmp_path, geo_dbs, "10.0.0.1")
     body = _measurement(small_measurements, "nowhere")
     claimed = orjson.loads(body)["probe_asn"]
     with live_server(settings) as url:
@@ -121,10 +124,7 @@ def test_a_forwarded_value_that_is_not_an_address_is_no_submitter(
     tmp_path: Path, geo_dbs: tuple[Path, Path], small_measurements: list[dict[str, Any]]
 ) -> None:
     """A proxy that passes on what a client wrote must not make arbitrary text an address to scrub."""
-    asn, country = geo_dbs
-    settings = Settings(
-        store=str(tmp_path / "m.duckdb"), asn_db=asn, country_db=country, rate=0, trusted_proxies="127.0.0.1"
-    )
+    settings = _behind(tmp_path, geo_dbs, "127.0.0.1")
     with live_server(settings) as url:
         m = _stored(url, _measurement(small_measurements, "somewhere-else"), "somewhere-else")
     assert m.get("x_unattributed") is True

@@ -11,7 +11,6 @@ import asyncio
 import contextlib
 import datetime as dt
 import functools
-import ipaddress
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
@@ -64,6 +63,7 @@ from reachwatch.collector.prepare import stage_lines, validation_message
 from reachwatch.collector.ratelimit import RateLimiter, network_key
 from reachwatch.store import default_journal, open_store
 from reachwatch.store.journal import store_left_journal
+from reachwatch.urls import is_ip_literal
 
 log = logging.getLogger(__name__)
 ERRORS: dict[int | str, dict[str, Any]] = {
@@ -117,13 +117,8 @@ def _client(scope: Scope) -> str:
     return client[0] if client and _is_address(client[0]) else ""
 
 
-@functools.lru_cache(maxsize=4096)
-def _is_address(host: str) -> bool:
-    try:
-        ipaddress.ip_address(host)
-    except ValueError:
-        return False
-    return True
+#: a submitter repeats itself: its check is remembered
+_is_address = functools.lru_cache(maxsize=4096)(is_ip_literal)
 
 
 def _json_bytes(body: bytes) -> Response:
