@@ -132,3 +132,55 @@ async def test_scrubbed_through_json_escapes_and_in_columns(
         for needle in variants(address):
             assert needle not in files and needle not in listing
             assert needle not in orjson.dumps(stored)
+
+
+def test_variants_of_a_probe_ip_with_port_zone_or_brackets() -> None:
+    """A probe_ip as some probes write it names the address inside; and an IPv6 address is
+    scrubbed however it is spelt out (``2001:db8:0:0:0:0:0:7``: no ``::``, no leading zeros)."""
+    assert variants("192.0.2.55:4433") == {b"192.0.2.55"}
+    assert b"2001:db8::7" in variants("[2001:db8::7]:443")
+    assert b"2001:db8:0:0:0:0:0:7" in variants("2001:db8::7")
+    assert b"2001:DB8:0:0:0:0:0:7" in variants("2001:db8::7")
+    # CPython's ``exploded`` raises on a zoned address; the zone is not part of the address
+    assert b"fe80::1" in variants("fe80::1%eth0")
+
+
+@pytest.mark.parametrize("probe_ip", ['"test_keys"', "web_connectivity", '":true,"'])
+def test_a_probe_ip_that_is_no_address_scrubs_nothing(probe_ip: str) -> None:
+    """Its bytes replaced in the serialised measurement broke the stored JSON (``"test_keys"``)
+    or scrubbed the measurement's own values (``web_connectivity``)."""
+    assert variants(probe_ip) == set()
+    m = {"probe_ip": probe_ip, "test_name": "web_connectivity", "test_keys": {"x": [True, "y"]}}
+    out = scrub(copy.deepcopy(m), [probe_ip])
+    assert out["test_keys"] == m["test_keys"] and out["test_name"] == "web_connectivity"
+
+
+@pytest.mark.parametrize(
+    ("probe_ip", "spelling"),
+    [
+        ("fe80::1%eth0", "fe80::1"),
+        ("192.0.2.55:4433", "192.0.2.55"),
+        ("2001:db8::7", "2001:db8:0:0:0:0:0:7"),
+        ('"test_keys"', None),
+    ],
+)
+async def test_odd_probe_ips_are_stored_scrubbed_and_valid(
+    probe_ip: str,
+    spelling: str | None,
+    tmp_path: Path,
+    real_measurements: list[dict[str, Any]],
+) -> None:
+    """Through a real collector: a zoned probe_ip was a 500, a JSON fragment one stored JSON that
+    no longer parsed, and the address behind a port or spelt out stayed in the stored bodies."""
+    m = copy.deepcopy(web(real_measurements)[0])
+    m["probe_ip"] = probe_ip
+    m["test_keys"]["x_seen"] = f"your address: {spelling}"
+    async with collector(Settings(store=str(tmp_path / "m.duckdb"), rate=0), client="127.0.0.1") as (_, http):
+        r = await http.post("/api/v1/measurements", content=orjson.dumps(m))
+        assert r.status_code == 200, r.text
+        got = await http.get(f"/api/v1/measurement/{r.json()['measurement_uids'][0]}")
+    stored = orjson.loads(got.content)  # valid JSON
+    assert stored["test_name"] == "web_connectivity" and stored["probe_ip"] == "127.0.0.1"
+    if spelling is not None:
+        assert stored["test_keys"]["x_seen"] == "your address: [scrubbed]"
+        assert spelling.encode() not in got.content

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import functools
 import ipaddress
+import re
 from collections.abc import Iterable
 from typing import Any
 
@@ -28,18 +29,41 @@ def variants(address: str) -> set[bytes]:
 
 @functools.lru_cache(maxsize=4096)  # a batch repeats its submitter and probe_ip on every line
 def _variants(address: str) -> frozenset[bytes]:
-    try:
-        ip = ipaddress.ip_address(address.strip("[]"))
-    except ValueError:
-        return frozenset({address.encode()}) if len(address) >= 7 else frozenset()
-    if ip.is_loopback or ip.is_unspecified:
+    ip = _address(address)
+    if ip is None or ip.is_loopback or ip.is_unspecified:
+        # not an address (a hostname, a JSON fragment...): replacing its bytes could reach the
+        # measurement's own keys and values (``web_connectivity``, ``"test_keys"``) and break the JSON
         return frozenset()
     out = {str(ip).encode()}
     if isinstance(ip, ipaddress.IPv6Address):
-        out |= {ip.exploded.encode(), str(ip).upper().encode(), ip.exploded.upper().encode()}
+        # uncompressed without leading zeros (``2001:db8:0:0:0:0:0:1``), as Java and some logs write it
+        plain = ":".join(f"{int(group, 16):x}" for group in ip.exploded.split(":"))
+        for spelling in (str(ip), ip.exploded, plain):
+            out |= {spelling.encode(), spelling.upper().encode()}
         if ip.ipv4_mapped is not None:
             out |= _variants(str(ip.ipv4_mapped))
     return frozenset(out)
+
+
+#: what may surround an address in a probe_ip: brackets, a port, an IPv6 zone (``fe80::1%eth0``)
+_ADDRESS = re.compile(r"^\[?([0-9A-Fa-f:.]+)(?:%[^\]]*)?\]?(?::[0-9]{1,5})?$")
+
+
+def _address(text: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    """The address ``text`` names, bare, in brackets, with a port or a zone; None if none."""
+    match = _ADDRESS.match(text.strip())
+    if match is None:
+        return None
+    host = match.group(1)
+    candidates = [host]
+    if host.count(":") == 1:  # 192.0.2.1:443
+        candidates.append(host.split(":")[0])
+    for candidate in candidates:
+        try:
+            return ipaddress.ip_address(candidate)
+        except ValueError:
+            continue
+    return None
 
 
 class Scrubber:
