@@ -95,3 +95,24 @@ async def test_oversize_body_is_413(tmp_path: Path, good: dict[str, Any]) -> Non
 
         r = await http.post("/api/v1/measurements", content=chunks())
         assert r.status_code == 413
+
+
+@pytest.mark.parametrize("depth", [254, 300])
+async def test_deep_nesting_is_named(tmp_path: Path, good: dict[str, Any], depth: int) -> None:
+    """JSON orjson parses (up to 1,024 levels) but cannot write back (past 254) was a 422 saying
+    only "Recursion limit reached"; 254 levels, the most it writes, are stored."""
+    inner = depth - 2  # the measurement and test_keys are two of the levels
+    line = orjson.dumps(good).replace(
+        b'"test_keys":{', b'"test_keys":{"x":' + b"[" * inner + b"]" * inner + b",", 1
+    )
+    async with collector(Settings(store=str(tmp_path / "m.duckdb"), rate=0)) as (_, http):
+        batch = await http.post("/api/v1/measurements", content=line)
+        rid = (await http.post("/report", json=OPEN)).json()["report_id"]
+        single = await http.post(f"/report/{rid}", content=b'{"format":"json","content":' + line + b"}")
+    if depth == 254:
+        assert batch.status_code == 200 and single.status_code == 200, (batch.text, single.text)
+        return
+    assert (
+        batch.status_code == 422 and "nested more than 254 levels deep" in batch.json()["errors"][0]["error"]
+    )
+    assert single.status_code == 422 and "nested more than 254 levels deep" in single.json()["error"]

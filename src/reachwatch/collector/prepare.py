@@ -228,7 +228,7 @@ def stage(
         canonical = orjson.dumps(ident)
     except TypeError as exc:
         m["test_keys"] = test_keys
-        raise ApiError(422, f"{where}: {exc}") from None
+        raise ApiError(422, f"{where}: {_unserialisable(exc)}") from None
     if report_id is not None:
         m["report_id"] = report_id
     claimed_asn, claimed_cc = base.probe_asn, base.probe_cc
@@ -279,6 +279,20 @@ def stage(
         verdict_now,  # analysed
     ]
     return Staged(secret[:32], canonical, stored, received or dt.datetime.now(dt.UTC), values)
+
+
+#: the deepest nesting of arrays and objects orjson writes back (it parses deeper)
+MAX_DEPTH = 254
+
+
+def _unserialisable(exc: TypeError) -> str:
+    """What orjson could not write back, said so that the sender knows what to change."""
+    if "Recursion limit" in str(exc):
+        return (
+            f"arrays and objects nested more than {MAX_DEPTH} levels deep: the measurement is "
+            "stored as sent, so send it less deeply nested"
+        )
+    return str(exc)
 
 
 @functools.lru_cache(maxsize=4096)  # a batch repeats its submitter and probe_ip on every line
