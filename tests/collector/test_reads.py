@@ -195,3 +195,24 @@ async def test_test_name_filter(tmp_path: Path, real_measurements: list[dict[str
         for bad in ("Web Connectivity", "web-connectivity", ""):
             r = await http.get(LIST, params={"test_name": bad})
             assert r.status_code == 422 and "test_name" in r.json()["error"], (bad, r.text)
+
+
+async def test_a_domain_of_dots_and_since_after_until_are_422(
+    tmp_path: Path, real_measurements: list[dict[str, Any]]
+) -> None:
+    """``domain=...`` is empty once normalised and used to list every measurement without a URL
+    (tor, signal, ndt...); ``since`` after ``until`` answered an empty page, as if nothing had
+    been measured then."""
+    ms = [m for m in real_measurements if not m.get("input")][:3] + web(real_measurements)[:1]
+    async with collector(Settings(store=str(tmp_path / "m.duckdb"), rate=0)) as (_, http):
+        r = await http.post(LIST, content=b"\n".join(orjson.dumps(m) for m in ms))
+        assert r.status_code == 200, r.text
+        for route in (LIST, AGGREGATION):
+            for params in ({"domain": "..."}, {"domain": "."}):
+                r = await http.get(route, params=params)
+                assert r.status_code == 422 and "domain: empty" in r.json()["error"], (route, params, r.text)
+            for since, until in (("2024-01-02", "2024-01-01"), ("2024-01-01T10:00Z", "2024-01-01 10:00")):
+                r = await http.get(route, params={"since": since, "until": until})
+                assert r.status_code == 422 and "since must be before until" in r.json()["error"], r.text
+            r = await http.get(route, params={"since": "2000-01-01", "until": "2100-01-01"})
+            assert r.status_code == 200, r.text

@@ -83,20 +83,26 @@ def _filters(
     until: str | None,
     blocking: str | None,
 ) -> Filters:
-    for name, value in (("domain", domain), ("input", input), ("category_code", category_code)):
+    # the form the collector stores (lower case, no final dot, punycode): analysis.domain
+    host = norm_host(domain) if domain is not None else None
+    for name, value in (("domain", host), ("input", input), ("category_code", category_code)):
         if value is not None and not value.strip():
-            # it used to match only the rows with an empty column, which nobody means by it
+            # it used to match only the rows with an empty column (measurements without a URL),
+            # which nobody means by it; ``domain=...`` is empty once its final dots are dropped
             raise ApiError(422, f"{name}: empty; leave the parameter out to match every {name}")
+    start, end = _when(since, "since"), _when(until, "until")
+    if start is not None and end is not None and start >= end:
+        # an empty answer would look like "nothing measured then"
+        raise ApiError(422, "since must be before until (since is included, until is not): swap them")
     return Filters(
         probe_cc=probe_cc.upper() if probe_cc is not None else None,
         probe_asn=_asn(probe_asn),
-        # the form the collector stores (lower case, no final dot, punycode): analysis.domain
-        domain=norm_host(domain) if domain is not None else None,
+        domain=host,
         input=input,
         category_code=category_code,
         test_name=test_name,
-        since=_when(since, "since"),
-        until=_when(until, "until"),
+        since=start,
+        until=end,
         blocking=_blocking(blocking),
     )
 
