@@ -223,3 +223,37 @@ async def test_a_segment_the_store_refuses_does_not_hold_back_the_others(
     assert stored(db) == sorted(row(i).measurement_uid for i in (2, 3, 4))
     assert [p.name for p in segments(journal)] == [f"{1:012d}{SUFFIX}"]
     assert any("stay in the journal" in r.getMessage() for r in caplog.records)
+
+
+async def test_empty_segments_a_kill_leaves_are_not_a_store_failure(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Each flush starts a new segment, so an idle collector killed (or one whose start failed
+    after the journal opened: a bad ``--asn-db``) leaves an empty one. The next start took it for
+    rows to store, failed on an IndexError, logged errors and answered "store failing" (503) on
+    ``/api/v1/health`` for 10 s; so did a damaged segment with no whole record."""
+    db = tmp_path / "m.duckdb"
+    journal = tmp_path / "m.duckdb.journal"
+    store = await opened(db, **LAZY)
+    await store.insert([row(1)])
+    await store.flush()
+    await killed(store)
+    (empty,) = segments(journal)
+    assert empty.stat().st_size == 0
+    store = await opened(db, **LAZY)
+    await store.insert([row(2)])
+    await killed(store)
+    (path,) = [p for p in segments(journal) if p.stat().st_size]
+    data = bytearray(path.read_bytes())
+    data[-10] ^= 0xFF  # its only record damaged
+    path.write_bytes(bytes(data))
+    (journal / f"{99:012d}{SUFFIX}").write_bytes(b"")
+    caplog.clear()
+    again = await opened(db, **LAZY)
+    assert not again.failing and again.recovered == 0
+    await again.close()
+    assert stored(db) == [row(1).measurement_uid]
+    assert segments(journal) == []
+    assert [p.name for p in journal.iterdir()] == [path.name + DAMAGED]
+    assert not [r for r in caplog.records if "IndexError" in r.getMessage() or "failed" in r.getMessage()]
+    assert await asyncio.to_thread(store_left_journal, str(db)) == 0

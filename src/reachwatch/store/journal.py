@@ -323,7 +323,10 @@ class JournaledStore:
                 self._number = max(self._number, int(path.stem))
             parts, damage = decode(path.read_bytes())
             if damage is None:
-                found.append((path, parts))
+                if parts:
+                    found.append((path, parts))
+                else:  # started and never written (every flush starts one): nothing to store
+                    unlink([path])
                 continue
             aside = path.with_name(path.name + DAMAGED)
             log.error(
@@ -334,7 +337,8 @@ class JournaledStore:
                 aside,
             )
             path.rename(aside)
-            found.append((None, parts))
+            if parts:
+                found.append((None, parts))
         return found
 
     # -- reads: everything acknowledged is in the store first -----------------------------------
