@@ -87,3 +87,21 @@ def test_serve_says_why_it_cannot_open_the_store(tmp_path: Path) -> None:
         r = reachwatch("serve", *args, "--port", str(free_port()), timeout=30)
         assert r.returncode == 2, r.stderr
         assert why in r.stderr and "Traceback" not in r.stderr
+
+
+def test_serve_says_why_it_cannot_read_a_geo_database(tmp_path: Path) -> None:
+    """A file that is not a MaxMind DB was a traceback from uvicorn's startup (exit 3), and it left
+    an empty journal segment behind; a directory was "no such file"."""
+    bad = tmp_path / "bad.mmdb"
+    bad.write_text("these are not the bytes of a MaxMind DB\n")
+    db = tmp_path / "x.duckdb"
+    for args, why in (
+        (["--asn-db", str(bad)], "cannot read MaxMind DB"),
+        (["--country-db", str(bad)], "cannot read MaxMind DB"),
+        (["--asn-db", str(tmp_path)], "a directory, not a file"),
+    ):
+        r = reachwatch("serve", "--db", str(db), *args, "--port", str(free_port()), timeout=30)
+        assert r.returncode == 2, r.stderr
+        assert why in r.stderr and "Traceback" not in r.stderr, r.stderr
+    journal = tmp_path / "x.duckdb.journal"
+    assert not journal.exists() or list(journal.iterdir()) == []

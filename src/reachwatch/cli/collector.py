@@ -67,6 +67,8 @@ def serve(
     if ingest_workers is not None and not 0 <= ingest_workers <= 64:
         raise UserError(f"--ingest-workers {ingest_workers}: give 0 to 64 processes")
     for path in (asn_db, country_db, admin_token_file):
+        if path is not None and path.is_dir():
+            raise UserError("a directory, not a file", where=str(path))
         if path is not None and not path.is_file():
             raise UserError("no such file", where=str(path))
     if journal_dir is not None and not journal:
@@ -106,6 +108,8 @@ def submit(
     """Queue FILE's measurements on disk and send them; unacknowledged ones stay queued."""
     from reachwatch.collector.queue import Outbox
 
+    if file.is_dir():
+        raise UserError("a directory, not a file", where=str(file))
     if not file.is_file():
         raise UserError("no such file", where=str(file))
     box = Outbox(outbox)

@@ -14,6 +14,7 @@ from pathlib import Path
 import uvicorn
 
 from reachwatch.collector.app import create_app
+from reachwatch.collector.attribution import Attributor
 from reachwatch.collector.config import Settings
 from reachwatch.errors import UserError
 from reachwatch.runtime import SERVER_OPEN_FILES, raise_open_files, settle_gc
@@ -97,8 +98,15 @@ def check_store(settings: Settings) -> None:
     asyncio.run(check())
 
 
+def check_geo(settings: Settings) -> None:
+    """Open the ASN and country databases once before uvicorn starts: a file that is not a MaxMind
+    DB is then a UserError (exit 2), not a traceback from the app's startup."""
+    Attributor(settings.asn_db, settings.country_db).close()
+
+
 def serve(settings: Settings, host: str, port: int) -> None:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    check_geo(settings)
     check_store(settings)
     config = uvicorn_config(settings, host, port)
     settle_gc()  # every parsed measurement is hundreds of short-lived containers
