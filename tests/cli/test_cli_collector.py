@@ -105,3 +105,27 @@ def test_serve_says_why_it_cannot_read_a_geo_database(tmp_path: Path) -> None:
         assert why in r.stderr and "Traceback" not in r.stderr, r.stderr
     journal = tmp_path / "x.duckdb.journal"
     assert not journal.exists() or list(journal.iterdir()) == []
+
+
+def test_submit_says_why_measurements_stay_queued(tmp_path: Path) -> None:
+    jsonl = tmp_path / "m.jsonl"
+    jsonl.write_text('{"test_name": "web_connectivity"}\n')
+    url = f"http://127.0.0.1:{free_port()}"
+    r = reachwatch(
+        "submit", str(jsonl), "--collector", url, "--outbox", str(tmp_path / "o"), "--retry-for", "0"
+    )
+    assert r.returncode == 1 and "pending 1" in r.stdout
+    assert "cannot reach" in r.stderr and "1 stay queued" in r.stderr and "Traceback" not in r.stderr
+    # a pipe (process substitution, /dev/stdin) is read like a file
+
+    def queue_in(name: str) -> list[str]:
+        return ["--outbox", str(tmp_path / name), "--retry-for", "0"]
+
+    piped = subprocess.run(
+        [sys.executable, "-m", "reachwatch", "submit", "/dev/stdin", "--collector", url, *queue_in("p")],
+        input='{"test_name": "web_connectivity"}\n',
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert piped.returncode == 1 and "pending 1" in piped.stdout, piped.stderr

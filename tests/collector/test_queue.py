@@ -132,3 +132,55 @@ async def test_a_reset_while_sending_halves_the_batch(
             result = await box.flush("http://collector", client=http)
     assert (result.sent, result.remaining) == (8, 0)
     assert sizes[:2] == [8, 4] and max(sizes[1:]) <= 4  # halved, never grown back
+
+
+async def test_a_refusal_that_is_not_about_the_measurements_keeps_them_queued(
+    tmp_path: Path, real_measurements: list[dict[str, Any]]
+) -> None:
+    """A collector URL with a wrong path (404 from a real collector) or a proxy's 403 moved every
+    measurement to ``rejected/``, never to be resent; they stay queued now, and the reason is said."""
+    ms = web(real_measurements)[:3]
+    box = Outbox(tmp_path / "box")
+    for m in ms:
+        box.put(m)
+    settings = Settings(store=str(tmp_path / "m.duckdb"), rate=0, ingest_workers=0)
+    with live_server(settings) as url:
+        result = await box.flush(url + "/collector/")
+        assert (result.sent, result.rejected, result.remaining) == (0, 0, 3)
+        assert result.error is not None and "answered 404" in result.error
+        forbidden = httpx.AsyncClient(
+            transport=httpx.MockTransport(lambda r: httpx.Response(403, text="<h1>Forbidden</h1>"))
+        )
+        async with forbidden:
+            result = await box.flush(url, client=forbidden)
+        assert (result.sent, result.rejected, result.remaining) == (0, 0, 3)
+        assert result.error is not None and "403: <h1>Forbidden</h1>" in result.error
+        assert list(box.rejected_dir.iterdir()) == []
+        result = await box.flush(url)
+    assert (result.sent, result.rejected, result.remaining) == (3, 0, 0)
+
+
+async def test_a_refusal_naming_no_line_is_narrowed_to_the_measurement(
+    tmp_path: Path, real_measurements: list[dict[str, Any]]
+) -> None:
+    """A 422 for a whole batch without ``errors`` (another collector's) rejected every line of it:
+    the batch is halved until the refused measurement is alone."""
+    ms = web(real_measurements)[:4]
+    box = Outbox(tmp_path / "box")
+    for i, m in enumerate(ms):
+        box.put({**m, "input": f"https://site{i}.example/"})
+    bad = box.put({**ms[0], "input": "https://refused.example/"})
+    async with collector(Settings(store=str(tmp_path / "m.duckdb"), rate=0)) as (app, _):
+        inner = httpx.ASGITransport(app=app, client=("192.0.2.1", 1))
+
+        class Picky(httpx.AsyncBaseTransport):
+            async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+                if b"refused.example" in request.content:
+                    return httpx.Response(422, json={"error": "we do not take that site"})
+                return await inner.handle_async_request(request)
+
+        async with httpx.AsyncClient(transport=Picky()) as http:
+            result = await box.flush("http://collector", client=http)
+    assert (result.sent, result.rejected, result.remaining) == (4, 1, 0)
+    assert [p.name for p in box.rejected_dir.glob("*.json")] == [bad.name]
+    assert "we do not take that site" in (box.rejected_dir / bad.name).with_suffix(".error").read_text()

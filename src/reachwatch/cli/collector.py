@@ -110,7 +110,7 @@ def submit(
 
     if file.is_dir():
         raise UserError("a directory, not a file", where=str(file))
-    if not file.is_file():
+    if not file.exists():  # not is_file(): /dev/stdin and <(zcat x.jsonl.gz) are read too
         raise UserError("no such file", where=str(file))
     box = Outbox(outbox)
     with open(file, "rb") as fh:
@@ -124,6 +124,11 @@ def submit(
         f"sent {result.sent}, rejected {result.rejected} (see {box.rejected_dir}), pending {result.remaining}"
     )
     if result.remaining:
+        why = f"{result.error}; " if result.error else ""
+        typer.echo(
+            f"{why}{result.remaining} stay queued in {box.pending_dir}: run submit again to send them",
+            err=True,
+        )
         raise typer.Exit(1)
 
 

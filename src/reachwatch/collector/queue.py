@@ -28,6 +28,8 @@ class FlushResult:
     rejected: int = 0
     remaining: int = 0
     uids: list[str] = dataclasses.field(default_factory=list)
+    #: why the last attempt kept measurements queued (unreachable, a 5xx, a 4xx about the request)
+    error: str | None = None
 
 
 def _retry_after(resp: httpx.Response, default: float = 1.0) -> float:
@@ -95,6 +97,7 @@ class Outbox:
                         endpoint, content=body, headers={"content-type": "application/x-ndjson"}
                     )
                 except httpx.TransportError as exc:
+                    result.error = f"cannot reach {endpoint}: {type(exc).__name__}: {exc}"
                     if len(chunk) > 1 and not isinstance(exc, (httpx.ConnectError, httpx.ConnectTimeout)):
                         # connected, then cut off while sending: maybe an early 413 for a body too
                         # big for this collector; a smaller batch tells (an unreachable one does not)
@@ -119,12 +122,21 @@ class Outbox:
                     continue
                 if 400 <= resp.status_code < 500:
                     bad = self._bad_lines(resp, chunk)
+                    if bad is None:
+                        if resp.status_code in LINE_STATUSES and size > 1:
+                            size = max(1, len(chunk) // 2)  # a refusal naming no line: find it alone
+                            continue
+                        # not about the measurements (a wrong URL, a proxy's 403, a 405...): they
+                        # stay queued, and the reason is said
+                        result.error = f"{endpoint} answered {resp.status_code}: {_reason(resp)}"
+                        break
                     for p, reason in bad:
                         self._reject(p, reason)
                     result.rejected += len(bad)
                     gone = {p for p, _ in bad}
                     files = [p for p in files if p not in gone]
                     continue
+                result.error = f"{endpoint} answered {resp.status_code}: {_reason(resp)}"
                 if time.monotonic() >= deadline:  # 5xx: the collector's fault, keep the files
                     break
                 await asyncio.sleep(1.0)
@@ -134,31 +146,45 @@ class Outbox:
         result.remaining = len(self.pending())
         return result
 
-    def _bad_lines(self, resp: httpx.Response, chunk: list[Path]) -> list[tuple[Path, str]]:
+    def _bad_lines(self, resp: httpx.Response, chunk: list[Path]) -> list[tuple[Path, str]] | None:
+        """The measurements a 4xx refuses, with the reason: the lines its ``errors`` name, or the
+        one measurement sent (400, 413, 422); None when it names none (not about them)."""
         try:
             answer = orjson.loads(resp.content)
         except orjson.JSONDecodeError:
             answer = {}
         errors = answer.get("errors") if isinstance(answer, dict) else None
-        if errors:
-            return [
+        if isinstance(errors, list) and errors:
+            named = [
                 (chunk[e["line"] - 1], str(e.get("error")))
                 for e in errors
-                if 0 < e.get("line", 0) <= len(chunk)
+                if isinstance(e, dict) and isinstance(e.get("line"), int) and 0 < e["line"] <= len(chunk)
             ]
-        reason = answer.get("error", resp.text[:200]) if isinstance(answer, dict) else resp.text[:200]
-        if len(chunk) == 1:
-            return [(chunk[0], f"{resp.status_code}: {reason}")]
-        return (
-            [(chunk[0], f"{resp.status_code}: {reason}")]
-            if resp.status_code == 413
-            else [(p, f"{resp.status_code}: {reason}") for p in chunk]
-        )
+            if named:
+                return named
+        if len(chunk) == 1 and resp.status_code in LINE_STATUSES:
+            return [(chunk[0], f"{resp.status_code}: {_reason(resp)}")]
+        return None
 
     def _reject(self, path: Path, reason: str) -> None:
         target = self.rejected_dir / path.name
         os.replace(path, target)
         target.with_suffix(".error").write_text(reason + "\n")
+
+
+#: the statuses that refuse what was sent; any other 4xx (404, 401, 403, 405, 408, 415...) is
+#: about the request (a wrong URL, a proxy) and keeps the measurements queued
+LINE_STATUSES = (400, 413, 422)
+
+
+def _reason(resp: httpx.Response) -> str:
+    try:
+        answer = orjson.loads(resp.content)
+    except orjson.JSONDecodeError:
+        answer = None
+    if isinstance(answer, dict) and isinstance(answer.get("error"), str):
+        return str(answer["error"])[:300]
+    return resp.text[:200].strip() or resp.reason_phrase
 
 
 def _chunk(files: list[Path], size: int) -> list[Path]:

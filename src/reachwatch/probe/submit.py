@@ -30,6 +30,7 @@ class SubmitResult:
     rejected: int = 0
     queued: int = 0  # still in the outbox: sent next time
     timed_out: bool = False
+    error: str | None = None  # why the last send kept measurements queued
 
 
 class Submitter:
@@ -63,6 +64,7 @@ class Submitter:
         result = await self.outbox.flush(self.url, batch=self.batch, retry_for=0.0, client=self._http)
         self.result.sent += result.sent
         self.result.rejected += result.rejected
+        self.result.error = result.error if result.remaining else None
         return result
 
     async def _background(self) -> None:
@@ -114,4 +116,6 @@ class Submitter:
             text += f", rejected {r.rejected} (see {self.outbox.rejected_dir})"
         if r.queued:
             text += f", {r.queued} still queued in {self.outbox.path} (sent next time)"
+            if r.error:
+                text += f": {r.error}"
         return text
