@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 from typing import Any
 
@@ -184,3 +185,20 @@ async def test_a_refusal_naming_no_line_is_narrowed_to_the_measurement(
     assert (result.sent, result.rejected, result.remaining) == (4, 1, 0)
     assert [p.name for p in box.rejected_dir.glob("*.json")] == [bad.name]
     assert "we do not take that site" in (box.rejected_dir / bad.name).with_suffix(".error").read_text()
+
+
+async def test_a_collector_that_stays_busy_ends_the_flush_after_retry_for(tmp_path: Path) -> None:
+    """A 429/503 was waited for and resent with no look at ``retry_for``: ``reachwatch submit``
+    against a collector that stays busy never returned."""
+    box = Outbox(tmp_path / "box")
+    box.put({"n": 1})
+    calls: list[float] = []
+
+    def busy(_request: httpx.Request) -> httpx.Response:
+        calls.append(1)
+        return httpx.Response(503, headers={"retry-after": "0.1"}, json={"error": "busy"})
+
+    async with httpx.AsyncClient(transport=httpx.MockTransport(busy)) as http:
+        result = await asyncio.wait_for(box.flush("http://collector", client=http, retry_for=0.5), 10)
+    assert result.remaining == 1 and result.error is not None and "503: busy" in result.error
+    assert 2 <= len(calls) <= 10

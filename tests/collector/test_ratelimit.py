@@ -5,9 +5,10 @@ from typing import Any
 
 import orjson
 
-from collector.conftest import OTHER, PROBE_V4, collector
+from collector.conftest import OTHER, PROBE_V4, collector, live_server
 from collector.test_app import web
 from reachwatch.collector.config import Settings
+from reachwatch.collector.queue import Outbox
 from reachwatch.collector.ratelimit import RateLimiter, network_key
 
 
@@ -39,6 +40,24 @@ async def test_429_with_retry_after(tmp_path: Path, real_measurements: list[dict
         limited = await http.post("/api/v1/measurements", content=orjson.dumps(ms[3]))
         assert limited.status_code == 429 and int(limited.headers["retry-after"]) >= 1
         too_big = await http.post("/api/v1/measurements", content=b"\n".join(orjson.dumps(m) for m in ms[:5]))
-        assert too_big.status_code == 429
+        # more lines than the burst can never pass: a 413 that says so, not a 429 to wait for
+        assert too_big.status_code == 413 and "at most 3 lines per batch" in too_big.json()["error"]
     async with collector(settings, client=PROBE_V4) as (_, http):  # another /24: its own bucket
         assert (await http.post("/api/v1/measurements", content=orjson.dumps(ms[4]))).status_code == 200
+
+
+async def test_the_outbox_gets_through_a_burst_smaller_than_its_batches(
+    tmp_path: Path, real_measurements: list[dict[str, Any]]
+) -> None:
+    """A collector run with ``--burst`` under the outbox's 500 lines answered every batch 429 with
+    ``Retry-After: 3600``: ``reachwatch submit`` waited and resent it until it gave up, sending
+    nothing. The 413 makes it halve its batches until they fit (here also past the batch workers'
+    32 lines)."""
+    sample = web(real_measurements)[0]
+    box = Outbox(tmp_path / "box")
+    for i in range(70):
+        box.put({**sample, "input": f"https://site{i}.example/"})
+    settings = Settings(store=str(tmp_path / "m.duckdb"), rate=1000, burst=20, ingest_workers=1)
+    with live_server(settings) as url:
+        result = await box.flush(url, retry_for=10)
+    assert (result.sent, result.rejected, result.remaining) == (70, 0, 0)

@@ -219,8 +219,17 @@ def create_app(settings: Settings) -> CollectorApp:
         if limiter.rate <= 0:
             return
         wait = limiter.take(network_key(asn, client), cost)
+        if wait == float("inf"):
+            # waiting would not help (it was a 429 with Retry-After: 3600): a 413 says to split it,
+            # and a client that halves on 413 (reachwatch's outbox) gets through
+            most = int(limiter.burst)
+            raise ApiError(
+                413,
+                f"a batch of {cost} lines (blank ones counted) is more than this collector takes from "
+                f"one network at once (--burst {most}): send at most {most} lines per batch",
+            )
         if wait:
-            retry = "3600" if wait == float("inf") else str(max(1, int(wait + 0.999)))
+            retry = str(max(1, int(wait + 0.999)))
             raise ApiError(429, "too many measurements from this network", headers={"Retry-After": retry})
 
     @app.post("/report", response_model=ReportOpened, responses=ERRORS, openapi_extra=_json_body(ReportOpen))

@@ -87,6 +87,7 @@ class Outbox:
         result = FlushResult()
         deadline = time.monotonic() + retry_for
         size = batch
+        busy = False  # the last answer was a 429 or 503
         try:
             files = self.pending()
             while files:
@@ -107,8 +108,13 @@ class Outbox:
                     await asyncio.sleep(0.2)
                     continue
                 if resp.status_code in (429, 503):
+                    result.error = f"{endpoint} answered {resp.status_code}: {_reason(resp)}"
                     await asyncio.sleep(_retry_after(resp))
+                    if busy and time.monotonic() >= deadline:
+                        break  # busy again after its Retry-After, and past retry_for: it stays queued
+                    busy = True
                     continue
+                busy = False
                 if resp.status_code == 413 and size > 1:
                     size = max(1, size // 2)
                     continue
