@@ -69,3 +69,22 @@ async def test_store_failure_is_503_not_500(tmp_path: Path, real_measurements: l
         app.state.store.insert = broken
         r = await http.post("/api/v1/measurements", content=orjson.dumps(web(real_measurements)[0]))
         assert r.status_code == 503 and "retry-after" in r.headers
+
+
+async def test_a_batch_larger_than_max_pending_is_413(
+    tmp_path: Path, real_measurements: list[dict[str, Any]]
+) -> None:
+    """It was a 503 with Retry-After, though it could never be admitted: a client that retries
+    (the outbox) resent it until it gave up. Through the batch workers too (32 lines or more)."""
+    sample = web(real_measurements)[0]
+    lines = [orjson.dumps({**sample, "input": f"https://site{i}.example/"}) for i in range(40)]
+    for workers in (0, 1):
+        settings = Settings(
+            store=str(tmp_path / f"m{workers}.duckdb"), rate=0, max_pending=30, ingest_workers=workers
+        )
+        async with collector(settings) as (_, http):
+            r = await http.post("/api/v1/measurements", content=b"\n".join(lines))
+            assert r.status_code == 413 and "at most 30 lines per batch" in r.json()["error"], r.text
+            assert (await http.get("/api/v1/measurements")).json()["metadata"]["count"] == 0
+            r = await http.post("/api/v1/measurements", content=b"\n".join(lines[:30]))
+            assert r.status_code == 200, r.text

@@ -160,6 +160,12 @@ class Ingestor:
         """The future of ``count`` more pending measurements; :class:`Overloaded` past the bound."""
         if self._tasks is None:
             raise RuntimeError("ingestor not started")
+        if count > self.max_pending:  # a 503 to retry would be answered forever
+            raise ApiError(
+                413,
+                f"a batch of {count} measurements is more than this collector holds at once "
+                f"(--max-pending {self.max_pending}): send at most {self.max_pending} lines per batch",
+            )
         # rows a journal holds (acknowledged, not yet in the store) count too: a store that falls
         # behind is answered 503 at once, not after a wait
         if self._pending + count + getattr(self.store, "held", 0) > self.max_pending:
