@@ -116,3 +116,16 @@ async def test_deep_nesting_is_named(tmp_path: Path, good: dict[str, Any], depth
         batch.status_code == 422 and "nested more than 254 levels deep" in batch.json()["errors"][0]["error"]
     )
     assert single.status_code == 422 and "nested more than 254 levels deep" in single.json()["error"]
+
+
+async def test_no_such_route_and_wrong_method_have_an_error_message(tmp_path: Path) -> None:
+    """Every 4xx body has an ``error`` (docs/collector.md); a 404 for an unknown path and a 405 had
+    only Starlette's ``detail``."""
+    async with collector(Settings(store=str(tmp_path / "m.duckdb"), rate=0)) as (_, http):
+        missing = await http.get("/api/v1/nothing-here")
+        wrong = await http.put("/api/v1/measurements", content=b"{}")
+        opened = await http.get("/report")
+    assert missing.status_code == 404 and missing.json()["error"] == "Not Found"
+    assert wrong.status_code == 405 and wrong.json()["error"] == "Method Not Allowed"
+    assert "POST" in wrong.headers["allow"]
+    assert opened.status_code == 405 and opened.json()["detail"] == "Method Not Allowed"

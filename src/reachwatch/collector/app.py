@@ -20,6 +20,7 @@ from fastapi import FastAPI
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from pydantic import ValidationError
+from starlette.exceptions import HTTPException
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
@@ -212,6 +213,7 @@ def create_app(settings: Settings) -> CollectorApp:
     app = CollectorApp(title="reachwatch collector", version="0.1.0", lifespan=lifespan)
     app.add_exception_handler(ApiError, lambda _r, exc: error_response(exc))
     app.add_exception_handler(RequestValidationError, _invalid)
+    app.add_exception_handler(HTTPException, _http_error)
     app.add_exception_handler(Exception, _internal)
 
     def rate_limit(client: str, asn: str | None, cost: int) -> None:
@@ -367,6 +369,14 @@ async def _invalid(_request: Request, exc: Exception) -> Response:
         f"{'.'.join(str(p) for p in e.get('loc', ()))}: {e.get('msg', 'invalid')}" for e in errors[:5]
     )
     return json_response({"error": message or "invalid request", "detail": jsonable_encoder(errors)}, 422)
+
+
+async def _http_error(_request: Request, exc: Exception) -> Response:
+    """Starlette's own 4xx (no such route: 404, a method the route lacks: 405) with the ``error``
+    message every other 4xx has (its ``detail`` kept, as FastAPI gives it)."""
+    assert isinstance(exc, HTTPException)
+    headers = dict(exc.headers) if exc.headers else None
+    return json_response({"error": exc.detail, "detail": exc.detail}, exc.status_code, headers)
 
 
 async def _internal(request: Request, exc: Exception) -> Response:
