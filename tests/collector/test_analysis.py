@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
-from reachwatch.collector.analysis import NOT_JUDGED, verdict_values
+import orjson
+
+from collector.conftest import collector
+from reachwatch.collector.analysis import NOT_JUDGED, domain, verdict_values
+from reachwatch.collector.config import Settings
 
 
 def measurement(test_name: str, **keys: Any) -> dict[str, Any]:
@@ -21,3 +26,29 @@ def test_another_test_is_neither_an_anomaly_nor_a_failure_unless_it_failed() -> 
 def test_a_web_connectivity_measurement_without_a_verdict_is_a_failure() -> None:
     *_, anomaly, failure = verdict_values(measurement("web_connectivity"))
     assert (anomaly, failure) == (False, True)
+
+
+def test_the_domain_of_a_bare_host_input_is_the_host() -> None:
+    """dns_consistency, quicping, urlgetter... give a host as input (``google.com``): its domain
+    was empty, so ``domain=google.com`` did not find them and the aggregation put them with the
+    measurements that have no input."""
+    assert domain("google.com") == "google.com"
+    assert domain("Bücher.DE.") == "xn--bcher-kva.de"
+    assert domain("8.8.8.8:53") == "8.8.8.8"
+    assert domain("http://Example.ORG./a") == "example.org"
+    for no_host in ("", "obfs4 192.0.2.1:443 cert=x", "/just/a/path", "user@host", "a b"):
+        assert domain(no_host) == "", no_host
+
+
+async def test_a_bare_host_input_is_found_by_the_domain_filter(
+    tmp_path: Path, real_measurements: list[dict[str, Any]]
+) -> None:
+    hosts = [m for m in real_measurements if m.get("input") in ("google.com", "ooni.org")]
+    assert len(hosts) >= 2, "the shared data has dns_consistency/urlgetter measurements of a host"
+    async with collector(Settings(store=str(tmp_path / "m.duckdb"), rate=0)) as (_, http):
+        r = await http.post("/api/v1/measurements", content=b"\n".join(orjson.dumps(m) for m in hosts))
+        assert r.status_code == 200, r.text
+        for host in ("google.com", "GOOGLE.com.", "ooni.org"):
+            expected = sum(m["input"] == host.lower().rstrip(".") for m in hosts)
+            listed = (await http.get("/api/v1/measurements", params={"domain": host})).json()
+            assert listed["metadata"]["count"] == expected, host

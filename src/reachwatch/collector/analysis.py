@@ -88,8 +88,14 @@ def verdict(measurement: dict[str, Any]) -> Verdict:
 _PLAIN_URL = re.compile(r"https?://([A-Za-z0-9.\-]+)(?::[0-9]*)?(?:[/?#]|\Z)")
 
 
+#: A bare host name or IPv4 address, with or without a port (``google.com``, ``8.8.8.8:53``):
+#: the input of tests that measure a host (urlsplit finds no host in it)
+_BARE_HOST = re.compile(r"([^\s/:?#@\[\]]*[^\s/:?#@\[\]\d.][^\s/:?#@\[\]]*|[0-9.]+)(?::[0-9]{1,5})?")
+
+
 def domain(url: str | None) -> str:
-    """The URL's host as ``urlsplit(url).hostname`` gives it (a regex first: 10x faster), in one
+    """The URL's host as ``urlsplit(url).hostname`` gives it (a regex first: 10x faster), or the
+    input itself when it is a bare host (``google.com``, as OONI's DNS tests give it), in one
     form (:func:`~reachwatch.observations.text.norm_host`: lower case, no final dot, punycode), so
     ``http://Example.ORG./`` and ``http://bücher.de/`` are the domains a ``domain=`` filter names."""
     if not url:
@@ -97,6 +103,9 @@ def domain(url: str | None) -> str:
     plain = _PLAIN_URL.match(url)
     if plain is not None:
         return norm_host(plain.group(1))
+    bare = _BARE_HOST.fullmatch(url)
+    if bare is not None:  # dns_consistency, quicping, urlgetter... measure a host, not a URL
+        return norm_host(bare.group(1))
     try:
         host = urllib.parse.urlsplit(url).hostname
     except ValueError:
