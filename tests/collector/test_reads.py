@@ -216,3 +216,56 @@ async def test_a_domain_of_dots_and_since_after_until_are_422(
                 assert r.status_code == 422 and "since must be before until" in r.json()["error"], r.text
             r = await http.get(route, params={"since": "2000-01-01", "until": "2100-01-01"})
             assert r.status_code == 200, r.text
+
+
+async def test_times_at_the_ends_of_what_both_stores_hold(
+    store_location: str, real_measurements: list[dict[str, Any]]
+) -> None:
+    """ClickHouse 18.16's DateTime holds 1970 to 2105 and wraps past them: a measurement from 1900
+    or 2200 was stored as 0000-00-00 (and every page listing it was a 500), one from year 1 was a
+    503 retried forever, and since=9999-12-31 matched everything, since=0001-01-01 was a 500.
+    Out of range (the epoch's day too, which 18.16 writes as 0000-00-00) is now a 422 on both
+    stores; since/until anywhere in the calendar mean the same on both."""
+    base = web(real_measurements)[0]
+    edge = []
+    for i, when in enumerate(("1970-01-02 00:00:00", "2105-12-31 23:59:59", "2024-02-12 20:00:00")):
+        edge.append({**_one(base, f"https://edge{i}.example/"), "measurement_start_time": when})
+    async with collector(Settings(store=store_location, rate=0)) as (_, http):
+        r = await http.post(LIST, content=b"\n".join(orjson.dumps(m) for m in edge))
+        assert r.status_code == 200, r.text
+        for when in (
+            "1900-01-01 00:00:00",
+            "1969-12-31 23:59:59",
+            "2106-01-01 00:00:00",
+            "0001-01-01 00:00:00",
+        ):
+            m = {**_one(base, "https://out.example/"), "measurement_start_time": when}
+            r = await http.post(LIST, content=orjson.dumps(m))
+            assert (
+                r.status_code == 422 and "outside 1970-01-02 to 2105-12-31" in r.json()["errors"][0]["error"]
+            ), (
+                when,
+                r.text,
+            )
+        listed = (await http.get(LIST)).json()
+        assert sorted(row["measurement_start_time"] for row in listed["results"]) == [
+            "1970-01-02T00:00:00Z",
+            "2024-02-12T20:00:00Z",
+            "2105-12-31T23:59:59Z",
+        ]
+        days = (await http.get(AGGREGATION, params={"axis_x": "measurement_start_day"})).json()["result"]
+        assert [d["measurement_start_day"] for d in days] == ["1970-01-02", "2024-02-12", "2105-12-31"]
+        for params, expected in (
+            ({"since": "0001-01-01"}, 3),
+            ({"until": "0001-01-01T00:00:00Z"}, 0),
+            ({"since": "9999-12-31"}, 0),
+            ({"until": "9999-12-31"}, 3),
+            ({"since": "1900-01-01", "until": "2200-01-01"}, 3),
+            ({"since": "1970-01-02 00:00:01", "until": "2105-12-31 23:59:59"}, 1),
+        ):
+            for route in (LIST, AGGREGATION):
+                r = await http.get(route, params=params)
+                assert r.status_code == 200, (params, r.text)
+                body = r.json()
+                got = body["metadata"]["count"] if route == LIST else body["result"]["measurement_count"]
+                assert got == expected, (route, params)

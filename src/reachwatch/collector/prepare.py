@@ -35,6 +35,8 @@ from reachwatch.collector.privacy import LOCAL, Scrubber
 from reachwatch.store.schema import (
     ANALYSIS_COLUMNS,
     COLUMN_NAMES,
+    EARLIEST,
+    LATEST,
     PENDING_ANALYSIS,
     Row,
     RowColumns,
@@ -217,6 +219,12 @@ def stage(
         start = dt.datetime.fromisoformat(base.measurement_start_time)
     except ValueError:
         raise ApiError(422, f"{where}: measurement_start_time is not a valid date") from None
+    if not EARLIEST <= start <= LATEST:
+        raise ApiError(
+            422,
+            f"{where}: measurement_start_time {base.measurement_start_time} is outside "
+            f"{EARLIEST:%Y-%m-%d} to {LATEST:%Y-%m-%d}, the times the store keeps: check the probe's clock",
+        )
     # test_keys (nearly all of the bytes) is serialised once and spliced into both the identity
     # and the stored form as an orjson Fragment; serialised at the same depth as inside the
     # measurement, so orjson's nesting limit applies exactly as to the whole

@@ -27,6 +27,8 @@ from reachwatch.store.schema import (
     ANALYSIS_COLUMNS,
     COLUMN_NAMES,
     COLUMNS,
+    EARLIEST,
+    LATEST,
     META_TABLE,
     TABLE,
     Analysis,
@@ -49,8 +51,12 @@ def literal(value: Any) -> str:
     if isinstance(value, int):
         return str(value)
     if isinstance(value, dt.datetime):
+        # a since/until outside the range DateTime holds would wrap (year 9999 matched everything,
+        # year 1 was not even parsed): the range's ends mean the same for what is stored
+        value = min(max(value, EARLIEST), LATEST)
         return f"toDateTime('{value:%Y-%m-%d %H:%M:%S}', 'UTC')"
     if isinstance(value, dt.date):
+        value = min(max(value, EARLIEST.date()), LATEST.date())
         return f"toDate('{value:%Y-%m-%d}')"
     text = str(value).replace("\\", "\\\\").replace("'", "\\'")
     return f"'{text}'"
@@ -201,7 +207,7 @@ class ClickHouseStore:
 
     async def aggregate(self, f: Filters, axes: list[str]) -> list[dict[str, Any]]:
         sql, params = query.aggregate_sql(f, axes)
-        return await self._rows(render(sql, params))
+        return [_decode(r) for r in await self._rows(render(sql, params))]
 
     async def raw_batches(self, batch: int) -> AsyncIterator[list[tuple[str, bytes]]]:
         offset = 0
@@ -233,12 +239,20 @@ def _encode(row: Row) -> dict[str, Any]:
     return out
 
 
+_EPOCH = dt.datetime(1970, 1, 1)
+
+
 def _decode(row: dict[str, Any]) -> dict[str, Any]:
     for name in _BOOLS:
         if name in row and row[name] is not None:
             row[name] = bool(row[name])
+    # 18.16 writes the epoch, the first instant it holds, as zeros (rows stored before EARLIEST)
     if isinstance(row.get("measurement_start_time"), str):
-        row["measurement_start_time"] = dt.datetime.fromisoformat(row["measurement_start_time"])
+        text = row["measurement_start_time"]
+        row["measurement_start_time"] = _EPOCH if text.startswith("0000") else dt.datetime.fromisoformat(text)
     if isinstance(row.get("measurement_start_day"), str):
-        row["measurement_start_day"] = dt.date.fromisoformat(row["measurement_start_day"])
+        text = row["measurement_start_day"]
+        row["measurement_start_day"] = (
+            _EPOCH.date() if text.startswith("0000") else dt.date.fromisoformat(text)
+        )
     return row

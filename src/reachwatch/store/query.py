@@ -10,7 +10,7 @@ import dataclasses
 import datetime as dt
 from typing import Any, Literal
 
-from reachwatch.store.schema import COLUMN_NAMES, TABLE
+from reachwatch.store.schema import COLUMN_NAMES, EARLIEST, LATEST, TABLE
 
 AXES = ("measurement_start_day", "probe_cc", "probe_asn", "domain", "category_code")
 Dialect = Literal["duckdb", "clickhouse"]
@@ -39,12 +39,17 @@ def where(f: Filters) -> tuple[str, list[Any]]:
         if value is not None:
             parts.append(f"{name} = ?")
             params.append(value)
-    if f.since is not None:
-        parts.append("measurement_start_time >= ?")
-        params.append(f.since)
-    if f.until is not None:
-        parts.append("measurement_start_time < ?")
-        params.append(f.until)
+    # every stored time is within EARLIEST..LATEST (the collector refuses others): a bound outside
+    # them is decided here, as ClickHouse's DateTime cannot even hold it (it would wrap)
+    if (f.since is not None and f.since > LATEST) or (f.until is not None and f.until <= EARLIEST):
+        parts.append("1 = 0")  # nothing stored can match
+    else:
+        if f.since is not None and f.since > EARLIEST:
+            parts.append("measurement_start_time >= ?")
+            params.append(f.since)
+        if f.until is not None and f.until <= LATEST:
+            parts.append("measurement_start_time < ?")
+            params.append(f.until)
     if f.blocking is not None:
         if f.blocking == "true":
             parts.append("anomaly = ?")

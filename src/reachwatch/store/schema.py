@@ -26,6 +26,13 @@ class Column:
     clickhouse: str
 
 
+#: The measurement start times both stores hold: ClickHouse 18.16's ``DateTime`` and ``Date`` run
+#: from the epoch to the end of 2105 and silently wrap past them. The epoch's own day is left out:
+#: 18.16 writes it (Date 0) as ``0000-00-00``, which no reader parses, and a probe whose clock says
+#: 1970-01-01 has had its clock reset
+EARLIEST = dt.datetime(1970, 1, 2)
+LATEST = dt.datetime(2105, 12, 31, 23, 59, 59)
+
 COLUMNS: tuple[Column, ...] = (
     Column("measurement_uid", "VARCHAR NOT NULL", "String"),
     Column("content_hash", "VARCHAR NOT NULL", "String"),
