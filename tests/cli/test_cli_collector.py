@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -129,3 +130,17 @@ def test_submit_says_why_measurements_stay_queued(tmp_path: Path) -> None:
         timeout=60,
     )
     assert piped.returncode == 1 and "pending 1" in piped.stdout, piped.stderr
+
+
+def test_serve_says_the_port_is_taken_before_creating_the_store(tmp_path: Path) -> None:
+    """A port in use was uvicorn's "ERROR: [Errno 98]" (exit 3), after the DuckDB file and its
+    journal had been created."""
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        db = tmp_path / "x.duckdb"
+        r = reachwatch("serve", "--db", str(db), "--port", str(port), timeout=30)
+    assert r.returncode == 2, r.stderr
+    assert f"cannot listen on 127.0.0.1 port {port}" in r.stderr and "another --port" in r.stderr
+    assert not db.exists()

@@ -8,6 +8,7 @@ import asyncio
 import importlib.util
 import ipaddress
 import logging
+import socket
 import ssl
 from pathlib import Path
 
@@ -104,8 +105,30 @@ def check_geo(settings: Settings) -> None:
     Attributor(settings.asn_db, settings.country_db).close()
 
 
+def check_port(host: str, port: int) -> None:
+    """Bind the address once, as uvicorn will (SO_REUSEADDR), before anything is opened: a port in
+    use is then a UserError (exit 2), not uvicorn's "[Errno 98]" after the store was created."""
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except socket.gaierror as exc:
+        raise UserError(
+            f"cannot listen on {host}: {exc.strerror}", fix="give an address of this machine as --host"
+        ) from None
+    family, kind, proto, _, address = infos[0]
+    with socket.socket(family, kind, proto) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind(address)
+        except OSError as exc:
+            raise UserError(
+                f"cannot listen on {host} port {port}: {exc.strerror}",
+                fix="stop what uses it (another collector?) or give another --port",
+            ) from None
+
+
 def serve(settings: Settings, host: str, port: int) -> None:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    check_port(host, port)
     check_geo(settings)
     check_store(settings)
     config = uvicorn_config(settings, host, port)
