@@ -4,6 +4,7 @@ aggregation counts against SQL written here, on the store's own DuckDB connectio
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import copy
 import itertools
 from pathlib import Path
@@ -16,6 +17,7 @@ from collector.conftest import collector
 from collector.test_app import web
 from reachwatch.collector.config import Settings
 from reachwatch.collector.reads import FILTERS
+from reachwatch.store import clickhouse_server
 from reachwatch.store.readers import reader_for_store
 
 LIST = "/api/v1/measurements"
@@ -269,3 +271,32 @@ async def test_times_at_the_ends_of_what_both_stores_hold(
                 body = r.json()
                 got = body["metadata"]["count"] if route == LIST else body["result"]["measurement_count"]
                 assert got == expected, (route, params)
+
+
+@pytest.mark.clickhouse
+async def test_reads_while_clickhouse_is_down_are_503(
+    tmp_path: Path, real_measurements: list[dict[str, Any]]
+) -> None:
+    """With its ClickHouse stopped, a write was a 503 to retry but every read (a measurement, the
+    list, the aggregation) and the admin routes were a 500 "internal error"."""
+    if clickhouse_server.binary() is None:
+        pytest.skip("clickhouse-server is not installed: ClickHouse tests skipped")
+    m = web(real_measurements)[0]
+    with contextlib.ExitStack() as stack:
+        url = stack.enter_context(clickhouse_server.running(tmp_path / "clickhouse"))
+        settings = Settings(store=f"{url}/down", rate=0, admin_token="t0ken")
+        async with collector(settings) as (_, http):
+            uid = (await http.post(LIST, content=orjson.dumps(m))).json()["measurement_uids"][0]
+            assert (await http.get(f"/api/v1/measurement/{uid}")).status_code == 200
+            stack.close()  # the server is killed
+            auth = {"authorization": "Bearer t0ken"}
+            for method, route in (
+                ("GET", f"/api/v1/measurement/{uid}"),
+                ("GET", LIST),
+                ("GET", AGGREGATION),
+                ("DELETE", f"/api/v1/measurement/{uid}"),
+                ("POST", "/api/v1/admin/reanalyse"),
+            ):
+                r = await http.request(method, route, headers=auth)
+                assert r.status_code == 503, (route, r.status_code, r.text)
+                assert "storage error" in r.json()["error"] and r.headers["retry-after"], route

@@ -11,12 +11,13 @@ from starlette.responses import Response
 
 from reachwatch.collector.analyser import analyse_raw
 from reachwatch.collector.config import Settings
-from reachwatch.collector.http import ApiError, json_response
+from reachwatch.collector.http import STORE_FAILING, ApiError, json_response, store_errors
 from reachwatch.store import Store
 
 AUTH: dict[int | str, dict[str, Any]] = {
     401: {"description": "missing or wrong bearer token"},
     403: {"description": "admin disabled"},
+    **STORE_FAILING,
 }
 
 
@@ -34,7 +35,9 @@ def add_routes(app: FastAPI, settings: Settings) -> None:
     async def delete_measurement(request: Request, measurement_uid: str) -> Response:
         check_token(request, settings)
         store: Store = request.app.state.store
-        if len(measurement_uid) > 128 or not await store.delete(measurement_uid):
+        with store_errors("delete from"):
+            found = len(measurement_uid) <= 128 and await store.delete(measurement_uid)
+        if not found:
             raise ApiError(404, "no such measurement")
         return json_response({"deleted": measurement_uid})
 
@@ -44,8 +47,9 @@ def add_routes(app: FastAPI, settings: Settings) -> None:
         check_token(request, settings)
         store: Store = request.app.state.store
         done = 0
-        async for batch in store.raw_batches(500):
-            updates = analyse_raw(batch)
-            await store.update_analysis(updates)
-            done += len(updates)
+        with store_errors("re-analyse"):
+            async for batch in store.raw_batches(500):
+                updates = analyse_raw(batch)
+                await store.update_analysis(updates)
+                done += len(updates)
         return json_response({"reanalysed": done})

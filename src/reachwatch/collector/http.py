@@ -7,6 +7,9 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import logging
+from collections.abc import Iterator
 from typing import Any
 
 import orjson
@@ -14,6 +17,7 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.types import Message, Receive, Scope, Send
 
+log = logging.getLogger(__name__)
 _JSON_HEADERS = [(b"content-type", b"application/json")]
 #: Seconds a request body may stay without a new byte before the request is answered 408: a client
 #: that declares more than it sends, and keeps the connection open, no longer holds it for ever
@@ -29,6 +33,29 @@ class ApiError(Exception):
         self.message = message
         self.headers = headers or {}
         self.extra = extra
+
+
+#: How the routes that read the store (and the admin ones) document a failing store in OpenAPI
+STORE_FAILING: dict[int | str, dict[str, Any]] = {
+    503: {"description": "the store cannot be read now (ClickHouse down, an I/O error): retry later"}
+}
+
+
+@contextlib.contextmanager
+def store_errors(action: str) -> Iterator[None]:
+    """A store that fails while a route reads it (ClickHouse down, an I/O error) is a 503 to retry,
+    as a failed write is, not a 500; the store's own message goes to the log, for the operator."""
+    try:
+        yield
+    except ApiError:
+        raise
+    except Exception as exc:
+        log.error("store %s failed: %s: %.300s", action, type(exc).__name__, exc)
+        raise ApiError(
+            503,
+            f"the collector could not {action} its store (storage error); retry later",
+            headers={"Retry-After": "5"},
+        ) from None
 
 
 def _idle() -> ApiError:

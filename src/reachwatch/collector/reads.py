@@ -10,7 +10,7 @@ from fastapi import FastAPI, Query
 from starlette.requests import Request
 from starlette.responses import Response
 
-from reachwatch.collector.http import ApiError, json_response
+from reachwatch.collector.http import STORE_FAILING, ApiError, json_response, store_errors
 from reachwatch.observations.text import norm_host
 from reachwatch.store import Filters, Store
 from reachwatch.store.schema import decompress
@@ -26,7 +26,7 @@ FILTERS = ("probe_cc", "probe_asn", "domain", "input", "category_code", "test_na
 TEST_NAME = r"^[a-z_]{1,64}$"
 LIST_PARAMS = (*FILTERS, "blocking", "limit", "offset")
 AGGREGATION_PARAMS = ("axis_x", "axis_y", *FILTERS)
-NOT_FOUND: dict[int | str, dict[str, Any]] = {404: {"description": "no such measurement"}}
+NOT_FOUND: dict[int | str, dict[str, Any]] = {404: {"description": "no such measurement"}, **STORE_FAILING}
 
 
 def _when(value: str | None, name: str) -> dt.datetime | None:
@@ -121,12 +121,13 @@ def add_routes(app: FastAPI) -> None:
     @app.get("/api/v1/measurement/{measurement_uid}", responses=NOT_FOUND)
     async def get_measurement(request: Request, measurement_uid: str) -> Response:
         store: Store = request.app.state.store
-        raw = await store.get_raw(measurement_uid) if len(measurement_uid) < 128 else None
+        with store_errors("read"):
+            raw = await store.get_raw(measurement_uid) if len(measurement_uid) < 128 else None
         if raw is None:
             raise ApiError(404, "no such measurement")
         return Response(decompress(raw), media_type="application/json")
 
-    @app.get("/api/v1/measurements")
+    @app.get("/api/v1/measurements", responses=STORE_FAILING)
     async def list_measurements(
         request: Request,
         probe_cc: str | None = Query(None, pattern=CC_QUERY),
@@ -147,7 +148,8 @@ def add_routes(app: FastAPI) -> None:
         _once(request, LIST_PARAMS)
         f = _filters(probe_cc, probe_asn, domain, input, category_code, test_name, since, until, blocking)
         store: Store = request.app.state.store
-        count, rows = await store.search(f, limit, offset)
+        with store_errors("read"):
+            count, rows = await store.search(f, limit, offset)
         pages = (count + limit - 1) // limit
         nxt = None
         if offset + limit < count:
@@ -164,7 +166,7 @@ def add_routes(app: FastAPI) -> None:
         }
         return json_response({"metadata": metadata, "results": [result_row(r) for r in rows]})
 
-    @app.get("/api/v1/aggregation")
+    @app.get("/api/v1/aggregation", responses=STORE_FAILING)
     async def aggregation(
         request: Request,
         axis_x: Axis | None = None,
@@ -185,7 +187,8 @@ def add_routes(app: FastAPI) -> None:
             raise ApiError(422, "axis_x and axis_y must differ")
         f = _filters(probe_cc, probe_asn, domain, input, category_code, test_name, since, until, None)
         store: Store = request.app.state.store
-        rows = await store.aggregate(f, axes)
+        with store_errors("read"):
+            rows = await store.aggregate(f, axes)
         for r in rows:
             for k, v in r.items():
                 if isinstance(v, dt.date):
