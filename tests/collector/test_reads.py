@@ -300,3 +300,21 @@ async def test_reads_while_clickhouse_is_down_are_503(
                 r = await http.request(method, route, headers=auth)
                 assert r.status_code == 503, (route, r.status_code, r.text)
                 assert "storage error" in r.json()["error"] and r.headers["retry-after"], route
+
+
+async def test_a_read_right_after_the_acknowledgement_counts_the_verdicts(
+    store_location: str, real_measurements: list[dict[str, Any]]
+) -> None:
+    """The verdict is computed after the 2xx (~0.3 s later): a client that posted and then at once
+    asked for the aggregation saw every measurement as a failure and none as ok. A read while
+    ingest has nothing in hand now waits (at most a second) for those verdicts."""
+    ms = web(real_measurements)
+    async with collector(Settings(store=store_location, rate=0)) as (_, http):
+        r = await http.post(LIST, content=b"\n".join(orjson.dumps(m) for m in ms))
+        assert r.status_code == 200, r.text
+        counts = (await http.get(AGGREGATION)).json()["result"]
+        rows = (await http.get(LIST, params={"limit": 1000})).json()["results"]
+    assert counts["measurement_count"] == len(ms)
+    assert all(row["analysed"] for row in rows)
+    assert counts["ok_count"] + counts["anomaly_count"] > 0
+    assert counts["failure_count"] == sum(row["failure"] for row in rows) < len(ms)

@@ -148,6 +148,7 @@ def add_routes(app: FastAPI) -> None:
         _once(request, LIST_PARAMS)
         f = _filters(probe_cc, probe_asn, domain, input, category_code, test_name, since, until, blocking)
         store: Store = request.app.state.store
+        await request.app.state.ingestor.verdicts_for_a_read()
         with store_errors("read"):
             count, rows = await store.search(f, limit, offset)
         pages = (count + limit - 1) // limit
@@ -187,6 +188,7 @@ def add_routes(app: FastAPI) -> None:
             raise ApiError(422, "axis_x and axis_y must differ")
         f = _filters(probe_cc, probe_asn, domain, input, category_code, test_name, since, until, None)
         store: Store = request.app.state.store
+        await request.app.state.ingestor.verdicts_for_a_read()
         with store_errors("read"):
             rows = await store.aggregate(f, axes)
         for r in rows:
