@@ -144,3 +144,24 @@ def test_serve_says_the_port_is_taken_before_creating_the_store(tmp_path: Path) 
     assert r.returncode == 2, r.stderr
     assert f"cannot listen on 127.0.0.1 port {port}" in r.stderr and "another --port" in r.stderr
     assert not db.exists()
+
+
+def test_serve_refuses_settings_that_cannot_work(tmp_path: Path) -> None:
+    """These started a collector that answered every request 413 (--max-body 0) or 503
+    (--max-pending 0), limited nothing (--rate -1, nan), or took a --clickhouse URL without a
+    scheme for a DuckDB path (an error about a DuckDB extension); an address not of this machine
+    was told to try another port."""
+    db = str(tmp_path / "x.duckdb")
+    for args, why in (
+        (["--max-body", "0"], "--max-body 0: give at least 1"),
+        (["--max-pending", "0"], "--max-pending 0: give at least 1"),
+        (["--rate", "-1"], "--rate -1.0"),
+        (["--rate", "nan"], "--rate nan"),
+        (["--burst", "0"], "--burst 0.0: give at least 1"),
+        (["--clickhouse", "localhost:8123"], "not a ClickHouse HTTP URL"),
+        (["--host", "192.0.2.1"], "give an address of this machine as --host"),
+    ):
+        r = reachwatch("serve", "--db", db, *args, "--port", str(free_port()), timeout=30)
+        assert r.returncode == 2, (args, r.stderr)
+        assert why in r.stderr and "Traceback" not in r.stderr, (args, r.stderr)
+    assert not Path(db).exists()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import math
 from pathlib import Path
 
 import typer
@@ -64,6 +65,17 @@ def serve(
 
     if not 0 < port < 65536:
         raise UserError(f"--port {port} is not a port number")
+    if clickhouse is not None and not clickhouse.startswith(("http://", "https://")):
+        raise UserError(
+            f"--clickhouse {clickhouse}: not a ClickHouse HTTP URL", fix="give http://HOST:8123/DB"
+        )
+    for name, value, least in (("--max-body", max_body, 1), ("--max-pending", max_pending, 1)):
+        if value < least:
+            raise UserError(f"{name} {value}: give at least {least}")
+    if not (math.isfinite(rate) and rate >= 0):
+        raise UserError(f"--rate {rate}: give measurements per second per network, 0 for no limit")
+    if not (math.isfinite(burst) and burst >= 1):
+        raise UserError(f"--burst {burst}: give at least 1 (the most lines a batch may have)")
     if ingest_workers is not None and not 0 <= ingest_workers <= 64:
         raise UserError(f"--ingest-workers {ingest_workers}: give 0 to 64 processes")
     for path in (asn_db, country_db, admin_token_file):

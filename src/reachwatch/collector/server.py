@@ -5,6 +5,7 @@ proxy (uvicorn's proxy-headers middleware: the nearest address the trusted proxi
 from __future__ import annotations
 
 import asyncio
+import errno
 import importlib.util
 import ipaddress
 import logging
@@ -120,9 +121,12 @@ def check_port(host: str, port: int) -> None:
         try:
             probe.bind(address)
         except OSError as exc:
+            in_use = exc.errno == errno.EADDRINUSE
             raise UserError(
                 f"cannot listen on {host} port {port}: {exc.strerror}",
-                fix="stop what uses it (another collector?) or give another --port",
+                fix="stop what uses it (another collector?) or give another --port"
+                if in_use
+                else "give an address of this machine as --host (127.0.0.1, 0.0.0.0 for all)",
             ) from None
 
 
