@@ -160,6 +160,7 @@ def test_serve_refuses_settings_that_cannot_work(tmp_path: Path) -> None:
         (["--burst", "0"], "--burst 0.0: give at least 1"),
         (["--clickhouse", "localhost:8123"], "not a ClickHouse HTTP URL"),
         (["--host", "192.0.2.1"], "give an address of this machine as --host"),
+        (["--host", "::ffff:127.0.0.1"], "give an address of this machine as --host"),
     ):
         r = reachwatch("serve", "--db", db, *args, "--port", str(free_port()), timeout=30)
         assert r.returncode == 2, (args, r.stderr)
