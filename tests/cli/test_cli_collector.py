@@ -130,6 +130,11 @@ def test_submit_says_why_measurements_stay_queued(tmp_path: Path) -> None:
         timeout=60,
     )
     assert piped.returncode == 1 and "pending 1" in piped.stdout, piped.stderr
+    # a file saved with a UTF-8 byte order mark (Windows) was "line 1: not a JSON object"
+    bom = tmp_path / "bom.jsonl"
+    bom.write_bytes(b"\xef\xbb\xbf" + jsonl.read_bytes().replace(b"\n", b"\r\n"))
+    r = reachwatch("submit", str(bom), "--collector", url, *queue_in("b"))
+    assert r.returncode == 1 and "pending 1" in r.stdout, r.stderr
 
 
 def test_serve_says_the_port_is_taken_before_creating_the_store(tmp_path: Path) -> None:

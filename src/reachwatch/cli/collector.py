@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import codecs
 import math
 from pathlib import Path
 
@@ -127,6 +128,8 @@ def submit(
     box = Outbox(outbox)
     with open(file, "rb") as fh:
         for n, line in enumerate(fh, 1):
+            if n == 1:
+                line = line.removeprefix(codecs.BOM_UTF8)  # as Windows editors save UTF-8
             if line.strip():
                 if not line.lstrip().startswith(b"{"):
                     raise UserError("not a JSON object", where=f"{file}:{n}")
