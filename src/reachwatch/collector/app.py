@@ -19,10 +19,12 @@ import orjson
 from fastapi import FastAPI
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
+from fastapi.routing import APIRoute
 from pydantic import ValidationError
 from starlette.exceptions import HTTPException
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
+from starlette.routing import Match
 from starlette.types import Receive, Scope, Send
 
 from reachwatch.collector import admin, health, reads
@@ -371,12 +373,22 @@ async def _invalid(_request: Request, exc: Exception) -> Response:
     return json_response({"error": message or "invalid request", "detail": jsonable_encoder(errors)}, 422)
 
 
-async def _http_error(_request: Request, exc: Exception) -> Response:
+async def _http_error(request: Request, exc: Exception) -> Response:
     """Starlette's own 4xx (no such route: 404, a method the route lacks: 405) with the ``error``
-    message every other 4xx has (its ``detail`` kept, as FastAPI gives it)."""
+    message every other 4xx has (its ``detail`` kept, as FastAPI gives it). A 405's ``Allow``
+    names the methods of every route of the path: Starlette's named only the first route's
+    (``Allow: POST`` for /api/v1/measurements, which answers GET too)."""
     assert isinstance(exc, HTTPException)
-    headers = dict(exc.headers) if exc.headers else None
-    return json_response({"error": exc.detail, "detail": exc.detail}, exc.status_code, headers)
+    headers = dict(exc.headers) if exc.headers else {}
+    if exc.status_code == 405:
+        methods: set[str] = set()
+        for route in request.app.router.routes:
+            match, _ = route.matches({**request.scope, "method": "GET"})
+            if match != Match.NONE and isinstance(route, APIRoute):
+                methods |= route.methods or set()
+        if methods:
+            headers["Allow"] = ", ".join(sorted(methods))
+    return json_response({"error": exc.detail, "detail": exc.detail}, exc.status_code, headers or None)
 
 
 async def _internal(request: Request, exc: Exception) -> Response:

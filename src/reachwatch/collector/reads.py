@@ -19,7 +19,11 @@ Axis = Literal["measurement_start_day", "probe_cc", "probe_asn", "domain", "cate
 #: filters as people type them (OONI's API takes ``AS123`` or ``123``): normalised by :func:`_filters`
 CC_QUERY = r"^[A-Za-z]{2}$"
 ASN_QUERY = r"^(?:[Aa][Ss])?[0-9]{1,10}$"
-DATE = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}([T ][0-9]{2}:[0-9]{2}(:[0-9]{2}(\.[0-9]{1,6})?)?(Z|[+-][0-9]{2}:[0-9]{2})?)?$"
+#: months, days, hours, minutes in range, as OpenAPI tells clients (Feb 30 is still a 422)
+DATE = (
+    r"^[0-9]{4}-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])"
+    r"([T ]([01][0-9]|2[0-3]):[0-5][0-9](:[0-5][0-9](\.[0-9]{1,6})?)?(Z|[+-]([01][0-9]|2[0-3]):[0-5][0-9])?)?$"
+)
 UID = r"^[0-9]{14}\.[0-9]{6}_[A-Z]{2}_[a-z]{1,64}_[0-9a-f]{16}$"
 FILTERS = ("probe_cc", "probe_asn", "domain", "input", "category_code", "test_name", "since", "until")
 #: OONI's test names as stored (``web_connectivity``), as ``MeasurementIn`` takes them
