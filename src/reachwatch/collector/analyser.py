@@ -132,6 +132,8 @@ class Analyser:
         self._event = asyncio.Event()
         self._wanted = 0  # bumped by every poke
         self._done = 0  # the last poke whose rows are all analysed
+        #: the last batch was full: a backlog (an import, a re-analysis) that takes more than a moment
+        self.behind = False
         self._task: asyncio.Task[None] | None = None
 
     def start(self) -> None:
@@ -162,7 +164,7 @@ class Analyser:
             self._event.clear()
             wanted = self._wanted
             try:
-                behind = False
+                behind = self.behind = False
                 while True:
                     # a full batch means a backlog: then wait a tenth as long, so a sustained load
                     # still gets its verdicts at ~10 batches a second's worth of idle CPU
@@ -170,7 +172,7 @@ class Analyser:
                     items = await self.store.unanalysed(self.batch)
                     if not items:
                         break
-                    behind = len(items) >= self.batch
+                    behind = self.behind = len(items) >= self.batch
                     await self.store.update_analysis(await self._analyse(items))
             except Exception as exc:  # store or child trouble: the rows stay unanalysed, retry soon
                 log.error("background analysis failed: %s", type(exc).__name__)

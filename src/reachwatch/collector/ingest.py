@@ -227,8 +227,9 @@ class Ingestor:
         """Before a read, while ingest has nothing in hand: wait (at most ``longest`` seconds) for
         the verdicts of what was acknowledged, so that a measurement read or counted right after
         its 2xx is not counted as a failure for the ~0.3 s its analysis takes. Under load (rows
-        pending) a read answers at once, with the rows not yet analysed counted as failures."""
-        if self.analyser is None or self._pending:
+        pending), or with a backlog that takes longer (an import), a read answers at once, the rows
+        not yet analysed counted as failures."""
+        if self.analyser is None or self._pending or self.analyser.behind:
             return
         with contextlib.suppress(TimeoutError):
             await self.analyser.settled(timeout=longest)
