@@ -97,6 +97,20 @@ async def test_a_parameter_given_twice_is_422(tmp_path: Path) -> None:
             assert name in r.json()["error"]
 
 
+async def test_an_unknown_parameter_is_422_not_ignored(tmp_path: Path) -> None:
+    """A misspelt filter must not silently answer for every measurement."""
+    async with collector(Settings(store=str(tmp_path / "m.duckdb"))) as (_, http):
+        for path, query in (
+            ("/api/v1/measurements", "cc=PK"),
+            ("/api/v1/measurements", "anomaly=true"),
+            ("/api/v1/aggregation", "blocking=dns"),
+        ):
+            r = await http.get(f"{path}?{query}")
+            name = query.split("=")[0]
+            assert r.status_code == 422 and f"unknown query parameter '{name}'" in r.json()["error"], r.text
+        assert (await http.get("/api/v1/aggregation?probe_cc=PK&axis_x=probe_asn")).status_code == 200
+
+
 async def test_bad_parameters_answer_an_error_message(tmp_path: Path) -> None:
     async with collector(Settings(store=str(tmp_path / "m.duckdb"), rate=0)) as (_, http):
         for route, params in (

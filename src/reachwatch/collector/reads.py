@@ -70,7 +70,12 @@ def _blocking(value: str | None) -> str | None:
 
 
 def _once(request: Request, names: tuple[str, ...]) -> None:
-    """A parameter given twice would silently take its last value: refuse it instead."""
+    """Each parameter one of ``names``, given at most once: a misspelt or unsupported filter
+    (``cc=PK``, OONI's ``anomaly=true``) would silently widen the answer to every measurement, and a
+    parameter given twice would silently take its last value; both are refused instead."""
+    for name in request.query_params:
+        if name not in names:
+            raise ApiError(422, f"unknown query parameter {name[:64]!r}: this route takes {', '.join(names)}")
     for name in names:
         if len(request.query_params.getlist(name)) > 1:
             raise ApiError(422, f"{name}: given more than once")
