@@ -65,7 +65,7 @@ from reachwatch.collector.ooni_protocol import (
 from reachwatch.collector.prepare import stage_lines, validation_message
 from reachwatch.collector.ratelimit import RateLimiter, network_key
 from reachwatch.store import default_journal, open_store
-from reachwatch.store.journal import store_left_journal
+from reachwatch.store.journal import note_journal, store_left_journal
 from reachwatch.urls import is_ip_literal
 
 log = logging.getLogger(__name__)
@@ -185,9 +185,13 @@ async def _answer(handler: Handler, arg: str, scope: Scope, receive: Receive, se
 def create_app(settings: Settings) -> CollectorApp:
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        if not settings.journal and default_journal(settings.store):
-            # what a run with the journal left beside the file goes in before one without it
-            await asyncio.to_thread(store_left_journal, settings.store)
+        if default_journal(settings.store):  # a DuckDB file
+            # what an earlier run left in a journal other than this run's goes in first (this
+            # run's own journal is recovered as it opens); then where this run journals is noted
+            journal = settings.journal_location()
+            await asyncio.to_thread(store_left_journal, settings.store, besides=journal)
+            if settings.journal_dir is not None:
+                await asyncio.to_thread(note_journal, settings.store, settings.journal_dir)
         store = open_store(settings.store, journal=settings.journal_location())
         await store.open()
         attributor = Attributor(settings.asn_db, settings.country_db)
