@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import duckdb
+import httpx
 import orjson
 import pytest
 from hypothesis import given
@@ -25,6 +26,7 @@ from hypothesis import strategies as st
 
 from collector.conftest import collector
 from collector.test_app import web
+from collector.test_durability import batch_workers, free_port, start, wait_ready
 from reachwatch.collector.batch import _SIZES, POOLED_LINES, _frame, lines_of, newlines, pieces
 from reachwatch.collector.config import Settings
 from reachwatch.collector.shared import Shared
@@ -221,6 +223,39 @@ async def test_a_dead_worker_fails_only_its_batch_and_is_replaced(
         r = await http.post("/api/v1/measurements", content=b"\n".join(lines))
         assert r.status_code == 200, r.text
         assert len(r.json()["measurement_uids"]) == N
+
+
+async def test_a_worker_killed_while_idle_is_replaced_before_its_next_batch(
+    tmp_path: Path, real_measurements: list[dict[str, Any]]
+) -> None:
+    """``reachwatch serve`` (uvloop): a worker killed between batches. uvloop's pipe raised
+    RuntimeError on the write to it, which the pool did not take for a death: the dead worker went
+    back to the pool and every batch that met it was a 500, for as long as the collector ran."""
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    proc = start(tmp_path / "m.duckdb", port, "--ingest-workers", "2", stderr=subprocess.PIPE)
+    try:
+        await wait_ready(url, proc)
+        body = b"\n".join(batch(real_measurements))
+        async with httpx.AsyncClient(timeout=30) as http:
+            assert (await http.post(f"{url}/api/v1/measurements", content=body)).status_code == 200
+            killed = min(batch_workers(proc.pid))
+            os.kill(killed, signal.SIGKILL)
+            for _ in range(100):  # until the collector has reaped it
+                if not Path(f"/proc/{killed}").exists():
+                    break
+                await asyncio.sleep(0.02)
+            # the death came before these batches: none of them is refused for it
+            codes = [
+                (await http.post(f"{url}/api/v1/measurements", content=body)).status_code for _ in range(3)
+            ]
+            assert codes == [200, 200, 200]
+            workers = batch_workers(proc.pid)
+            assert killed not in workers and len(workers) == 2
+    finally:
+        proc.terminate()
+        _, err = proc.communicate(timeout=30)
+    assert b"internal error" not in err, err.decode(errors="replace")[-2000:]
 
 
 async def test_a_hung_worker_is_replaced_and_its_batch_answered_503(

@@ -18,7 +18,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import duckdb
 import httpx
@@ -40,9 +40,15 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def start(db: Path, port: int, stderr: int = subprocess.DEVNULL) -> subprocess.Popen[bytes]:
+def start(
+    db: Path, port: int, *options: str, stderr: int | IO[bytes] = subprocess.DEVNULL
+) -> subprocess.Popen[bytes]:
+    """``reachwatch serve`` on ``db`` (``options`` added to its command line)."""
     return subprocess.Popen(
-        [sys.executable, "-m", "reachwatch", "serve", "--db", str(db), "--port", str(port), "--rate", "0"],
+        [
+            *(sys.executable, "-m", "reachwatch", "serve", "--db", str(db)),
+            *("--port", str(port), "--rate", "0", *options),
+        ],
         stdout=subprocess.DEVNULL,
         stderr=stderr,
     )

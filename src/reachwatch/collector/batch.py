@@ -220,9 +220,22 @@ class _Worker:
         assert process.stdin is not None and process.stdout is not None
         self.stdin, self.stdout = process.stdin, process.stdout
 
+    @property
+    def dead(self) -> bool:
+        """Whether it has exited (killed while idle, say) or its stdin is closed: no use calling it."""
+        return self.process.returncode is not None or self.stdin.is_closing()
+
     async def send(self, header: Any, bulk: bytes | memoryview = b"") -> None:
-        for part in _frame(header, bulk):  # not writelines: a pipe's joins the parts (a copy)
-            self.stdin.write(part)
+        """One frame to the worker; :class:`BrokenPipeError` if it is gone. uvloop's pipe raises
+        RuntimeError ("the handler is closed") on a write once the worker has exited, which the pool
+        would not take for a dead worker: every batch that met it was then a 500."""
+        if self.stdin.is_closing():
+            raise BrokenPipeError("the batch worker's stdin is closed")
+        try:
+            for part in _frame(header, bulk):  # not writelines: a pipe's joins the parts (a copy)
+                self.stdin.write(part)
+        except RuntimeError as exc:
+            raise BrokenPipeError(f"the batch worker's stdin is closed: {exc}") from None
         await self.stdin.drain()
 
     async def call(self, header: tuple[Any, ...], piece: memoryview) -> tuple[Any, bytes]:
@@ -328,6 +341,9 @@ class BatchPool:
         """The worker's answer for one piece: (None, Arrow IPC rows), (errors, b"") or (the type of
         a bug, b""); None if the worker died."""
         worker = await self._idle.get()
+        if worker.dead:  # died while idle: this batch is not its batch, so it gets another
+            log.error("a batch worker process died while idle; starting another")
+            worker = await self._replace(worker)
         # shielded: a request cancelled mid-call must not leave its answer unread in the pipe
         return await asyncio.shield(self._call(worker, (first, submitter, *_network(network)), body))
 
@@ -346,15 +362,21 @@ class BatchPool:
         ) as exc:
             what = "did not answer in time" if isinstance(exc, TimeoutError) else "died"
             log.error("a batch worker process %s; starting another", what)
-            self._all.discard(worker)
-            await worker.stop(timeout=0)
-            try:
-                worker = await self._spawn()
-            except OSError as exc:
-                log.error("could not start a batch worker: %s", type(exc).__name__)
+            worker = await self._replace(worker)
         finally:
             self._idle.put_nowait(worker)
         return answer
+
+    async def _replace(self, worker: _Worker) -> _Worker:
+        """A new worker in place of ``worker`` (stopped); ``worker`` itself if none can be started
+        (its next call fails and tries again)."""
+        self._all.discard(worker)
+        await worker.stop(timeout=0)
+        try:
+            return await self._spawn()
+        except OSError as exc:
+            log.error("could not start a batch worker: %s", type(exc).__name__)
+            return worker
 
     async def close(self) -> None:
         workers, self._all = list(self._all), set()
