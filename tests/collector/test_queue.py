@@ -202,3 +202,24 @@ async def test_a_collector_that_stays_busy_ends_the_flush_after_retry_for(tmp_pa
         result = await asyncio.wait_for(box.flush("http://collector", client=http, retry_for=0.5), 10)
     assert result.remaining == 1 and result.error is not None and "503: busy" in result.error
     assert 2 <= len(calls) <= 10
+
+
+async def test_two_processes_flushing_one_outbox_take_turns(
+    tmp_path: Path, real_measurements: list[dict[str, Any]]
+) -> None:
+    """``reachwatch measure --collector`` and ``reachwatch submit`` on one ``--outbox``: two Outbox
+    objects (each flush holds its own open file, as a process would). Both used to list the same
+    files and send them, and one then failed on a file the other had deleted (FileNotFoundError,
+    a traceback from ``reachwatch submit``) or reported the other's new files as its own left."""
+    sample = web(real_measurements)[0]
+    ms = [{**sample, "input": f"https://site{i}.example/"} for i in range(60)]
+    first, second = Outbox(tmp_path / "box"), Outbox(tmp_path / "box")
+    for m in ms:
+        first.put(m)
+    with live_server(Settings(store=str(tmp_path / "m.duckdb"), rate=0)) as url:
+        results = await asyncio.gather(first.flush(url, batch=10), second.flush(url, batch=10))
+        async with httpx.AsyncClient() as http:
+            stored = (await http.get(f"{url}/api/v1/measurements")).json()["metadata"]["count"]
+    assert sum(r.sent for r in results) == len(ms), "a measurement was sent twice"
+    assert [r.remaining for r in results] == [0, 0] and first.pending() == []
+    assert stored == len(ms)

@@ -6,15 +6,23 @@ fsynced, then renamed: a crash leaves either nothing or a whole file). ``await o
 sends them in batches to ``POST /api/v1/measurements`` and deletes a file only once the collector
 answered 2xx for its batch. 429/503 are retried after ``Retry-After``; a line the collector rejects
 (4xx) moves to ``path/rejected`` with the reason beside it, so it is not resent forever.
+
+Several processes may share an outbox (``reachwatch measure --collector`` and ``reachwatch submit``
+on the same ``--outbox``): ``put`` needs no lock (a whole file appears by its rename), and flushes
+take turns (``flock`` of ``path/pending``, waited for): two at once would each send the other's
+files, and one would trip over the files the other deleted.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
+import fcntl
 import hashlib
 import os
 import time
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +48,8 @@ def _retry_after(resp: httpx.Response, default: float = 1.0) -> float:
         return default
 
 
+#: Seconds between tries of the flush lock while another process flushes the outbox.
+LOCK_POLL = 0.05
 #: Lines per batch the outbox posts (``reachwatch submit`` and ``measure --collector``).
 BATCH = 500
 #: Bytes per batch at most (half the collector's default --max-body): 500 real measurements with
@@ -80,7 +90,32 @@ class Outbox:
     async def flush(
         self, url: str, *, batch: int = BATCH, retry_for: float = 0.0, client: httpx.AsyncClient | None = None
     ) -> FlushResult:
-        """Send everything pending; keep retrying an unreachable collector for ``retry_for`` seconds."""
+        """Send everything pending; keep retrying an unreachable collector for ``retry_for`` seconds.
+        A flush of this outbox by another process (or task) is waited for first; ``remaining``
+        counts what this flush found and could not send (another process's new files are its own
+        to send)."""
+        async with self._turn():
+            return await self._flush(url, batch=batch, retry_for=retry_for, client=client)
+
+    @contextlib.asynccontextmanager
+    async def _turn(self) -> AsyncIterator[None]:
+        """Hold the outbox's flush lock (``flock`` of the pending directory, so no lock file is
+        left), waiting for it without blocking the loop: a cancelled wait leaves nothing held."""
+        fd = os.open(self.pending_dir, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        try:
+            while True:
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    break
+                except BlockingIOError:
+                    await asyncio.sleep(LOCK_POLL)
+            yield
+        finally:
+            os.close(fd)  # the lock goes with it
+
+    async def _flush(
+        self, url: str, *, batch: int, retry_for: float, client: httpx.AsyncClient | None
+    ) -> FlushResult:
         own = client is None
         http = client or httpx.AsyncClient(timeout=60.0)
         endpoint = url.rstrip("/") + "/api/v1/measurements"
@@ -88,6 +123,7 @@ class Outbox:
         deadline = time.monotonic() + retry_for
         size = batch
         busy = False  # the last answer was a 429 or 503
+        files: list[Path] = []
         try:
             files = self.pending()
             while files:
@@ -149,7 +185,7 @@ class Outbox:
         finally:
             if own:
                 await http.aclose()
-        result.remaining = len(self.pending())
+        result.remaining = sum(p.exists() for p in files)
         return result
 
     def _bad_lines(self, resp: httpx.Response, chunk: list[Path]) -> list[tuple[Path, str]] | None:
