@@ -210,15 +210,17 @@ class ClickHouseStore:
         return [_decode(r) for r in await self._rows(render(sql, params))]
 
     async def raw_batches(self, batch: int) -> AsyncIterator[list[tuple[str, bytes]]]:
-        offset = 0
+        # after the last uid of the batch before, not at an offset (a delete would skip rows)
+        after = ""
         while True:
             rows = await self._rows(
-                f"SELECT measurement_uid, raw FROM {TABLE} ORDER BY measurement_uid LIMIT {offset:d}, {batch:d}"
+                f"SELECT measurement_uid, raw FROM {TABLE} WHERE measurement_uid > {literal(after)} "
+                f"ORDER BY measurement_uid LIMIT {batch:d}"
             )
             if not rows:
                 return
             yield [(r["measurement_uid"], base64.b64decode(r["raw"])) for r in rows]
-            offset += batch
+            after = rows[-1]["measurement_uid"]
 
 
 _BOOLS = {c.name for c in COLUMNS if c.duckdb.startswith("BOOLEAN")}

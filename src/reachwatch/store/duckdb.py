@@ -237,14 +237,19 @@ class DuckDBStore:
         return await self._read(run)
 
     async def raw_batches(self, batch: int) -> AsyncIterator[list[tuple[str, bytes]]]:
-        offset = 0
+        # each batch starts after the last uid of the one before, not at an offset: a delete (or an
+        # insert) between two batches would shift every row after it, and rows would be skipped
+        sql = (
+            f"SELECT measurement_uid, raw FROM {TABLE} WHERE measurement_uid > ? "
+            f"ORDER BY measurement_uid LIMIT {batch:d}"
+        )
+        after = ""
         while True:
-            sql = f"SELECT measurement_uid, raw FROM {TABLE} ORDER BY measurement_uid LIMIT {batch:d} OFFSET {offset:d}"
-            rows = await self._read(functools.partial(_fetch, sql=sql))
+            rows = await self._read(functools.partial(_fetch, sql=sql, params=[after]))
             if not rows:
                 return
             yield [(r[0], bytes(r[1])) for r in rows]
-            offset += batch
+            after = rows[-1][0]
 
 
 def _one(result: duckdb.DuckDBPyConnection) -> tuple[Any, ...] | None:
@@ -253,8 +258,10 @@ def _one(result: duckdb.DuckDBPyConnection) -> tuple[Any, ...] | None:
     return rows[0] if rows else None
 
 
-def _fetch(cur: duckdb.DuckDBPyConnection, sql: str) -> list[tuple[Any, ...]]:
-    return cur.execute(sql).fetchall()
+def _fetch(
+    cur: duckdb.DuckDBPyConnection, sql: str, params: list[Any] | None = None
+) -> list[tuple[Any, ...]]:
+    return cur.execute(sql, params).fetchall()
 
 
 def _column_sql(name: str, type_sql: str) -> str:
