@@ -41,9 +41,14 @@ def free_port() -> int:
 
 
 def start(
-    db: Path, port: int, *options: str, stderr: int | IO[bytes] = subprocess.DEVNULL
+    db: Path,
+    port: int,
+    *options: str,
+    stderr: int | IO[bytes] = subprocess.DEVNULL,
+    new_session: bool = False,
 ) -> subprocess.Popen[bytes]:
-    """``reachwatch serve`` on ``db`` (``options`` added to its command line)."""
+    """``reachwatch serve`` on ``db`` (``options`` added to its command line); ``new_session``:
+    in a process group of its own (signalled as a service manager would, with its children)."""
     return subprocess.Popen(
         [
             *(sys.executable, "-m", "reachwatch", "serve", "--db", str(db)),
@@ -51,6 +56,7 @@ def start(
         ],
         stdout=subprocess.DEVNULL,
         stderr=stderr,
+        start_new_session=new_session,
     )
 
 

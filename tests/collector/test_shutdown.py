@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import signal
 import subprocess
 from pathlib import Path
 from typing import Any
 
+import duckdb
 import httpx
 
 from collector.test_app import web
@@ -39,3 +41,36 @@ async def test_sigterm_during_ingest_leaves_nothing_behind(
     # uvicorn shuts down gracefully, then re-raises the signal so the exit status shows it
     assert proc.returncode in (0, -signal.SIGTERM), err.decode(errors="replace")[-2000:]
     assert b"leaked" not in err and b"Traceback" not in err, err.decode(errors="replace")[-2000:]
+
+
+async def test_sigterm_to_the_process_group_finishes_the_batch_in_hand(
+    tmp_path: Path, real_measurements: list[dict[str, Any]]
+) -> None:
+    """systemd (KillMode=control-group) and ^C signal every process of the collector: the batch
+    workers died of it, so a batch they held was refused (503) and new workers were started during
+    the shutdown. The workers leave the signal to the collector, which finishes what it holds."""
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    db = tmp_path / "m.duckdb"
+    proc = start(db, port, "--ingest-workers", "2", stderr=subprocess.PIPE, new_session=True)
+    try:
+        await wait_ready(url, proc)
+        await asyncio.sleep(1.0)  # the workers have imported
+        lines = measurements(web(real_measurements)[0])[:600]
+        async with httpx.AsyncClient(timeout=30) as http:
+            sent = asyncio.create_task(http.post(f"{url}/api/v1/measurements", content=b"\n".join(lines)))
+            await asyncio.sleep(0.05)  # in the workers' hands
+            os.killpg(proc.pid, signal.SIGTERM)
+            answer = await sent
+        _, err = await asyncio.to_thread(proc.communicate, timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert answer.status_code == 200, answer.text
+    assert b"died" not in err, err.decode(errors="replace")[-2000:]
+    con = duckdb.connect(str(db), read_only=True)
+    try:
+        assert con.execute("SELECT count(*) FROM measurements").fetchall()[0][0] == len(lines)
+    finally:
+        con.close()

@@ -12,7 +12,9 @@ their stdin and answer on their stdout, one at a time, as frames: a small pickle
 this collector's own processes only), while the bulk bytes, the batch piece one way and the Arrow
 IPC rows the other, go through memory shared with that worker (:class:`Shared`; the frame's bulk
 on the pipe when rows do not fit); the collector's secret comes first, on stdin, never on the
-command line. A worker exits when its stdin closes, so none outlives the collector, even after ``kill -9``.
+command line. A worker exits when its stdin closes, so none outlives the collector, even after ``kill -9``; it
+ignores SIGTERM and SIGINT, which a stop of the whole process group sends it too, so that the
+batches in hand are finished while the collector shuts down gracefully.
 A worker that dies fails only the batch it held, with a 503 and ``Retry-After`` (nothing of it was
 stored), and is replaced.
 """
@@ -25,6 +27,7 @@ import logging
 import mmap
 import os
 import pickle
+import signal
 import struct
 import sys
 from typing import Any, BinaryIO
@@ -168,6 +171,10 @@ def worker_main() -> None:
     stdin = open(sys.stdin.fileno(), "rb", closefd=False)  # noqa: SIM115 (the loop's whole life)
     stdout = sys.stdout.fileno()
     sys.stdout = sys.stderr  # nothing but frames on the real stdout
+    # a stop signal for the whole process group (systemd's default KillMode, ^C in a terminal) is
+    # the collector's to handle: it finishes the batches in hand, then closes our stdin (we exit)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     settle_gc()  # every line parses into hundreds of short-lived containers
     try:
         (secret, verdict_now, shared_fd), _ = _read_frame(stdin)
@@ -202,7 +209,7 @@ def worker_main() -> None:
                 _write_frame(stdout, (failure, len(rows)))
             else:
                 _write_frame(stdout, (failure, None), rows)
-    except (EOFError, BrokenPipeError, KeyboardInterrupt):
+    except (EOFError, BrokenPipeError):
         return
 
 
