@@ -173,7 +173,7 @@ class Analyser:
                     if not items:
                         break
                     behind = self.behind = len(items) >= self.batch
-                    await self.store.update_analysis(await self._analyse(items))
+                    await self.store.update_analysis(await self.analyse(items))
             except Exception as exc:  # store or child trouble: the rows stay unanalysed, retry soon
                 log.error("background analysis failed: %s", type(exc).__name__)
                 if isinstance(exc, BrokenProcessPool):
@@ -192,7 +192,9 @@ class Analyser:
             while (idle := self.idle_for()) < self.quiet and loop.time() < deadline:
                 await asyncio.sleep(min(self.quiet - idle, max(0.001, deadline - loop.time())))
 
-    async def _analyse(self, items: list[tuple[str, bytes]]) -> list[Analysis]:
+    async def analyse(self, items: list[tuple[str, bytes]]) -> list[Analysis]:
+        """The verdicts of ``items`` (uid, raw), off the event loop: in the analysis child process
+        (or a thread)."""
         pool = None if self.in_process else _child_pool()
         if pool is None:
             return await asyncio.to_thread(analyse_raw, items)
