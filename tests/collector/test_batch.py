@@ -283,6 +283,27 @@ async def test_a_hung_worker_is_replaced_and_its_batch_answered_503(
         assert len(r.json()["measurement_uids"]) == N
 
 
+async def test_batches_waiting_for_a_worker_count_against_max_pending(
+    tmp_path: Path, real_measurements: list[dict[str, Any]]
+) -> None:
+    """While the workers hold one batch, another that would take the collector past --max-pending
+    is a 503 at once, not a wait for a free worker."""
+    lines = batch(real_measurements)
+    settings = Settings(store=str(tmp_path / "m.duckdb"), rate=0, ingest_workers=1, max_pending=N + N // 2)
+    async with collector(settings) as (app, http):
+        (worker,) = app.state.batch_pool.pids
+        os.kill(worker, signal.SIGSTOP)  # it holds the first batch until let go
+        try:
+            first = asyncio.create_task(http.post("/api/v1/measurements", content=b"\n".join(lines)))
+            while app.state.batch_pool.lines < N:
+                await asyncio.sleep(0.01)
+            second = await http.post("/api/v1/measurements", content=b"\n".join(lines[::-1]))
+            assert second.status_code == 503 and second.headers["retry-after"] == "1", second.text
+        finally:
+            os.kill(worker, signal.SIGCONT)
+        assert (await first).status_code == 200
+
+
 async def test_workers_stop_with_the_collector(tmp_path: Path) -> None:
     async with collector(Settings(store=str(tmp_path / "m.duckdb"), rate=0, ingest_workers=2)) as (app, _):
         pids = app.state.batch_pool.pids

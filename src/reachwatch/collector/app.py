@@ -294,6 +294,9 @@ def create_app(settings: Settings) -> CollectorApp:
         counted = newlines(body) + (not body.endswith(b"\n"))
         if pool is not None and counted >= POOLED_LINES:
             rate_limit(submitter, network.asn, counted)
+            # the lines the workers have in hand count too: a flood of big batches is a 503 at
+            # once, not a wait for a free worker
+            ingestor.check_room(counted, coming=pool.lines)
             rows = await pool.rows(body, newlines=counted, submitter=submitter, network=network)
             del body  # not needed while the commit is awaited
             uids = await ingestor.submit_rows(rows)

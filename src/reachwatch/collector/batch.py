@@ -289,6 +289,9 @@ class BatchPool:
         self.verdict_now = verdict_now
         self._idle: asyncio.Queue[_Worker] = asyncio.Queue()
         self._all: set[_Worker] = set()
+        #: lines of the batches in the workers' hands or waiting for one (counted against
+        #: ``--max-pending`` before a batch joins them)
+        self.lines = 0
 
     async def _spawn(self) -> _Worker:
         shared = Shared() if hasattr(os, "memfd_create") else None  # Linux (and FreeBSD 13+)
@@ -325,9 +328,13 @@ class BatchPool:
         of many lines (``newlines``: as the caller counted them) is cut into pieces staged side by
         side, one per worker."""
         count = min(self.workers, max(1, newlines // POOLED_LINES))
-        answers = await asyncio.gather(
-            *(self._piece(piece, first, submitter, network) for first, piece in pieces(body, count))
-        )
+        self.lines += newlines
+        try:
+            answers = await asyncio.gather(
+                *(self._piece(piece, first, submitter, network) for first, piece in pieces(body, count))
+            )
+        finally:
+            self.lines -= newlines
         done = [answer for answer in answers if answer is not None]
         if len(done) < len(answers):
             raise Overloaded(1)

@@ -162,6 +162,13 @@ class Ingestor:
         """The future of ``count`` more pending measurements; :class:`Overloaded` past the bound."""
         if self._tasks is None:
             raise RuntimeError("ingestor not started")
+        self.check_room(count)
+        self._pending += count
+        return asyncio.get_running_loop().create_future()
+
+    def check_room(self, count: int, coming: int = 0) -> None:
+        """Whether ``count`` more measurements fit under ``max_pending``, with ``coming`` more on
+        their way (a batch pool's): a 413 for more than ever fit, else :class:`Overloaded`."""
         if count > self.max_pending:  # a 503 to retry would be answered forever
             raise ApiError(
                 413,
@@ -170,10 +177,8 @@ class Ingestor:
             )
         # rows a journal holds (acknowledged, not yet in the store) count too: a store that falls
         # behind is answered 503 at once, not after a wait
-        if self._pending + count + getattr(self.store, "held", 0) > self.max_pending:
+        if self._pending + count + coming + getattr(self.store, "held", 0) > self.max_pending:
             raise Overloaded()
-        self._pending += count
-        return asyncio.get_running_loop().create_future()
 
     def health(self) -> dict[str, Any]:
         """What an operator or a load balancer needs to know, without touching the store: how
