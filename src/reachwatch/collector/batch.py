@@ -373,6 +373,7 @@ class BatchPool:
             OSError,
             pickle.UnpicklingError,
             TimeoutError,
+            ValueError,  # its shared memory closed: a dead worker that could not be replaced
         ) as exc:
             what = "did not answer in time" if isinstance(exc, TimeoutError) else "died"
             log.error("a batch worker process %s; starting another", what)

@@ -36,7 +36,11 @@ class Shared:
             old.close()
 
     def close(self) -> None:
+        """Unmap and close, once: a second call does nothing (closing the fd's number again could
+        close whatever file has been given that number since)."""
         with contextlib.suppress(BufferError):
             self.map.close()
-        with contextlib.suppress(OSError):
-            os.close(self.fd)
+        if self.fd >= 0:
+            fd, self.fd = self.fd, -1
+            with contextlib.suppress(OSError):
+                os.close(fd)
