@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import datetime as dt
 import urllib.parse
 
 import duckdb
 import httpx
+import pytest
 
-from reachwatch.store import Filters
+from reachwatch.store import Filters, open_store
 from reachwatch.store.schema import COLUMNS, TABLE, Analysis, Row, compress, decompress
 from store.backends import JOURNALED, open_location
 
@@ -122,6 +124,23 @@ async def test_raw_batches_skip_no_row_when_one_is_deleted_meanwhile(store_varia
         assert sorted(seen) == sorted(r.measurement_uid for r in rows)
     finally:
         await store.close()
+
+
+@pytest.mark.clickhouse
+async def test_collectors_started_together_on_a_new_clickhouse_database_share_one_secret(
+    clickhouse_url: str,
+) -> None:
+    """Report ids one issues must be valid at the other, and a measurement sent to both one row."""
+    for n in range(3):
+        stores = [open_store(f"{clickhouse_url}/together{n}") for _ in range(3)]
+        for store in stores:
+            await store.open()
+        try:
+            found = await asyncio.gather(*(store.secret() for store in stores))
+            assert len(set(found)) == 1
+        finally:
+            for store in stores:
+                await store.close()
 
 
 async def test_reopen_keeps_rows_and_secret(store_variant: str) -> None:

@@ -72,6 +72,11 @@ def render(sql: str, params: Sequence[Any]) -> str:
     return "".join(out)
 
 
+#: Seconds a collector that stored a new database's secret waits before reading back the one
+#: all use (:meth:`ClickHouseStore.secret`); once per database
+SECRET_SETTLE = 1.0
+
+
 class ClickHouseStore:
     def __init__(self, url: str) -> None:
         parts = urllib.parse.urlsplit(url)
@@ -130,11 +135,26 @@ class ClickHouseStore:
         await self._client.aclose()
 
     async def secret(self) -> bytes:
+        """The secret every collector of this database shares (report ids, content hashes): the
+        smallest stored. Collectors started together on a new database may each find none and
+        store one: each then waits :data:`SECRET_SETTLE` before reading back, longer than any takes
+        between finding none and storing its own, so all read the same one."""
         sql = f"SELECT value FROM {META_TABLE} WHERE key = 'secret' ORDER BY value LIMIT 1"
         rows = await self._rows(sql)
-        if not rows:
-            await self._query(f"INSERT INTO {META_TABLE} VALUES ('secret', '{secrets.token_hex(32)}')")
+        for attempt in range(3):
+            if rows:
+                break
+            try:
+                await self._query(f"INSERT INTO {META_TABLE} VALUES ('secret', '{secrets.token_hex(32)}')")
+            except RuntimeError:
+                # the table (TinyLog) takes one writer at a time: another collector storing its own
+                # at this moment fails ours, and its secret is read back below
+                if attempt == 2:
+                    raise
+            await asyncio.sleep(SECRET_SETTLE)
             rows = await self._rows(sql)
+        if not rows:
+            raise RuntimeError(f"ClickHouse did not keep the collector's secret in {self.db}.{META_TABLE}")
         return bytes.fromhex(rows[0]["value"])
 
     async def existing(self, content_hashes: Sequence[str]) -> dict[str, str]:
