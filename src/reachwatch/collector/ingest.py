@@ -308,16 +308,11 @@ class Ingestor:
     async def _commit(self, batch: Requests, group: RowColumns, lengths: list[int]) -> None:
         """Insert the rows not stored yet; answer each request with its uids (earlier ones for
         duplicates)."""
-        hashes, uids = group.content_hashes, group.uids
+        hashes = group.content_hashes
         known = await self.store.existing(list(dict.fromkeys(hashes)))
-        keep: list[int] = []
-        for i, h in enumerate(hashes):
-            if h not in known:
-                known[h] = uids[i]
-                keep.append(i)
-        new = group if len(keep) == len(hashes) else group.take(keep)
+        new = group.not_in(known, hashes)
         await self.store.insert(new)
-        if keep and self.analyser is not None:
+        if len(new) and self.analyser is not None:
             self.analyser.poke()
         start = 0
         for n, (_, fut) in zip(lengths, batch, strict=True):

@@ -270,13 +270,9 @@ class JournaledStore:
         between the store's commit and the segment's deletion)."""
         hashes = rows.content_hashes
         known = await self.inner.existing(list(dict.fromkeys(hashes)))
-        keep = []
-        for i, h in enumerate(hashes):
-            if h not in known:
-                known[h] = ""
-                keep.append(i)
-        if keep:
-            await self.inner.insert(rows if len(keep) == len(hashes) else rows.take(keep))
+        new = rows.not_in(known, hashes)
+        if len(new):
+            await self.inner.insert(new)
 
     async def _flusher(self) -> None:
         loop = asyncio.get_running_loop()

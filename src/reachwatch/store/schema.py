@@ -166,6 +166,19 @@ class RowColumns:
     def take(self, indices: Sequence[int]) -> RowColumns:
         return RowColumns(self.table.take(pa.array(indices, type=pa.int64())))
 
+    def not_in(self, known: dict[str, str], hashes: list[str] | None = None) -> RowColumns:
+        """The rows whose content hash ``known`` (hash -> uid) lacks, only the first of each (a
+        measurement sent twice in one group is one row); ``known`` gains their uids. ``hashes``:
+        :attr:`content_hashes`, if the caller has them already."""
+        hashes = self.content_hashes if hashes is None else hashes
+        uids = self.uids
+        keep: list[int] = []
+        for i, h in enumerate(hashes):
+            if h not in known:
+                known[h] = uids[i]
+                keep.append(i)
+        return self if len(keep) == len(hashes) else self.take(keep)
+
     def rows(self) -> list[Row]:
         return [Row(**row) for row in self.table.to_pylist()]
 
