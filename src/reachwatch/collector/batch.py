@@ -248,7 +248,11 @@ class _Worker:
     async def call(self, header: tuple[Any, ...], piece: memoryview) -> tuple[Any, bytes]:
         """The piece through the shared memory, the request's ``header`` through the pipe; the
         answer: (the worker's failure or None, the rows' bytes). Without shared memory (a system
-        without memfd_create), the piece and the rows travel in the frames' bulk."""
+        without memfd_create), the piece and the rows travel in the frames' bulk.
+        :class:`BrokenPipeError` for a worker already stopped (one that could not be replaced):
+        its shared memory is closed too."""
+        if self.dead:
+            raise BrokenPipeError("the batch worker has exited")
         if self.shared is None:
             await self.send((*header, None), piece)
         else:
@@ -373,7 +377,6 @@ class BatchPool:
             OSError,
             pickle.UnpicklingError,
             TimeoutError,
-            ValueError,  # its shared memory closed: a dead worker that could not be replaced
         ) as exc:
             what = "did not answer in time" if isinstance(exc, TimeoutError) else "died"
             log.error("a batch worker process %s; starting another", what)
