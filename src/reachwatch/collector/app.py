@@ -185,14 +185,14 @@ async def _answer(handler: Handler, arg: str, scope: Scope, receive: Receive, se
 def create_app(settings: Settings) -> CollectorApp:
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        journal = settings.journal_location()
         if default_journal(settings.store):  # a DuckDB file
             # what an earlier run left in a journal other than this run's goes in first (this
             # run's own journal is recovered as it opens); then where this run journals is noted
-            journal = settings.journal_location()
             await asyncio.to_thread(store_left_journal, settings.store, besides=journal)
             if settings.journal_dir is not None:
                 await asyncio.to_thread(note_journal, settings.store, settings.journal_dir)
-        store = open_store(settings.store, journal=settings.journal_location())
+        store = open_store(settings.store, journal=journal)
         await store.open()
         attributor = Attributor(settings.asn_db, settings.country_db)
         ingestor = Ingestor(store, attributor, await store.secret(), max_pending=settings.max_pending)

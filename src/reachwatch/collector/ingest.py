@@ -175,10 +175,13 @@ class Ingestor:
                 f"a batch of {count} measurements is more than this collector holds at once "
                 f"(--max-pending {self.max_pending}): send at most {self.max_pending} lines per batch",
             )
-        # rows a journal holds (acknowledged, not yet in the store) count too: a store that falls
-        # behind is answered 503 at once, not after a wait
-        if self._pending + count + coming + getattr(self.store, "held", 0) > self.max_pending:
+        if self._in_hand() + count + coming > self.max_pending:
             raise Overloaded()
+
+    def _in_hand(self) -> int:
+        """Measurements waiting for their commit, and those a journal holds (acknowledged, not yet
+        in the store): a store that falls behind is answered 503 at once, not after a wait."""
+        return self._pending + getattr(self.store, "held", 0)
 
     def health(self) -> dict[str, Any]:
         """What an operator or a load balancer needs to know, without touching the store: how
@@ -188,7 +191,7 @@ class Ingestor:
         # a failure is news for FAILING_FOR seconds: no write may come to clear it (clients back off)
         recent = failed is not None and time.monotonic() - failed < FAILING_FOR
         failing = recent or bool(getattr(self.store, "failing", False))
-        full = self._pending + (held or 0) >= self.max_pending
+        full = self._in_hand() >= self.max_pending
         return {
             "status": "store failing" if failing else "busy" if full else "ok",
             "pending": self._pending,
