@@ -14,8 +14,9 @@ import pytest
 from reachwatch.analyze.duckdb_backend import DuckDBAnalysis
 from reachwatch.errors import UserError
 from reachwatch.store.duckdb import DuckDBStore
-from reachwatch.store.journal import JournaledStore, note_journal, store_left_journal
+from reachwatch.store.journal import JournaledStore
 from reachwatch.store.journal_files import DAMAGED, HEADER, SUFFIX, Segment, encode
+from reachwatch.store.journal_left import store_left_journal
 from reachwatch.store.readers import open_reader
 from reachwatch.store.schema import TABLE, RowColumns, decompress
 from store.test_store import row
@@ -200,20 +201,6 @@ async def test_a_reader_of_the_file_first_stores_what_a_kill_left_in_the_journal
     await killed(store)
     assert await asyncio.to_thread(count, str(db)) == 3
     assert segments(tmp_path / "m.duckdb.journal") == []
-
-
-async def test_a_reader_finds_the_journal_its_collector_was_told_to_keep_elsewhere(tmp_path: Path) -> None:
-    db, elsewhere = tmp_path / "m.duckdb", tmp_path / "other" / "journal"
-    note_journal(str(db), str(elsewhere))
-    store = JournaledStore(DuckDBStore(str(db)), str(elsewhere), **LAZY)
-    await store.open()
-    await store.insert([row(i) for i in range(3)])
-    await killed(store)
-    assert await asyncio.to_thread(store_left_journal, str(db), besides=str(elsewhere)) == 0
-    assert await asyncio.to_thread(count_by_report, str(db)) == 3
-    assert segments(elsewhere) == []
-    note_journal(str(db), f"{db}.journal")  # the default needs no note: the one above stays
-    assert (tmp_path / "m.duckdb.journal-dir").read_text().strip() == str(elsewhere)
 
 
 async def test_a_segment_the_store_refuses_does_not_hold_back_the_others(

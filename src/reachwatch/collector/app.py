@@ -65,7 +65,7 @@ from reachwatch.collector.ooni_protocol import (
 from reachwatch.collector.prepare import stage_lines, validation_message
 from reachwatch.collector.ratelimit import RateLimiter, network_key
 from reachwatch.store import default_journal, open_store
-from reachwatch.store.journal import note_journal, store_left_journal
+from reachwatch.store.journal_left import note_journal, store_left_journal
 from reachwatch.urls import is_ip_literal
 
 log = logging.getLogger(__name__)

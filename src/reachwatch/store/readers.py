@@ -106,7 +106,7 @@ def open_reader(location: str) -> Reader:
 
 def store_left_journal_or_warn(path: str) -> None:
     """What a killed collector left in its journal goes into the file before it is read."""
-    from reachwatch.store.journal import store_left_journal
+    from reachwatch.store.journal_left import store_left_journal
 
     try:
         count = store_left_journal(path)
