@@ -17,14 +17,9 @@ from typing import Any
 
 import orjson
 from fastapi import FastAPI
-from fastapi.encoders import jsonable_encoder
-from fastapi.exceptions import RequestValidationError
-from fastapi.routing import APIRoute
 from pydantic import ValidationError
-from starlette.exceptions import HTTPException
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
-from starlette.routing import Match
 from starlette.types import Receive, Scope, Send
 
 from reachwatch.collector import admin, health, reads
@@ -39,9 +34,9 @@ from reachwatch.collector.batch import (
     rejected,
 )
 from reachwatch.collector.config import Settings
+from reachwatch.collector.error_handlers import add_error_handlers
 from reachwatch.collector.http import (
     ApiError,
-    error_response,
     json_response,
     parse_json,
     read_asgi_body,
@@ -161,7 +156,7 @@ class CollectorApp(FastAPI):
         except Exception:
             if scope["type"] != "http":
                 raise
-            # already answered (500) and logged (its type only) by ``_internal``: Starlette
+            # already answered (500) and logged (its type only) by ``error_handlers._internal``: Starlette
             # re-raises for the server, whose log would get the whole traceback and whose
             # connection would be dropped under the client's next keep-alive request
 
@@ -217,10 +212,7 @@ def create_app(settings: Settings) -> CollectorApp:
             close_pool()
 
     app = CollectorApp(title="reachwatch collector", version="0.1.0", lifespan=lifespan)
-    app.add_exception_handler(ApiError, lambda _r, exc: error_response(exc))
-    app.add_exception_handler(RequestValidationError, _invalid)
-    app.add_exception_handler(HTTPException, _http_error)
-    app.add_exception_handler(Exception, _internal)
+    add_error_handlers(app)
 
     def rate_limit(client: str, asn: str | None, cost: int) -> None:
         limiter: RateLimiter = app.state.limiter
@@ -369,38 +361,3 @@ def _add_dashboard(app: FastAPI) -> None:
     from reachwatch.web.store_source import StoreSource, lazy_reader
 
     app.router.routes.append(mount(StoreSource(lazy_reader(lambda: app.state.store)), "/dashboard"))
-
-
-async def _invalid(_request: Request, exc: Exception) -> Response:
-    """FastAPI's 422 for a bad parameter, with the ``error`` message every other 4xx has."""
-    errors = exc.errors() if isinstance(exc, RequestValidationError) else []
-    message = "; ".join(
-        f"{'.'.join(str(p) for p in e.get('loc', ()))}: {e.get('msg', 'invalid')}" for e in errors[:5]
-    )
-    return json_response({"error": message or "invalid request", "detail": jsonable_encoder(errors)}, 422)
-
-
-async def _http_error(request: Request, exc: Exception) -> Response:
-    """Starlette's own 4xx (no such route: 404, a method the route lacks: 405) with the ``error``
-    message every other 4xx has (its ``detail`` kept, as FastAPI gives it). A 405's ``Allow``
-    names the methods of every route of the path: Starlette's named only the first route's
-    (``Allow: POST`` for /api/v1/measurements, which answers GET too)."""
-    assert isinstance(exc, HTTPException)
-    headers = dict(exc.headers) if exc.headers else {}
-    if exc.status_code == 405:
-        methods: set[str] = set()
-        for route in request.app.router.routes:
-            match, _ = route.matches({**request.scope, "method": "GET"})
-            if match != Match.NONE and isinstance(route, APIRoute):
-                methods |= route.methods or set()
-        if methods:
-            headers["Allow"] = ", ".join(sorted(methods))
-    return json_response({"error": exc.detail, "detail": exc.detail}, exc.status_code, headers or None)
-
-
-async def _internal(request: Request, exc: Exception) -> Response:
-    if isinstance(exc, ClientDisconnect):  # the client left mid-body: nobody to answer, nothing wrong
-        return Response(status_code=400)
-    # never log the request (it carries the submitter's address): the exception type only
-    log.error("internal error on %s %s: %s", request.method, request.url.path, type(exc).__name__)
-    return json_response({"error": "internal error"}, 500)
