@@ -27,8 +27,9 @@ from hypothesis import strategies as st
 from collector.conftest import collector
 from collector.test_app import web
 from collector.test_durability import batch_workers, free_port, start, wait_ready
-from reachwatch.collector.batch import _SIZES, POOLED_LINES, _frame, lines_of, newlines, pieces
+from reachwatch.collector.batch import POOLED_LINES, lines_of, newlines, pieces
 from reachwatch.collector.config import Settings
+from reachwatch.collector.frames import SIZES, frame
 from reachwatch.collector.shared import Shared
 from reachwatch.store.schema import RowColumns, decompress
 
@@ -154,10 +155,10 @@ def _worker_call(body: bytes, shared: Shared) -> tuple[Any, int | None, bytes]:
         shared.fit(len(body))
         shared.map[: len(body)] = body
         header = (1, "192.0.2.1", "AS64501", "Lab", "PK", (len(body), len(shared)))
-        for part in [*_frame((b"s" * 32, False, shared.fd)), *_frame(header)]:
+        for part in [*frame((b"s" * 32, False, shared.fd)), *frame(header)]:
             worker.stdin.write(part)
         worker.stdin.flush()
-        head_size, bulk_size = _SIZES.unpack(worker.stdout.read(_SIZES.size))
+        head_size, bulk_size = SIZES.unpack(worker.stdout.read(SIZES.size))
         failure, shared_rows = pickle.loads(worker.stdout.read(head_size))
         rows = worker.stdout.read(bulk_size)
         return failure, shared_rows, rows if shared_rows is None else shared.map[:shared_rows]
@@ -379,8 +380,8 @@ def test_a_worker_stopped_mid_answer_still_sends_all_of_it(real_measurements: li
     try:
         # the piece and the rows in the frames' bulk (no shared memory): the pipe's own path
         for part in [
-            *_frame((b"s" * 32, False, None)),
-            *_frame((1, "192.0.2.1", "AS64501", "Lab", "PK", None), body),
+            *frame((b"s" * 32, False, None)),
+            *frame((1, "192.0.2.1", "AS64501", "Lab", "PK", None), body),
         ]:
             worker.stdin.write(part)
         worker.stdin.flush()
@@ -400,11 +401,11 @@ def test_a_worker_stopped_mid_answer_still_sends_all_of_it(real_measurements: li
             if not chunk:
                 break
             received += chunk
-        head_size, bulk_size = _SIZES.unpack(received[: _SIZES.size])
-        failure, shared_rows = pickle.loads(received[_SIZES.size : _SIZES.size + head_size])
+        head_size, bulk_size = SIZES.unpack(received[: SIZES.size])
+        failure, shared_rows = pickle.loads(received[SIZES.size : SIZES.size + head_size])
         assert failure is None and shared_rows is None
-        assert len(received) == _SIZES.size + head_size + bulk_size, "part of the answer was lost"
-        assert len(RowColumns.from_ipc(bytes(received[_SIZES.size + head_size :]))) == 4 * POOLED_LINES
+        assert len(received) == SIZES.size + head_size + bulk_size, "part of the answer was lost"
+        assert len(RowColumns.from_ipc(bytes(received[SIZES.size + head_size :]))) == 4 * POOLED_LINES
     finally:
         worker.kill()
         worker.wait()

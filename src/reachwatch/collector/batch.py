@@ -28,16 +28,15 @@ import mmap
 import os
 import pickle
 import signal
-import struct
 import sys
-from typing import Any, BinaryIO
+from typing import Any
 
 from reachwatch.collector.attribution import Network
+from reachwatch.collector.frames import SIZES, frame, read_frame, write_frame
 from reachwatch.collector.http import ApiError
 from reachwatch.collector.ingest import Overloaded
 from reachwatch.collector.prepare import finish_rows, stage_lines
 from reachwatch.collector.shared import Shared
-from reachwatch.output import write_all
 from reachwatch.runtime import settle_gc, usable_cores
 from reachwatch.store.schema import RowColumns
 
@@ -109,35 +108,6 @@ def rejected(errors: list[dict[str, Any]]) -> ApiError:
     return ApiError(status, f"{len(errors)} bad line(s); nothing stored", errors=errors[:LISTED_ERRORS])
 
 
-# -- frames: (length of the pickled header, length of the bulk bytes), the header, the bulk ----------
-_SIZES = struct.Struct("!QQ")
-
-
-def _frame(header: Any, bulk: bytes | memoryview = b"") -> list[bytes | memoryview]:
-    head = pickle.dumps(header, protocol=pickle.HIGHEST_PROTOCOL)
-    return [_SIZES.pack(len(head), len(bulk)), head, bulk]
-
-
-def _read_exactly(stream: BinaryIO, size: int) -> bytes:
-    data = stream.read(size)
-    if len(data) < size:
-        raise EOFError
-    return data
-
-
-def _read_frame(stream: BinaryIO) -> tuple[Any, bytes]:
-    head_size, bulk_size = _SIZES.unpack(_read_exactly(stream, _SIZES.size))
-    header = pickle.loads(_read_exactly(stream, head_size))
-    return header, _read_exactly(stream, bulk_size)
-
-
-def _write_frame(fd: int, header: Any, bulk: bytes = b"") -> None:
-    # not sys.stdout.buffer.write: under PYTHONUNBUFFERED that is a bare FileIO, whose write may
-    # take part of an answer (a stop signal while the pipe is full): the rest was lost, the batch hung
-    for part in _frame(header, bulk):
-        write_all(fd, part)
-
-
 # -- in a worker process ---------------------------------------------------------------------------
 
 
@@ -177,10 +147,10 @@ def worker_main() -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     settle_gc()  # every line parses into hundreds of short-lived containers
     try:
-        (secret, verdict_now, shared_fd), _ = _read_frame(stdin)
+        (secret, verdict_now, shared_fd), _ = read_frame(stdin)
         shared: Shared | None = None
         while True:
-            (first, submitter, asn, name, cc, where), bulk = _read_frame(stdin)
+            (first, submitter, asn, name, cc, where), bulk = read_frame(stdin)
             network = Network(asn=asn, name=name, cc=cc)
             body: bytes | mmap.mmap = bulk
             size = None
@@ -206,9 +176,9 @@ def worker_main() -> None:
             del body, bulk
             if where is not None and shared is not None and 0 < len(rows) <= len(shared):
                 shared.map[: len(rows)] = rows
-                _write_frame(stdout, (failure, len(rows)))
+                write_frame(stdout, (failure, len(rows)))
             else:
-                _write_frame(stdout, (failure, None), rows)
+                write_frame(stdout, (failure, None), rows)
     except (EOFError, BrokenPipeError):
         return
 
@@ -239,7 +209,7 @@ class _Worker:
         if self.stdin.is_closing():
             raise BrokenPipeError("the batch worker's stdin is closed")
         try:
-            for part in _frame(header, bulk):  # not writelines: a pipe's joins the parts (a copy)
+            for part in frame(header, bulk):  # not writelines: a pipe's joins the parts (a copy)
                 self.stdin.write(part)
         except RuntimeError as exc:
             raise BrokenPipeError(f"the batch worker's stdin is closed: {exc}") from None
@@ -259,7 +229,7 @@ class _Worker:
             self.shared.fit(len(piece))
             self.shared.map[: len(piece)] = piece
             await self.send((*header, (len(piece), len(self.shared))))
-        head_size, bulk_size = _SIZES.unpack(await self.stdout.readexactly(_SIZES.size))
+        head_size, bulk_size = SIZES.unpack(await self.stdout.readexactly(SIZES.size))
         failure, shared_rows = pickle.loads(await self.stdout.readexactly(head_size))
         rows = await self.stdout.readexactly(bulk_size)
         if shared_rows is not None and self.shared is not None:
