@@ -40,6 +40,35 @@ def test_the_domain_of_a_bare_host_input_is_the_host() -> None:
         assert domain(no_host) == "", no_host
 
 
+def test_a_host_longer_than_a_domain_name_has_no_domain() -> None:
+    """A host of more than 253 characters names no domain: stored as one, it made every summary
+    the report and the dashboard read from the store refuse the whole table (one measurement
+    posted with such an input turned /dashboard/ into a 400 for everyone)."""
+    longest = ".".join(["a" * 63] * 3 + ["b" * 61])  # 253 characters
+    assert domain(f"http://{longest}/") == longest
+    assert domain(f"http://{longest}./") == longest
+    for too_long in (f"http://{'a' * 300}.com/", f"http://x{longest}/", "a" * 254, f"https://[{'a' * 300}]/"):
+        assert domain(too_long) == "", too_long
+
+
+async def test_a_measurement_of_an_overlong_host_leaves_the_dashboard_readable(tmp_path: Path) -> None:
+    m = {
+        "measurement_start_time": "2024-05-01 10:00:00",
+        "probe_asn": "AS64501",
+        "probe_cc": "PK",
+        "software_name": "x",
+        "software_version": "1",
+        "test_name": "web_connectivity",
+        "data_format_version": "0.2.0",
+        "test_keys": {},
+    }
+    lines = [orjson.dumps({**m, "input": url}) for url in ("http://example.com/", f"http://{'a' * 300}.com/")]
+    async with collector(Settings(store=str(tmp_path / "m.duckdb"), rate=0)) as (_, http):
+        assert (await http.post("/api/v1/measurements", content=b"\n".join(lines))).status_code == 200
+        page = await http.get("/dashboard/")
+        assert page.status_code == 200, page.text[-500:]
+
+
 async def test_a_bare_host_input_is_found_by_the_domain_filter(
     tmp_path: Path, real_measurements: list[dict[str, Any]]
 ) -> None:

@@ -93,11 +93,22 @@ _PLAIN_URL = re.compile(r"https?://([A-Za-z0-9.\-]+)(?::[0-9]*)?(?:[/?#]|\Z)")
 _BARE_HOST = re.compile(r"([^\s/:?#@\[\]]*[^\s/:?#@\[\]\d.][^\s/:?#@\[\]]*|[0-9.]+)(?::[0-9]{1,5})?")
 
 
+#: The longest domain name (RFC 1035: 253 characters without the final dot)
+DOMAIN_MAX = 253
+
+
 def domain(url: str | None) -> str:
     """The URL's host as ``urlsplit(url).hostname`` gives it (a regex first: 10x faster), or the
     input itself when it is a bare host (``google.com``, as OONI's DNS tests give it), in one
     form (:func:`~reachwatch.observations.text.norm_host`: lower case, no final dot, punycode), so
-    ``http://Example.ORG./`` and ``http://bücher.de/`` are the domains a ``domain=`` filter names."""
+    ``http://Example.ORG./`` and ``http://bücher.de/`` are the domains a ``domain=`` filter names.
+    "" for a host longer than a domain name can be: it names none, and the report's and the
+    dashboard's models (a domain of 1 to 253 characters) would refuse every summary holding it."""
+    host = _host(url)
+    return host if len(host) <= DOMAIN_MAX else ""
+
+
+def _host(url: str | None) -> str:
     if not url:
         return ""
     plain = _PLAIN_URL.match(url)
