@@ -131,3 +131,24 @@ async def test_no_such_route_and_wrong_method_have_an_error_message(tmp_path: Pa
     assert wrong.headers["allow"] == "GET, POST"
     assert opened.headers["allow"] == "POST"
     assert opened.status_code == 405 and opened.json()["detail"] == "Method Not Allowed"
+
+
+async def test_invalid_utf8_is_located(tmp_path: Path, good: dict[str, Any]) -> None:
+    """orjson says "surrogates not allowed" at "line 1 column 1 (char 0)" wherever a bad byte is:
+    the message names the byte and where it is, in the body or in the batch's line."""
+    line = orjson.dumps({**good, "input": "http://x.example/"}).replace(b"x.example", b"x.\xffexample")
+    at = line.index(b"\xff")
+    async with collector(Settings(store=str(tmp_path / "m.duckdb"), rate=0)) as (_, http):
+        batch = await http.post("/api/v1/measurements", content=orjson.dumps(good) + b"\n" + line)
+        error = batch.json()["errors"][0]
+        assert error["line"] == 2, batch.text
+        assert error["error"] == (
+            f"line 2 is not valid UTF-8: byte 0xff at line 1 column {at + 1} (byte {at}); "
+            "send JSON text encoded as UTF-8"
+        )
+        rid = (await http.post("/report", json=OPEN)).json()["report_id"]
+        body = b'{"format": "json",\n "content": ' + line + b"}"
+        r = await http.post(f"/report/{rid}", content=body)
+        column = body.index(b"\xff") - body.index(b"\n")
+        assert r.status_code == 400 and f"byte 0xff at line 2 column {column} " in r.json()["error"], r.text
+        assert (await http.get("/api/v1/measurements")).json()["metadata"]["count"] == 0

@@ -85,7 +85,20 @@ async def read_body(request: Request, limit: int) -> bytes:
     return await read_asgi_body(request.scope, request.receive, limit)
 
 
-def bad_json(what: str, exc: orjson.JSONDecodeError) -> str:
+def bad_json(what: str, exc: orjson.JSONDecodeError, text: bytes | memoryview) -> str:
+    """What is wrong with ``text`` (a body, or a line of one) and where. orjson checks UTF-8 before
+    parsing and then says only "surrogates not allowed" at "line 1 column 1" wherever the bad byte
+    is: that place is found here (the error path only, never a good body's)."""
+    try:
+        bytes(text).decode("utf-8")
+    except UnicodeDecodeError as bad:
+        raw = bytes(text)
+        line = raw.count(b"\n", 0, bad.start) + 1
+        column = bad.start - (raw.rfind(b"\n", 0, bad.start) + 1) + 1
+        return (
+            f"{what} is not valid UTF-8: byte 0x{raw[bad.start]:02x} at line {line} column {column} "
+            f"(byte {bad.start}); send JSON text encoded as UTF-8"
+        )
     return f"{what} is not valid JSON (UTF-8): {exc}"
 
 
@@ -93,7 +106,7 @@ def parse_json(body: bytes, *, what: str = "request body") -> Any:
     try:
         return orjson.loads(body)
     except orjson.JSONDecodeError as exc:
-        raise ApiError(400, bad_json(what, exc)) from None
+        raise ApiError(400, bad_json(what, exc, body)) from None
 
 
 async def read_asgi_body(scope: Scope, receive: Receive, limit: int) -> bytes:

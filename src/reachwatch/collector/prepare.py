@@ -319,7 +319,7 @@ def stage_lines(
         try:
             m = orjson.loads(line)
         except orjson.JSONDecodeError as exc:
-            errors.append({"line": n, "status": 400, "error": bad_json(f"line {n}", exc)})
+            errors.append({"line": n, "status": 400, "error": bad_json(f"line {n}", exc, line)})
             continue
         try:
             staged.append(stage(m, secret, verdict_now, submitter, network, None, f"line {n}", received))
