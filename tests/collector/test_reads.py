@@ -332,3 +332,28 @@ async def test_a_read_right_after_the_acknowledgement_counts_the_verdicts(
     assert all(row["analysed"] for row in rows)
     assert counts["ok_count"] + counts["anomaly_count"] > 0
     assert counts["failure_count"] == sum(row["failure"] for row in rows) < len(ms)
+
+
+def test_the_specs_since_and_until_are_exactly_the_dates_taken() -> None:
+    """``since=0000-01-01`` or Feb 30 matched the pattern OpenAPI gave and were 422s: schemathesis's
+    positive-data check failed on them. Every month and day of years at the calendar's edges."""
+    import itertools
+    import re
+
+    from reachwatch.collector.http import ApiError
+    from reachwatch.collector.reads import DATE, DATE_EXACT, _when
+
+    def taken(value: str) -> bool:
+        try:
+            _when(value, "since")
+        except ApiError:
+            return False
+        return True
+
+    exact, loose = re.compile(DATE_EXACT).fullmatch, re.compile(DATE).fullmatch
+    for year, month, day in itertools.product(
+        (0, 1, 4, 100, 400, 1900, 2000, 2023, 2024, 9999), range(14), range(33)
+    ):
+        for clock in ("", "T00:00", " 23:59:59.5Z", "T12:00+05:30"):
+            value = f"{year:04d}-{month:02d}-{day:02d}{clock}"
+            assert bool(exact(value)) == (bool(loose(value)) and taken(value)), value

@@ -21,8 +21,30 @@ ASN = r"^AS[0-9]{1,10}$"
 CC = r"^[A-Z]{2}$"
 #: one line of printable text (no control characters)
 TEXT = r"^[^\x00-\x1f\x7f]+$"
-#: months, days, hours... in range (the spec then describes mostly real dates; Feb 30 is still a 422)
+#: months, days, hours... in range: what is validated (Feb 30 and a date outside what the store
+#: keeps are then 422s with their own message)
 START_TIME = r"^[0-9]{4}-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01]) ([01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9]$"
+
+#: months and days of any year (no Feb 29), and of 1970 from Jan 2 (EARLIEST: store/schema.py)
+_MONTH_DAYS = (
+    r"(0[13578]|1[02])-(0[1-9]|[12][0-9]|3[01])|(0[469]|11)-(0[1-9]|[12][0-9]|30)|02-(0[1-9]|1[0-9]|2[0-8])"
+)
+_MONTH_DAYS_FROM_JAN_2 = r"01-(0[2-9]|[12][0-9]|3[01])|(0[3578]|1[02])-(0[1-9]|[12][0-9]|3[01])|(0[469]|11)-(0[1-9]|[12][0-9]|30)|02-(0[1-9]|1[0-9]|2[0-8])"
+
+
+def exact_days(years: str, leap_years: str) -> str:
+    """A regex (no anchors) of the calendar's days of ``years`` (a regex), Feb 29 of ``leap_years``."""
+    return f"(({years})-({_MONTH_DAYS})|({leap_years})-02-29)"
+
+
+#: START_TIME as OpenAPI tells clients: exactly the times taken (the calendar's, from 1970-01-02
+#: to 2105-12-31, store/schema.py's EARLIEST and LATEST), so that a fuzzer's valid ones are stored
+_STORED_DAYS = exact_days(
+    r"197[1-9]|19[89][0-9]|20[0-9]{2}|210[0-5]", r"19(7[26]|8[048]|9[26])|20([02468][048]|[13579][26])|2104"
+)
+START_TIME_EXACT = (
+    rf"^(1970-({_MONTH_DAYS_FROM_JAN_2})|{_STORED_DAYS}) ([01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9]$"
+)
 _ALNUM = string.ascii_letters + string.digits
 
 
@@ -59,7 +81,7 @@ class MeasurementIn(BaseModel):
 
     model_config = ConfigDict(extra="allow")
     input: InputText | Annotated[list[InputText], Field(max_length=INPUT_MAX)] | None = None
-    measurement_start_time: str = Field(pattern=START_TIME)
+    measurement_start_time: str = Field(pattern=START_TIME, json_schema_extra={"pattern": START_TIME_EXACT})
     probe_asn: str = Field(pattern=ASN)
     probe_cc: str = Field(pattern=CC)
     probe_ip: str | None = Field(default=None, max_length=64)

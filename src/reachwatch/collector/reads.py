@@ -11,6 +11,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from reachwatch.collector.http import STORE_FAILING, ApiError, json_response, store_errors
+from reachwatch.collector.ooni_protocol import exact_days
 from reachwatch.observations.text import norm_host
 from reachwatch.store import Filters, Store
 from reachwatch.store.schema import decompress
@@ -19,10 +20,19 @@ Axis = Literal["measurement_start_day", "probe_cc", "probe_asn", "domain", "cate
 #: filters as people type them (OONI's API takes ``AS123`` or ``123``): normalised by :func:`_filters`
 CC_QUERY = r"^[A-Za-z]{2}$"
 ASN_QUERY = r"^(?:[Aa][Ss])?[0-9]{1,10}$"
-#: months, days, hours, minutes in range, as OpenAPI tells clients (Feb 30 is still a 422)
-DATE = (
-    r"^[0-9]{4}-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])"
-    r"([T ]([01][0-9]|2[0-3]):[0-5][0-9](:[0-5][0-9](\.[0-9]{1,6})?)?(Z|[+-]([01][0-9]|2[0-3]):[0-5][0-9])?)?$"
+#: a time of day and UTC offset after a date, optional
+_TIME = r"([T ]([01][0-9]|2[0-3]):[0-5][0-9](:[0-5][0-9](\.[0-9]{1,6})?)?(Z|[+-]([01][0-9]|2[0-3]):[0-5][0-9])?)?$"
+#: months, days, hours, minutes in range: what is validated (Feb 30 is then a 422 of its own)
+DATE = r"^[0-9]{4}-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])" + _TIME
+#: DATE as OpenAPI tells clients: the calendar's days, years 1 to 9999 (Python's), so that a
+#: fuzzer's valid dates are taken
+DATE_EXACT = (
+    "^"
+    + exact_days(
+        r"[0-9]{3}[1-9]|[0-9]{2}[1-9]0|[0-9][1-9]00|[1-9]000",
+        r"[0-9]{2}(0[48]|[2468][048]|[13579][26])|(0[48]|[2468][048]|[13579][26])00",
+    )
+    + _TIME
 )
 UID = r"^[0-9]{14}\.[0-9]{6}_[A-Z]{2}_[a-z]{1,64}_[0-9a-f]{16}$"
 FILTERS = ("probe_cc", "probe_asn", "domain", "input", "category_code", "test_name", "since", "until")
@@ -145,8 +155,8 @@ def add_routes(app: FastAPI) -> None:
         input: str | None = Query(None, max_length=4096),
         category_code: str | None = Query(None, max_length=16),
         test_name: str | None = Query(None, pattern=TEST_NAME),
-        since: str | None = Query(None, pattern=DATE),
-        until: str | None = Query(None, pattern=DATE),
+        since: str | None = Query(None, pattern=DATE, json_schema_extra={"pattern": DATE_EXACT}),
+        until: str | None = Query(None, pattern=DATE, json_schema_extra={"pattern": DATE_EXACT}),
         blocking: str | None = Query(
             None, max_length=32, description=f"one of {', '.join(BLOCKING)} (true: any anomaly)"
         ),
@@ -187,8 +197,8 @@ def add_routes(app: FastAPI) -> None:
         input: str | None = Query(None, max_length=4096),
         category_code: str | None = Query(None, max_length=16),
         test_name: str | None = Query(None, pattern=TEST_NAME),
-        since: str | None = Query(None, pattern=DATE),
-        until: str | None = Query(None, pattern=DATE),
+        since: str | None = Query(None, pattern=DATE, json_schema_extra={"pattern": DATE_EXACT}),
+        until: str | None = Query(None, pattern=DATE, json_schema_extra={"pattern": DATE_EXACT}),
     ) -> Response:
         t0 = time.perf_counter()
         _once(request, AGGREGATION_PARAMS)
