@@ -328,14 +328,21 @@ def create_app(settings: Settings) -> CollectorApp:
             raise ApiError(404, "unknown report id")
         return json_response({})
 
+    # JSON lines, and a batch of one as application/json: the body is read the same whatever its
+    # Content-Type, and a JSON generator (a fuzzer, or a client of the spec) writes an object on
+    # one line; without it, nothing that reads the spec could send a measurement here
+    measurement = inline_schema(MeasurementIn.model_json_schema())
     batch_body = {
         "requestBody": {
             "required": True,
+            "description": "JSON lines: one measurement (a JSON object) per line; one measurement on "
+            "one line may be sent as application/json",
             "content": {
                 "application/x-ndjson": {
                     "schema": {"type": "string", "description": "one measurement (JSON object) per line"},
-                    "x-measurement-schema": MeasurementIn.model_json_schema(),
-                }
+                    "x-measurement-schema": measurement,
+                },
+                "application/json": {"schema": measurement},
             },
         }
     }
