@@ -65,13 +65,22 @@ def check_tls(cert: Path | None, key: Path | None) -> None:
         ) from None
 
 
+def _http_protocol() -> type[asyncio.Protocol] | str:
+    """httptools, with a limit on how long a request's headers take (``header_timeout``), or h11."""
+    if importlib.util.find_spec("httptools") is None:
+        return "h11"
+    from reachwatch.collector.header_timeout import HeaderTimeoutProtocol
+
+    return HeaderTimeoutProtocol
+
+
 def uvicorn_config(settings: Settings, host: str, port: int) -> uvicorn.Config:
     return uvicorn.Config(
         create_app(settings),
         host=host,
         port=port,
         loop="uvloop" if importlib.util.find_spec("uvloop") else "asyncio",
-        http="httptools" if importlib.util.find_spec("httptools") else "h11",
+        http=_http_protocol(),
         access_log=False,  # the access log would carry submitting addresses
         log_level="warning",
         proxy_headers=bool(settings.trusted_proxies),

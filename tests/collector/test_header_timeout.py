@@ -1,0 +1,57 @@
+"""A client that sends part of its request's headers, or nothing, gets a 408 and is closed."""
+
+from __future__ import annotations
+
+import json
+import socket
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from collector.conftest import live_server
+from reachwatch.collector import header_timeout
+from reachwatch.collector.config import Settings
+
+
+def _answer(sock: socket.socket) -> bytes:
+    sock.settimeout(10)
+    out = b""
+    while chunk := sock.recv(65536):
+        out += chunk
+    return out
+
+
+@pytest.mark.parametrize("sent", [b"", b"POST /api/v1/measurements HTTP/1.1\r\nHost: x\r\n"])
+def test_headers_that_stop_arriving_are_a_408(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, sent: bytes
+) -> None:
+    """uvicorn has no limit on how long headers take: such a connection stayed open for ever."""
+    monkeypatch.setattr(header_timeout, "HEADERS_TIMEOUT", 0.5)
+    with live_server(Settings(store=str(tmp_path / "m.duckdb"), rate=0)) as url:
+        host, port = url.removeprefix("http://").split(":")
+        with socket.create_connection((host, int(port))) as sock:
+            sock.sendall(sent)
+            t0 = time.monotonic()
+            answer = _answer(sock)
+        assert time.monotonic() - t0 < 5
+        head, _, body = answer.partition(b"\r\n\r\n")
+        assert head.startswith(b"HTTP/1.1 408 ")
+        assert "headers did not arrive within 0.5 s" in json.loads(body)["error"]
+
+
+def test_a_kept_alive_connection_is_timed_again_for_its_next_request(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(header_timeout, "HEADERS_TIMEOUT", 1.0)
+    with live_server(Settings(store=str(tmp_path / "m.duckdb"), rate=0)) as url:
+        host, port = url.removeprefix("http://").split(":")
+        with socket.create_connection((host, int(port))) as sock:
+            for _ in range(2):  # each request's headers in time, 1.2 s after the connection
+                time.sleep(0.6)
+                sock.sendall(b"GET /api/v1/health HTTP/1.1\r\nHost: x\r\n\r\n")
+            sock.sendall(b"GET /api/v1/health HTTP/1.1\r\nHost: x\r\n")  # the third's stop
+            answer = _answer(sock)
+        assert answer.count(b"HTTP/1.1 200 ") == 2 and b"HTTP/1.1 408 " in answer
+        assert httpx.get(f"{url}/api/v1/health").status_code == 200
