@@ -357,3 +357,33 @@ def test_the_specs_since_and_until_are_exactly_the_dates_taken() -> None:
         for clock in ("", "T00:00", " 23:59:59.5Z", "T12:00+05:30"):
             value = f"{year:04d}-{month:02d}-{day:02d}{clock}"
             assert bool(exact(value)) == (bool(loose(value)) and taken(value)), value
+
+
+def test_the_specs_blocking_values_are_exactly_those_taken() -> None:
+    """``blocking`` was declared as any string of up to 32 characters: a schema-valid ``00...0`` was
+    a 422 (schemathesis's positive-data check). The spec's pattern now says which values, in any
+    case with blanks around them, and the route takes exactly those."""
+    import re
+
+    from reachwatch.collector.http import ApiError
+    from reachwatch.collector.reads import BLOCKING, BLOCKING_EXACT, _blocking
+
+    def taken(value: str) -> bool:
+        try:
+            _blocking(value)
+        except ApiError:
+            return False
+        return True
+
+    for value in BLOCKING:
+        for spelling in (
+            value,
+            value.upper(),
+            f" \t{value.capitalize()}\n",
+            value[:-1],
+            f"x{value}",
+            f"\x1c{value}",
+        ):
+            assert bool(re.fullmatch(BLOCKING_EXACT, spelling)) == taken(spelling), repr(spelling)
+    for other in ("", "anomaly", "dns,tcp_ip", "1", "http_diff", "\ufefftrue"):
+        assert not re.fullmatch(BLOCKING_EXACT, other) and not taken(other), repr(other)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import re
 import time
 from typing import Any, Literal
 
@@ -67,13 +68,22 @@ def _asn(value: str | None) -> str | None:
 
 #: ``blocking=`` values: an anomaly, none, no verdict, or one of the verdict's blocking types
 BLOCKING = ("true", "false", "null", "dns", "tcp_ip", "http-failure", "http-diff")
+#: the white space around a ``blocking`` value that is ignored (ASCII: str.strip() would also drop
+#: control characters no pattern in the spec could say)
+_BLANKS = " \t\n\r\v\f"
+#: BLOCKING as OpenAPI tells clients: a value in any case, blanks around it
+BLOCKING_EXACT = (
+    r"^[ \t\n\r\v\f]*("
+    + "|".join("".join(f"[{c.upper()}{c}]" if c.isalpha() else re.escape(c) for c in v) for v in BLOCKING)
+    + r")[ \t\n\r\v\f]*$"
+)
 
 
 def _blocking(value: str | None) -> str | None:
     """A known ``blocking`` value in any case; anything else would match nothing, silently."""
     if value is None:
         return None
-    known = value.strip().lower()
+    known = value.strip(_BLANKS).lower()
     if known not in BLOCKING:
         raise ApiError(422, f"blocking: {value[:32]!r} is not one of {', '.join(BLOCKING)}")
     return known
@@ -158,7 +168,10 @@ def add_routes(app: FastAPI) -> None:
         since: str | None = Query(None, pattern=DATE, json_schema_extra={"pattern": DATE_EXACT}),
         until: str | None = Query(None, pattern=DATE, json_schema_extra={"pattern": DATE_EXACT}),
         blocking: str | None = Query(
-            None, max_length=32, description=f"one of {', '.join(BLOCKING)} (true: any anomaly)"
+            None,
+            max_length=32,
+            description=f"one of {', '.join(BLOCKING)} (true: any anomaly), in any case",
+            json_schema_extra={"pattern": BLOCKING_EXACT},
         ),
         limit: int = Query(100, ge=1, le=1000),
         offset: int = Query(0, ge=0, le=1_000_000),
