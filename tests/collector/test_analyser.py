@@ -17,7 +17,7 @@ from reachwatch.collector.attribution import Network
 from reachwatch.collector.config import Settings
 from reachwatch.collector.ingest import Ingestor
 from reachwatch.store import open_store
-from reachwatch.store.schema import compress, decompress
+from reachwatch.store.schema import IDENTITY, compress, decompress
 from store.test_store import row
 
 
@@ -84,7 +84,7 @@ async def test_rows_left_unanalysed_are_analysed_on_start(
 
 def test_inline_analysis_for_stores_without_a_backlog(real_measurements: list[dict[str, Any]]) -> None:
     m = web(real_measurements)[0]
-    ingestor = Ingestor(object(), None, b"k" * 32, background_analysis=False)  # type: ignore[arg-type]
+    ingestor = Ingestor(object(), None, b"k" * 32, identity=IDENTITY, background_analysis=False)  # type: ignore[arg-type]
     r = ingestor.prepare(dict(m), submitter="203.0.113.9", network=Network())
     v = analysis.verdict(orjson.loads(decompress(r.raw)))
     assert r.analysed and (r.blocking, r.x_rule, r.failure) == (v.blocking, v.x_rule, v.failure)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import copy
+import hashlib
 import itertools
 import json
 import os
@@ -27,11 +28,13 @@ from hypothesis import strategies as st
 from collector.conftest import collector
 from collector.test_app import web
 from collector.test_durability import batch_workers, free_port, start, wait_ready
+from reachwatch.collector.attribution import Network
 from reachwatch.collector.batch import POOLED_LINES, lines_of, newlines, pieces
 from reachwatch.collector.config import Settings
 from reachwatch.collector.frames import SIZES, frame
+from reachwatch.collector.prepare import stage
 from reachwatch.collector.shared import Shared
-from reachwatch.store.schema import RowColumns, decompress
+from reachwatch.store.schema import IDENTITY, LEGACY_IDENTITY, META_TABLE, RowColumns, decompress
 
 N = 3 * POOLED_LINES + 5  # cut into pieces, one per worker
 
@@ -155,7 +158,7 @@ def _worker_call(body: bytes, shared: Shared) -> tuple[Any, int | None, bytes]:
         shared.fit(len(body))
         shared.map[: len(body)] = body
         header = (1, "192.0.2.1", "AS64501", "Lab", "PK", (len(body), len(shared)))
-        for part in [*frame((b"s" * 32, False, shared.fd)), *frame(header)]:
+        for part in [*frame((b"s" * 32, IDENTITY, False, shared.fd)), *frame(header)]:
             worker.stdin.write(part)
         worker.stdin.flush()
         head_size, bulk_size = SIZES.unpack(worker.stdout.read(SIZES.size))
@@ -380,7 +383,7 @@ def test_a_worker_stopped_mid_answer_still_sends_all_of_it(real_measurements: li
     try:
         # the piece and the rows in the frames' bulk (no shared memory): the pipe's own path
         for part in [
-            *frame((b"s" * 32, False, None)),
+            *frame((b"s" * 32, IDENTITY, False, None)),
             *frame((1, "192.0.2.1", "AS64501", "Lab", "PK", None), body),
         ]:
             worker.stdin.write(part)
@@ -409,3 +412,28 @@ def test_a_worker_stopped_mid_answer_still_sends_all_of_it(real_measurements: li
     finally:
         worker.kill()
         worker.wait()
+
+
+async def test_a_store_from_before_the_identity_record_is_hashed_as_before_on_every_path(
+    tmp_path: Path, real_measurements: list[dict[str, Any]]
+) -> None:
+    """An older store's rows have BLAKE2b content hashes: the collector keeps hashing so, in its
+    own process and in the batch workers, so that a resend of a row it holds is recognised."""
+    db = tmp_path / "older.duckdb"
+    with duckdb.connect(str(db)) as con:
+        con.execute(f"CREATE TABLE {META_TABLE} (key VARCHAR PRIMARY KEY, value BLOB)")
+        con.execute(f"INSERT INTO {META_TABLE} VALUES ('secret', ?)", [b"s" * 32])
+    lines = batch(real_measurements)
+    async with collector(Settings(store=str(db), rate=0, ingest_workers=2)) as (app, http):
+        assert app.state.ingestor.identity == app.state.batch_pool.identity == LEGACY_IDENTITY
+        one = await http.post("/api/v1/measurements", content=lines[0])  # in the collector's process
+        many = await http.post("/api/v1/measurements", content=b"\n".join(lines))  # in the workers
+        assert one.status_code == many.status_code == 200, many.text
+        assert many.json()["measurement_uids"][0] == one.json()["measurement_uids"][0]
+        await app.state.ingestor.settled()
+    with duckdb.connect(str(db)) as con:
+        hashes = dict(con.execute("SELECT input, content_hash FROM measurements").fetchall())
+    for line in lines[:3] + lines[-3:]:
+        m = orjson.loads(line)
+        canonical = stage(m, b"s" * 32, False, "203.0.113.77", Network(), identity=LEGACY_IDENTITY).canonical
+        assert hashes[m["input"]] == hashlib.blake2b(canonical, digest_size=16, key=b"s" * 32).hexdigest()

@@ -11,8 +11,19 @@ import duckdb
 import httpx
 import pytest
 
+from reachwatch.errors import UserError
 from reachwatch.store import Filters, open_store
-from reachwatch.store.schema import COLUMNS, TABLE, Analysis, Row, compress, decompress
+from reachwatch.store.schema import (
+    COLUMNS,
+    IDENTITY,
+    LEGACY_IDENTITY,
+    META_TABLE,
+    TABLE,
+    Analysis,
+    Row,
+    compress,
+    decompress,
+)
 from store.backends import JOURNALED, open_location
 
 
@@ -225,5 +236,64 @@ async def test_a_table_without_the_analysed_column_gets_it(store_variant: str) -
             "old": True,
             row(1).measurement_uid: False,
         }
+    finally:
+        await store.close()
+
+
+def _older_meta(location: str, meta: dict[str, bytes]) -> None:
+    """The collector's meta table as another reachwatch left it, holding ``meta``."""
+    if location.startswith("http"):
+        parts = urllib.parse.urlsplit(location)
+        db, base = parts.path.strip("/"), f"{parts.scheme}://{parts.netloc}/"
+        values = ", ".join(f"('{k}', '{v.hex() if k == 'secret' else v.decode()}')" for k, v in meta.items())
+        for sql in (
+            f"CREATE DATABASE {db}",
+            f"CREATE TABLE {db}.{META_TABLE} (key String, value String) ENGINE = TinyLog",
+            f"INSERT INTO {db}.{META_TABLE} VALUES {values}",
+        ):
+            httpx.post(base, content=sql.encode()).raise_for_status()
+    else:
+        con = duckdb.connect(location)
+        con.execute(f"CREATE TABLE {META_TABLE} (key VARCHAR PRIMARY KEY, value BLOB)")
+        con.executemany(f"INSERT INTO {META_TABLE} VALUES (?, ?)", list(meta.items()))
+        con.close()
+
+
+async def test_a_new_store_records_its_identity_hash_with_its_secret(store_location: str) -> None:
+    store = open_store(store_location)
+    await store.open()
+    try:
+        assert await store.identity() == IDENTITY  # the one it records with the secret it will get
+        await store.secret()
+        assert await store.identity() == IDENTITY
+    finally:
+        await store.close()
+    again = open_store(store_location)
+    await again.open()
+    try:
+        assert await again.identity() == IDENTITY
+    finally:
+        await again.close()
+
+
+async def test_a_store_from_before_the_identity_record_keeps_blake2b(store_location: str) -> None:
+    """Its rows' content hashes are BLAKE2b: a resend of one must still be recognised."""
+    _older_meta(store_location, {"secret": b"s" * 32})
+    store = open_store(store_location)
+    await store.open()
+    try:
+        assert await store.secret() == b"s" * 32
+        assert await store.identity() == LEGACY_IDENTITY
+    finally:
+        await store.close()
+
+
+async def test_an_identity_hash_this_version_does_not_know_is_a_clear_error(store_location: str) -> None:
+    _older_meta(store_location, {"secret": b"s" * 32, "identity": b"sha3"})
+    store = open_store(store_location)
+    await store.open()
+    try:
+        with pytest.raises(UserError, match="'sha3' hash, which this version of reachwatch does not know"):
+            await store.identity()
     finally:
         await store.close()

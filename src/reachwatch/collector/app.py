@@ -190,12 +190,21 @@ def create_app(settings: Settings) -> CollectorApp:
         store = open_store(settings.store, journal=journal)
         await store.open()
         attributor = Attributor(settings.asn_db, settings.country_db)
-        ingestor = Ingestor(store, attributor, await store.secret(), max_pending=settings.max_pending)
+        ingestor = Ingestor(
+            store,
+            attributor,
+            await store.secret(),
+            identity=await store.identity(),
+            max_pending=settings.max_pending,
+        )
         ingestor.start()
         pool = None
         if settings.ingest_workers > 0:
             pool = BatchPool(
-                settings.ingest_workers, secret=ingestor.secret, verdict_now=ingestor.verdict_now
+                settings.ingest_workers,
+                secret=ingestor.secret,
+                identity=ingestor.identity,
+                verdict_now=ingestor.verdict_now,
             )
             await pool.start()
         app.state.store, app.state.ingestor, app.state.batch_pool = store, ingestor, pool
@@ -303,6 +312,7 @@ def create_app(settings: Settings) -> CollectorApp:
                 verdict_now=ingestor.verdict_now,
                 submitter=submitter,
                 network=network,
+                identity=ingestor.identity,
             )
             if errors:
                 raise rejected(errors)

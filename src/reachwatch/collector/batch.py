@@ -119,13 +119,14 @@ def rows_of(
     verdict_now: bool,
     submitter: str,
     network: Network,
+    identity: str,
     size: int | None = None,
 ) -> tuple[Any, bytes]:
     """(None, rows) or (errors, b"") for the lines of ``body[:size]`` (numbered from ``first``): the
     finished rows as Arrow IPC bytes (:class:`~reachwatch.store.schema.RowColumns`)."""
     lines = lines_of(body, first, size)
     staged, errors = stage_lines(
-        lines, secret=secret, verdict_now=verdict_now, submitter=submitter, network=network
+        lines, secret=secret, verdict_now=verdict_now, submitter=submitter, network=network, identity=identity
     )
     if errors:
         return errors, b""
@@ -133,7 +134,7 @@ def rows_of(
 
 
 def worker_main() -> None:
-    """The worker's loop: (secret, verdict_now, shared memory fd or None) first, then (first line
+    """The worker's loop: (secret, identity, verdict_now, shared memory fd or None) first, then (first line
     number, submitter, asn, name, cc, where the piece is) requests: ``(length, shared size)`` in the
     shared memory, or None for the frame's bulk. Answers (failure, length of the rows in the shared
     memory or None for the frame's bulk)."""
@@ -147,7 +148,7 @@ def worker_main() -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     settle_gc()  # every line parses into hundreds of short-lived containers
     try:
-        (secret, verdict_now, shared_fd), _ = read_frame(stdin)
+        (secret, identity, verdict_now, shared_fd), _ = read_frame(stdin)
         shared: Shared | None = None
         while True:
             (first, submitter, asn, name, cc, where), bulk = read_frame(stdin)
@@ -170,6 +171,7 @@ def worker_main() -> None:
                     submitter=submitter,
                     network=network,
                     size=size,
+                    identity=identity,
                 )
             except Exception as exc:  # a bug: say which, never what (the batch holds addresses)
                 failure, rows = type(exc).__name__, b""
@@ -255,11 +257,18 @@ class BatchPool:
     """Worker processes that turn big batches into rows, each serving one batch at a time."""
 
     def __init__(
-        self, workers: int, *, secret: bytes, verdict_now: bool, call_timeout: float = CALL_TIMEOUT
+        self,
+        workers: int,
+        *,
+        secret: bytes,
+        verdict_now: bool,
+        identity: str,
+        call_timeout: float = CALL_TIMEOUT,
     ) -> None:
         self.workers = workers
         self.call_timeout = call_timeout
         self.secret = secret
+        self.identity = identity
         self.verdict_now = verdict_now
         self._idle: asyncio.Queue[_Worker] = asyncio.Queue()
         self._all: set[_Worker] = set()
@@ -285,7 +294,9 @@ class BatchPool:
             raise
         worker = _Worker(process, shared)
         self._all.add(worker)
-        await worker.send((self.secret, self.verdict_now, shared.fd if shared is not None else None))
+        await worker.send(
+            (self.secret, self.identity, self.verdict_now, shared.fd if shared is not None else None)
+        )
         return worker
 
     async def start(self) -> None:

@@ -69,6 +69,7 @@ class Ingestor:
         attributor: Attributor,
         secret: bytes,
         *,
+        identity: str,
         max_pending: int = 20_000,
         max_batch: int = 2_000,
         commit_delay: float = 0.002,
@@ -88,6 +89,7 @@ class Ingestor:
         self.store = store
         self.attributor = attributor
         self.secret = secret
+        self.identity = identity
         self.max_pending = max_pending
         self.max_batch = max_batch
         self.commit_delay = commit_delay
@@ -140,6 +142,7 @@ class Ingestor:
             network=network,
             report_id=report_id,
             where=where,
+            identity=self.identity,
         )
 
     # -- group commit --------------------------------------------------------------------------

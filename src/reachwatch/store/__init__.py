@@ -28,6 +28,11 @@ class Store(Protocol):
         """The collector's persistent secret (report ids, probe id hashes): created once, kept."""
         ...
 
+    async def identity(self) -> str:
+        """The keyed hash of this store's ``content_hash`` (:data:`~reachwatch.store.schema.IDENTITIES`):
+        recorded with the secret, so one store never mixes two (a resend would be stored twice)."""
+        ...
+
     async def existing(self, content_hashes: Sequence[str]) -> dict[str, str]:
         """content_hash -> measurement_uid for the hashes already stored."""
         ...

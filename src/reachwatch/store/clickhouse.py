@@ -28,12 +28,14 @@ from reachwatch.store.schema import (
     COLUMN_NAMES,
     COLUMNS,
     EARLIEST,
+    IDENTITY,
     LATEST,
     META_TABLE,
     TABLE,
     Analysis,
     Row,
     RowColumns,
+    identity_of,
 )
 
 _JSON_SETTINGS = {"output_format_json_quote_64bit_integers": "0"}
@@ -145,7 +147,11 @@ class ClickHouseStore:
             if rows:
                 break
             try:
-                await self._query(f"INSERT INTO {META_TABLE} VALUES ('secret', '{secrets.token_hex(32)}')")
+                # with the identity hash, in one statement: a secret without one is an older store's
+                await self._query(
+                    f"INSERT INTO {META_TABLE} VALUES ('secret', '{secrets.token_hex(32)}'), "
+                    f"('identity', {literal(IDENTITY)})"
+                )
             except RuntimeError:
                 # the table (TinyLog) takes one writer at a time: another collector storing its own
                 # at this moment fails ours, and its secret is read back below
@@ -156,6 +162,13 @@ class ClickHouseStore:
         if not rows:
             raise RuntimeError(f"ClickHouse did not keep the collector's secret in {self.db}.{META_TABLE}")
         return bytes.fromhex(rows[0]["value"])
+
+    async def identity(self) -> str:
+        rows = await self._rows(
+            f"SELECT key, min(value) AS value FROM {META_TABLE} WHERE key IN ('secret', 'identity') GROUP BY key"
+        )
+        found = {r["key"]: r["value"] for r in rows}
+        return identity_of(found.get("identity"), "secret" in found, f"{self.base}{self.db}")
 
     async def existing(self, content_hashes: Sequence[str]) -> dict[str, str]:
         if not content_hashes:

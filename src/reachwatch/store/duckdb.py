@@ -31,11 +31,13 @@ from reachwatch.store.schema import (
     ARROW_SCHEMA,
     COLUMN_NAMES,
     COLUMNS,
+    IDENTITY,
     META_TABLE,
     TABLE,
     Analysis,
     Row,
     RowColumns,
+    identity_of,
 )
 
 T = TypeVar("T")
@@ -136,8 +138,25 @@ class DuckDBStore:
             if row is not None:
                 return bytes(row[0])
             value = secrets.token_bytes(32)
-            con.execute(f"INSERT INTO {META_TABLE} VALUES ('secret', ?)", [value]).fetchall()
+            # with the identity hash, in one statement: a secret without one is an older store's
+            con.execute(
+                f"INSERT INTO {META_TABLE} VALUES ('secret', ?), ('identity', ?)", [value, IDENTITY.encode()]
+            ).fetchall()
             return value
+
+        return await self._write(get)
+
+    async def identity(self) -> str:
+        def get(con: duckdb.DuckDBPyConnection) -> str:
+            found = dict(
+                con.execute(
+                    f"SELECT key, value FROM {META_TABLE} WHERE key IN ('secret', 'identity')"
+                ).fetchall()
+            )
+            recorded = found.get("identity")
+            return identity_of(
+                None if recorded is None else bytes(recorded).decode(), "secret" in found, self.path
+            )
 
         return await self._write(get)
 

@@ -174,6 +174,9 @@ class JournaledStore:
     async def secret(self) -> bytes:
         return await self.inner.secret()
 
+    async def identity(self) -> str:
+        return await self.inner.identity()
+
     # -- writes --------------------------------------------------------------------------------
     async def existing(self, content_hashes: Sequence[str]) -> dict[str, str]:
         found = {h: self._unstored[h] for h in content_hashes if h in self._unstored}

@@ -15,8 +15,33 @@ from typing import Any
 import pyarrow as pa
 import zstandard
 
+from reachwatch.errors import UserError
+
 TABLE = "measurements"
 META_TABLE = "collector_meta"
+#: The keyed hash of a measurement's identity form (its ``content_hash``), as a store records it in
+#: :data:`META_TABLE` when it creates its secret: keyed BLAKE3 (~3 us for a median measurement);
+#: a store created before that record existed keeps keyed BLAKE2b (~8 us), so that a resend of a
+#: row it holds is still recognised
+IDENTITY = "blake3"
+LEGACY_IDENTITY = "blake2b"
+IDENTITIES = (IDENTITY, LEGACY_IDENTITY)
+
+
+def identity_of(recorded: str | None, has_secret: bool, where: str) -> str:
+    """The identity hash of a store from its :data:`META_TABLE` record: none with a secret is an
+    older store's (:data:`LEGACY_IDENTITY`); none without one, a new store's (:data:`IDENTITY`,
+    recorded with the secret it is about to get)."""
+    if recorded is None:
+        return LEGACY_IDENTITY if has_secret else IDENTITY
+    if recorded not in IDENTITIES:
+        raise UserError(
+            f"the store's measurements are identified by a {recorded!r} hash, which this version of "
+            "reachwatch does not know",
+            where=where,
+            fix="upgrade reachwatch to the version that wrote this store",
+        )
+    return recorded
 
 
 @dataclasses.dataclass(frozen=True)
