@@ -11,7 +11,7 @@ from reachwatch.collector.attribution import Network
 from reachwatch.collector.http import ApiError
 from reachwatch.collector.ooni_protocol import START_TIME, START_TIME_EXACT
 from reachwatch.collector.prepare import stage
-from reachwatch.store.schema import EARLIEST, LATEST
+from reachwatch.store.schema import EARLIEST, IDENTITY, LATEST
 
 
 def _taken(start_time: str) -> bool:
@@ -26,7 +26,7 @@ def _taken(start_time: str) -> bool:
         "test_keys": {},
     }
     try:
-        stage(m, b"k" * 32, False, "", Network(), None, "content", None)
+        stage(m, b"k" * 32, False, "", Network(), None, "content", None, identity=IDENTITY)
     except ApiError:
         return False
     return True
