@@ -136,6 +136,37 @@ async def test_a_damaged_segment_is_set_aside_after_its_whole_records(
     assert any("fails its checksum" in r.getMessage() for r in caplog.records)
 
 
+async def test_a_damaged_segments_whole_records_survive_a_kill_before_they_are_stored(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The damaged segment was renamed aside as it was read, before its whole (acknowledged) records
+    were stored: a start killed, or whose store refused them, in between lost them, since the next
+    start reads only ``.rwj`` files."""
+    db = tmp_path / "m.duckdb"
+    journal = tmp_path / "m.duckdb.journal"
+    store = await opened(db, **LAZY)
+    await store.insert([row(1)])
+    await store.insert([row(2)])
+    await killed(store)
+    (path,) = segments(journal)
+    data = bytearray(path.read_bytes())
+    data[-10] ^= 0xFF  # a flipped byte in the second record
+    path.write_bytes(bytes(data))
+
+    async def refuse(self: DuckDBStore, rows: object) -> None:
+        raise OSError(28, "No space left on device")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(DuckDBStore, "insert", refuse)
+        failing = await opened(db, **LAZY)
+        assert failing.failing and failing.held == 1
+        await killed(failing)  # killed while its store refuses the rows
+    again = await opened(db)
+    await again.close()
+    assert stored(db) == [row(1).measurement_uid]
+    assert [p.name for p in journal.iterdir()] == [path.name + DAMAGED]
+
+
 async def test_big_groups_go_straight_to_the_file(tmp_path: Path) -> None:
     db = tmp_path / "m.duckdb"
     store = await opened(db, direct_rows=10, **LAZY)

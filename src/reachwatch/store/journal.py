@@ -15,7 +15,9 @@ new segment and deletes the old ones once their rows are committed. On open, eve
 (a ``kill -9``, a power cut, a store that refused rows) is inserted again, skipping rows the store
 already holds (the content hash is unique), then deleted. A record cut short (killed in the middle
 of its write) was never acknowledged and is dropped; a damaged segment is kept aside
-(``.damaged``) for the operator rather than deleted.
+(``.damaged``) for the operator rather than deleted, once its whole records are in the store (set
+aside before, a kill or a store failure in between would lose them: the next open reads only
+``.rwj`` files).
 
 Reads see everything acknowledged: every read first inserts what the journal holds. A store
 write that fails (a full disk) leaves the rows in the journal: each segment is then tried on its
@@ -98,9 +100,10 @@ class JournaledStore:
         self._number = 0
         #: rows appended to the current segment, not yet taken by a flush
         self._held: list[RowColumns] = []
-        #: segments closed by a flush (or found at open) whose rows are not committed yet (None: a
-        #: damaged one, set aside)
-        self._closed: list[tuple[Path | None, list[RowColumns]]] = []
+        #: segments closed by a flush (or found at open) whose rows are not committed yet
+        self._closed: list[tuple[Path, list[RowColumns]]] = []
+        #: damaged segments found at open: set aside (``.damaged``) once their whole records are stored
+        self._damaged: set[Path] = set()
         #: content_hash -> uid of every row in the journal not yet in the store
         self._unstored: dict[str, str] = {}
         self._append_lock = asyncio.Lock()
@@ -257,14 +260,18 @@ class JournaledStore:
                 return
             await self._forget(closed)
 
-    async def _forget(self, stored: list[tuple[Path | None, list[RowColumns]]]) -> None:
+    async def _forget(self, stored: list[tuple[Path, list[RowColumns]]]) -> None:
         """Segments whose rows are in the store now: out of the journal, and room for appends."""
         self._closed = [e for e in self._closed if not any(e is done for done in stored)]
         for entry in stored:
             for part in entry[1]:
                 for h in part.content_hashes:
                     self._unstored.pop(h, None)
-        await self._run(unlink, [path for path, _ in stored if path is not None])
+        paths = [path for path, _ in stored]
+        await self._run(unlink, [p for p in paths if p not in self._damaged])
+        for path in (p for p in paths if p in self._damaged):
+            await self._run(_set_aside, path)
+            self._damaged.discard(path)
         async with self._room:
             self._room.notify_all()
 
@@ -313,10 +320,11 @@ class JournaledStore:
         if segment.size == 0:
             unlink([segment.path])
 
-    def _recover(self) -> list[tuple[Path | None, list[RowColumns]]]:
+    def _recover(self) -> list[tuple[Path, list[RowColumns]]]:
         """The rows of every segment an earlier run left, oldest first. A damaged segment's whole
-        records are taken and the file is set aside (``.damaged``), not deleted."""
-        found: list[tuple[Path | None, list[RowColumns]]] = []
+        records are taken; the file is set aside (``.damaged``), not deleted, once they are stored
+        (:meth:`_forget`), or at once if it has none."""
+        found: list[tuple[Path, list[RowColumns]]] = []
         for path in sorted(self.directory.glob(f"*{SUFFIX}")):
             with contextlib.suppress(ValueError):
                 self._number = max(self._number, int(path.stem))
@@ -327,17 +335,18 @@ class JournaledStore:
                 else:  # started and never written (every flush starts one): nothing to store
                     unlink([path])
                 continue
-            aside = path.with_name(path.name + DAMAGED)
             log.error(
                 "journal %s: %s; its %d whole records are stored, the file kept as %s",
                 path,
                 damage,
                 len(parts),
-                aside,
+                path.name + DAMAGED,
             )
-            path.rename(aside)
             if parts:
-                found.append((None, parts))
+                self._damaged.add(path)
+                found.append((path, parts))
+            else:
+                _set_aside(path)
         return found
 
     # -- reads: everything acknowledged is in the store first -----------------------------------
@@ -379,6 +388,11 @@ class JournaledStore:
         return found
 
 
-def _rows_of(segments: list[tuple[Path | None, list[RowColumns]]]) -> RowColumns:
+def _set_aside(path: Path) -> None:
+    """Keep a damaged segment for the operator, out of the way of the next open."""
+    path.rename(path.with_name(path.name + DAMAGED))
+
+
+def _rows_of(segments: list[tuple[Path, list[RowColumns]]]) -> RowColumns:
     rows = [r for _, parts in segments for r in parts]
     return RowColumns.concat(rows) if len(rows) > 1 else rows[0]
