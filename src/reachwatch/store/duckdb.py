@@ -189,9 +189,11 @@ class DuckDBStore:
             # a replacement scan of the local, not register()/unregister(): those two catalog changes
             # cost ~1.3 ms of CPU per statement, more than the insert of 60 rows
             con.execute(f"INSERT INTO {TABLE} ({names}) SELECT {names} FROM incoming").fetchall()
+            # here, not after the await: the thread commits even if the caller is cancelled meanwhile,
+            # and a hash left out would make the next insert of the row fail on the unique index
+            self._hashes.update(_key(h) for h in batch.content_hashes)
 
         await self._write(ins)
-        self._hashes.update(_key(h) for h in batch.content_hashes)
 
     async def delete(self, uid: str) -> bool:
         def rm(con: duckdb.DuckDBPyConnection) -> bool:

@@ -1,0 +1,58 @@
+"""The DuckDB store's own behaviour (what the Store protocol's tests do not cover)."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+import threading
+from pathlib import Path
+from typing import Any
+
+import duckdb
+
+from reachwatch.store.duckdb import DuckDBStore
+from store.test_store import row
+
+
+class _HeldInsert:
+    """A connection whose INSERT waits for ``release`` once it has started (``started``)."""
+
+    def __init__(self, con: duckdb.DuckDBPyConnection) -> None:
+        self.con = con
+        self.started = threading.Event()
+        self.release = threading.Event()
+
+    def execute(self, sql: str, *args: Any) -> Any:
+        if sql.startswith("INSERT"):
+            # the table DuckDB's replacement scan reads is a local of the caller: one here too
+            incoming = sys._getframe(1).f_locals["incoming"]  # noqa: F841
+            self.started.set()
+            self.release.wait(10)
+            return self.con.execute(sql, *args)
+        return self.con.execute(sql, *args)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.con, name)
+
+
+async def test_an_insert_whose_caller_is_cancelled_is_still_known_to_existing(tmp_path: Path) -> None:
+    """The writer thread commits an insert whether or not its caller still waits: a caller
+    cancelled meanwhile (the journal's flush, cancelled as the collector stops) left the rows out
+    of the hashes ``existing`` looks up, so the next insert of them (the flush retried at close)
+    failed on the unique index and the rows stayed in the journal after a clean stop."""
+    store = DuckDBStore(str(tmp_path / "m.duckdb"))
+    await store.open()
+    assert store._con is not None
+    held = _HeldInsert(store._con)
+    store._con = held  # type: ignore[assignment]
+    r = row(1)
+    task = asyncio.create_task(store.insert([r]))
+    await asyncio.to_thread(held.started.wait, 10)
+    task.cancel()
+    await asyncio.sleep(0)
+    held.release.set()
+    await store._write(lambda con: None)  # the insert's turn on the writer thread is over
+    assert task.cancelled()
+    assert await store.existing([r.content_hash]) == {r.content_hash: r.measurement_uid}
+    store._con = held.con
+    await store.close()
