@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 from collections.abc import Callable
 from pathlib import Path
@@ -289,3 +290,57 @@ async def test_empty_segments_a_kill_leaves_are_not_a_store_failure(
     assert [p.name for p in journal.iterdir()] == [path.name + DAMAGED]
     assert not [r for r in caplog.records if "IndexError" in r.getMessage() or "failed" in r.getMessage()]
     assert await asyncio.to_thread(store_left_journal, str(db)) == 0
+
+
+class _RemoteStore:
+    """A store over the network, as ClickHouse: an insert sent is committed by the server a moment
+    later whether or not its caller still waits for the answer, and no unique key refuses a row
+    inserted twice."""
+
+    def __init__(self) -> None:
+        self.rows: list[str] = []
+        self.sent = asyncio.Event()
+
+    async def check(self) -> None:
+        pass
+
+    async def open(self) -> None:
+        pass
+
+    async def close(self) -> None:
+        pass
+
+    async def existing(self, content_hashes: list[str]) -> dict[str, str]:
+        return {h: "uid" for h in content_hashes if h in self.rows}
+
+    async def insert(self, rows: RowColumns) -> None:
+        done = asyncio.get_running_loop().create_future()
+
+        def commit() -> None:
+            self.rows.extend(rows.content_hashes)
+            if not done.done():
+                done.set_result(None)
+
+        asyncio.get_running_loop().call_later(0.05, commit)
+        self.sent.set()
+        await done
+
+
+async def test_a_flush_whose_caller_is_cancelled_does_not_insert_its_rows_twice(tmp_path: Path) -> None:
+    """A read, the analyser or the flusher flushing the journal when the collector stops is
+    cancelled with its insert in flight, which the server commits anyway; the rows stayed in the
+    journal, and the flush at close, not seeing them committed yet, inserted them a second time
+    (ClickHouse stored an acknowledged measurement twice)."""
+    remote = _RemoteStore()
+    store = JournaledStore(remote, tmp_path / "journal", **LAZY)  # type: ignore[arg-type]
+    await store.open()
+    await store.insert([row(1)])
+    reader = asyncio.create_task(store.settle())
+    await remote.sent.wait()
+    reader.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await reader
+    await store.close()
+    await asyncio.sleep(0.1)  # anything still in flight lands
+    assert remote.rows == [row(1).content_hash]
+    assert segments(tmp_path / "journal") == []

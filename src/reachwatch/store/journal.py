@@ -218,7 +218,17 @@ class JournaledStore:
 
     async def flush(self) -> None:
         """Insert everything the journal holds into the store; raises if the store refuses (the
-        rows stay in the journal). Whichever it was, :attr:`failing` says so afterwards."""
+        rows stay in the journal). Whichever it was, :attr:`failing` says so afterwards.
+
+        A caller cancelled meanwhile (a read, the analyser or the flusher as the collector stops)
+        does not cancel the flush: the store may commit an insert whose answer nobody waits for
+        (ClickHouse does), and the rows, still in the journal, would be inserted again by the next
+        flush. That one waits for this one (the flush lock), then finds them stored."""
+        task = asyncio.ensure_future(self._flush_noting())
+        task.add_done_callback(_retrieved)
+        await asyncio.shield(task)
+
+    async def _flush_noting(self) -> None:
         try:
             await self._flush()
         except Exception:
@@ -386,6 +396,13 @@ class JournaledStore:
         await self.settle()
         found: list[tuple[str, bytes]] = await self.inner.unanalysed(limit)  # type: ignore[attr-defined]
         return found
+
+
+def _retrieved(task: asyncio.Task[None]) -> None:
+    """A shielded flush whose caller was cancelled: its failure is logged by the next flush's
+    caller (the flusher retries), not as an exception never retrieved."""
+    if not task.cancelled():
+        task.exception()
 
 
 def _set_aside(path: Path) -> None:
