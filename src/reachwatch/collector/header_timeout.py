@@ -5,52 +5,44 @@ keep-alive timeout covers only the wait between requests and stops at the next r
 byte; the body has its own limit (``http.BODY_IDLE_TIMEOUT``). nginx's ``client_header_timeout``
 is 60 s too.
 
-uvicorn's httptools protocol with a timer: started when the connection is made and when a
-request begins, stopped once its headers are complete or the connection is lost. Without httptools
-(uvicorn's h11 protocol) there is no such limit.
+uvicorn's httptools protocol with a deadline (:mod:`~reachwatch.collector.deadlines`): started
+when the connection is made and when a request begins, stopped once its headers are complete or
+the connection is lost. Without httptools (uvicorn's h11 protocol) there is no such limit.
 """
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 
 import orjson
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
+from reachwatch.collector.deadlines import Deadlines, for_loop
+
 HEADERS_TIMEOUT = 60.0
 
 
 class HeaderTimeoutProtocol(HttpToolsProtocol):
-    _headers_timer: asyncio.TimerHandle | None = None
+    _headers: Deadlines[HeaderTimeoutProtocol]
 
     def connection_made(self, transport: Any) -> None:
         super().connection_made(transport)
-        self._start_headers_timer()
+        self._headers = for_loop(self.loop, "headers", HeaderTimeoutProtocol._headers_late)
+        self._headers.start(self, HEADERS_TIMEOUT)
 
     def on_message_begin(self) -> None:
         super().on_message_begin()
-        self._start_headers_timer()
+        self._headers.start(self, HEADERS_TIMEOUT)
 
     def on_headers_complete(self) -> None:
-        self._stop_headers_timer()
+        self._headers.stop(self)
         super().on_headers_complete()
 
     def connection_lost(self, exc: Exception | None) -> None:
-        self._stop_headers_timer()
+        self._headers.stop(self)
         super().connection_lost(exc)
 
-    def _start_headers_timer(self) -> None:
-        self._stop_headers_timer()
-        self._headers_timer = asyncio.get_running_loop().call_later(HEADERS_TIMEOUT, self._headers_late)
-
-    def _stop_headers_timer(self) -> None:
-        if self._headers_timer is not None:
-            self._headers_timer.cancel()
-            self._headers_timer = None
-
     def _headers_late(self) -> None:
-        self._headers_timer = None
         if self.transport.is_closing():
             return
         body = orjson.dumps(

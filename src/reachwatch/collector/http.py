@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import weakref
 from collections.abc import Iterator
 from typing import Any
 
@@ -16,6 +17,8 @@ import orjson
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.types import Message, Receive, Scope, Send
+
+from reachwatch.collector.deadlines import for_loop
 
 log = logging.getLogger(__name__)
 _JSON_HEADERS = [(b"content-type", b"application/json")]
@@ -134,26 +137,32 @@ async def read_asgi_body(scope: Scope, receive: Receive, limit: int) -> bytes:
 
 
 async def _receive(receive: Receive) -> Message:
-    """``receive()``, or a 408 when nothing arrives for :data:`BODY_IDLE_TIMEOUT`. One timer handle
-    instead of ``asyncio.timeout``, which costs ~4 us a call on the write lane's hot path (~1.5)."""
+    """``receive()``, or a 408 when nothing arrives for :data:`BODY_IDLE_TIMEOUT`: a deadline of
+    the loop's sweep (:mod:`~reachwatch.collector.deadlines`), not a timer per call (``asyncio.timeout``
+    cost ~4 us a call on the write lane's hot path, a timer handle ~2.2)."""
     task = asyncio.current_task()
     assert task is not None
-    fired = False
-
-    def expire() -> None:
-        nonlocal fired
-        fired = True
-        task.cancel()
-
-    handle = asyncio.get_running_loop().call_later(BODY_IDLE_TIMEOUT, expire)
+    waits = for_loop(task.get_loop(), "body", _stalled)
+    waits.start(task, BODY_IDLE_TIMEOUT)
     try:
         return await receive()
     except asyncio.CancelledError:
-        if fired and task.uncancel() == 0:  # our cancellation, and no one else's
-            raise _idle() from None
+        if task in _cancelled_stalled:
+            _cancelled_stalled.discard(task)
+            if task.uncancel() == 0:  # ours, and no one else's
+                raise _idle() from None
         raise
     finally:
-        handle.cancel()
+        waits.stop(task)
+
+
+#: tasks cancelled because their body stopped arriving (:func:`_stalled`), until they see it
+_cancelled_stalled: weakref.WeakSet[asyncio.Task[Any]] = weakref.WeakSet()
+
+
+def _stalled(task: asyncio.Task[Any]) -> None:
+    _cancelled_stalled.add(task)
+    task.cancel()
 
 
 async def send_json(
