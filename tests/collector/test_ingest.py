@@ -88,3 +88,26 @@ async def test_a_batch_larger_than_max_pending_is_413(
             assert (await http.get("/api/v1/measurements")).json()["metadata"]["count"] == 0
             r = await http.post("/api/v1/measurements", content=b"\n".join(lines[:30]))
             assert r.status_code == 200, r.text
+
+
+async def test_a_small_group_goes_once_as_many_requests_wait_as_the_last_group_had(
+    tmp_path: Path, real_measurements: list[dict[str, Any]]
+) -> None:
+    """The commit delay lets the posts in flight join a group: once as many requests are queued
+    as the last group had, the group goes without waiting out the rest of it."""
+    ms = web(real_measurements)
+    async with collector(Settings(store=str(tmp_path / "m.duckdb"), rate=0)) as (app, http):
+        ingestor = app.state.ingestor
+        ingestor.commit_delay = 0.2
+
+        async def wave(part: list[dict[str, Any]]) -> None:
+            answers = await asyncio.gather(
+                *(http.post("/api/v1/measurements", content=orjson.dumps(m)) for m in part)
+            )
+            assert all(a.status_code == 200 for a in answers)
+
+        await wave(ms[:3])  # no group before it: the whole delay, all three together
+        assert ingestor._last_requests == 3
+        ingestor.commit_delay = 60.0  # longer than this test waits
+        await asyncio.wait_for(wave(ms[3:6]), timeout=20)
+        assert ingestor._last_requests == 3
