@@ -163,6 +163,7 @@ def test_serve_refuses_settings_that_cannot_work(tmp_path: Path) -> None:
         (["--rate", "-1"], "--rate -1.0"),
         (["--rate", "nan"], "--rate nan"),
         (["--burst", "0"], "--burst 0.0: give at least 1"),
+        (["--rate-exempt", "127.0.0.0/8,localhost"], "--rate-exempt: 'localhost' is not an IP address"),
         (["--clickhouse", "localhost:8123"], "not a ClickHouse HTTP URL"),
         (["--host", "192.0.2.1"], "give an address of this machine as --host"),
         (["--host", "::ffff:127.0.0.1"], "give an address of this machine as --host"),

@@ -1,21 +1,51 @@
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 from typing import Any
 
 import orjson
+import pytest
 
 from collector.conftest import OTHER, PROBE_V4, collector, live_server
 from collector.test_app import web
 from reachwatch.collector.config import Settings
 from reachwatch.collector.queue import Outbox
-from reachwatch.collector.ratelimit import RateLimiter, network_key
+from reachwatch.collector.ratelimit import RateLimiter, exempt_networks, network_key
 
 
 def test_keys() -> None:
     assert network_key("AS64501", "203.0.113.7") == "AS64501"
     assert network_key(None, "203.0.113.7") == "203.0.113.0/24"
     assert network_key(None, "2001:db8:1:2::7") == "2001:db8:1::/48"
+
+
+def test_exempt_networks() -> None:
+    default = RateLimiter(rate=1, burst=1)
+    assert default.exempts("127.0.0.1") and default.exempts("127.8.9.10") and default.exempts("::1")
+    assert not default.exempts("203.0.113.7") and not default.exempts("2001:db8::1")
+    assert not default.exempts("") and not default.exempts("not an address")
+    assert not RateLimiter(rate=1, burst=1, exempt="").exempts("127.0.0.1")
+    chosen = RateLimiter(rate=1, burst=1, exempt="10.0.0.0/8, 2001:db8::/32")
+    assert chosen.exempts("10.1.2.3") and chosen.exempts("2001:db8::1") and not chosen.exempts("127.0.0.1")
+    with pytest.raises(ValueError, match=r"'10\.0\.0\.300' is not an IP address or network"):
+        exempt_networks("10.0.0.300")
+
+
+async def test_loopback_submitters_are_not_limited(
+    tmp_path: Path, real_measurements: list[dict[str, Any]]
+) -> None:
+    """The collector's own host (its local probes, load tests, tools) is not a volunteer network."""
+    ms = web(real_measurements)
+    settings = Settings(store=str(tmp_path / "m.duckdb"), rate=1, burst=3)
+    async with collector(settings, client="127.0.0.1") as (_, http):
+        for m in ms[:6]:
+            assert (await http.post("/api/v1/measurements", content=orjson.dumps(m))).status_code == 200
+    async with collector(dataclasses.replace(settings, rate_exempt=""), client="127.0.0.1") as (_, http):
+        codes = [
+            (await http.post("/api/v1/measurements", content=orjson.dumps(m))).status_code for m in ms[:6]
+        ]
+        assert codes[:3] == [200, 200, 200] and 429 in codes[3:]
 
 
 def test_token_bucket() -> None:
@@ -57,7 +87,10 @@ async def test_the_outbox_gets_through_a_burst_smaller_than_its_batches(
     box = Outbox(tmp_path / "box")
     for i in range(70):
         box.put({**sample, "input": f"https://site{i}.example/"})
-    settings = Settings(store=str(tmp_path / "m.duckdb"), rate=1000, burst=20, ingest_workers=1)
+    # the outbox runs here, on loopback: limited like any network for this test
+    settings = Settings(
+        store=str(tmp_path / "m.duckdb"), rate=1000, burst=20, ingest_workers=1, rate_exempt=""
+    )
     with live_server(settings) as url:
         result = await box.flush(url, retry_for=10)
     assert (result.sent, result.rejected, result.remaining) == (70, 0, 0)

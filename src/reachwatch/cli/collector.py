@@ -9,6 +9,7 @@ from pathlib import Path
 
 import typer
 
+from reachwatch.collector.ratelimit import LOOPBACK
 from reachwatch.errors import UserError
 
 geoip_app = typer.Typer(help="IP-to-network databases for attribution.", no_args_is_help=True)
@@ -26,6 +27,12 @@ def serve(
     ),
     rate: float = typer.Option(50.0, "--rate", help="Measurements/s allowed per network (0: no limit)."),
     burst: float = typer.Option(5000.0, "--burst", help="Token-bucket size per network."),
+    rate_exempt: str = typer.Option(
+        LOOPBACK,
+        "--rate-exempt",
+        help="Networks whose submitters are not rate-limited, comma-separated ('' for none): by "
+        "default loopback, this host's own probes and tools.",
+    ),
     max_pending: int = typer.Option(20000, "--max-pending", help="Measurements awaiting commit before 503."),
     admin_token_file: Path | None = typer.Option(
         None, "--admin-token-file", help="Bearer token for admin routes."
@@ -61,6 +68,7 @@ def serve(
     """Run the collector (OONI collector protocol + native batch API)."""
     from reachwatch.collector.batch import default_workers
     from reachwatch.collector.config import Settings
+    from reachwatch.collector.ratelimit import exempt_networks
     from reachwatch.collector.server import check_tls, trusted_proxies
     from reachwatch.collector.server import serve as run
 
@@ -77,6 +85,12 @@ def serve(
         raise UserError(f"--rate {rate}: give measurements per second per network, 0 for no limit")
     if not (math.isfinite(burst) and burst >= 1):
         raise UserError(f"--burst {burst}: give at least 1 (the most lines a batch may have)")
+    try:
+        exempt_networks(rate_exempt)
+    except ValueError as exc:
+        raise UserError(
+            f"--rate-exempt: {exc}", fix="give networks, comma-separated: 127.0.0.0/8,::1"
+        ) from None
     if ingest_workers is not None and not 0 <= ingest_workers <= 64:
         raise UserError(f"--ingest-workers {ingest_workers}: give 0 to 64 processes")
     for path in (asn_db, country_db, admin_token_file):
@@ -98,6 +112,7 @@ def serve(
         max_body=max_body,
         rate=rate,
         burst=burst,
+        rate_exempt=rate_exempt,
         max_pending=max_pending,
         admin_token=token,
         ingest_workers=default_workers() if ingest_workers is None else ingest_workers,

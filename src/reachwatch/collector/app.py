@@ -208,7 +208,7 @@ def create_app(settings: Settings) -> CollectorApp:
             )
             await pool.start()
         app.state.store, app.state.ingestor, app.state.batch_pool = store, ingestor, pool
-        app.state.limiter = RateLimiter(settings.rate, settings.burst)
+        app.state.limiter = RateLimiter(settings.rate, settings.burst, exempt=settings.rate_exempt)
         app.state.settings = settings
         try:
             yield
@@ -225,7 +225,7 @@ def create_app(settings: Settings) -> CollectorApp:
 
     def rate_limit(client: str, asn: str | None, cost: int) -> None:
         limiter: RateLimiter = app.state.limiter
-        if limiter.rate <= 0:
+        if limiter.rate <= 0 or limiter.exempts(client):
             return
         wait = limiter.take(network_key(asn, client), cost)
         if wait == float("inf"):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
+from reachwatch.collector.ratelimit import LOOPBACK
 from reachwatch.store import default_journal
 
 
@@ -17,6 +18,8 @@ class Settings:
     max_pending: int = 20_000  # measurements waiting for a commit before 503
     rate: float = 50.0  # measurements per second per network; 0 disables
     burst: float = 5_000.0
+    #: networks whose submitters are not rate-limited, comma-separated ("" for none): loopback
+    rate_exempt: str = LOOPBACK
     admin_token: str | None = None
     ingest_workers: int = 0  # processes staging big batches (`reachwatch serve`: one per core)
     journal: bool = True  # small groups acknowledged once in a journal (store/journal.py)

@@ -1,6 +1,8 @@
 """Per-network token buckets for writes: keyed by attributed ASN, else by the /24 (/48 for IPv6).
 
-Only network prefixes are held, in memory, never a full address.
+Only network prefixes are held, in memory, never a full address. Submitters in the exempt networks
+(``--rate-exempt``; by default loopback: the collector's own host, its local probes, load tests and
+tools) are not limited: the limit keeps one volunteer network from crowding out the others.
 """
 
 from __future__ import annotations
@@ -22,14 +24,51 @@ def network_key(asn: str | None, address: str) -> str:
     return str(ipaddress.ip_network(f"{ip}/{prefix}", strict=False))
 
 
-class RateLimiter:
-    """``rate`` tokens per second per key, up to ``burst``; ``rate <= 0`` disables limiting."""
+#: ``--rate-exempt``'s default: loopback, the collector's own host
+LOOPBACK = "127.0.0.0/8,::1"
 
-    def __init__(self, rate: float, burst: float, clock: Callable[[], float] = time.monotonic) -> None:
+
+def exempt_networks(value: str) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
+    """``--rate-exempt``: networks or addresses, comma-separated ("" for none); a ValueError naming
+    a bad entry."""
+    found = []
+    for entry in (item.strip() for item in value.split(",")):
+        if not entry:
+            continue
+        try:
+            found.append(ipaddress.ip_network(entry, strict=False))
+        except ValueError:
+            raise ValueError(f"{entry!r} is not an IP address or network") from None
+    return tuple(found)
+
+
+class RateLimiter:
+    """``rate`` tokens per second per key, up to ``burst``; ``rate <= 0`` disables limiting.
+    Submitters in ``exempt`` networks are not limited (:meth:`exempts`)."""
+
+    def __init__(
+        self,
+        rate: float,
+        burst: float,
+        clock: Callable[[], float] = time.monotonic,
+        exempt: str = LOOPBACK,
+    ) -> None:
         self.rate = rate
         self.burst = max(burst, 1.0)
         self._clock = clock
         self._buckets: dict[str, tuple[float, float]] = {}
+        self._exempt = exempt_networks(exempt)
+
+    def exempts(self, address: str) -> bool:
+        """Whether ``address`` (a submitter's) is in an exempt network (~1 us; not remembered:
+        no full address is held)."""
+        if not self._exempt:
+            return False
+        try:
+            ip = ipaddress.ip_address(address)
+        except ValueError:
+            return False
+        return any(ip in net for net in self._exempt if net.version == ip.version)
 
     def take(self, key: str, cost: float = 1.0) -> float:
         """0.0 when allowed (tokens taken), else the seconds to wait before retrying."""
