@@ -12,8 +12,11 @@ from __future__ import annotations
 import asyncio
 import base64
 import datetime as dt
+import logging
 import secrets
+import time
 import urllib.parse
+import uuid
 from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
@@ -37,6 +40,8 @@ from reachwatch.store.schema import (
     RowColumns,
     identity_of,
 )
+
+log = logging.getLogger(__name__)
 
 _JSON_SETTINGS = {"output_format_json_quote_64bit_integers": "0"}
 #: Columns added after the first release: added to older tables on open (18.16 has no
@@ -74,6 +79,11 @@ def render(sql: str, params: Sequence[Any]) -> str:
     return "".join(out)
 
 
+#: The start of the query id of every insert into the measurements table, then the database's name
+INSERT_ID = "reachwatch-insert-"
+#: Seconds :meth:`ClickHouseStore.open` waits at most for inserts still running from before it
+EARLIER_INSERTS_WAIT = 60.0
+
 #: Seconds a collector that stored a new database's secret waits before reading back the one
 #: all use (:meth:`ClickHouseStore.secret`); once per database
 SECRET_SETTLE = 1.0
@@ -87,11 +97,17 @@ class ClickHouseStore:
             raise UserError(f"bad database name {self.db!r}", where=url, fix="use http://HOST:8123/DBNAME")
         self.base = f"{parts.scheme}://{parts.netloc}/"
         self._client = httpx.AsyncClient(base_url=self.base, timeout=60.0)
+        #: every insert's query id starts so (:meth:`_wait_for_earlier_inserts`)
+        self._insert_prefix = f"{INSERT_ID}{self.db}-"
 
-    async def _query(self, sql: str, *, data: bytes | None = None, database: bool = True) -> bytes:
+    async def _query(
+        self, sql: str, *, data: bytes | None = None, database: bool = True, query_id: str | None = None
+    ) -> bytes:
         params = dict(_JSON_SETTINGS)
         if database:
             params["database"] = self.db
+        if query_id is not None:
+            params["query_id"] = query_id
         if data is None:
             resp = await self._client.post("", params=params, content=sql.encode())
         else:
@@ -123,6 +139,7 @@ class ClickHouseStore:
             f"CREATE TABLE IF NOT EXISTS {META_TABLE} (key String, value String) ENGINE = TinyLog"
         )
         await self._add_missing_columns()
+        await self._wait_for_earlier_inserts()
 
     async def _add_missing_columns(self) -> None:
         have = await self._rows(
@@ -185,7 +202,35 @@ class ClickHouseStore:
         if not rows:
             return
         body = b"\n".join(orjson.dumps(_encode(r)) for r in rows)
-        await self._query(f"INSERT INTO {TABLE} FORMAT JSONEachRow", data=body)
+        query_id = f"{self._insert_prefix}{uuid.uuid4().hex}"
+        await self._query(f"INSERT INTO {TABLE} FORMAT JSONEachRow", data=body, query_id=query_id)
+
+    async def _wait_for_earlier_inserts(self) -> None:
+        """Wait for the inserts into this database that ClickHouse is still running from before this
+        collector opened it: a collector killed with one in flight is answered never, but ClickHouse
+        commits it, seconds later when it delays inserts for too many parts. The duplicate check (and
+        the journal's replay) must see those rows, or a resend of them is stored twice (MergeTree has
+        no unique key). Inserts are told apart by their query id; later ones (other collectors of the
+        database) are not waited for. At most :data:`EARLIER_INSERTS_WAIT` seconds."""
+        prefix = self._insert_prefix
+        sql = (
+            "SELECT query_id FROM system.processes "
+            f"WHERE substring(query_id, 1, {len(prefix)}) = {literal(prefix)}"
+        )
+        running = {r["query_id"] for r in await self._rows(sql)}
+        deadline = time.monotonic() + EARLIER_INSERTS_WAIT
+        while running:
+            if time.monotonic() > deadline:
+                log.warning(
+                    "%d insert(s) into %s from before this start still running after %g s: a resend "
+                    "of their rows may be stored twice",
+                    len(running),
+                    self.db,
+                    EARLIER_INSERTS_WAIT,
+                )
+                return
+            await asyncio.sleep(0.1)
+            running &= {r["query_id"] for r in await self._rows(sql)}
 
     async def _wait_mutations(self) -> None:
         sql = f"SELECT count() AS n FROM system.mutations WHERE database = {literal(self.db)} AND is_done = 0"
