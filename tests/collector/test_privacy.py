@@ -184,3 +184,24 @@ async def test_odd_probe_ips_are_stored_scrubbed_and_valid(
     if spelling is not None:
         assert stored["test_keys"]["x_seen"] == "your address: [scrubbed]"
         assert spelling.encode() not in got.content
+
+
+@pytest.mark.parametrize("submitter", ["127.0.1.7", "::ffff:127.0.1.7"])
+async def test_loopback_addresses_but_the_placeholder_are_scrubbed(
+    submitter: str, tmp_path: Path, real_measurements: list[dict[str, Any]]
+) -> None:
+    """Every loopback address but 127.0.0.1 (and ::1) was left as sent, though the docs promise
+    the submitter's and probe_ip's are scrubbed: a probe on 127.0.9.9 sharing the collector's
+    host, or a submitter on 127.0.1.7, was stored and answered as is."""
+    assert variants("127.0.1.7") and variants("127.0.0.1") == set() and variants("::1") == set()
+    m = copy.deepcopy(web(real_measurements)[0])
+    m["probe_ip"] = "127.0.9.9"
+    m["test_keys"]["x_seen"] = "from 127.0.1.7 and 127.0.9.9, placeholder 127.0.0.1"
+    async with collector(Settings(store=str(tmp_path / "m.duckdb"), rate=0), client=submitter) as (_, http):
+        r = await http.post("/api/v1/measurements", content=orjson.dumps(m))
+        assert r.status_code == 200, r.text
+        got = await http.get(f"/api/v1/measurement/{r.json()['measurement_uids'][0]}")
+    stored = orjson.loads(got.content)
+    assert stored["test_keys"]["x_seen"] == "from [scrubbed] and [scrubbed], placeholder 127.0.0.1"
+    assert stored["probe_ip"] == "127.0.0.1"
+    assert b"127.0.1.7" not in stored_files(tmp_path) and b"127.0.9.9" not in stored_files(tmp_path)

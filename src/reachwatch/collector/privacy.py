@@ -20,6 +20,11 @@ import orjson
 
 SCRUBBED = b"[scrubbed]"
 LOCAL = "127.0.0.1"
+#: addresses that name no one and are never scrubbed: the placeholder every probe writes as its
+#: ``probe_ip`` (scrubbing it would rewrite the measurement's own copies of it) and its IPv6 twin,
+#: whose three bytes ``::1`` sit inside countless other IPv6 addresses. Every other loopback address
+#: (``127.0.1.7``, a probe's or a submitter's on a shared host) is scrubbed like any address.
+_NOT_SCRUBBED = frozenset({ipaddress.ip_address(LOCAL), ipaddress.ip_address("::1")})
 
 
 def variants(address: str) -> set[bytes]:
@@ -30,7 +35,7 @@ def variants(address: str) -> set[bytes]:
 @functools.lru_cache(maxsize=4096)  # a batch repeats its submitter and probe_ip on every line
 def _variants(address: str) -> frozenset[bytes]:
     ip = _address(address)
-    if ip is None or ip.is_loopback or ip.is_unspecified:
+    if ip is None or ip.is_unspecified or ip in _NOT_SCRUBBED:
         # not an address (a hostname, a JSON fragment...): replacing its bytes could reach the
         # measurement's own keys and values (``web_connectivity``, ``"test_keys"``) and break the JSON
         return frozenset()
