@@ -297,3 +297,32 @@ async def test_an_identity_hash_this_version_does_not_know_is_a_clear_error(stor
             await store.identity()
     finally:
         await store.close()
+
+
+async def test_aggregation_counts_partition_rows_as_oonis(store_location: str) -> None:
+    """OONI's aggregation counts each row once (failure, else confirmed, else anomaly, else ok), so
+    its four counts add up to measurement_count; an anomaly that was also a failure or confirmed
+    was counted twice here, and stacked charts and shares read from the counts went past 100 %."""
+    store = open_store(store_location)
+    await store.open()
+    try:
+        flags = [  # (anomaly, confirmed, failure)
+            (False, False, False),
+            (True, False, False),
+            (True, True, False),
+            (True, False, True),
+            (True, True, True),
+            (False, False, True),
+        ]
+        await store.insert([row(i, anomaly=a, confirmed=c, failure=f) for i, (a, c, f) in enumerate(flags)])
+        [total] = await store.aggregate(Filters(), [])
+        counts = {k: int(v) for k, v in total.items()}
+        assert counts == {
+            "measurement_count": 6,
+            "ok_count": 1,
+            "anomaly_count": 1,
+            "confirmed_count": 1,
+            "failure_count": 3,
+        }
+    finally:
+        await store.close()

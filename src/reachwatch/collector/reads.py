@@ -227,6 +227,8 @@ def add_routes(app: FastAPI) -> None:
             for k, v in r.items():
                 if isinstance(v, dt.date):
                     r[k] = v.isoformat()
+                elif k == "probe_asn" and isinstance(v, str) and v[2:].isdigit():
+                    r[k] = int(v[2:])  # OONI's aggregation answers the number (its column is UInt32)
                 elif k.endswith("_count"):
                     r[k] = int(v or 0)
         result: Any = rows if axes else (rows[0] if rows else {})

@@ -84,11 +84,13 @@ def aggregate_sql(f: Filters, axes: list[str]) -> tuple[str, list[Any]]:
         if axis not in AXES:
             raise ValueError(f"unknown axis {axis!r}")
     clause, params = where(f)
+    # as OONI's API counts them, each row in exactly one of the four (they add up to
+    # measurement_count): a failure first, then a confirmed blocking, then an anomaly, else ok
     counts = (
         "count(*) AS measurement_count, "
         "sum(CASE WHEN anomaly OR failure OR confirmed THEN 0 ELSE 1 END) AS ok_count, "
-        "sum(CASE WHEN anomaly THEN 1 ELSE 0 END) AS anomaly_count, "
-        "sum(CASE WHEN confirmed THEN 1 ELSE 0 END) AS confirmed_count, "
+        "sum(CASE WHEN anomaly AND NOT confirmed AND NOT failure THEN 1 ELSE 0 END) AS anomaly_count, "
+        "sum(CASE WHEN confirmed AND NOT failure THEN 1 ELSE 0 END) AS confirmed_count, "
         "sum(CASE WHEN failure THEN 1 ELSE 0 END) AS failure_count"
     )
     if not axes:
