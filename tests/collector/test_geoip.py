@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import gzip
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -54,3 +55,25 @@ def test_update_downloads_checks_and_renames(tmp_path: Path) -> None:
         pytest.raises(UserError),
     ):
         geoip.update(tmp_path / "geo2", client=c)
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        pytest.param(lambda good: good[: len(good) // 2], id="cut-short"),
+        pytest.param(lambda good: good[:-12] + b"\x00" * 12, id="bad-trailer"),
+        pytest.param(lambda good: b"<html>sign in to the wifi</html>", id="not-gzip"),
+        pytest.param(lambda good: gzip.compress(b"junk"), id="not-mmdb"),
+    ],
+)
+def test_a_bad_download_is_a_user_error_and_leaves_no_files(tmp_path: Path, body: Any) -> None:
+    """A gzip cut short was an EOFError traceback, and every failed download left its
+    ``.gz.part``/``.part`` files in the directory."""
+    db = mmdb.write(tmp_path / "src.mmdb", {"203.0.113.0/24": {"autonomous_system_number": 64501}})
+    payload = body(gzip.compress(db.read_bytes()))
+    with (
+        httpx.Client(transport=httpx.MockTransport(lambda r: httpx.Response(200, content=payload))) as c,
+        pytest.raises(UserError, match=r"download of .* failed"),
+    ):
+        geoip.update(tmp_path / "geo", today=dt.date(2026, 2, 1), client=c)
+    assert list((tmp_path / "geo").iterdir()) == []

@@ -11,6 +11,7 @@ import datetime as dt
 import gzip
 import os
 import shutil
+import zlib
 from pathlib import Path
 
 import httpx
@@ -36,23 +37,31 @@ def target(directory: Path, kind: str) -> Path:
     return directory / f"dbip-{kind}-lite.mmdb"
 
 
+#: what a bad download raises: the transfer, the disk, a body that is not gzip (a proxy's HTML page,
+#: BadGzipFile is an OSError) or is cut short (EOFError, zlib.error), or is no MaxMind DB once unzipped
+BAD_DOWNLOAD = (httpx.HTTPError, OSError, EOFError, zlib.error, maxminddb.InvalidDatabaseError)
+
+
 def _download(client: httpx.Client, url: str, dest: Path) -> bool:
     tmp_gz = dest.with_suffix(".gz.part")
-    with client.stream("GET", url) as resp:
-        if resp.status_code == 404:
-            return False
-        resp.raise_for_status()
-        with open(tmp_gz, "wb") as fh:
-            for chunk in resp.iter_bytes(1 << 16):
-                fh.write(chunk)
     tmp = dest.with_suffix(".part")
-    with gzip.open(tmp_gz, "rb") as src, open(tmp, "wb") as out:
-        shutil.copyfileobj(src, out)
-    tmp_gz.unlink()
-    with maxminddb.open_database(str(tmp)) as reader:
-        reader.metadata()
-    os.replace(tmp, dest)
-    return True
+    try:
+        with client.stream("GET", url) as resp:
+            if resp.status_code == 404:
+                return False
+            resp.raise_for_status()
+            with open(tmp_gz, "wb") as fh:
+                for chunk in resp.iter_bytes(1 << 16):
+                    fh.write(chunk)
+        with gzip.open(tmp_gz, "rb") as src, open(tmp, "wb") as out:
+            shutil.copyfileobj(src, out)
+        with maxminddb.open_database(str(tmp)) as reader:
+            reader.metadata()
+        os.replace(tmp, dest)
+        return True
+    finally:  # a failed download leaves nothing behind (a good one's temporary files are gone too)
+        tmp_gz.unlink(missing_ok=True)
+        tmp.unlink(missing_ok=True)
 
 
 def update(directory: Path, today: dt.date | None = None, client: httpx.Client | None = None) -> list[Path]:
@@ -68,7 +77,7 @@ def update(directory: Path, today: dt.date | None = None, client: httpx.Client |
                     if _download(http, url_for(kind, month), dest):
                         written.append(dest)
                         break
-                except (httpx.HTTPError, OSError, maxminddb.InvalidDatabaseError) as exc:
+                except BAD_DOWNLOAD as exc:
                     raise UserError(
                         f"download of {url_for(kind, month)} failed: {exc}", where=str(directory)
                     ) from exc
