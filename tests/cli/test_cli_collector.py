@@ -172,3 +172,16 @@ def test_serve_refuses_settings_that_cannot_work(tmp_path: Path) -> None:
         assert r.returncode == 2, (args, r.stderr)
         assert why in r.stderr and "Traceback" not in r.stderr, (args, r.stderr)
     assert not Path(db).exists()
+
+
+@pytest.mark.parametrize("url", ["127.0.0.1:8000", "ftp://127.0.0.1:8000/", "http://"])
+def test_submit_says_what_is_wrong_with_the_collector_url(tmp_path: Path, url: str) -> None:
+    """A URL without http:// was "cannot reach ...: UnsupportedProtocol" after retrying for
+    --retry-for seconds (60 by default), its measurements left queued, where `measure
+    --collector` refuses the same URL at once."""
+    jsonl = tmp_path / "m.jsonl"
+    jsonl.write_text('{"test_name": "web_connectivity"}\n')
+    r = reachwatch("submit", str(jsonl), "--collector", url, "--outbox", str(tmp_path / "o"))
+    assert r.returncode == 2, r.stderr
+    assert "--collector" in r.stderr and "http://" in r.stderr and "Traceback" not in r.stderr
+    assert not (tmp_path / "o").exists()  # nothing queued for a collector that cannot be

@@ -134,8 +134,12 @@ def submit(
     ),
 ) -> None:
     """Queue FILE's measurements on disk and send them; unacknowledged ones stay queued."""
+    from reachwatch.cli.measure import check_control_url
     from reachwatch.collector.queue import Outbox
 
+    # as `measure --collector` does: a URL without http:// (or with ftp://) is no unreachable
+    # collector to retry for --retry-for seconds and leave the measurements queued for
+    check_control_url(collector, "--collector")
     if file.is_dir():
         raise UserError("a directory, not a file", where=str(file))
     if not file.exists():  # not is_file(): /dev/stdin and <(zcat x.jsonl.gz) are read too
