@@ -197,8 +197,13 @@ class Outbox:
             answer = {}
         errors = answer.get("errors") if isinstance(answer, dict) else None
         if isinstance(errors, list) and errors:
+            # the collector numbers the lines of the batch, which the .error beside one
+            # measurement does not show: say which batch line it was
             named = [
-                (chunk[e["line"] - 1], str(e.get("error")))
+                (
+                    chunk[e["line"] - 1],
+                    f"{resp.status_code}, as line {e['line']} of {len(chunk)} sent together: {e.get('error')}",
+                )
                 for e in errors
                 if isinstance(e, dict) and isinstance(e.get("line"), int) and 0 < e["line"] <= len(chunk)
             ]
