@@ -41,6 +41,20 @@ def test_country_dbs(tmp_path: Path) -> None:
     assert not Attributor(None, geolite).lookup("not an address").attributed
 
 
+@pytest.mark.parametrize("ipv4_only_first", [False, True])
+def test_an_ipv4_only_file_keeps_what_the_other_found(tmp_path: Path, ipv4_only_first: bool) -> None:
+    """An IPv6 submitter looked up in an IPv4-only file (maxminddb raises ValueError) lost the ASN
+    the other file had given: the measurement was stored unattributed."""
+    asn = mmdb.write(
+        tmp_path / "a.mmdb", {"2001:db8::/32": {"autonomous_system_number": 64501}, "203.0.113.0/24": {}}
+    )
+    cc = mmdb.write(tmp_path / "c.mmdb", {"203.0.113.0/24": {"country": {"iso_code": "PK"}}}, ip_version=4)
+    dbs = (cc, asn) if ipv4_only_first else (asn, cc)
+    assert Attributor(*dbs).lookup("2001:db8::1") == Network("AS64501", None, None)
+    assert Attributor(*dbs).lookup("203.0.113.9").cc == "PK"
+    assert not Attributor(*dbs).lookup("not an address").attributed
+
+
 def test_bad_db_is_a_user_error(tmp_path: Path) -> None:
     bad = tmp_path / "bad.mmdb"
     bad.write_bytes(b"not a database")

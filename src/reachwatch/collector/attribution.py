@@ -86,7 +86,9 @@ class Attributor:
             try:
                 record = reader.get(address)
             except ValueError:
-                return Network()
+                # not an address, or an IPv6 one in an IPv4-only file: this file has nothing to
+                # say, which must not drop what the other file said (the ASN of an IPv6 submitter)
+                continue
             if not isinstance(record, dict):
                 continue
             found_asn, found_name = _asn(record)

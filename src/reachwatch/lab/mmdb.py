@@ -64,9 +64,15 @@ def encode(value: Any) -> bytes:
     raise TypeError(type(value))
 
 
-def write(path: Path, networks: dict[str, dict[str, Any]], database_type: str = "Test-ASN") -> Path:
-    """Write ``{"203.0.113.0/24": {...record...}}`` as an mmdb file; networks must not overlap."""
+def write(
+    path: Path, networks: dict[str, dict[str, Any]], database_type: str = "Test-ASN", ip_version: int = 6
+) -> Path:
+    """Write ``{"203.0.113.0/24": {...record...}}`` as an mmdb file; networks must not overlap.
+    ``ip_version=4``: an IPv4-only tree (32 bits deep), as some vendors' files are."""
     parsed = [ipaddress.ip_network(net, strict=False) for net in networks]
+    if ip_version == 4 and any(n.version == 6 for n in parsed):
+        raise ValueError("an IPv4-only database cannot hold IPv6 networks")
+    width = 32 if ip_version == 4 else 128
     for i, one in enumerate(parsed):
         for other in parsed[i + 1 :]:
             if one.version == other.version and one.overlaps(other):
@@ -79,14 +85,14 @@ def write(path: Path, networks: dict[str, dict[str, Any]], database_type: str = 
         data += encode(record)
         n = parsed[i]
         bits, plen = int(n.network_address), n.prefixlen
-        if n.version == 4:
+        if n.version == 4 and ip_version == 6:
             plen += 96
         records.append((bits, plen, i))
     nodes: list[list[Any]] = [[None, None]]
     for bits, plen, idx in records:
         node = 0
         for depth in range(plen):
-            bit = (bits >> (127 - depth)) & 1
+            bit = (bits >> (width - 1 - depth)) & 1
             if depth == plen - 1:
                 nodes[node][bit] = ("data", idx)
             else:
@@ -109,7 +115,7 @@ def write(path: Path, networks: dict[str, dict[str, Any]], database_type: str = 
         "build_epoch": U64(int(time.time())),
         "database_type": database_type,
         "description": {"en": "reachwatch test database"},
-        "ip_version": U16(6),
+        "ip_version": U16(ip_version),
         "languages": ["en"],
         "node_count": count,
         "record_size": U16(24),
