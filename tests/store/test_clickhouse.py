@@ -3,17 +3,18 @@
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 
 import httpx
 import pytest
 
 from reachwatch.store import open_store
-from reachwatch.store.clickhouse import INSERT_ID
+from reachwatch.store.clickhouse import INSERT_ID, by_days
 from reachwatch.store.schema import TABLE
+from store.rows import row
 
-pytestmark = pytest.mark.clickhouse
 
-
+@pytest.mark.clickhouse
 async def test_open_waits_for_an_insert_still_running_from_before(clickhouse_url: str) -> None:
     """A collector killed with an insert in flight is answered never, but ClickHouse commits the
     insert, possibly seconds later (it delays inserts into a table with too many parts). The next
@@ -46,3 +47,36 @@ async def test_open_waits_for_an_insert_still_running_from_before(clickhouse_url
             assert await second.existing(["hash-earlier"]) == {"hash-earlier": "uid-earlier"}
         finally:
             await second.close()
+
+
+@pytest.mark.clickhouse
+async def test_a_day_is_a_partition_and_an_insert_over_many_days_is_stored_whole(
+    clickhouse_url: str,
+) -> None:
+    store = open_store(f"{clickhouse_url}/days")
+    await store.open()
+    try:
+        rows = [
+            row(i, day=(dt.date(2024, 1, 1) + dt.timedelta(days=i % 150)).isoformat()) for i in range(300)
+        ]
+        await store.insert(rows)
+        assert set(await store.existing([r.content_hash for r in rows])) == {r.content_hash for r in rows}
+        async with httpx.AsyncClient(base_url=clickhouse_url) as http:
+            ddl = await http.post("/", content=f"SHOW CREATE TABLE days.{TABLE}".encode())
+            parts = await http.post(
+                "/",
+                content=f"SELECT uniqExact(partition) FROM system.parts WHERE database = 'days' "
+                f"AND table = '{TABLE}' AND active FORMAT TSV".encode(),
+            )
+        assert "PARTITION BY measurement_start_day" in ddl.text
+        assert int(parts.text) == 150
+    finally:
+        await store.close()
+
+
+def test_an_insert_over_more_days_than_one_insert_takes_is_cut_at_days() -> None:
+    rows = [row(i, day=(dt.date(2024, 1, 1) + dt.timedelta(days=i % 7)).isoformat()) for i in range(40)]
+    assert by_days(rows, most=7) == [rows]
+    parts = by_days(rows, most=3)
+    assert [len({r.measurement_start_day for r in p}) for p in parts] == [3, 3, 1]
+    assert sorted(r.measurement_uid for p in parts for r in p) == sorted(r.measurement_uid for r in rows)

@@ -1,6 +1,6 @@
 """ClickHouse backend over its HTTP interface (httpx), SQL valid on 18.16 and current releases.
 
-MergeTree partitioned by month, ordered by (probe_cc, probe_asn, domain); JSONEachRow inserts;
+MergeTree partitioned by day, ordered by (probe_cc, probe_asn, domain); JSONEachRow inserts;
 the raw measurement is zstd then base64 in a String (18.16 has no column codecs). Rows may be stored
 before their verdict (``analysed = 0``): :meth:`ClickHouseStore.unanalysed` is the backlog the
 collector's background analysis reads, :meth:`ClickHouseStore.update_analysis` writes verdicts back
@@ -81,6 +81,8 @@ def render(sql: str, params: Sequence[Any]) -> str:
 
 #: The start of the query id of every insert into the measurements table, then the database's name
 INSERT_ID = "reachwatch-insert-"
+#: Days (partitions) one insert writes at most: ClickHouse refuses more than 100 by default
+DAYS_PER_INSERT = 100
 #: Seconds :meth:`ClickHouseStore.open` waits at most for inserts still running from before it
 EARLIER_INSERTS_WAIT = 60.0
 
@@ -132,7 +134,7 @@ class ClickHouseStore:
         cols = ", ".join(f"{c.name} {c.clickhouse}" for c in COLUMNS)
         await self._query(
             f"CREATE TABLE IF NOT EXISTS {TABLE} ({cols}) ENGINE = MergeTree() "
-            "PARTITION BY toYYYYMM(measurement_start_day) "
+            "PARTITION BY measurement_start_day "
             "ORDER BY (probe_cc, probe_asn, domain, measurement_uid)"
         )
         await self._query(
@@ -201,9 +203,10 @@ class ClickHouseStore:
             rows = rows.rows()
         if not rows:
             return
-        body = b"\n".join(orjson.dumps(_encode(r)) for r in rows)
-        query_id = f"{self._insert_prefix}{uuid.uuid4().hex}"
-        await self._query(f"INSERT INTO {TABLE} FORMAT JSONEachRow", data=body, query_id=query_id)
+        for part in by_days(rows):
+            body = b"\n".join(orjson.dumps(_encode(r)) for r in part)
+            query_id = f"{self._insert_prefix}{uuid.uuid4().hex}"
+            await self._query(f"INSERT INTO {TABLE} FORMAT JSONEachRow", data=body, query_id=query_id)
 
     async def _wait_for_earlier_inserts(self) -> None:
         """Wait for the inserts into this database that ClickHouse is still running from before this
@@ -304,6 +307,27 @@ class ClickHouseStore:
 
 
 _BOOLS = {c.name for c in COLUMNS if c.duckdb.startswith("BOOLEAN")}
+
+
+def by_days(rows: Sequence[Row], most: int = DAYS_PER_INSERT) -> list[Sequence[Row]]:
+    """``rows`` as one insert, or, when they fall on more than ``most`` days (an import of old
+    measurements), as inserts of at most ``most`` days each: each day is a partition, and current
+    ClickHouse refuses an insert into more than 100 (``max_partitions_per_insert_block``). Not
+    atomic then: a failure leaves the earlier parts stored, which the retry finds as duplicates."""
+    days = {r.measurement_start_day for r in rows}
+    if len(days) <= most:
+        return [rows]
+    ordered = sorted(rows, key=lambda r: r.measurement_start_day)
+    parts: list[Sequence[Row]] = []
+    start, seen = 0, 0
+    for i, r in enumerate(ordered):
+        if i == 0 or r.measurement_start_day != ordered[i - 1].measurement_start_day:
+            if seen == most:
+                parts.append(ordered[start:i])
+                start, seen = i, 0
+            seen += 1
+    parts.append(ordered[start:])
+    return parts
 
 
 def _encode(row: Row) -> dict[str, Any]:
