@@ -19,6 +19,17 @@ from store.backends import clickhouse_url, real_measurements, small_measurements
 
 __all__ = ["clickhouse_url", "real_measurements", "small_measurements", "store_location"]
 
+#: a measurement with only the keys every one must have
+MINIMAL = {
+    "measurement_start_time": "2024-05-01 10:00:00",
+    "probe_asn": "AS64501",
+    "probe_cc": "PK",
+    "software_name": "x",
+    "software_version": "1",
+    "test_name": "web_connectivity",
+    "data_format_version": "0.2.0",
+    "test_keys": {},
+}
 PROBE_V4 = "203.0.113.77"  # inside the test ASN database below
 PROBE_V6 = "2001:db8:1::77"
 OTHER = "198.51.100.23"  # country only

@@ -7,7 +7,7 @@ from typing import Any
 
 import orjson
 
-from collector.conftest import collector
+from collector.conftest import MINIMAL, collector
 from reachwatch.collector.analysis import NOT_JUDGED, domain, verdict_values
 from reachwatch.collector.config import Settings
 
@@ -52,16 +52,7 @@ def test_a_host_longer_than_a_domain_name_has_no_domain() -> None:
 
 
 async def test_a_measurement_of_an_overlong_host_leaves_the_dashboard_readable(tmp_path: Path) -> None:
-    m = {
-        "measurement_start_time": "2024-05-01 10:00:00",
-        "probe_asn": "AS64501",
-        "probe_cc": "PK",
-        "software_name": "x",
-        "software_version": "1",
-        "test_name": "web_connectivity",
-        "data_format_version": "0.2.0",
-        "test_keys": {},
-    }
+    m = dict(MINIMAL)
     lines = [orjson.dumps({**m, "input": url}) for url in ("http://example.com/", f"http://{'a' * 300}.com/")]
     async with collector(Settings(store=str(tmp_path / "m.duckdb"), rate=0)) as (_, http):
         assert (await http.post("/api/v1/measurements", content=b"\n".join(lines))).status_code == 200

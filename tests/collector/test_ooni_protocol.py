@@ -7,6 +7,7 @@ import re
 
 import pytest
 
+from collector.conftest import MINIMAL
 from reachwatch.collector.attribution import Network
 from reachwatch.collector.http import ApiError
 from reachwatch.collector.ooni_protocol import START_TIME, START_TIME_EXACT
@@ -15,16 +16,7 @@ from reachwatch.store.schema import EARLIEST, IDENTITY, LATEST
 
 
 def _taken(start_time: str) -> bool:
-    m = {
-        "measurement_start_time": start_time,
-        "probe_asn": "AS64501",
-        "probe_cc": "PK",
-        "software_name": "x",
-        "software_version": "1",
-        "test_name": "web_connectivity",
-        "data_format_version": "0.2.0",
-        "test_keys": {},
-    }
+    m = {**MINIMAL, "measurement_start_time": start_time}
     try:
         stage(m, b"k" * 32, False, "", Network(), None, "content", None, identity=IDENTITY)
     except ApiError:

@@ -117,9 +117,8 @@ async def test_a_record_cut_short_by_a_kill_is_dropped_and_the_rest_kept(tmp_pat
     assert list(journal.iterdir()) == []
 
 
-async def test_a_damaged_segment_is_set_aside_after_its_whole_records(
-    tmp_path: Path, caplog: pytest.LogCaptureFixture
-) -> None:
+async def _damaged_second_record(tmp_path: Path) -> tuple[Path, Path, Path]:
+    """A killed collector's journal of two records, the second damaged: (file, journal, segment)."""
     db = tmp_path / "m.duckdb"
     journal = tmp_path / "m.duckdb.journal"
     store = await opened(db, **LAZY)
@@ -130,6 +129,13 @@ async def test_a_damaged_segment_is_set_aside_after_its_whole_records(
     data = bytearray(path.read_bytes())
     data[-10] ^= 0xFF  # a flipped byte in the second record
     path.write_bytes(bytes(data))
+    return db, journal, path
+
+
+async def test_a_damaged_segment_is_set_aside_after_its_whole_records(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    db, journal, path = await _damaged_second_record(tmp_path)
     again = await opened(db)
     await again.close()
     assert stored(db) == [row(1).measurement_uid]
@@ -143,16 +149,7 @@ async def test_a_damaged_segments_whole_records_survive_a_kill_before_they_are_s
     """The damaged segment was renamed aside as it was read, before its whole (acknowledged) records
     were stored: a start killed, or whose store refused them, in between lost them, since the next
     start reads only ``.rwj`` files."""
-    db = tmp_path / "m.duckdb"
-    journal = tmp_path / "m.duckdb.journal"
-    store = await opened(db, **LAZY)
-    await store.insert([row(1)])
-    await store.insert([row(2)])
-    await killed(store)
-    (path,) = segments(journal)
-    data = bytearray(path.read_bytes())
-    data[-10] ^= 0xFF  # a flipped byte in the second record
-    path.write_bytes(bytes(data))
+    db, journal, path = await _damaged_second_record(tmp_path)
 
     async def refuse(self: DuckDBStore, rows: object) -> None:
         raise OSError(28, "No space left on device")
