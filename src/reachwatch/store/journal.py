@@ -42,12 +42,12 @@ from typing import Any
 
 from reachwatch.store import Store
 from reachwatch.store.journal_files import (
-    DAMAGED,
     SUFFIX,
     Segment,
-    decode,
     encode,
+    left_segments,
     lock_directory,
+    set_aside,
     sync_directory,
     unlink,
 )
@@ -280,7 +280,7 @@ class JournaledStore:
         paths = [path for path, _ in stored]
         await self._run(unlink, [p for p in paths if p not in self._damaged])
         for path in (p for p in paths if p in self._damaged):
-            await self._run(_set_aside, path)
+            await self._run(set_aside, path)
             self._damaged.discard(path)
         async with self._room:
             self._room.notify_all()
@@ -331,33 +331,12 @@ class JournaledStore:
             unlink([segment.path])
 
     def _recover(self) -> list[tuple[Path, list[RowColumns]]]:
-        """The rows of every segment an earlier run left, oldest first. A damaged segment's whole
-        records are taken; the file is set aside (``.damaged``), not deleted, once they are stored
-        (:meth:`_forget`), or at once if it has none."""
-        found: list[tuple[Path, list[RowColumns]]] = []
-        for path in sorted(self.directory.glob(f"*{SUFFIX}")):
-            with contextlib.suppress(ValueError):
-                self._number = max(self._number, int(path.stem))
-            parts, damage = decode(path.read_bytes())
-            if damage is None:
-                if parts:
-                    found.append((path, parts))
-                else:  # started and never written (every flush starts one): nothing to store
-                    unlink([path])
-                continue
-            log.error(
-                "journal %s: %s; its %d whole records are stored, the file kept as %s",
-                path,
-                damage,
-                len(parts),
-                path.name + DAMAGED,
-            )
-            if parts:
-                self._damaged.add(path)
-                found.append((path, parts))
-            else:
-                _set_aside(path)
-        return found
+        """The rows of every segment an earlier run left, oldest first (:func:`left_segments`); a
+        damaged one is set aside once its whole records are stored (:meth:`_forget`)."""
+        left = left_segments(self.directory)
+        self._number = max(self._number, left.last_number)
+        self._damaged |= left.damaged
+        return left.segments
 
     # -- reads: everything acknowledged is in the store first -----------------------------------
     async def settle(self) -> None:
@@ -403,11 +382,6 @@ def _retrieved(task: asyncio.Task[None]) -> None:
     caller (the flusher retries), not as an exception never retrieved."""
     if not task.cancelled():
         task.exception()
-
-
-def _set_aside(path: Path) -> None:
-    """Keep a damaged segment for the operator, out of the way of the next open."""
-    path.rename(path.with_name(path.name + DAMAGED))
 
 
 def _rows_of(segments: list[tuple[Path, list[RowColumns]]]) -> RowColumns:

@@ -9,8 +9,10 @@ to write and when the rows have reached the store.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import errno
 import fcntl
+import logging
 import os
 import struct
 import zlib
@@ -20,6 +22,8 @@ import pyarrow as pa
 
 from reachwatch.errors import UserError
 from reachwatch.store.schema import ARROW_SCHEMA, RowColumns
+
+log = logging.getLogger("reachwatch.store.journal")  # the journal's own log, as before
 
 MAGIC = b"RWJ1"
 HEADER = struct.Struct("<4sIQ")
@@ -140,3 +144,51 @@ def sync_directory(directory: Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+@dataclasses.dataclass
+class Left:
+    """What earlier runs left in a journal's directory."""
+
+    #: each segment with its rows, oldest first
+    segments: list[tuple[Path, list[RowColumns]]]
+    #: the damaged segments among them: to be set aside (:func:`set_aside`) once their rows are stored
+    damaged: set[Path]
+    #: the highest segment number found (new segments are numbered after it)
+    last_number: int
+
+
+def left_segments(directory: Path) -> Left:
+    """Every segment in ``directory`` with its whole records. A segment started and never written
+    is deleted; a damaged one with no whole record is set aside at once; one with some is returned
+    and named in :attr:`Left.damaged`: setting it aside before its records are stored would lose
+    them to a kill in between, since an open reads only ``*.rwj`` files."""
+    left = Left([], set(), 0)
+    for path in sorted(directory.glob(f"*{SUFFIX}")):
+        with contextlib.suppress(ValueError):
+            left.last_number = max(left.last_number, int(path.stem))
+        parts, damage = decode(path.read_bytes())
+        if damage is None:
+            if parts:
+                left.segments.append((path, parts))
+            else:  # started and never written (every flush starts one): nothing to store
+                unlink([path])
+            continue
+        log.error(
+            "journal %s: %s; its %d whole records are stored, the file kept as %s",
+            path,
+            damage,
+            len(parts),
+            path.name + DAMAGED,
+        )
+        if parts:
+            left.damaged.add(path)
+            left.segments.append((path, parts))
+        else:
+            set_aside(path)
+    return left
+
+
+def set_aside(path: Path) -> None:
+    """Keep a damaged segment for the operator, out of the way of the next open."""
+    path.rename(path.with_name(path.name + DAMAGED))
