@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import time
 
 import httpx
 import pytest
 
 from reachwatch.store import open_store
 from reachwatch.store.clickhouse import INSERT_ID, by_days
-from reachwatch.store.schema import TABLE
+from reachwatch.store.schema import META_TABLE, TABLE
 from store.rows import row
 
 
@@ -80,3 +81,26 @@ def test_an_insert_over_more_days_than_one_insert_takes_is_cut_at_days() -> None
     parts = by_days(rows, most=3)
     assert [len({r.measurement_start_day for r in p}) for p in parts] == [3, 3, 1]
     assert sorted(r.measurement_uid for p in parts for r in p) == sorted(r.measurement_uid for r in rows)
+
+
+@pytest.mark.clickhouse
+async def test_a_secret_just_stored_is_read_again_once_others_have_stored_theirs(clickhouse_url: str) -> None:
+    """Collectors started together on a new database: one reads another's secret a moment after it
+    was stored, while a third, which found none before, is about to store a smaller one. All must
+    end with the same (the smallest): the reader of a young secret waits until it has settled."""
+    store = open_store(f"{clickhouse_url}/young")
+    await store.open()
+    try:
+        async with httpx.AsyncClient(base_url=clickhouse_url) as http:
+
+            async def stored(hexa: str) -> None:
+                sql = f"INSERT INTO young.{META_TABLE} VALUES ('secret', '{hexa}@{time.time():.3f}')"
+                (await http.post("/", content=sql.encode())).raise_for_status()
+
+            await stored("ff" * 32)
+            reading = asyncio.create_task(store.secret())
+            await asyncio.sleep(0.2)
+            await stored("00" * 32)
+            assert await reading == bytes(32)
+    finally:
+        await store.close()

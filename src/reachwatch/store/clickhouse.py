@@ -158,17 +158,17 @@ class ClickHouseStore:
     async def secret(self) -> bytes:
         """The secret every collector of this database shares (report ids, content hashes): the
         smallest stored. Collectors started together on a new database may each find none and
-        store one: each then waits :data:`SECRET_SETTLE` before reading back, longer than any takes
-        between finding none and storing its own, so all read the same one."""
-        sql = f"SELECT value FROM {META_TABLE} WHERE key = 'secret' ORDER BY value LIMIT 1"
-        rows = await self._rows(sql)
+        store one, each with the time it was stored: whoever reads a secret stored less than
+        :data:`SECRET_SETTLE` ago (its own, or another's) waits until it is that old and reads
+        again, by when every collector that found none has stored its own, so all read the same."""
         for attempt in range(3):
-            if rows:
+            found = await self._secrets()
+            if found:
                 break
             try:
                 # with the identity hash, in one statement: a secret without one is an older store's
                 await self._query(
-                    f"INSERT INTO {META_TABLE} VALUES ('secret', '{secrets.token_hex(32)}'), "
+                    f"INSERT INTO {META_TABLE} VALUES ('secret', '{secrets.token_hex(32)}@{time.time():.3f}'), "
                     f"('identity', {literal(IDENTITY)})"
                 )
             except RuntimeError:
@@ -176,14 +176,41 @@ class ClickHouseStore:
                 # at this moment fails ours, and its secret is read back below
                 if attempt == 2:
                     raise
-            await asyncio.sleep(SECRET_SETTLE)
-            rows = await self._rows(sql)
-        if not rows:
+        waits = 0
+        while True:
+            found = await self._secrets()
+            young = max((at for _, at in found), default=0.0) + SECRET_SETTLE - time.time()
+            if young <= 0 or waits == 3:  # 3: a clock set back meanwhile does not hold it for ever
+                break
+            await asyncio.sleep(min(young, SECRET_SETTLE))
+            waits += 1
+        if not found:
             raise RuntimeError(f"ClickHouse did not keep the collector's secret in {self.db}.{META_TABLE}")
-        return bytes.fromhex(rows[0]["value"])
+        return bytes.fromhex(min(found)[0])
+
+    async def _secrets(self) -> list[tuple[str, float]]:
+        """(hex, when stored: 0 if not recorded) of every secret stored."""
+        rows = await self._meta_rows(f"SELECT value FROM {META_TABLE} WHERE key = 'secret'")
+        out = []
+        for r in rows:
+            hexa, _, at = r["value"].partition("@")
+            out.append((hexa, float(at) if at else 0.0))
+        return out
+
+    async def _meta_rows(self, sql: str) -> list[dict[str, Any]]:
+        """``sql`` on the meta table (TinyLog), read again on an error: a read while the first rows
+        are written finds their files missing (a 500, "File not found")."""
+        for attempt in range(20):
+            try:
+                return await self._rows(sql)
+            except RuntimeError:
+                if attempt == 19:
+                    raise
+                await asyncio.sleep(0.05)
+        raise AssertionError("unreachable")
 
     async def identity(self) -> str:
-        rows = await self._rows(
+        rows = await self._meta_rows(
             f"SELECT key, min(value) AS value FROM {META_TABLE} WHERE key IN ('secret', 'identity') GROUP BY key"
         )
         found = {r["key"]: r["value"] for r in rows}
