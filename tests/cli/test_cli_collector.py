@@ -6,13 +6,24 @@ import json
 import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import httpx
 import pytest
 from cli_helpers import free_port, reachwatch
 
+from collector.conftest import MINIMAL
+
 SAMPLE = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "ooni" / "measurements_real.jsonl"
+
+
+def _serve(tmp_path: Path, port: int, *args: str) -> subprocess.Popen[bytes]:
+    """``reachwatch serve`` on a DuckDB file in ``tmp_path``; its output (logs) on its stdout."""
+    command = [sys.executable, "-m", "reachwatch", "serve", "--db", str(tmp_path / "c.duckdb")]
+    return subprocess.Popen(
+        [*command, "--port", str(port), *args], stdout=subprocess.PIPE, stderr=subprocess.STDOUT
+    )
 
 
 def test_submit_queues_until_the_collector_is_back(tmp_path: Path) -> None:
@@ -28,20 +39,7 @@ def test_submit_queues_until_the_collector_is_back(tmp_path: Path) -> None:
     outbox = tmp_path / "outbox"
     down = reachwatch("submit", str(jsonl), "--collector", url, "--outbox", str(outbox), "--retry-for", "0")
     assert down.returncode == 1 and "pending 5" in down.stdout
-    server = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "reachwatch",
-            "serve",
-            "--db",
-            str(tmp_path / "c.duckdb"),
-            "--port",
-            str(port),
-        ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-    )
+    server = _serve(tmp_path, port)
     try:
         up = reachwatch(
             "submit", str(jsonl), "--collector", url, "--outbox", str(outbox), "--retry-for", "30"
@@ -185,3 +183,34 @@ def test_submit_says_what_is_wrong_with_the_collector_url(tmp_path: Path, url: s
     assert r.returncode == 2, r.stderr
     assert "--collector" in r.stderr and "http://" in r.stderr and "Traceback" not in r.stderr
     assert not (tmp_path / "o").exists()  # nothing queued for a collector that cannot be
+
+
+@pytest.mark.parametrize(
+    ("args", "limited"),
+    [
+        ((), False),  # loopback is this host's own: not limited by default
+        (("--burst", "2"), True),  # a limit asked for applies to every submitter
+        (("--rate", "1000"), False),  # a bucket of 5,000 holds a batch of 3
+        (("--burst", "2", "--rate-exempt", "127.0.0.0/8"), False),
+    ],
+)
+def test_serve_limits_loopback_only_when_a_limit_is_asked_for(
+    tmp_path: Path, args: tuple[str, ...], limited: bool
+) -> None:
+    """A batch of 3 lines is more than a bucket of 2 ever holds: a 413 where the limit applies."""
+    port = free_port()
+    server = _serve(tmp_path, port, *args)
+    try:
+        url = f"http://127.0.0.1:{port}"
+        for _ in range(300):
+            try:
+                httpx.get(f"{url}/api/v1/health", timeout=1)
+                break
+            except httpx.TransportError:
+                time.sleep(0.05)
+        body = "\n".join(json.dumps({**MINIMAL, "input": f"https://site{i}.example/"}) for i in range(3))
+        r = httpx.post(f"{url}/api/v1/measurements", content=body, timeout=30)
+        assert r.status_code == (413 if limited else 200), r.text
+    finally:
+        server.kill()
+        server.communicate(timeout=10)

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import typer
 
-from reachwatch.collector.ratelimit import LOOPBACK
+from reachwatch.collector.ratelimit import DEFAULT_BURST, DEFAULT_RATE, LOOPBACK
 from reachwatch.errors import UserError
 
 geoip_app = typer.Typer(help="IP-to-network databases for attribution.", no_args_is_help=True)
@@ -25,13 +25,25 @@ def serve(
     max_body: int = typer.Option(
         16 * 1024 * 1024, "--max-body", help="Largest request body (bytes): 413 past it."
     ),
-    rate: float = typer.Option(50.0, "--rate", help="Measurements/s allowed per network (0: no limit)."),
-    burst: float = typer.Option(5000.0, "--burst", help="Token-bucket size per network."),
-    rate_exempt: str = typer.Option(
-        LOOPBACK,
+    rate: float | None = typer.Option(
+        None,
+        "--rate",
+        help=f"Measurements/s allowed per network (default {DEFAULT_RATE:g}; 0: no limit).",
+        show_default=False,
+    ),
+    burst: float | None = typer.Option(
+        None,
+        "--burst",
+        help=f"Token-bucket size per network (default {DEFAULT_BURST:g}).",
+        show_default=False,
+    ),
+    rate_exempt: str | None = typer.Option(
+        None,
         "--rate-exempt",
-        help="Networks whose submitters are not rate-limited, comma-separated ('' for none): by "
-        "default loopback, this host's own probes and tools.",
+        help="Networks whose submitters are not rate-limited, comma-separated ('' for none). "
+        f"Default: loopback ({LOOPBACK}), this host's own probes, tools and load tests; none once "
+        "--rate or --burst is given, so that a limit asked for applies to every submitter.",
+        show_default=False,
     ),
     max_pending: int = typer.Option(20000, "--max-pending", help="Measurements awaiting commit before 503."),
     admin_token_file: Path | None = typer.Option(
@@ -81,12 +93,19 @@ def serve(
     for name, value, least in (("--max-body", max_body, 1), ("--max-pending", max_pending, 1)):
         if value < least:
             raise UserError(f"{name} {value}: give at least {least}")
+    exempt = (
+        rate_exempt
+        if rate_exempt is not None
+        else ("" if rate is not None or burst is not None else LOOPBACK)
+    )
+    rate = DEFAULT_RATE if rate is None else rate
+    burst = DEFAULT_BURST if burst is None else burst
     if not (math.isfinite(rate) and rate >= 0):
         raise UserError(f"--rate {rate}: give measurements per second per network, 0 for no limit")
     if not (math.isfinite(burst) and burst >= 1):
         raise UserError(f"--burst {burst}: give at least 1 (the most lines a batch may have)")
     try:
-        exempt_networks(rate_exempt)
+        exempt_networks(exempt)
     except ValueError as exc:
         raise UserError(
             f"--rate-exempt: {exc}", fix="give networks, comma-separated: 127.0.0.0/8,::1"
@@ -112,7 +131,7 @@ def serve(
         max_body=max_body,
         rate=rate,
         burst=burst,
-        rate_exempt=rate_exempt,
+        rate_exempt=exempt,
         max_pending=max_pending,
         admin_token=token,
         ingest_workers=default_workers() if ingest_workers is None else ingest_workers,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
-from reachwatch.collector.ratelimit import LOOPBACK
+from reachwatch.collector.ratelimit import DEFAULT_BURST, DEFAULT_RATE, LOOPBACK
 from reachwatch.store import default_journal
 
 
@@ -16,8 +16,8 @@ class Settings:
     country_db: Path | None = None
     max_body: int = 16 * 1024 * 1024  # bytes
     max_pending: int = 20_000  # measurements waiting for a commit before 503
-    rate: float = 50.0  # measurements per second per network; 0 disables
-    burst: float = 5_000.0
+    rate: float = DEFAULT_RATE  # measurements per second per network; 0 disables
+    burst: float = DEFAULT_BURST
     #: networks whose submitters are not rate-limited, comma-separated ("" for none): loopback
     rate_exempt: str = LOOPBACK
     admin_token: str | None = None

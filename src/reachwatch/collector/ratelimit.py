@@ -24,8 +24,12 @@ def network_key(asn: str | None, address: str) -> str:
     return str(ipaddress.ip_network(f"{ip}/{prefix}", strict=False))
 
 
-#: ``--rate-exempt``'s default: loopback, the collector's own host
+#: ``--rate-exempt``'s default: loopback, the collector's own host (none once ``--rate`` or
+#: ``--burst`` is given: a limit asked for applies to every submitter)
 LOOPBACK = "127.0.0.0/8,::1"
+#: ``--rate`` and ``--burst``'s defaults: measurements per second and per network, and its bucket
+DEFAULT_RATE = 50.0
+DEFAULT_BURST = 5_000.0
 
 
 def exempt_networks(value: str) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
