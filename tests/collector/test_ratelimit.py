@@ -11,7 +11,7 @@ from collector.conftest import OTHER, PROBE_V4, collector, live_server
 from collector.test_app import web
 from reachwatch.collector.config import Settings
 from reachwatch.collector.queue import Outbox
-from reachwatch.collector.ratelimit import RateLimiter, exempt_networks, network_key
+from reachwatch.collector.ratelimit import RateLimiter, network_key, networks_of
 
 
 def test_keys() -> None:
@@ -29,7 +29,7 @@ def test_exempt_networks() -> None:
     chosen = RateLimiter(rate=1, burst=1, exempt="10.0.0.0/8, 2001:db8::/32")
     assert chosen.exempts("10.1.2.3") and chosen.exempts("2001:db8::1") and not chosen.exempts("127.0.0.1")
     with pytest.raises(ValueError, match=r"'10\.0\.0\.300' is not an IP address or network"):
-        exempt_networks("10.0.0.300")
+        networks_of("10.0.0.300")
 
 
 async def test_loopback_submitters_are_not_limited(

@@ -80,7 +80,7 @@ def serve(
     """Run the collector (OONI collector protocol + native batch API)."""
     from reachwatch.collector.batch import default_workers
     from reachwatch.collector.config import Settings
-    from reachwatch.collector.ratelimit import exempt_networks
+    from reachwatch.collector.ratelimit import networks_of
     from reachwatch.collector.server import check_tls, trusted_proxies
     from reachwatch.collector.server import serve as run
 
@@ -105,7 +105,7 @@ def serve(
     if not (math.isfinite(burst) and burst >= 1):
         raise UserError(f"--burst {burst}: give at least 1 (the most lines a batch may have)")
     try:
-        exempt_networks(exempt)
+        networks_of(exempt)
     except ValueError as exc:
         raise UserError(
             f"--rate-exempt: {exc}", fix="give networks, comma-separated: 127.0.0.0/8,::1"

@@ -92,10 +92,10 @@ def bad_json(what: str, exc: orjson.JSONDecodeError, text: bytes | memoryview) -
     """What is wrong with ``text`` (a body, or a line of one) and where. orjson checks UTF-8 before
     parsing and then says only "surrogates not allowed" at "line 1 column 1" wherever the bad byte
     is: that place is found here (the error path only, never a good body's)."""
+    raw = bytes(text)
     try:
-        bytes(text).decode("utf-8")
+        raw.decode("utf-8")
     except UnicodeDecodeError as bad:
-        raw = bytes(text)
         line = raw.count(b"\n", 0, bad.start) + 1
         column = bad.start - (raw.rfind(b"\n", 0, bad.start) + 1) + 1
         return (

@@ -32,9 +32,9 @@ DEFAULT_RATE = 50.0
 DEFAULT_BURST = 5_000.0
 
 
-def exempt_networks(value: str) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
-    """``--rate-exempt``: networks or addresses, comma-separated ("" for none); a ValueError naming
-    a bad entry."""
+def networks_of(value: str) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
+    """Networks or addresses, comma-separated ("" for none: ``--rate-exempt``, ``--trusted-proxy``);
+    a ValueError naming a bad entry."""
     found = []
     for entry in (item.strip() for item in value.split(",")):
         if not entry:
@@ -61,7 +61,7 @@ class RateLimiter:
         self.burst = max(burst, 1.0)
         self._clock = clock
         self._buckets: dict[str, tuple[float, float]] = {}
-        self._exempt = exempt_networks(exempt)
+        self._exempt = networks_of(exempt)
 
     def exempts(self, address: str) -> bool:
         """Whether ``address`` (a submitter's) is in an exempt network (~1 us; not remembered:

@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import errno
 import importlib.util
-import ipaddress
 import logging
 import socket
 import ssl
@@ -18,6 +17,7 @@ import uvicorn
 from reachwatch.collector.app import create_app
 from reachwatch.collector.attribution import Attributor
 from reachwatch.collector.config import Settings
+from reachwatch.collector.ratelimit import networks_of
 from reachwatch.errors import UserError
 from reachwatch.runtime import SERVER_OPEN_FILES, raise_open_files, settle_gc
 from reachwatch.store import open_store
@@ -32,16 +32,12 @@ def trusted_proxies(value: str) -> str:
         raise UserError(
             "--trusted-proxy is empty", fix="give the proxy's address, e.g. --trusted-proxy 127.0.0.1"
         )
-    for entry in entries:
-        if entry == "*":
-            continue
-        try:
-            ipaddress.ip_network(entry, strict=False)
-        except ValueError:
-            raise UserError(
-                f"--trusted-proxy: {entry!r} is not an IP address or network",
-                fix="give addresses or networks, comma-separated: 127.0.0.1,10.0.0.0/8",
-            ) from None
+    try:
+        networks_of(",".join(entry for entry in entries if entry != "*"))
+    except ValueError as exc:
+        raise UserError(
+            f"--trusted-proxy: {exc}", fix="give addresses or networks, comma-separated: 127.0.0.1,10.0.0.0/8"
+        ) from None
     return ",".join(entries)
 
 

@@ -12,7 +12,9 @@ from __future__ import annotations
 import asyncio
 import base64
 import datetime as dt
+import itertools
 import logging
+import operator
 import secrets
 import time
 import urllib.parse
@@ -161,8 +163,8 @@ class ClickHouseStore:
         store one, each with the time it was stored: whoever reads a secret stored less than
         :data:`SECRET_SETTLE` ago (its own, or another's) waits until it is that old and reads
         again, by when every collector that found none has stored its own, so all read the same."""
+        found = await self._secrets()
         for attempt in range(3):
-            found = await self._secrets()
             if found:
                 break
             try:
@@ -176,14 +178,13 @@ class ClickHouseStore:
                 # at this moment fails ours, and its secret is read back below
                 if attempt == 2:
                     raise
-        waits = 0
-        while True:
             found = await self._secrets()
+        for _ in range(3):  # 3 at most: a clock set back meanwhile does not hold it for ever
             young = max((at for _, at in found), default=0.0) + SECRET_SETTLE - time.time()
-            if young <= 0 or waits == 3:  # 3: a clock set back meanwhile does not hold it for ever
+            if young <= 0:
                 break
             await asyncio.sleep(min(young, SECRET_SETTLE))
-            waits += 1
+            found = await self._secrets()
         if not found:
             raise RuntimeError(f"ClickHouse did not keep the collector's secret in {self.db}.{META_TABLE}")
         return bytes.fromhex(min(found)[0])
@@ -341,20 +342,11 @@ def by_days(rows: Sequence[Row], most: int = DAYS_PER_INSERT) -> list[Sequence[R
     measurements), as inserts of at most ``most`` days each: each day is a partition, and current
     ClickHouse refuses an insert into more than 100 (``max_partitions_per_insert_block``). Not
     atomic then: a failure leaves the earlier parts stored, which the retry finds as duplicates."""
-    days = {r.measurement_start_day for r in rows}
-    if len(days) <= most:
+    if len({r.measurement_start_day for r in rows}) <= most:
         return [rows]
-    ordered = sorted(rows, key=lambda r: r.measurement_start_day)
-    parts: list[Sequence[Row]] = []
-    start, seen = 0, 0
-    for i, r in enumerate(ordered):
-        if i == 0 or r.measurement_start_day != ordered[i - 1].measurement_start_day:
-            if seen == most:
-                parts.append(ordered[start:i])
-                start, seen = i, 0
-            seen += 1
-    parts.append(ordered[start:])
-    return parts
+    day = operator.attrgetter("measurement_start_day")
+    days = [list(same) for _, same in itertools.groupby(sorted(rows, key=day), key=day)]
+    return [[r for same in days[i : i + most] for r in same] for i in range(0, len(days), most)]
 
 
 def _encode(row: Row) -> dict[str, Any]:
