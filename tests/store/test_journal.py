@@ -165,13 +165,22 @@ async def test_a_damaged_segments_whole_records_survive_a_kill_before_they_are_s
     assert [p.name for p in journal.iterdir()] == [path.name + DAMAGED]
 
 
-async def test_big_groups_go_straight_to_the_file(tmp_path: Path) -> None:
+async def test_big_groups_are_journaled_too_and_one_past_the_bound_fits_an_empty_journal(
+    tmp_path: Path,
+) -> None:
+    """A batch is acknowledged from the journal like a single post (docs/collector.md, "Session
+    10"); one bigger than the journal may hold (a --max-pending above it) waits for an empty
+    journal, not for ever."""
     db = tmp_path / "m.duckdb"
-    store = await opened(db, direct_rows=10, **LAZY)
-    await store.insert([row(i) for i in range(10)])
-    assert store.held == 0
+    store = await opened(db, max_held=10, quiet=0.01, interval=0.05)
+    await store.insert([row(i) for i in range(5)])
+    await asyncio.wait_for(store.insert([row(i) for i in range(5, 30)]), 5)  # waits for the flush
+    assert store.held == 25
     await killed(store)
-    assert len(stored(db)) == 10
+    assert len(stored(db)) == 5
+    again = await opened(db)
+    await again.close()
+    assert len(stored(db)) == 30
 
 
 async def test_the_flusher_stores_rows_once_ingest_pauses(tmp_path: Path) -> None:

@@ -1,14 +1,15 @@
-"""A write-ahead journal in front of a store: small groups acknowledged after one append, inserted
-into the store many at a time.
+"""A write-ahead journal in front of a store: groups acknowledged after one append, inserted into
+the store many at a time.
 
 DuckDB pays ~2.5 ms of CPU for every insert statement whatever its size (scanning the Arrow table,
 the WAL, the commit), so single posts, committed in groups of ~20, spent most of the collector's
-writer on statements. :class:`JournaledStore` wraps a store: a group smaller than ``direct_rows``
-is appended to a journal file (one ``write`` of its Arrow IPC bytes, then ``fdatasync``) and
-:meth:`~JournaledStore.insert` returns (the collector then answers 2xx); a background task inserts
-what has accumulated into the store in one statement once ingest pauses (``quiet``), every
-``interval`` seconds under a steady load, or at ``flush_rows``. Bigger groups (batches) go straight
-to the store, as before: their statements are already large.
+writer on statements, and batches of 500 lines a quarter of it. :class:`JournaledStore` wraps a
+store: every group is appended to a journal file (one ``write`` of its Arrow IPC bytes, then
+``fdatasync``) and :meth:`~JournaledStore.insert` returns (the collector then answers 2xx); a
+background task inserts what has accumulated into the store in one statement once ingest pauses
+(``quiet``), every ``interval`` seconds under a steady load, or at ``flush_rows``. Batches went
+straight to the store until session 10: through the journal, their answers no longer wait for the
+store's insert and its statements hold ~1,000 rows instead of 500 (docs/collector.md, "Session 10").
 
 Recovery: the journal is a directory of segment files (``NNNNNNNNNNNN.rwj``); each flush starts a
 new segment and deletes the old ones once their rows are committed. On open, every segment left
@@ -56,8 +57,6 @@ from reachwatch.store.schema import Analysis, Row, RowColumns
 
 log = logging.getLogger(__name__)
 
-#: Groups of at least this many rows go straight to the store (a statement that size is cheap per row).
-DIRECT_ROWS = 256
 #: Seconds without an append after which what the journal holds is inserted (ingest paused).
 QUIET = 0.01
 #: Longest the journal holds rows under a steady load before inserting them.
@@ -81,7 +80,6 @@ class JournaledStore:
         directory: str | Path,
         *,
         sync: bool = True,
-        direct_rows: int = DIRECT_ROWS,
         quiet: float = QUIET,
         interval: float = INTERVAL,
         flush_rows: int = FLUSH_ROWS,
@@ -90,7 +88,6 @@ class JournaledStore:
         self.inner = inner
         self.directory = Path(directory)
         self.sync = sync
-        self.direct_rows = direct_rows
         self.quiet = quiet
         self.interval = interval
         self.flush_rows = flush_rows
@@ -189,20 +186,17 @@ class JournaledStore:
         return found
 
     async def insert(self, rows: Sequence[Row] | RowColumns) -> None:
-        """Durable on return: in the store (a big group) or in the journal (a small one)."""
+        """Durable on return: in the journal."""
         batch = rows if isinstance(rows, RowColumns) else RowColumns.of_rows(rows)
         if not len(batch):
             return
-        if len(batch) >= self.direct_rows:
-            await self.inner.insert(batch)
-            return
-        if self.held + len(batch) > self.max_held:
+        if not self._fits(len(batch)):
             # the store has fallen behind (or refuses rows): wait for room, then give up (a 503)
             async with self._room:
                 self._wake.set()
                 try:
                     async with asyncio.timeout(ROOM_WAIT):
-                        await self._room.wait_for(lambda: self.held + len(batch) <= self.max_held)
+                        await self._room.wait_for(lambda: self._fits(len(batch)))
                 except TimeoutError:
                     raise OSError(errno.EAGAIN, "the store is not taking rows: the journal is full") from None
         async with self._append_lock:
@@ -215,6 +209,11 @@ class JournaledStore:
         self._unstored.update(zip(batch.content_hashes, batch.uids, strict=True))
         self._last_append = asyncio.get_running_loop().time()
         self._wake.set()
+
+    def _fits(self, rows: int) -> bool:
+        """Whether ``rows`` more fit under ``max_held``; a group bigger than that (a batch, under a
+        ``--max-pending`` above it) fits an empty journal, or it would wait for ever."""
+        return self.held + rows <= self.max_held or self.held == 0
 
     async def flush(self) -> None:
         """Insert everything the journal holds into the store; raises if the store refuses (the
