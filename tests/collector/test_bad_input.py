@@ -5,12 +5,14 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import duckdb
 import orjson
 import pytest
 
 from collector.conftest import collector
 from collector.test_app import OPEN, web
 from reachwatch.collector.config import Settings
+from reachwatch.store.schema import META_TABLE
 
 
 @pytest.fixture
@@ -97,15 +99,47 @@ async def test_oversize_body_is_413(tmp_path: Path, good: dict[str, Any]) -> Non
         assert r.status_code == 413
 
 
-@pytest.mark.parametrize("depth", [254, 300])
-async def test_deep_nesting_is_named(tmp_path: Path, good: dict[str, Any], depth: int) -> None:
-    """JSON orjson parses (up to 1,024 levels) but cannot write back (past 254) was a 422 saying
-    only "Recursion limit reached"; 254 levels, the most it writes, are stored."""
+def _nested(good: dict[str, Any], depth: int) -> bytes:
     inner = depth - 2  # the measurement and test_keys are two of the levels
-    line = orjson.dumps(good).replace(
+    return orjson.dumps(good).replace(
         b'"test_keys":{', b'"test_keys":{"x":' + b"[" * inner + b"]" * inner + b",", 1
     )
+
+
+@pytest.mark.parametrize(("depth", "status"), [(254, 200), (300, 200), (1_030, 400)])
+async def test_deep_nesting_is_stored_as_deep_as_json_is_read(
+    tmp_path: Path, good: dict[str, Any], depth: int, status: int
+) -> None:
+    """A store's test_keys are minified by simdjson (collector/measurement_json.py), not written
+    back by orjson: stored as deep as JSON is read anywhere here (1,024 levels, orjson.loads's
+    limit too); deeper is a 400 that says so."""
+    line = _nested(good, depth)
     async with collector(Settings(store=str(tmp_path / "m.duckdb"), rate=0)) as (_, http):
+        batch = await http.post("/api/v1/measurements", content=line)
+        rid = (await http.post("/report", json=OPEN)).json()["report_id"]
+        single = await http.post(f"/report/{rid}", content=b'{"format":"json","content":' + line + b"}")
+        assert batch.status_code == single.status_code == status, (batch.text, single.text)
+        if status == 200:
+            uid = batch.json()["measurement_uids"][0]
+            assert single.json()["measurement_uid"] == uid  # one measurement, one identity
+            assert (await http.get(f"/api/v1/measurement/{uid}")).content.count(b"[") >= depth - 2
+        else:
+            assert "depth limit exceeded" in batch.json()["errors"][0]["error"]
+            assert "depth limit exceeded" in single.json()["error"]
+
+
+@pytest.mark.parametrize("depth", [254, 300])
+async def test_deep_nesting_is_named_in_a_store_hashing_orjsons_form(
+    tmp_path: Path, good: dict[str, Any], depth: int
+) -> None:
+    """A store made before session 10 hashes the form orjson writes back, which stops at 254
+    levels: past them a 422 that says so, not orjson's "Recursion limit reached"."""
+    db = tmp_path / "m.duckdb"
+    with duckdb.connect(str(db)) as con:
+        con.execute(f"CREATE TABLE {META_TABLE} (key VARCHAR PRIMARY KEY, value BLOB)")
+        con.execute(f"INSERT INTO {META_TABLE} VALUES ('secret', ?), ('identity', ?)", [b"s" * 32, b"blake3"])
+    line = _nested(good, depth)
+    async with collector(Settings(store=str(db), rate=0)) as (_, http):
         batch = await http.post("/api/v1/measurements", content=line)
         rid = (await http.post("/report", json=OPEN)).json()["report_id"]
         single = await http.post(f"/report/{rid}", content=b'{"format":"json","content":' + line + b"}")

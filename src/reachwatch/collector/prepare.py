@@ -22,6 +22,7 @@ from pydantic import ValidationError
 from reachwatch.collector import analysis
 from reachwatch.collector.attribution import Network
 from reachwatch.collector.http import ApiError, bad_json
+from reachwatch.collector.measurement_json import load, minified
 from reachwatch.collector.ooni_protocol import (
     BASE_KEYS,
     FAST_OPTIONAL,
@@ -39,6 +40,7 @@ from reachwatch.store.schema import (
     EARLIEST,
     LATEST,
     LEGACY_IDENTITY,
+    ORJSON_IDENTITIES,
     PENDING_ANALYSIS,
     Row,
     RowColumns,
@@ -184,7 +186,10 @@ def base_fields(m: dict[str, Any]) -> Base | None:
         if value is not None and (type(value) is not str or len(value) > limit):
             return None
     annotations = get("annotations")
-    if (annotations is not None and type(annotations) is not dict) or type(get("test_keys")) is not dict:
+    if annotations is not None and type(annotations) is not dict:
+        return None
+    test_keys = get("test_keys")
+    if type(test_keys) is not dict and type(test_keys) is not orjson.Fragment:
         return None
     return Base(
         get("input"),
@@ -219,6 +224,8 @@ def stage(
     base = base_fields(m)
     if base is None:
         fields = {k: m[k] for k in BASE_KEYS if k in m}
+        if type(fields.get("test_keys")) is orjson.Fragment:  # an object, minified (measurement_json)
+            fields["test_keys"] = {}
         if "measurement_start_time" not in fields and "test_start_time" in m:
             # data format 0.1 (before 2016) has only the report's start; OONI's pipeline reads it so
             fields["measurement_start_time"] = m["test_start_time"]
@@ -237,11 +244,19 @@ def stage(
             f"{EARLIEST:%Y-%m-%d} to {LATEST:%Y-%m-%d}, the times the store keeps: check the probe's clock",
         )
     # test_keys (nearly all of the bytes) is serialised once and spliced into both the identity
-    # and the stored form as an orjson Fragment; serialised at the same depth as inside the
+    # and the stored form as an orjson Fragment: minified by simdjson, as measurement_json.load
+    # gives it, or (a store hashing orjson's form) serialised at the same depth as inside the
     # measurement, so orjson's nesting limit applies exactly as to the whole
     test_keys = m["test_keys"]
     try:
-        m["test_keys"] = orjson.Fragment(orjson.dumps({"test_keys": test_keys})[13:-1])
+        if type(test_keys) is orjson.Fragment:
+            if identity in ORJSON_IDENTITIES:
+                raise RuntimeError("a measurement loaded for a simdjson identity, staged for an orjson one")
+            m["test_keys"] = test_keys
+        elif identity in ORJSON_IDENTITIES:
+            m["test_keys"] = orjson.Fragment(orjson.dumps({"test_keys": test_keys})[13:-1])
+        else:
+            m["test_keys"] = minified(test_keys)
         # identity: the content as sent (key order kept, whitespace normalised), without the report id
         ident = {k: v for k, v in m.items() if k != "report_id"} if "report_id" in m else m
         canonical = orjson.dumps(ident)
@@ -272,7 +287,11 @@ def stage(
     url = scrubber.text(url)
     rid = scrubber.text(str(m.get("report_id") or "")) or ""
     verdict: tuple[Any, ...] = (
-        analysis.verdict_values(m if stored is data else orjson.loads(stored)) if verdict_now else _PENDING
+        analysis.verdict_values(
+            m if stored is data and type(test_keys) is not orjson.Fragment else orjson.loads(stored)
+        )
+        if verdict_now
+        else _PENDING
     )
     values: list[Any] = [
         None,  # measurement_uid, content_hash: finish_values
@@ -339,9 +358,10 @@ def stage_lines(
     staged: list[Staged] = []
     errors: list[dict[str, Any]] = []
     received = dt.datetime.now(dt.UTC)  # once (~1.2 us a call): the lines arrived together
+    parse = orjson.loads if identity in ORJSON_IDENTITIES else load
     for n, line in lines:
         try:
-            m = orjson.loads(line)
+            m = parse(line)
         except orjson.JSONDecodeError as exc:
             errors.append({"line": n, "status": 400, "error": bad_json(f"line {n}", exc, line)})
             continue

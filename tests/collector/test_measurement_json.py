@@ -1,0 +1,182 @@
+"""A measurement's text to the dict staging takes, test_keys minified by simdjson: the same values
+as orjson reads, one identity form whichever way a measurement comes, nothing an address hides in."""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import orjson
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from collector.conftest import MINIMAL, PROBE_V4, collector
+from collector.test_app import OPEN
+from reachwatch.collector.attribution import Network
+from reachwatch.collector.batch import POOLED_LINES
+from reachwatch.collector.config import Settings
+from reachwatch.collector.measurement_json import load, load_submission, minified
+from reachwatch.collector.prepare import stage
+from reachwatch.store.schema import IDENTITY, TABLE, decompress
+from store.backends import SHARED
+
+#: numbers simdjson writes otherwise than orjson (seen in OONI's own data): 2.336e-05 and
+#: 0.00002336, ...313 and ...312
+FLOATS = {"t": 0.00002336, "t0": 3.125e-05, "runtime": 0.7404861450195312, "n": 10**19, "neg": -0.0}
+
+
+def shared_lines() -> list[bytes]:
+    out = []
+    for name in (
+        "measurements_real.jsonl",
+        "measurements_qa_emulated.jsonl",
+        "measurements_spec_examples.jsonl",
+    ):
+        path = SHARED / name
+        if not path.is_file():
+            pytest.skip(f"shared OONI data absent: {path} (expected next to the repo, in shared/data/ooni)")
+        out += [line for line in path.read_bytes().splitlines() if line.strip()]
+    return out
+
+
+def as_orjson_reads(m: Any) -> Any:
+    """``m`` with its test_keys Fragment read back: what orjson.loads gives for the same text."""
+    out = dict(m)
+    if isinstance(out.get("test_keys"), orjson.Fragment):
+        out["test_keys"] = orjson.loads(orjson.dumps({"k": out["test_keys"]}))["k"]
+    return out
+
+
+def test_real_measurements_load_to_what_orjson_reads_and_one_identity_form() -> None:
+    for line in shared_lines():
+        m = load(line)
+        assert isinstance(m["test_keys"], orjson.Fragment)
+        assert as_orjson_reads(m) == orjson.loads(line)
+        # a measurement given as Python values (an import, a test) gets the same test_keys text
+        assert orjson.dumps(minified(orjson.loads(line)["test_keys"])) == orjson.dumps(m["test_keys"])
+
+
+def test_numbers_written_otherwise_than_orjson_have_one_identity_form() -> None:
+    m = {**MINIMAL, "test_keys": {**FLOATS, "list": [1.5e300, 1e-7, 12345678901234567]}}
+    line = orjson.dumps(m)
+    loaded = load(line)
+    assert as_orjson_reads(loaded) == orjson.loads(line)
+    assert orjson.dumps(minified(m["test_keys"])) == orjson.dumps(loaded["test_keys"])
+    spaced = orjson.dumps(m, option=orjson.OPT_INDENT_2)  # another writer's whitespace
+    assert orjson.dumps(load(spaced)["test_keys"]) == orjson.dumps(loaded["test_keys"])
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    st.recursive(
+        st.none()
+        | st.booleans()
+        | st.integers(-(2**63), 2**64 - 1)
+        | st.floats(allow_nan=False, allow_infinity=False)
+        | st.text(),
+        lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4),
+        max_leaves=25,
+    )
+)
+def test_any_test_keys_load_as_orjson_reads_them_with_one_identity_form(value: Any) -> None:
+    m = {**MINIMAL, "test_keys": {"v": value}}
+    line = orjson.dumps(m)
+    loaded = load(line)
+    assert as_orjson_reads(loaded) == orjson.loads(line)
+    assert orjson.dumps(minified(m["test_keys"])) == orjson.dumps(loaded["test_keys"])
+
+
+def test_escapes_are_undone_so_an_address_cannot_hide_in_them() -> None:
+    line = b'{"test_keys": {"ip": "\\u0032\\u0030\\u0033.0.113.77", "b": "\\u003chtml\\u003e \\/"}}'
+    assert orjson.dumps(load(line)["test_keys"]) == b'{"ip":"203.0.113.77","b":"<html> /"}'
+
+
+def test_what_simdjson_and_orjson_disagree_on_is_decided_as_orjson_does() -> None:
+    with pytest.raises(orjson.JSONDecodeError):  # simdjson skips a byte order mark
+        load(b'\xef\xbb\xbf{"test_keys": {}}')
+    assert load(b'{"test_keys": {"n": 18446744073709551616}}')["test_keys"] == {"n": 1.8446744073709552e19}
+    # a key simdjson cannot look up by name
+    assert load(b'{"a\\u0000b": 1, "test_keys": {}}') == {"a\x00b": 1, "test_keys": {}}
+    assert load(b'[1, {"a": 2}]') == [1, {"a": 2}] and load(b'"x"') == "x"
+    assert load(b'{"a": 1, "a": 2, "test_keys": {}}')["a"] == 1  # the first of a key given twice
+    for bad in (b'{"a": 1,}', b'{"a": "\\ud800"}', b'{"a": "\xff"}', b"[" * 1030 + b"]" * 1030):
+        with pytest.raises(orjson.JSONDecodeError):
+            load(bad)
+
+
+def test_a_submission_has_its_content_loaded_as_a_line() -> None:
+    body = orjson.dumps({"format": "json", "content": {**MINIMAL, "test_keys": FLOATS}, "x": {"y": [1]}})
+    got = load_submission(body)
+    assert got["x"] == {"y": [1]} and got["format"] == "json"
+    assert orjson.dumps(got["content"]["test_keys"]) == orjson.dumps(
+        load(orjson.dumps(got["content"]))["test_keys"]
+    )
+    assert load_submission(b'{"a\\u0000": 1}') == {"a\x00": 1}
+
+
+def test_a_proxy_left_alive_does_not_break_the_next_parse() -> None:
+    import simdjson
+
+    from reachwatch.collector import measurement_json
+
+    kept = measurement_json._parser().parse(b'{"a": {"b": 1}}')["a"]
+    assert isinstance(kept, simdjson.Object)
+    assert load(b'{"test_keys": {"c": 2}}')["test_keys"] is not None
+    del kept
+
+
+def _measurement(i: int) -> dict[str, Any]:
+    return {
+        **copy.deepcopy(MINIMAL),
+        "input": f"https://site{i}.example/",
+        "probe_ip": PROBE_V4,
+        "test_keys": {**FLOATS, "i": i, "client_resolver": "\\u0032" + PROBE_V4[1:]},
+    }
+
+
+async def test_every_route_gives_one_measurement_one_hash(tmp_path: Path) -> None:
+    """Single post, a small batch (staged in the collector's process), a big one (in the worker
+    processes) and a measurement given as Python values: one content hash, so resends by any
+    route are recognised; the address written with an escape is scrubbed from what is stored."""
+    lines = [orjson.dumps(_measurement(i)) for i in range(POOLED_LINES + 3)]
+    # the escape, as JSON text: \\u0032 in the dict is a backslash; make it a real JSON escape
+    lines = [line.replace(b"\\\\u0032", b"\\u0032") for line in lines]
+    db = tmp_path / "m.duckdb"
+    async with collector(Settings(store=str(db), rate=0, ingest_workers=2)) as (app, http):
+        assert app.state.ingestor.identity == IDENTITY
+        rid = (await http.post("/report", json=OPEN)).json()["report_id"]
+        single = await http.post(f"/report/{rid}", content=b'{"format":"json","content":' + lines[0] + b"}")
+        small = await http.post("/api/v1/measurements", content=b"\n".join(lines[:3]))
+        big = await http.post("/api/v1/measurements", content=b"\n".join(lines))
+        assert single.status_code == small.status_code == big.status_code == 200, big.text
+        uid = single.json()["measurement_uid"]
+        assert small.json()["measurement_uids"][0] == big.json()["measurement_uids"][0] == uid
+        ingestor = app.state.ingestor
+        staged = stage(
+            orjson.loads(lines[1]), ingestor.secret, False, PROBE_V4, Network(), identity=ingestor.identity
+        )
+        await app.state.ingestor.settled()
+    with duckdb.connect(str(db), read_only=True) as con:
+        rows = con.execute(f"SELECT content_hash, raw FROM {TABLE} ORDER BY input").fetchall()
+    assert len(rows) == len(lines)
+    assert (
+        staged.canonical
+        == stage(load(lines[1]), b"s" * 32, False, PROBE_V4, Network(), identity=IDENTITY).canonical
+    )
+    for _, raw in rows:
+        text = decompress(raw)
+        assert PROBE_V4.encode() not in text and b"[scrubbed]" in text
+
+
+async def test_a_line_with_a_nul_key_is_still_one_measurement(tmp_path: Path) -> None:
+    """orjson's way for a line pysimdjson cannot look up, simdjson's for the rest: one hash."""
+    m = {**MINIMAL, "a\x00b": 1, "test_keys": FLOATS}
+    async with collector(Settings(store=str(tmp_path / "m.duckdb"), rate=0)) as (_, http):
+        first = await http.post("/api/v1/measurements", content=orjson.dumps(m))
+        rid = (await http.post("/report", json=OPEN)).json()["report_id"]
+        again = await http.post(f"/report/{rid}", content=orjson.dumps({"format": "json", "content": m}))
+    assert first.status_code == again.status_code == 200, (first.text, again.text)
+    assert first.json()["measurement_uids"][0] == again.json()["measurement_uid"]
