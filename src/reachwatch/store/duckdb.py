@@ -295,4 +295,6 @@ def _column_sql(name: str, type_sql: str) -> str:
 
 
 def _key(content_hash: str) -> int:
-    return int(content_hash[:16], 16)
+    """What the in-memory set of stored hashes holds: Python's hash of the string (64 bits, as the
+    hex prefix it replaces, but kept by the string once computed: no parse per look-up)."""
+    return hash(content_hash)

@@ -159,12 +159,15 @@ class RowColumns:
     process (as Arrow IPC bytes: no per-value pickling) to the insert, which reads the table as is.
     A :class:`Row` per measurement would cost ~4 us to build and ~2 us to take apart."""
 
-    __slots__ = ("table",)
+    __slots__ = ("_hashes", "_uids", "table")
 
     def __init__(self, table: pa.Table) -> None:
         if not table.schema.equals(ARROW_SCHEMA):
             raise ValueError("rows must have the store's columns and types (ARROW_SCHEMA)")
         self.table = table
+        # read once each: the commit, the journal's append, its flush and the insert all want them
+        self._hashes: list[str] | None = None
+        self._uids: list[str] | None = None
 
     @classmethod
     def of_rows(cls, rows: Sequence[Row]) -> RowColumns:
@@ -187,11 +190,17 @@ class RowColumns:
 
     @property
     def content_hashes(self) -> list[str]:
-        return list(self.table.column(_HASH).to_pylist())
+        """The rows' content hashes (one list, kept: not to be changed)."""
+        if self._hashes is None:
+            self._hashes = list(self.table.column(_HASH).to_pylist())
+        return self._hashes
 
     @property
     def uids(self) -> list[str]:
-        return list(self.table.column(_UID).to_pylist())
+        """The rows' uids (one list, kept: not to be changed)."""
+        if self._uids is None:
+            self._uids = list(self.table.column(_UID).to_pylist())
+        return self._uids
 
     def take(self, indices: Sequence[int]) -> RowColumns:
         return RowColumns(self.table.take(pa.array(indices, type=pa.int64())))
