@@ -1,8 +1,9 @@
 """Scrubbing: the probe's own addresses are replaced by ``[scrubbed]`` in every string.
 
-Works on orjson's serialisation of the parsed measurement, never on the request bytes: parsing
-undoes every JSON escape (``1\\u002e2.3.4`` is ``1.2.3.4`` once parsed), and orjson writes the
-digits, dots, hex letters and colons of an address as themselves, so one byte replacement per
+Works on the parsed measurement written back (by orjson; its ``test_keys`` minified by simdjson,
+:mod:`reachwatch.collector.measurement_json`), never on the request bytes: parsing undoes every
+JSON escape (``1\\u002e2.3.4`` is ``1.2.3.4`` once parsed), and both write the digits, dots, hex
+letters and colons of an address as themselves, so one byte replacement per
 spelling reaches every string (keys, bodies, headers, TLS fields, failure strings) at any depth.
 Plain substring replacement errs on the side of scrubbing (``1.2.3.4`` inside ``11.2.3.45``); it is
 also several times faster than one compiled regex (word boundaries or not) on CPython's ``re``.
