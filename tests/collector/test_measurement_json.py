@@ -180,3 +180,33 @@ async def test_a_line_with_a_nul_key_is_still_one_measurement(tmp_path: Path) ->
         again = await http.post(f"/report/{rid}", content=orjson.dumps({"format": "json", "content": m}))
     assert first.status_code == again.status_code == 200, (first.text, again.text)
     assert first.json()["measurement_uids"][0] == again.json()["measurement_uid"]
+
+
+_LINE = orjson.dumps({**MINIMAL, "test_keys": {**FLOATS, "s": "é\u2028<>", "l": [1, {"k": None}]}})
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    st.lists(
+        st.tuples(st.integers(0, len(_LINE)), st.integers(0, 4), st.binary(max_size=4)),
+        min_size=1,
+        max_size=4,
+    )
+)
+def test_a_damaged_line_is_a_json_error_and_nothing_orjson_refuses_is_taken(
+    edits: list[tuple[int, int, bytes]],
+) -> None:
+    """Bytes cut, replaced and inserted anywhere in a line: what load takes, orjson takes too (the
+    analysis reads the stored text with orjson); what it refuses is orjson's error (a 400 saying
+    where), never another exception."""
+    line = bytearray(_LINE)
+    for at, cut, new in edits:
+        line[at : at + cut] = new
+    data = bytes(line)
+    body = b'{"format":"json","content":' + data + b"}"
+    for parse, text in ((load, data), (load_submission, body)):
+        try:
+            parse(text)
+        except orjson.JSONDecodeError:
+            continue
+        orjson.loads(text)
