@@ -61,7 +61,14 @@ async def test_a_day_is_a_partition_and_an_insert_over_many_days_is_stored_whole
             row(i, day=(dt.date(2024, 1, 1) + dt.timedelta(days=i % 150)).isoformat()) for i in range(300)
         ]
         await store.insert(rows)
-        assert set(await store.existing([r.content_hash for r in rows])) == {r.content_hash for r in rows}
+        hashes = [r.content_hash for r in rows]
+        assert set(await store.existing(hashes)) == set(hashes)
+        # the duplicate check reads only the days it is given (the partitions: not the whole table)
+        first_days = {dt.date(2024, 1, 1) + dt.timedelta(days=d) for d in range(3)}
+        assert set(await store.existing(hashes, first_days)) == {
+            r.content_hash for r in rows if r.measurement_start_day in first_days
+        }
+        assert await store.existing(hashes, {dt.date(2030, 1, 1)}) == {}
         async with httpx.AsyncClient(base_url=clickhouse_url) as http:
             ddl = await http.post("/", content=f"SHOW CREATE TABLE days.{TABLE}".encode())
             parts = await http.post(

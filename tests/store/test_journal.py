@@ -316,7 +316,7 @@ class _RemoteStore:
     async def close(self) -> None:
         pass
 
-    async def existing(self, content_hashes: list[str]) -> dict[str, str]:
+    async def existing(self, content_hashes: list[str], days: object = None) -> dict[str, str]:
         return {h: "uid" for h in content_hashes if h in self.rows}
 
     async def insert(self, rows: RowColumns) -> None:

@@ -72,6 +72,11 @@ async def test_store_behaviour(store_variant: str) -> None:
         assert await store.existing([rows[3].content_hash, "f" * 32]) == {
             rows[3].content_hash: rows[3].measurement_uid
         }
+        # the days of the measurements, when given, may narrow the read (a duplicate has its
+        # original's day): whatever the store makes of them, what is stored is found
+        day, other = rows[3].measurement_start_day, rows[3].measurement_start_day + dt.timedelta(days=40)
+        found = {rows[3].content_hash: rows[3].measurement_uid}
+        assert await store.existing([rows[3].content_hash, "f" * 32], {day, other}) == found
         raw = await store.get_raw(rows[7].measurement_uid)
         assert raw is not None and decompress(raw) == b'{"i": 7}'
         assert await store.get_raw("nope") is None

@@ -349,7 +349,7 @@ class Ingestor:
         """Insert the rows not stored yet; answer each request with its uids (earlier ones for
         duplicates)."""
         hashes = group.content_hashes
-        known = await self.store.existing(list(dict.fromkeys(hashes)))
+        known = await self.store.existing(list(dict.fromkeys(hashes)), group.days)
         new = group.not_in(known, hashes)
         await self.store.insert(new)
         if len(new) and self.analyser is not None:

@@ -6,7 +6,8 @@ a ``*.duckdb`` path or an ``http://host:8123/db`` ClickHouse URL.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
+import datetime as dt
+from collections.abc import AsyncIterator, Collection, Sequence
 from typing import Any, Protocol
 
 from reachwatch.store.query import Filters
@@ -33,8 +34,12 @@ class Store(Protocol):
         recorded with the secret, so one store never mixes two (a resend would be stored twice)."""
         ...
 
-    async def existing(self, content_hashes: Sequence[str]) -> dict[str, str]:
-        """content_hash -> measurement_uid for the hashes already stored."""
+    async def existing(
+        self, content_hashes: Sequence[str], days: Collection[dt.date] | None = None
+    ) -> dict[str, str]:
+        """content_hash -> measurement_uid for the hashes already stored. ``days``: the
+        ``measurement_start_day`` of the measurements the hashes are of, if known (a stored
+        duplicate has the same content, so the same day): only those days need be read."""
         ...
 
     async def insert(self, rows: Sequence[Row] | RowColumns) -> None:

@@ -19,7 +19,7 @@ import secrets
 import time
 import urllib.parse
 import uuid
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Collection, Sequence
 from typing import Any
 
 import httpx
@@ -217,13 +217,21 @@ class ClickHouseStore:
         found = {r["key"]: r["value"] for r in rows}
         return identity_of(found.get("identity"), "secret" in found, f"{self.base}{self.db}")
 
-    async def existing(self, content_hashes: Sequence[str]) -> dict[str, str]:
+    async def existing(
+        self, content_hashes: Sequence[str], days: Collection[dt.date] | None = None
+    ) -> dict[str, str]:
+        """Without an index on the hash (MergeTree has none 18.16 can use), every call reads the
+        hash column: of the given days' partitions only, when known, not of the whole table (a
+        million rows over a year: 5-6 ms for three days against 30-38 ms; ten times the rows, ten
+        times the whole table's time, on every group commit)."""
         if not content_hashes:
             return {}
         inlist = ", ".join(literal(h) for h in content_hashes)
-        rows = await self._rows(
-            f"SELECT content_hash, measurement_uid FROM {TABLE} WHERE content_hash IN ({inlist})"
-        )
+        where = f"content_hash IN ({inlist})"
+        if days:
+            dates = ", ".join(f"toDate({literal(d.isoformat())})" for d in sorted(days))
+            where = f"measurement_start_day IN ({dates}) AND {where}"
+        rows = await self._rows(f"SELECT content_hash, measurement_uid FROM {TABLE} WHERE {where}")
         return {r["content_hash"]: r["measurement_uid"] for r in rows}
 
     async def insert(self, rows: Sequence[Row] | RowColumns) -> None:

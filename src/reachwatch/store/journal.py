@@ -33,10 +33,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import datetime as dt
 import errno
 import logging
 import os
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Collection, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -178,11 +179,13 @@ class JournaledStore:
         return await self.inner.identity()
 
     # -- writes --------------------------------------------------------------------------------
-    async def existing(self, content_hashes: Sequence[str]) -> dict[str, str]:
+    async def existing(
+        self, content_hashes: Sequence[str], days: Collection[dt.date] | None = None
+    ) -> dict[str, str]:
         found = {h: self._unstored[h] for h in content_hashes if h in self._unstored}
         rest = [h for h in content_hashes if h not in found] if found else content_hashes
         if rest:
-            found.update(await self.inner.existing(rest))
+            found.update(await self.inner.existing(rest, days))
         return found
 
     async def insert(self, rows: Sequence[Row] | RowColumns) -> None:
@@ -288,7 +291,7 @@ class JournaledStore:
         """Insert ``rows`` less those the store holds already (a replay after a crash that came
         between the store's commit and the segment's deletion)."""
         hashes = rows.content_hashes
-        known = await self.inner.existing(list(dict.fromkeys(hashes)))
+        known = await self.inner.existing(list(dict.fromkeys(hashes)), rows.days)
         new = rows.not_in(known, hashes)
         if len(new):
             await self.inner.insert(new)

@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import zstandard
 
 from reachwatch.errors import UserError
@@ -152,6 +153,7 @@ class Row:
 
 _UID = COLUMN_NAMES.index("measurement_uid")
 _HASH = COLUMN_NAMES.index("content_hash")
+_DAY = COLUMN_NAMES.index("measurement_start_day")
 
 
 class RowColumns:
@@ -201,6 +203,11 @@ class RowColumns:
         if self._uids is None:
             self._uids = list(self.table.column(_UID).to_pylist())
         return self._uids
+
+    @property
+    def days(self) -> set[dt.date]:
+        """The rows' ``measurement_start_day`` values, each once (for :meth:`Store.existing`)."""
+        return set(pc.unique(self.table.column(_DAY)).to_pylist())
 
     def take(self, indices: Sequence[int]) -> RowColumns:
         return RowColumns(self.table.take(pa.array(indices, type=pa.int64())))
