@@ -210,3 +210,30 @@ def test_a_damaged_line_is_a_json_error_and_nothing_orjson_refuses_is_taken(
         except orjson.JSONDecodeError:
             continue
         orjson.loads(text)
+
+
+def test_a_big_document_leaves_no_buffers_behind(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The thread's parser keeps buffers for the largest document it has read (~7 bytes a byte):
+    one past KEPT_PARSER_BYTES is read by a parser of its own, freed with it."""
+    import simdjson
+
+    from reachwatch.collector import measurement_json
+
+    measurement_json._parser()  # the thread's, made before
+    made: list[object] = []
+    real = simdjson.Parser
+
+    def counted() -> object:
+        made.append(real())
+        return made[-1]
+
+    monkeypatch.setattr(simdjson, "Parser", counted)
+    line = orjson.dumps({**MINIMAL, "test_keys": {"a": [1]}})
+    big = orjson.dumps(
+        {**MINIMAL, "test_keys": {"a": ["x" * 100] * (measurement_json.KEPT_PARSER_BYTES // 100)}}
+    )
+    assert len(big) > measurement_json.KEPT_PARSER_BYTES
+    assert as_orjson_reads(load(line)) == orjson.loads(line)
+    assert made == []  # the thread's parser
+    assert as_orjson_reads(load(big)) == orjson.loads(big)
+    assert len(made) == 1  # one of its own
