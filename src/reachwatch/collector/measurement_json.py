@@ -26,6 +26,7 @@ stored as deep as it came (orjson writes back at most 254 levels).
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from typing import Any
 
 import orjson
@@ -67,64 +68,57 @@ def _mini(element: Any) -> Any:
     return element.mini
 
 
+def _value(element: Any) -> Any:
+    """A proxy's value as Python values (a scalar is one already)."""
+    if type(element) is simdjson.Object:
+        return element.as_dict()
+    if type(element) is simdjson.Array:
+        return element.as_list()
+    return element
+
+
 def _top(doc: Any) -> Any:
     """The document's top level as Python values, ``test_keys`` (if an object) as a Fragment of
     its minified text; anything but an object as Python values."""
-    if type(doc) is simdjson.Object:
-        m: dict[str, Any] = {}
-        for key in doc:
-            value = doc[key]
-            if type(value) is simdjson.Object:
-                m[key] = orjson.Fragment(_mini(value)) if key == "test_keys" else value.as_dict()
-            elif type(value) is simdjson.Array:
-                m[key] = value.as_list()
-            else:
-                m[key] = value
-        return m
-    if type(doc) is simdjson.Array:
-        return doc.as_list()
-    return doc
+    if type(doc) is not simdjson.Object:
+        return _value(doc)
+    m: dict[str, Any] = {}
+    for key in doc:
+        value = doc[key]
+        if key == "test_keys" and type(value) is simdjson.Object:
+            m[key] = orjson.Fragment(_mini(value))
+        else:
+            m[key] = _value(value)
+    return m
 
 
-def load(data: bytes | memoryview) -> Any:
-    """One measurement (a batch line): see the module's docs. Raises
-    :class:`orjson.JSONDecodeError` for text that is not JSON."""
+def _submission(doc: Any) -> Any:
+    """A submission's top level as Python values, its ``content`` as :func:`_top` gives it."""
+    if type(doc) is not simdjson.Object:
+        return _value(doc)
+    return {key: _top(doc[key]) if key == "content" else _value(doc[key]) for key in doc}
+
+
+def _load(data: bytes | memoryview, shape: Callable[[Any], Any]) -> Any:
     doc = _parse(data)
     if doc is not None:
         try:
-            return _top(doc)
+            return shape(doc)
         except KeyError:  # a key pysimdjson cannot look up (one holding a NUL): orjson's way
             pass
     return orjson.loads(data)
 
 
+def load(data: bytes | memoryview) -> Any:
+    """One measurement (a batch line): see the module's docs. Raises
+    :class:`orjson.JSONDecodeError` for text that is not JSON."""
+    return _load(data, _top)
+
+
 def load_submission(body: bytes) -> Any:
     """An OONI collector submission, ``{"format": "json", "content": <measurement>}``, with its
     content as :func:`load` gives a measurement. Raises :class:`orjson.JSONDecodeError`."""
-    doc = _parse(body)
-    if doc is not None:
-        try:
-            return _submission(doc)
-        except KeyError:  # as in load
-            pass
-    return orjson.loads(body)
-
-
-def _submission(doc: Any) -> Any:
-    if type(doc) is not simdjson.Object:
-        return _top(doc)
-    out: dict[str, Any] = {}
-    for key in doc:
-        value = doc[key]
-        if key == "content":
-            out[key] = _top(value)
-        elif type(value) is simdjson.Object:
-            out[key] = value.as_dict()
-        elif type(value) is simdjson.Array:
-            out[key] = value.as_list()
-        else:
-            out[key] = value
-    return out
+    return _load(body, _submission)
 
 
 def minified(test_keys: Any) -> orjson.Fragment:
