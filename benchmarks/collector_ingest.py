@@ -45,6 +45,8 @@ from reachwatch.collector.queue import BATCH
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "ooni"
 PLACEHOLDER = "__N__"
+#: digits of a batch line's number (zero-padded: the load generator rewrites them in place)
+NUMBER_WIDTH = 10
 
 
 # -- the bare endpoint -------------------------------------------------------------------------
@@ -71,7 +73,9 @@ def echo_server(port: int) -> None:
 
 
 # -- the load generator ------------------------------------------------------------------------
-async def _post(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, path: bytes, body: bytes) -> int:
+async def _post(
+    reader: asyncio.StreamReader, writer: asyncio.StreamWriter, path: bytes, body: bytes | bytearray
+) -> int:
     writer.write(
         b"POST %s HTTP/1.1\r\nHost: bench\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n"
         % (path, len(body))
@@ -114,18 +118,28 @@ async def load(
     deadline = time.perf_counter() + seconds
 
     def body() -> tuple[bytes, int]:
-        if mode == "batch":  # one join of the parts: each line's bytes copied once
-            parts: list[bytes] = []
-            for _ in range(batch):
-                parts += (prefix, str(next(counter)).encode(), suffix, b"\n")
-            return b"".join(parts[:-1]), batch
         one = prefix + str(next(counter)).encode() + suffix
         return (b'{"format":"json","content":' + one + b"}" if path != b"/echo" else one), 1
 
+    def batch_body() -> Iterator[tuple[bytearray, int]]:
+        """One batch body per connection, rewritten in place: each line's number (fixed width) is
+        replaced, not the whole body built and joined again (a copy of every line per request,
+        ~14 % of the load generator's CPU)."""
+        line = prefix + b"0" * NUMBER_WIDTH + suffix
+        data = bytearray(b"\n".join([line] * batch))
+        starts = range(len(prefix), len(data), len(line) + 1)
+        while True:
+            for start in starts:
+                data[start : start + NUMBER_WIDTH] = b"%0*d" % (NUMBER_WIDTH, next(counter))
+            yield data, batch
+
     async def worker() -> None:
         reader, writer = await asyncio.open_connection(host, int(port))
+        bodies: Iterator[tuple[bytes | bytearray, int]] = (
+            batch_body() if mode == "batch" else iter(body, None)
+        )
         while time.perf_counter() < deadline:
-            data, n = body()
+            data, n = next(bodies)
             t0 = time.perf_counter()
             status = await _post(reader, writer, path, data)
             latencies.append(time.perf_counter() - t0)
