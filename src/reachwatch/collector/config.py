@@ -15,7 +15,7 @@ class Settings:
     asn_db: Path | None = None
     country_db: Path | None = None
     max_body: int = 16 * 1024 * 1024  # bytes
-    max_pending: int = 20_000  # measurements waiting for a commit before 503
+    max_pending: int = 60_000  # measurements waiting for a commit before 503 (journal.MAX_HELD)
     rate: float = DEFAULT_RATE  # measurements per second per network; 0 disables
     burst: float = DEFAULT_BURST
     #: networks whose submitters are not rate-limited, comma-separated ("" for none): loopback

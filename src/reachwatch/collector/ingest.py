@@ -75,7 +75,7 @@ class Ingestor:
         secret: bytes,
         *,
         identity: str,
-        max_pending: int = 20_000,
+        max_pending: int = 60_000,
         max_batch: int = 2_000,
         commit_delay: float = 0.002,
         small_group: int = 100,
