@@ -11,6 +11,8 @@ from typing import Any
 import duckdb
 
 from reachwatch.store.duckdb import DuckDBStore
+from reachwatch.store.query import Filters
+from reachwatch.store.schema import Analysis
 from store.test_store import row
 
 
@@ -56,3 +58,37 @@ async def test_an_insert_whose_caller_is_cancelled_is_still_known_to_existing(tm
     assert await store.existing([r.content_hash]) == {r.content_hash: r.measurement_uid}
     store._con = held.con
     await store.close()
+
+
+async def test_the_backlog_update_looks_between_row_ids_and_the_uid_decides(tmp_path: Path) -> None:
+    """The verdicts of the backlog are written where :meth:`unanalysed` found its rows; a range
+    that no longer holds them (rows renumbered since) changes nothing, and the rows come back;
+    rows from elsewhere (a re-analysis) are found by uid alone."""
+    store = DuckDBStore(str(tmp_path / "m.duckdb"))
+    await store.open()
+    try:
+        await store.insert([row(i, analysed=False) for i in range(6)])
+        pending = [uid for uid, _ in await store.unanalysed(3)]
+        assert len(pending) == 3
+        right = dict(store._backlog_rowids)
+        # as if the rows had moved: a range past the table
+        store._backlog_rowids = {uid: rowid + 1_000 for uid, rowid in right.items()}
+        await store.update_analysis(
+            [Analysis(uid, "dns", False, "dns-nx", "r", True, False) for uid in pending]
+        )
+        assert sorted(uid for uid, _ in await store.unanalysed(10)) == sorted(
+            row(i).measurement_uid for i in range(6)
+        )
+        await store.unanalysed(3)
+        await store.update_analysis(
+            [Analysis(uid, "dns", False, "dns-nx", "r", True, False) for uid in pending]
+        )
+        left = sorted(uid for uid, _ in await store.unanalysed(10))
+        assert left == sorted(set(row(i).measurement_uid for i in range(6)) - set(pending))
+        # a re-analysis: uids the last backlog did not give
+        await store.update_analysis([Analysis(uid, None, True, None, None, False, False) for uid in left])
+        assert await store.unanalysed(10) == []
+        count, got = await store.search(Filters(blocking="dns"), 10, 0)
+        assert count == 3 and sorted(g["measurement_uid"] for g in got) == sorted(pending)
+    finally:
+        await store.close()

@@ -79,6 +79,8 @@ class DuckDBStore:
         self._readers = ThreadPoolExecutor(2, thread_name_prefix="duckdb-reader")
         self._local = threading.local()
         self._hashes: set[int] = set()
+        #: where the rows :meth:`unanalysed` last gave are (uid -> rowid), for :meth:`update_analysis`
+        self._backlog_rowids: dict[str, int] = {}
 
     # -- threads -------------------------------------------------------------------------------
     async def _write(self, fn: Callable[[duckdb.DuckDBPyConnection], T]) -> T:
@@ -211,14 +213,22 @@ class DuckDBStore:
         return await self._write(rm)
 
     async def update_analysis(self, rows: Sequence[Analysis]) -> None:
-        """Set the verdict columns of ``rows`` (and ``analysed``) in one statement, one commit."""
+        """Set the verdict columns of ``rows`` (and ``analysed``) in one statement, one commit.
+
+        Rows that :meth:`unanalysed` just gave are looked for only between their row ids: joined
+        on the uid alone, the update read every uid in the table (DuckDB keeps 8 bytes of a
+        string's min/max, and all of a day's uids begin alike): 78 ms for 1,000 rows at 800,000
+        rows, ~2 a second behind a sustained ingest, against 4 ms. A row moved since (a checkpoint
+        after a delete may renumber rows) is then left out, still unanalysed, and comes back in
+        the next backlog; the uid decides which rows change, the range only where to look."""
         if not rows:
             return
         names = ANALYSIS_SCHEMA.names
         sets = ", ".join(f"{n} = a.{n}" for n in names[1:])
+        where = _rowid_range([self._backlog_rowids.get(a.measurement_uid) for a in rows])
         sql = (
             f"UPDATE {TABLE} SET {sets}, analysed = true FROM analysed_rows a "
-            f"WHERE {TABLE}.measurement_uid = a.measurement_uid"
+            f"WHERE {TABLE}.measurement_uid = a.measurement_uid{where}"
         )
 
         def upd(con: duckdb.DuckDBPyConnection) -> None:
@@ -231,8 +241,9 @@ class DuckDBStore:
 
     async def unanalysed(self, limit: int) -> list[tuple[str, bytes]]:
         """Up to ``limit`` (uid, raw) of rows stored before their verdict (``analysed`` false)."""
-        sql = f"SELECT measurement_uid, raw FROM {TABLE} WHERE NOT analysed LIMIT {limit:d}"
+        sql = f"SELECT measurement_uid, raw, rowid FROM {TABLE} WHERE NOT analysed LIMIT {limit:d}"
         rows = await self._read(functools.partial(_fetch, sql=sql))
+        self._backlog_rowids = {r[0]: r[2] for r in rows}
         return [(r[0], bytes(r[1])) for r in rows]
 
     # -- reads ---------------------------------------------------------------------------------
@@ -279,6 +290,15 @@ class DuckDBStore:
                 return
             yield [(r[0], bytes(r[1])) for r in rows]
             after = rows[-1][0]
+
+
+def _rowid_range(rowids: Sequence[int | None]) -> str:
+    """`` AND rowid BETWEEN lo AND hi`` around ``rowids``; "" if any is unknown (rows that did not
+    come from the last backlog: a re-analysis)."""
+    known = [r for r in rowids if r is not None]
+    if not known or len(known) < len(rowids):
+        return ""
+    return f" AND {TABLE}.rowid BETWEEN {min(known):d} AND {max(known):d}"
 
 
 def _one(result: duckdb.DuckDBPyConnection) -> tuple[Any, ...] | None:
