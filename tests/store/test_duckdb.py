@@ -92,3 +92,25 @@ async def test_the_backlog_update_looks_between_row_ids_and_the_uid_decides(tmp_
         assert count == 3 and sorted(g["measurement_uid"] for g in got) == sorted(pending)
     finally:
         await store.close()
+
+
+async def test_a_read_by_uid_finds_it_through_an_index(tmp_path: Path) -> None:
+    """``measurement_uid`` is indexed, on a new store and on one made before the index was: a read
+    or delete by uid does not read every uid of the day (29 ms at a million rows, 0.8 with it)."""
+    path = tmp_path / "m.duckdb"
+    store = DuckDBStore(str(path))
+    await store.open()
+    await store.insert([row(1), row(2)])
+    await store.close()
+    with duckdb.connect(str(path)) as con:
+        con.execute("DROP INDEX measurements_uid")
+    store = DuckDBStore(str(path))
+    await store.open()
+    try:
+        assert await store.get_raw(row(2).measurement_uid) == row(2).raw
+        assert await store.delete(row(1).measurement_uid)
+    finally:
+        await store.close()
+    with duckdb.connect(str(path), read_only=True) as con:
+        indexes = {r[0]: r[1] for r in con.execute("SELECT index_name, sql FROM duckdb_indexes()").fetchall()}
+    assert "measurement_uid" in indexes["measurements_uid"]

@@ -123,6 +123,10 @@ class DuckDBStore:
             con.execute(
                 f"CREATE UNIQUE INDEX IF NOT EXISTS {TABLE}_hash ON {TABLE} (content_hash)"
             ).fetchall()
+            # a read or delete by uid: without it, every uid of the day is read (DuckDB keeps 8
+            # bytes of a string's min/max, and a day's uids share them): 29 ms at a million rows,
+            # 0.8 with it, for ~1 us per inserted row; made once on a store from before
+            con.execute(f"CREATE INDEX IF NOT EXISTS {TABLE}_uid ON {TABLE} (measurement_uid)").fetchall()
             con.execute(
                 f"CREATE TABLE IF NOT EXISTS {META_TABLE} (key VARCHAR PRIMARY KEY, value BLOB)"
             ).fetchall()
