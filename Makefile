@@ -48,8 +48,8 @@ demo: install
 	$(VENV)/bin/reachwatch demo --out demo-out
 
 lint: install
-	$(VENV)/bin/ruff check src tests benchmarks setup.py
-	$(VENV)/bin/ruff format --check src tests benchmarks setup.py
+	$(VENV)/bin/ruff check src tests benchmarks scripts setup.py
+	$(VENV)/bin/ruff format --check src tests benchmarks scripts setup.py
 
 typecheck: install
 	$(VENV)/bin/mypy

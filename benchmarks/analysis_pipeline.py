@@ -26,9 +26,10 @@ import orjson
 from reachwatch.aggregate.sql import query_cells
 from reachwatch.analyze import AnalyzeStats, analyze_file
 from reachwatch.fingerprints import Fingerprint, load_dir
+from reachwatch.store.compression import compress
 from reachwatch.store.duckdb import DuckDBStore
 from reachwatch.store.readers import DuckDBReader
-from reachwatch.store.schema import Row, compress
+from reachwatch.store.schema import Row
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED_FPS = ROOT.parent / "shared" / "data" / "fingerprints"

@@ -17,7 +17,8 @@ from reachwatch.collector.attribution import Network
 from reachwatch.collector.config import Settings
 from reachwatch.collector.ingest import Ingestor
 from reachwatch.store import open_store
-from reachwatch.store.schema import IDENTITY, compress, decompress
+from reachwatch.store.compression import compress, decompress
+from reachwatch.store.schema import IDENTITY
 from store.test_store import row
 
 

@@ -34,7 +34,8 @@ from reachwatch.collector.config import Settings
 from reachwatch.collector.frames import SIZES, frame
 from reachwatch.collector.prepare import stage
 from reachwatch.collector.shared import Shared
-from reachwatch.store.schema import IDENTITY, LEGACY_IDENTITY, META_TABLE, RowColumns, decompress
+from reachwatch.store.compression import decompress
+from reachwatch.store.schema import IDENTITY, LEGACY_IDENTITY, META_TABLE, RowColumns
 
 N = 3 * POOLED_LINES + 5  # cut into pieces, one per worker
 

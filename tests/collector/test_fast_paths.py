@@ -19,7 +19,7 @@ from reachwatch.collector.ooni_protocol import (
 )
 from reachwatch.collector.prepare import _keyed_hash, _probe_id_hash, _scrubber, base_fields
 from reachwatch.collector.privacy import Scrubber
-from reachwatch.store.schema import compress, compress_many, decompress
+from reachwatch.store.compression import compress, compress_many, decompress
 
 ODD_VALUES: list[Any] = [
     None,

@@ -20,7 +20,8 @@ from reachwatch.collector.batch import POOLED_LINES
 from reachwatch.collector.config import Settings
 from reachwatch.collector.measurement_json import load, load_submission, minified
 from reachwatch.collector.prepare import stage
-from reachwatch.store.schema import IDENTITY, TABLE, decompress
+from reachwatch.store.compression import decompress
+from reachwatch.store.schema import IDENTITY, TABLE
 from store.backends import SHARED
 
 #: numbers simdjson writes otherwise than orjson (seen in OONI's own data): 2.336e-05 and

@@ -12,7 +12,7 @@ import pytest
 
 from lab.labtools import assert_gone
 from reachwatch.lab import netns, state
-from reachwatch.store.schema import decompress
+from reachwatch.store.compression import decompress
 
 pytestmark = pytest.mark.lab
 

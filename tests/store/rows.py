@@ -11,7 +11,8 @@ from typing import Any
 import orjson
 
 from reachwatch.store import open_store
-from reachwatch.store.schema import Row, compress
+from reachwatch.store.compression import compress
+from reachwatch.store.schema import Row
 
 
 def row(

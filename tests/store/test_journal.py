@@ -14,12 +14,13 @@ import pytest
 
 from reachwatch.analyze.duckdb_backend import DuckDBAnalysis
 from reachwatch.errors import UserError
+from reachwatch.store.compression import decompress
 from reachwatch.store.duckdb import DuckDBStore
 from reachwatch.store.journal import JournaledStore
 from reachwatch.store.journal_files import DAMAGED, HEADER, SUFFIX, Segment, encode
 from reachwatch.store.journal_left import store_left_journal
 from reachwatch.store.readers import open_reader
-from reachwatch.store.schema import TABLE, RowColumns, decompress
+from reachwatch.store.schema import TABLE, RowColumns
 from store.test_store import row
 
 #: no flush of its own accord: a test decides when the rows reach the file

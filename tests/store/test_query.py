@@ -6,7 +6,8 @@ import pytest
 
 from reachwatch.store import query
 from reachwatch.store.clickhouse import literal, render
-from reachwatch.store.schema import COLUMN_NAMES, compress, decompress
+from reachwatch.store.compression import compress, decompress
+from reachwatch.store.schema import COLUMN_NAMES
 
 
 def test_where_and_params() -> None:

@@ -13,6 +13,7 @@ import pytest
 
 from reachwatch.errors import UserError
 from reachwatch.store import Filters, open_store
+from reachwatch.store.compression import compress, decompress
 from reachwatch.store.schema import (
     COLUMNS,
     IDENTITY,
@@ -21,8 +22,6 @@ from reachwatch.store.schema import (
     TABLE,
     Analysis,
     Row,
-    compress,
-    decompress,
 )
 from store.backends import JOURNALED, open_location
 

@@ -18,7 +18,7 @@ from starlette.testclient import TestClient
 from reachwatch.collector.app import create_app
 from reachwatch.collector.config import Settings
 from reachwatch.report.chromium import find_chromium
-from reachwatch.store.schema import compress
+from reachwatch.store.compression import compress
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from store.rows import fill, mixed_rows, row

@@ -27,6 +27,7 @@ import zstandard
 from reachwatch.collector.analysis import verdict_values
 from reachwatch.fingerprints import Fingerprint, FingerprintMatcher
 from reachwatch.fingerprints.match import body_text, dns_answers, json_list, response_headers
+from reachwatch.store.compression import decompress
 from reachwatch.store.schema import ANALYSIS_COLUMNS, ARROW_SCHEMA
 
 #: The code whose change makes stored verdicts stale.
@@ -165,7 +166,6 @@ class _Finder:
 
 
 _finder: _Finder | None = None
-_decompress = zstandard.ZstdDecompressor().decompress
 
 
 def init_worker(fps: Sequence[Fingerprint]) -> None:
@@ -211,7 +211,7 @@ def analyse_batch(batch: pa.RecordBatch) -> tuple[pa.RecordBatch, Timings]:
     for raw, need_verdict, *old in zip(raws, need, *stored, strict=True):
         t0 = clock()
         try:
-            m = orjson.loads(_decompress(raw))
+            m = orjson.loads(decompress(raw))
         except (orjson.JSONDecodeError, zstandard.ZstdError, ValueError, TypeError):
             m = {}  # unreadable: judged as an empty measurement (no test_keys)
         t1 = clock()

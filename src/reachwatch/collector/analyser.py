@@ -25,7 +25,8 @@ from typing import Protocol, runtime_checkable
 import orjson
 
 from reachwatch.collector import analysis
-from reachwatch.store.schema import Analysis, decompress
+from reachwatch.store.compression import decompress
+from reachwatch.store.schema import Analysis
 
 log = logging.getLogger(__name__)
 BATCH = 1_000

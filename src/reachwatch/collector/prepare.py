@@ -34,6 +34,7 @@ from reachwatch.collector.ooni_protocol import (
     model_fields,
 )
 from reachwatch.collector.privacy import LOCAL, Scrubber
+from reachwatch.store.compression import compress, compress_many
 from reachwatch.store.schema import (
     ANALYSIS_COLUMNS,
     COLUMN_NAMES,
@@ -44,8 +45,6 @@ from reachwatch.store.schema import (
     PENDING_ANALYSIS,
     Row,
     RowColumns,
-    compress,
-    compress_many,
 )
 
 

@@ -15,7 +15,7 @@ from reachwatch.collector.http import STORE_FAILING, ApiError, json_response, st
 from reachwatch.collector.ooni_protocol import exact_days
 from reachwatch.observations.text import norm_host
 from reachwatch.store import Filters, Store
-from reachwatch.store.schema import decompress
+from reachwatch.store.compression import decompress
 
 Axis = Literal["measurement_start_day", "probe_cc", "probe_asn", "domain", "category_code"]
 #: filters as people type them (OONI's API takes ``AS123`` or ``123``): normalised by :func:`_filters`

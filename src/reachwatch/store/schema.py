@@ -8,13 +8,11 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-import threading
 from collections.abc import Sequence
 from typing import Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
-import zstandard
 
 from reachwatch.errors import UserError
 
@@ -250,34 +248,3 @@ class Analysis:
     x_rule: str | None
     anomaly: bool
     failure: bool
-
-
-_local = threading.local()
-
-
-def _compressor() -> zstandard.ZstdCompressor:
-    comp = getattr(_local, "c", None)
-    if comp is None:
-        comp = _local.c = zstandard.ZstdCompressor(level=1)
-    return comp
-
-
-def compress(data: bytes) -> bytes:
-    """zstd-compress one raw measurement (one compressor per thread: they are not thread-safe)."""
-    return bytes(_compressor().compress(data))
-
-
-def compress_many(data: list[bytes]) -> list[bytes]:
-    """:func:`compress` of each item (the same frames) in one call that releases the GIL once."""
-    if len(data) < 2:
-        return [compress(d) for d in data]
-    items: list[bytes | bytearray | memoryview] = list(data)
-    frames = _compressor().multi_compress_to_buffer(items)
-    return [frames[i].tobytes() for i in range(len(frames))]
-
-
-def decompress(data: bytes) -> bytes:
-    dec = getattr(_local, "d", None)
-    if dec is None:
-        dec = _local.d = zstandard.ZstdDecompressor()
-    return bytes(dec.decompress(data))

@@ -22,8 +22,9 @@ from reachwatch.report.model import (
     parse_cells,
     parse_summary,
 )
+from reachwatch.store.compression import decompress
 from reachwatch.store.readers import Reader, reader_for_store
-from reachwatch.store.schema import TABLE, decompress
+from reachwatch.store.schema import TABLE
 
 
 class StoreSource:

@@ -1,0 +1,98 @@
+"""The stored measurement's zstd frames: the dictionary, frames without it, and its reproducibility."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+from types import ModuleType
+
+import orjson
+import pytest
+import zstandard
+
+from reachwatch.store.compression import (
+    DICTIONARY_FILES,
+    DICTIONARY_ID,
+    UnknownDictionary,
+    compress,
+    compress_many,
+    decompress,
+    dictionary,
+)
+
+ROOT = Path(__file__).resolve().parents[2]
+DATA = ROOT.parent / "shared" / "data" / "ooni"
+no_data = pytest.mark.skipif(not DATA.is_dir(), reason=f"shared data not found at {DATA}")
+MEASUREMENT = orjson.dumps(
+    {
+        "test_name": "web_connectivity",
+        "input": "https://example.org/",
+        "test_keys": {"requests": [{"response": {"code": 200, "body": "<html>" + "x" * 500}}]},
+    }
+)
+
+
+def _script() -> ModuleType:
+    spec = importlib.util.spec_from_file_location(
+        "train_zstd_dictionary", ROOT / "scripts" / "train_zstd_dictionary.py"
+    )
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_frames_name_the_dictionary_and_come_back() -> None:
+    frame = compress(MEASUREMENT)
+    assert zstandard.get_frame_parameters(frame).dict_id == DICTIONARY_ID
+    assert decompress(frame) == MEASUREMENT
+    assert compress_many([MEASUREMENT, b"{}"]) == [frame, compress(b"{}")]
+
+
+def test_frames_written_before_the_dictionary_still_decode() -> None:
+    old = zstandard.ZstdCompressor(level=1).compress(MEASUREMENT)  # how stores wrote raw before it
+    assert zstandard.get_frame_parameters(old).dict_id == 0
+    assert decompress(old) == MEASUREMENT
+    assert decompress(compress(MEASUREMENT)) == MEASUREMENT  # both kinds in one thread
+
+
+def test_a_dictionary_this_version_lacks_is_named() -> None:
+    other = zstandard.train_dictionary(
+        4096, [MEASUREMENT + b"%d" % i for i in range(200)], dict_id=0x52570999
+    )
+    frame = zstandard.ZstdCompressor(level=1, dict_data=other).compress(MEASUREMENT)
+    with pytest.raises(UnknownDictionary, match=str(0x52570999)):
+        decompress(frame)
+
+
+def test_garbage_is_a_zstd_error() -> None:
+    with pytest.raises(zstandard.ZstdError):
+        decompress(b"not zstd at all")
+
+
+def test_the_shipped_dictionary_is_its_file() -> None:
+    assert dictionary(DICTIONARY_ID).dict_id() == DICTIONARY_ID
+    assert set(DICTIONARY_FILES) == {DICTIONARY_ID}
+
+
+@pytest.mark.shared_data
+@no_data
+def test_the_dictionary_is_what_the_script_trains() -> None:
+    script = _script()
+    if zstandard.ZSTD_VERSION != script.TRAINED_WITH:
+        pytest.skip(f"zstd {zstandard.ZSTD_VERSION} may train other bytes than {script.TRAINED_WITH}")
+    shipped = (
+        ROOT / "src" / "reachwatch" / "store" / "dictionaries" / DICTIONARY_FILES[DICTIONARY_ID]
+    ).read_bytes()
+    assert script.train(script.samples(DATA)) == shipped
+
+
+@pytest.mark.shared_data
+@no_data
+def test_measurements_outside_its_training_set_come_out_smaller() -> None:
+    """The QA measurements (the benchmark's) were not trained on: each is smaller with it."""
+    lines = (DATA / "measurements_qa_emulated.jsonl").read_bytes().splitlines()
+    plain = zstandard.ZstdCompressor(level=1)
+    for line in filter(None, lines):
+        data = orjson.dumps(orjson.loads(line))
+        assert len(compress(data)) < 0.9 * len(plain.compress(data))
