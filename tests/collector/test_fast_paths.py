@@ -19,7 +19,7 @@ from reachwatch.collector.ooni_protocol import (
 )
 from reachwatch.collector.prepare import _keyed_hash, _probe_id_hash, _scrubber, base_fields
 from reachwatch.collector.privacy import Scrubber
-from reachwatch.store.compression import compress, compress_many, decompress
+from reachwatch.store.compression import MANY, compress, compress_many, decompress
 
 ODD_VALUES: list[Any] = [
     None,
@@ -128,8 +128,9 @@ def test_the_remembered_scrubber_is_the_one_built() -> None:
         assert _scrubber(submitter, probe_ip).needles == Scrubber((submitter, probe_ip)).needles
 
 
-def test_compress_many_is_compress() -> None:
-    data = [b"", b'{"a": 1}', b"x" * 10_000, bytes(range(256)) * 30]
+@pytest.mark.parametrize("copies", [1, MANY])  # frame by frame, and in one multi-frame call
+def test_compress_many_is_compress(copies: int) -> None:
+    data = [b"", b'{"a": 1}', b"x" * 10_000, bytes(range(256)) * 30] * copies
     frames = compress_many(data)
     assert frames == [compress(d) for d in data]
     assert [decompress(f) for f in frames] == data
