@@ -257,8 +257,12 @@ def stage(
         else:
             m["test_keys"] = minified(test_keys)
         # identity: the content as sent (key order kept, whitespace normalised), without the report id
-        ident = {k: v for k, v in m.items() if k != "report_id"} if "report_id" in m else m
-        canonical = orjson.dumps(ident)
+        if "report_id" in m:
+            ident = m.copy()  # the table copied whole (order kept), not rebuilt key by key
+            del ident["report_id"]
+            canonical = orjson.dumps(ident)
+        else:
+            canonical = orjson.dumps(m)
     except TypeError as exc:
         m["test_keys"] = test_keys
         raise ApiError(422, f"{where}: {_unserialisable(exc)}") from None
