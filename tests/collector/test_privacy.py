@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import copy
 import logging
 from pathlib import Path
@@ -13,7 +14,7 @@ import pytest
 from collector.conftest import PROBE_V4, PROBE_V6, collector
 from collector.test_app import OPEN, web
 from reachwatch.collector.config import Settings
-from reachwatch.collector.privacy import scrub, variants
+from reachwatch.collector.privacy import Scrubber, scrub, variants
 
 PROBE_IP = "192.0.2.55"  # the probe's claimed own address
 
@@ -32,7 +33,23 @@ def salted(m: dict[str, Any], addresses: list[str]) -> dict[str, Any]:
     req["failure"] = f"connection_reset: read tcp {text}:4433"
     tk["tls_handshakes"] = [{"address": f"{addresses[0]}:443", "peer_certificates": [], "failure": None}]
     tk["x_nested"] = {"deep": [{"deeper": [text, {text: 1}]}]}
+    # a page that is not UTF-8 (windows-1251), which OONI probes write in base64
+    page = f"<html>Ваш IP: {text}</html>".encode("cp1251")
+    tk["requests"].append(
+        {"request": {}, "response": {"body": {"data": base64.b64encode(page).decode(), "format": "base64"}}}
+    )
     return m
+
+
+def base64_values(value: Any) -> list[bytes]:
+    """Every ``{"format": "base64", "data": ...}`` value in a measurement, decoded."""
+    if isinstance(value, dict):
+        if value.get("format") == "base64" and isinstance(value.get("data"), str):
+            return [base64.b64decode(value["data"])]
+        return [b for v in value.values() for b in base64_values(v)]
+    if isinstance(value, list):
+        return [b for v in value for b in base64_values(v)]
+    return []
 
 
 def test_variants_cover_ipv6_spellings() -> None:
@@ -48,6 +65,40 @@ def test_scrub_reaches_every_string() -> None:
     blob = orjson.dumps(out)
     assert b"192.0.2.1" not in blob and b"2001:DB8::1" not in blob
     assert out["probe_ip"] == "127.0.0.1" and out["a"][0] == "x [scrubbed] y"
+
+
+@pytest.mark.parametrize("order", ["data first", "format first"])
+def test_base64_values_are_scrubbed_inside(order: str) -> None:
+    """A body that is not UTF-8 travels as base64: the address is sought in the decoded bytes, in
+    an ASCII-compatible encoding and in UTF-16 both ways; values without it are left as they are."""
+    scrubber = Scrubber(["192.0.2.1", "2001:db8::1"])
+    pages = [
+        "IP 192.0.2.1 здесь".encode("cp1251"),
+        "IP 2001:DB8::1".encode("shift_jis"),
+        "IP 192.0.2.1".encode("utf-16-le"),
+        "IP 192.0.2.1".encode("utf-16-be"),
+    ]
+    untouched = base64.b64encode(b"\xff\xfe nothing here").decode()
+
+    def value(data: str) -> dict[str, str]:
+        return (
+            {"data": data, "format": "base64"}
+            if order == "data first"
+            else {"format": "base64", "data": data}
+        )
+
+    m = {"bodies": [value(base64.b64encode(p).decode()) for p in pages], "other": value(untouched)}
+    out = orjson.loads(scrubber.json(orjson.dumps(m)))
+    decoded = [base64.b64decode(v["data"]) for v in out["bodies"]]
+    assert decoded == [
+        "IP [scrubbed] здесь".encode("cp1251"),
+        b"IP [scrubbed]",
+        "IP [scrubbed]".encode("utf-16-le"),
+        "IP [scrubbed]".encode("utf-16-be"),
+    ]
+    assert out["other"]["data"] == untouched
+    clean = orjson.dumps({"other": value(untouched)})
+    assert scrubber.json(clean) is clean
 
 
 def stored_files(where: Path) -> bytes:
@@ -87,6 +138,9 @@ async def test_addresses_nowhere(
             stored = got.json()
             assert stored["probe_ip"] == "127.0.0.1"
             assert "[scrubbed]" in stored["test_keys"]["requests"][0]["response"]["body"]
+            decoded = base64_values(stored)
+            assert any("[scrubbed]".encode("cp1251") in d for d in decoded)
+            outputs += decoded
         outputs.append((await http.get("/api/v1/measurements", params={"limit": 100})).content)
         outputs.append((await http.get("/api/v1/aggregation", params={"axis_x": "probe_asn"})).content)
         outputs.append(

@@ -7,10 +7,17 @@ letters and colons of an address as themselves, so one byte replacement per
 spelling reaches every string (keys, bodies, headers, TLS fields, failure strings) at any depth.
 Plain substring replacement errs on the side of scrubbing (``1.2.3.4`` inside ``11.2.3.45``); it is
 also several times faster than one compiled regex (word boundaries or not) on CPython's ``re``.
+
+A body that is not UTF-8 (a page in windows-1251 or Shift JIS, say) is written by OONI probes as
+``{"data": <base64>, "format": "base64"}``, where no spelling of an address appears as such: such
+values are decoded, scrubbed (the text spellings, in ASCII-compatible encodings and in UTF-16) and
+encoded again. An address only in binary form (four bytes of a certificate's SAN) is not sought.
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
 import functools
 import ipaddress
 import re
@@ -72,10 +79,19 @@ def _address(text: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
     return None
 
 
+#: A base64 value as OONI writes a body that is not UTF-8, in the compact form the stored JSON has
+#: (orjson, simdjson's minify): either key order
+_BASE64_VALUE = re.compile(
+    rb'\{"data":"([A-Za-z0-9+/]*={0,2})","format":"base64"\}|\{"format":"base64","data":"([A-Za-z0-9+/]*={0,2})"\}'
+)
+_BASE64_MARK = b'"format":"base64"'
+_UTF16 = ("utf-16-le", "utf-16-be")
+
+
 class Scrubber:
     """Replaces the spellings of some addresses in serialised JSON and in column values."""
 
-    __slots__ = ("needles",)
+    __slots__ = ("binary", "needles")
 
     def __init__(self, addresses: Iterable[str]) -> None:
         needles: set[bytes] = set()
@@ -84,16 +100,48 @@ class Scrubber:
                 needles |= _variants(address)
         # longest first so an exploded IPv6 form is not half-replaced by a shorter spelling
         self.needles = tuple(sorted(needles, key=len, reverse=True))
+        #: (spelling, replacement) in decoded base64 values: as is, and in UTF-16 both ways
+        self.binary = tuple((n, SCRUBBED) for n in self.needles) + tuple(
+            (n.decode().encode(codec), SCRUBBED.decode().encode(codec))
+            for codec in _UTF16
+            for n in self.needles
+        )
 
     def __bool__(self) -> bool:
         return bool(self.needles)
 
     def json(self, data: bytes) -> bytes:
-        """``data`` (orjson output) with every spelling replaced; ``data`` itself when none occurs."""
+        """``data`` (orjson output) with every spelling replaced, base64 values included; ``data``
+        itself when none occurs."""
         for needle in self.needles:
             if needle in data:
                 data = data.replace(needle, SCRUBBED)
+        if self.needles and _BASE64_MARK in data:
+            data = self._base64_values(data)
         return data
+
+    def _base64_values(self, data: bytes) -> bytes:
+        """``data`` with the base64 values holding an address decoded, scrubbed, encoded again;
+        ``data`` itself when none does."""
+        parts: list[bytes] = []
+        done = 0
+        for match in _BASE64_VALUE.finditer(data):
+            group = 1 if match.start(1) >= 0 else 2
+            try:
+                decoded = base64.b64decode(match.group(group), validate=True)
+            except binascii.Error:
+                continue
+            scrubbed = decoded
+            for needle, replacement in self.binary:
+                if needle in scrubbed:
+                    scrubbed = scrubbed.replace(needle, replacement)
+            if scrubbed is not decoded:
+                parts += (data[done : match.start(group)], base64.b64encode(scrubbed))
+                done = match.end(group)
+        if not parts:
+            return data
+        parts.append(data[done:])
+        return b"".join(parts)
 
     def text(self, value: str | None) -> str | None:
         """A column value (input, network name...) scrubbed like the stored JSON."""
