@@ -33,6 +33,8 @@ def salted(m: dict[str, Any], addresses: list[str]) -> dict[str, Any]:
     req["failure"] = f"connection_reset: read tcp {text}:4433"
     tk["tls_handshakes"] = [{"address": f"{addresses[0]}:443", "peer_certificates": [], "failure": None}]
     tk["x_nested"] = {"deep": [{"deeper": [text, {text: 1}]}]}
+    # every other spelling: PTR names, host names with dashes, percent-encoded IPv6 in a URL...
+    tk["x_spellings"] = [f"via {v.decode()}.pool.example.net" for a in addresses for v in sorted(variants(a))]
     # a page that is not UTF-8 (windows-1251), which OONI probes write in base64
     page = f"<html>Ваш IP: {text}</html>".encode("cp1251")
     tk["requests"].append(
@@ -57,6 +59,27 @@ def test_variants_cover_ipv6_spellings() -> None:
     assert b"2001:db8::1" in got and b"2001:0db8:0000:0000:0000:0000:0000:0001" in got
     assert variants("127.0.0.1") == set()
     assert b"192.0.2.1" in variants("::ffff:192.0.2.1")
+
+
+def test_variants_cover_host_names_ptr_names_and_urls() -> None:
+    assert {b"192-0-2-55", b"55.2.0.192.in-addr.arpa"} <= variants("192.0.2.55")
+    v6 = variants("2001:db8::1")
+    assert {b"2001%3Adb8%3A%3A1", b"2001%3adb8%3a%3a1", b"2001%3ADB8%3A%3A1"} <= v6
+    assert b"1.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.8.b.d.0.1.0.0.2.ip6.arpa" in v6
+    scrubber = Scrubber(["192.0.2.55", "2001:db8::1"])
+    data = orjson.dumps(
+        {
+            "host": "ec2-192-0-2-55.compute-1.amazonaws.com",
+            "ptr": "55.2.0.192.in-addr.arpa.",
+            "url": "http://block.example/?ip=2001%3Adb8%3A%3A1&again=2001%3adb8%3a%3a1",
+        }
+    )
+    out = orjson.loads(scrubber.json(data))
+    assert out == {
+        "host": "ec2-[scrubbed].compute-1.amazonaws.com",
+        "ptr": "[scrubbed].",
+        "url": "http://block.example/?ip=[scrubbed]&again=[scrubbed]",
+    }
 
 
 def test_scrub_reaches_every_string() -> None:
@@ -191,7 +214,8 @@ async def test_scrubbed_through_json_escapes_and_in_columns(
 def test_variants_of_a_probe_ip_with_port_zone_or_brackets() -> None:
     """A probe_ip as some probes write it names the address inside; and an IPv6 address is
     scrubbed however it is spelt out (``2001:db8:0:0:0:0:0:7``: no ``::``, no leading zeros)."""
-    assert variants("192.0.2.55:4433") == {b"192.0.2.55"}
+    assert variants("192.0.2.55:4433") == variants("192.0.2.55")
+    assert b"192.0.2.55" in variants("192.0.2.55:4433")
     assert b"2001:db8::7" in variants("[2001:db8::7]:443")
     assert b"2001:db8:0:0:0:0:0:7" in variants("2001:db8::7")
     assert b"2001:DB8:0:0:0:0:0:7" in variants("2001:db8::7")
