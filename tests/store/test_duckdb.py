@@ -114,3 +114,26 @@ async def test_a_read_by_uid_finds_it_through_an_index(tmp_path: Path) -> None:
     with duckdb.connect(str(path), read_only=True) as con:
         indexes = {r[0]: r[1] for r in con.execute("SELECT index_name, sql FROM duckdb_indexes()").fetchall()}
     assert "measurement_uid" in indexes["measurements_uid"]
+
+
+async def test_past_the_kept_hashes_the_index_answers(tmp_path: Path) -> None:
+    """The hashes are kept in memory up to ``kept_hashes``; past them (while running, or already at
+    open) duplicates are still found, by the unique index, and the set is gone (bounded memory)."""
+    path = str(tmp_path / "m.duckdb")
+    store = DuckDBStore(path, kept_hashes=3)
+    await store.open()
+    rows = [row(i) for i in range(6)]
+    await store.insert(rows[:2])
+    assert store._hashes is not None and len(store._hashes) == 2
+    await store.insert(rows[2:5])
+    assert store._hashes is None
+    found = await store.existing([r.content_hash for r in rows])
+    assert found == {r.content_hash: r.measurement_uid for r in rows[:5]}
+    await store.close()
+
+    for kept, expect_set in ((3, False), (10, True)):
+        again = DuckDBStore(path, kept_hashes=kept)
+        await again.open()
+        assert (again._hashes is not None) is expect_set
+        assert await again.existing([r.content_hash for r in rows]) == found
+        await again.close()
