@@ -13,7 +13,12 @@ server is idle again and prints how long that took and the CPU spent meanwhile (
 lagged). ``analysed`` is how many of the stored rows had their verdict when the server was stopped.
 
     .venv/bin/python benchmarks/collector_ingest.py [--seconds 5] [--concurrency 64] [--batch 500]
-        [--size small|median] [--no-clickhouse] [--no-baseline]
+        [--size small|median] [--no-clickhouse] [--no-baseline] [--source 127.0.0.2]
+
+``--source``: the load's own address (any of 127.0.0.0/8). The default, 127.0.0.1, is the
+placeholder every probe writes as its ``probe_ip``, which the collector never scrubs; any other
+address is scrubbed from every measurement as a real volunteer's is, so its figures include that
+cost (docs/collector.md, "Privacy").
 
 ``no-journal`` is DuckDB with ``--no-journal`` (each group acknowledged after its own insert), run
 in the same process as the baseline of the journal's gain; ``ch+journal`` is ClickHouse with a
@@ -91,7 +96,13 @@ async def _post(
 
 
 async def load(
-    url: str, mode: str, template: bytes, seconds: float, concurrency: int, batch: int
+    url: str,
+    mode: str,
+    template: bytes,
+    seconds: float,
+    concurrency: int,
+    batch: int,
+    source: str = "127.0.0.1",
 ) -> dict[str, float]:
     url = url.removesuffix("/echo")
     host, port = url.split("//")[1].split(":")
@@ -134,7 +145,7 @@ async def load(
             yield data, batch
 
     async def worker() -> None:
-        reader, writer = await asyncio.open_connection(host, int(port))
+        reader, writer = await asyncio.open_connection(host, int(port), local_addr=(source, 0))
         bodies: Iterator[tuple[bytes | bytearray, int]] = (
             batch_body() if mode == "batch" else iter(body, None)
         )
@@ -285,6 +296,8 @@ def run_load(url: str, mode: str, template: Path, args: argparse.Namespace) -> d
             str(args.concurrency if mode != "batch" else 4),
             "--batch",
             str(args.batch),
+            "--source",
+            args.source,
         ],
         check=True,
         capture_output=True,
@@ -350,6 +363,11 @@ def main() -> None:
     ap.add_argument("--size", choices=["small", "median"], default="median")
     ap.add_argument("--no-clickhouse", action="store_true")
     ap.add_argument("--no-baseline", action="store_true", help="skip the DuckDB run without the journal")
+    ap.add_argument(
+        "--source",
+        default="127.0.0.1",
+        help="the load's own address (127.0.0.0/8); any but 127.0.0.1 is scrubbed like a volunteer's",
+    )
     ap.add_argument("--echo-server", type=int)
     ap.add_argument("--load", nargs=3, metavar=("URL", "MODE", "TEMPLATE"))
     args = ap.parse_args()
@@ -359,7 +377,15 @@ def main() -> None:
     if args.load:
         url, mode, template = args.load
         result = asyncio.run(
-            load(url, mode, Path(template).read_bytes(), args.seconds, args.concurrency, args.batch)
+            load(
+                url,
+                mode,
+                Path(template).read_bytes(),
+                args.seconds,
+                args.concurrency,
+                args.batch,
+                args.source,
+            )
         )
         print(json.dumps(result))
         return
@@ -368,7 +394,8 @@ def main() -> None:
         template, size = sample(args.size, work)
         print(
             f"{os.cpu_count()} cores; measurement {size} bytes ({args.size}); {args.seconds}s per run; "
-            f"{args.concurrency} connections for single posts, 4 x {args.batch}-line batches"
+            f"{args.concurrency} connections for single posts, 4 x {args.batch}-line batches; from {args.source}"
+            + (" (never scrubbed)" if args.source == "127.0.0.1" else " (scrubbed from every measurement)")
         )
         port = free_port()
         with process([sys.executable, __file__, "--echo-server", str(port)], port) as (url, pid):
