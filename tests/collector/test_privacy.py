@@ -10,6 +10,8 @@ from typing import Any
 
 import orjson
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from collector.conftest import PROBE_V4, PROBE_V6, collector
 from collector.test_app import OPEN, web
@@ -283,3 +285,54 @@ async def test_loopback_addresses_but_the_placeholder_are_scrubbed(
     assert stored["test_keys"]["x_seen"] == "from [scrubbed] and [scrubbed], placeholder 127.0.0.1"
     assert stored["probe_ip"] == "127.0.0.1"
     assert b"127.0.1.7" not in stored_files(tmp_path) and b"127.0.9.9" not in stored_files(tmp_path)
+
+
+_ADDRESSES = ["192.0.2.55", "2001:db8::1"]
+_SPELLINGS = sorted(s.decode() for a in _ADDRESSES for s in variants(a))
+#: text around the addresses: JSON's own characters and escapes included
+_TEXT = st.text(alphabet=st.characters(codec="utf-8", exclude_categories=["Cs"]), max_size=12)
+_SALTED = st.builds(lambda a, b, c: a + b + c, _TEXT, st.sampled_from(_SPELLINGS), _TEXT) | _TEXT
+_BODY = st.builds(
+    lambda text, codec, first: (
+        {"data": base64.b64encode(text.encode(codec, "replace")).decode(), "format": "base64"}
+        if first
+        else {"format": "base64", "data": base64.b64encode(text.encode(codec, "replace")).decode()}
+    ),
+    _SALTED,
+    st.sampled_from(["utf-8", "cp1251", "utf-16-le", "utf-16-be"]),
+    st.booleans(),
+)
+_VALUES = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers(-(2**63), 2**63 - 1)
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | _SALTED
+    | _BODY,
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(_SALTED, inner, max_size=4),
+    max_leaves=12,
+)
+
+
+def _strings(value: Any) -> list[bytes]:
+    """Every string of a JSON value as UTF-8, keys included, base64 values decoded too."""
+    if isinstance(value, str):
+        return [value.encode()]
+    if isinstance(value, list):
+        return [b for v in value for b in _strings(v)]
+    if isinstance(value, dict):
+        return [b for k, v in value.items() for b in (*_strings(k), *_strings(v))] + base64_values(value)
+    return []
+
+
+@settings(max_examples=300, deadline=None)
+@given(_VALUES)
+def test_scrubbing_keeps_json_valid_and_leaves_no_spelling(value: Any) -> None:
+    """Whatever the JSON around them, the scrubbed bytes are JSON again, and no spelling of the
+    addresses is left in any string or decoded base64 body (UTF-16 ones included)."""
+    scrubber = Scrubber(_ADDRESSES)
+    out = orjson.loads(scrubber.json(orjson.dumps(value)))
+    found = b"\n".join(_strings(out))
+    for spelling in _SPELLINGS:
+        for codec in ("utf-8", "utf-16-le", "utf-16-be"):
+            assert spelling.encode(codec) not in found

@@ -112,10 +112,9 @@ class Scrubber:
         self.percent = tuple(n for n in self.needles if b"%" in n)
         self.needles = tuple(n for n in self.needles if b"%" not in n)
         #: (spelling, replacement) in decoded base64 values: as is, and in UTF-16 both ways
-        self.binary = tuple((n, SCRUBBED) for n in self.needles) + tuple(
-            (n.decode().encode(codec), SCRUBBED.decode().encode(codec))
-            for codec in _UTF16
-            for n in self.needles
+        every = self.percent + self.needles
+        self.binary = tuple((n, SCRUBBED) for n in every) + tuple(
+            (n.decode().encode(codec), SCRUBBED.decode().encode(codec)) for codec in _UTF16 for n in every
         )
 
     def __bool__(self) -> bool:
