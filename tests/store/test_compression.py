@@ -9,6 +9,8 @@ from types import ModuleType
 import orjson
 import pytest
 import zstandard
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from reachwatch.store.compression import (
     DICTIONARY_FILES,
@@ -96,3 +98,12 @@ def test_measurements_outside_its_training_set_come_out_smaller() -> None:
     for line in filter(None, lines):
         data = orjson.dumps(orjson.loads(line))
         assert len(compress(data)) < 0.9 * len(plain.compress(data))
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.binary(max_size=3000) | st.text(max_size=2000).map(str.encode), max_size=40))
+def test_every_frame_comes_back(items: list[bytes]) -> None:
+    """Any bytes, one by one or many at once (either side of the multi-frame threshold)."""
+    frames = compress_many(items)
+    assert [decompress(f) for f in frames] == items
+    assert frames == [compress(d) for d in items]
