@@ -257,12 +257,9 @@ def stage(
         else:
             m["test_keys"] = minified(test_keys)
         # identity: the content as sent (key order kept, whitespace normalised), without the report id
-        if "report_id" in m:
-            ident = m.copy()  # the table copied whole (order kept), not rebuilt key by key
-            del ident["report_id"]
-            canonical = orjson.dumps(ident)
-        else:
-            canonical = orjson.dumps(m)
+        ident = m.copy()  # the table copied whole (order kept), not rebuilt key by key
+        ident.pop("report_id", None)
+        canonical = orjson.dumps(ident)
     except TypeError as exc:
         m["test_keys"] = test_keys
         raise ApiError(422, f"{where}: {_unserialisable(exc)}") from None
