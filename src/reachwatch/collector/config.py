@@ -8,6 +8,10 @@ from pathlib import Path
 from reachwatch.collector.ratelimit import DEFAULT_BURST, DEFAULT_RATE, LOOPBACK
 from reachwatch.store import default_journal
 
+#: Measurements waiting for a commit (those a journal holds included) before a 503: as many as the
+#: journal holds (``store.journal.MAX_HELD``), ~3 s of median batches at 20,000/s
+MAX_PENDING = 60_000
+
 
 @dataclasses.dataclass(frozen=True)
 class Settings:
@@ -15,7 +19,7 @@ class Settings:
     asn_db: Path | None = None
     country_db: Path | None = None
     max_body: int = 16 * 1024 * 1024  # bytes
-    max_pending: int = 60_000  # measurements waiting for a commit before 503 (journal.MAX_HELD)
+    max_pending: int = MAX_PENDING
     rate: float = DEFAULT_RATE  # measurements per second per network; 0 disables
     burst: float = DEFAULT_BURST
     #: networks whose submitters are not rate-limited, comma-separated ("" for none): loopback

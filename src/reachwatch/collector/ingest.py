@@ -28,6 +28,7 @@ from typing import Any
 
 from reachwatch.collector.analyser import Analyser, Backlog
 from reachwatch.collector.attribution import Attributor, Network
+from reachwatch.collector.config import MAX_PENDING
 from reachwatch.collector.http import ApiError
 from reachwatch.collector.prepare import Staged, finish, finish_rows, stage
 from reachwatch.store import Store
@@ -75,7 +76,7 @@ class Ingestor:
         secret: bytes,
         *,
         identity: str,
-        max_pending: int = 60_000,
+        max_pending: int = MAX_PENDING,
         max_batch: int = 2_000,
         commit_delay: float = 0.002,
         small_group: int = 100,
