@@ -30,6 +30,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import ipaddress
 import json
 import os
 import resource
@@ -371,6 +372,12 @@ def main() -> None:
     ap.add_argument("--echo-server", type=int)
     ap.add_argument("--load", nargs=3, metavar=("URL", "MODE", "TEMPLATE"))
     args = ap.parse_args()
+    try:
+        loopback = ipaddress.ip_address(args.source) in ipaddress.ip_network("127.0.0.0/8")
+    except ValueError:
+        loopback = False
+    if not loopback:
+        ap.error(f"--source {args.source}: not an address of 127.0.0.0/8 (the benchmark stays on loopback)")
     if args.echo_server:
         echo_server(args.echo_server)
         return
