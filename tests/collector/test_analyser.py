@@ -3,22 +3,34 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
+import multiprocessing
+import os
+import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import orjson
+import pytest
 
 from collector.conftest import collector
 from collector.test_app import web
 from reachwatch.collector import analysis
-from reachwatch.collector.analyser import Analyser, analyse_raw
+from reachwatch.collector.analyser import (
+    Analyser,
+    AnalysisUnavailable,
+    analyse_raw,
+    close_pool,
+    process_ended,
+)
 from reachwatch.collector.attribution import Network
 from reachwatch.collector.config import Settings
 from reachwatch.collector.ingest import Ingestor
 from reachwatch.store import open_store
 from reachwatch.store.compression import compress, decompress
-from reachwatch.store.schema import IDENTITY
+from reachwatch.store.schema import IDENTITY, Analysis
 from store.test_store import row
 
 
@@ -136,3 +148,81 @@ async def test_the_analysis_waits_while_ingest_is_busy(
         await analyser.stop()
     finally:
         await store.close()
+
+
+# -- a measurement that crashes or hangs the analysis process ----------------------------------------
+def crash_or_hang(items: Sequence[tuple[str, bytes]]) -> list[Analysis]:
+    """The analysis process's work, but for the rows named "crash" (it dies) and "hang" (it never
+    ends): what a verdict bug on one odd measurement, or the kernel's OOM killer, would do."""
+    for uid, _ in items:
+        if uid == "crash":
+            os._exit(3)
+        if uid == "hang":
+            time.sleep(3600)
+    return analyse_raw(items)
+
+
+def always_crash(items: Sequence[tuple[str, bytes]]) -> list[Analysis]:
+    os._exit(3)
+
+
+def _analysis_processes() -> list[int]:
+    """The PIDs of this process's children still running (not ended, nor zombies: the pool's own
+    thread reaps those, and ``is_alive()`` racing it may answer True)."""
+    return [
+        p.pid for p in multiprocessing.active_children() if p.pid is not None and not process_ended(p.pid)
+    ]
+
+
+async def test_one_measurement_that_crashes_or_hangs_the_analysis_does_not_stop_the_rest(
+    real_measurements: list[dict[str, Any]],
+) -> None:
+    """The batch is cut in halves down to the row at fault, which alone gets no verdict; the
+    process that hung is killed by PID, not left behind."""
+    good = [compress(orjson.dumps(m)) for m in web(real_measurements)[:3]]
+    items = [("g0", good[0]), ("crash", good[0]), ("g1", good[1]), ("hang", good[1]), ("g2", good[2])]
+    analyser = Analyser(object(), work=crash_or_hang, timeout=1.0, timeout_per_row=0.0)  # type: ignore[arg-type]
+    try:
+        out = await analyser.analyse(items)
+    finally:
+        close_pool(wait=5.0)
+    assert [a.measurement_uid for a in out] == [uid for uid, _ in items]
+    expected = analyse_raw([items[0], items[2], items[4]])
+    assert [out[0], out[2], out[4]] == expected
+    for a in (out[1], out[3]):
+        assert a.failure and not a.anomaly and a.blocking is None  # no verdict, never counted as ok
+    assert _analysis_processes() == []
+
+
+async def test_an_analysis_process_that_cannot_run_at_all_leaves_the_rows_alone(
+    real_measurements: list[dict[str, Any]],
+) -> None:
+    """A new process that fails with nothing to analyse says the trouble is not the batch's: no row
+    is given "no verdict" for it (the analyser tries again later)."""
+    items = [("a", compress(orjson.dumps(web(real_measurements)[0])))]
+    analyser = Analyser(object(), work=always_crash)  # type: ignore[arg-type]
+    try:
+        with pytest.raises(AnalysisUnavailable):
+            await analyser.analyse(items)
+    finally:
+        close_pool(wait=5.0)
+    assert _analysis_processes() == []
+
+
+async def test_the_shutdown_kills_an_analysis_process_that_does_not_finish(
+    real_measurements: list[dict[str, Any]],
+) -> None:
+    """A stopped or hung analysis process does not hold up the collector's stop: it is given
+    its time, then killed by PID."""
+    items = [("hang", compress(orjson.dumps(web(real_measurements)[0])))]
+    analyser = Analyser(object(), work=crash_or_hang, timeout=3600.0)  # type: ignore[arg-type]
+    task = asyncio.create_task(analyser.analyse(items))
+    while not _analysis_processes():
+        await asyncio.sleep(0.05)
+    await asyncio.sleep(0.5)  # the batch is in the process's hands
+    close_pool(wait=0.2)
+    assert _analysis_processes() == []
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError, Exception):
+        await task
+    close_pool(wait=1.0)

@@ -74,3 +74,67 @@ async def test_sigterm_to_the_process_group_finishes_the_batch_in_hand(
         assert con.execute("SELECT count(*) FROM measurements").fetchall()[0][0] == len(lines)
     finally:
         con.close()
+
+
+def _running(pid: int) -> bool:
+    """Whether ``pid`` is still running (not gone, nor a zombie)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[0] not in ("Z", "X")
+    except OSError:
+        return False
+
+
+def _children(pid: int) -> dict[int, str]:
+    """The running children of ``pid``: command lines by PID."""
+    out = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text().rpartition(")")[2].split()
+            if int(stat[1]) == pid and stat[0] not in ("Z", "X"):
+                out[int(entry.name)] = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+        except (OSError, IndexError, ValueError):
+            continue
+    return out
+
+
+async def test_a_stopped_analysis_process_does_not_hold_up_the_stop(
+    tmp_path: Path, real_measurements: list[dict[str, Any]]
+) -> None:
+    """An analysis process that never finishes its batch (stopped here; hung on some measurement)
+    made SIGTERM wait for it forever; it now gets ``SHUTDOWN_WAIT`` seconds, then is killed by PID,
+    and the pool's queues are still released."""
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    proc = start(tmp_path / "m.duckdb", port, stderr=subprocess.PIPE)
+    stopped = None
+    try:
+        await wait_ready(url, proc)
+        lines = measurements(web(real_measurements)[0])
+        async with httpx.AsyncClient(timeout=30) as http:
+            assert (
+                await http.post(f"{url}/api/v1/measurements", content=b"\n".join(lines[:50]))
+            ).status_code == 200
+            for _ in range(600):  # the analysis process starts with the first verdicts
+                spawned = [p for p, cmd in _children(proc.pid).items() if "spawn_main" in cmd]
+                if spawned:
+                    break
+                await asyncio.sleep(0.05)
+            assert spawned, "no analysis process was started"
+            stopped = spawned[0]
+            os.kill(stopped, signal.SIGSTOP)
+            body = b"\n".join(lines[50:150])  # its next batch waits in the stopped process
+            assert (await http.post(f"{url}/api/v1/measurements", content=body)).status_code == 200
+        await asyncio.sleep(1.0)
+        proc.send_signal(signal.SIGTERM)
+        _, err = await asyncio.to_thread(proc.communicate, timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        if stopped is not None and _running(stopped):
+            os.kill(stopped, signal.SIGKILL)
+    assert proc.returncode in (0, -signal.SIGTERM), err.decode(errors="replace")[-2000:]
+    assert b"leaked" not in err and b"Traceback" not in err, err.decode(errors="replace")[-2000:]
+    assert not _running(stopped)

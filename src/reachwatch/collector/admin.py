@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import hmac
-from concurrent.futures.process import BrokenProcessPool
 from typing import Any
 
 from fastapi import FastAPI
 from starlette.requests import Request
 from starlette.responses import Response
 
-from reachwatch.collector.analyser import analyse_raw
+from reachwatch.collector.analyser import AnalysisUnavailable, analyse_raw
 from reachwatch.collector.config import Settings
 from reachwatch.collector.http import STORE_FAILING, ApiError, json_response, store_errors
 from reachwatch.collector.ingest import Ingestor
@@ -63,10 +62,10 @@ def add_routes(app: FastAPI, settings: Settings) -> None:
 
 async def _verdicts(ingestor: Ingestor, batch: list[tuple[str, bytes]]) -> list[Analysis]:
     """The batch's verdicts off the event loop: in the analysis child, or a thread if there is
-    none or it died (the analyser replaces it for its own next batch)."""
+    none or none can be kept alive."""
     if ingestor.analyser is not None:
         try:
             return await ingestor.analyser.analyse(batch)
-        except BrokenProcessPool:
+        except AnalysisUnavailable:
             pass
     return await asyncio.to_thread(analyse_raw, batch)

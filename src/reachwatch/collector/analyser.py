@@ -16,7 +16,9 @@ import logging
 import multiprocessing
 import multiprocessing.connection
 import os
+import signal
 import threading
+import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import Executor, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
@@ -37,6 +39,17 @@ PAUSE = 0.2
 QUIET = 0.05
 #: Longest a batch waits for such a moment (a tenth of it while behind: the last batch was full).
 MAX_DEFER = 5.0
+#: Seconds the analysis process may take over a batch, plus :data:`TIMEOUT_PER_ROW` a row (1,000
+#: median measurements take ~0.15 s, a 16 MB one well under a second), before it is taken for hung
+#: (a stopped process, a verdict that never ends), killed by PID and replaced
+TIMEOUT = 10.0
+TIMEOUT_PER_ROW = 0.05
+#: Seconds a new analysis process may take to start and answer an empty batch
+START_TIMEOUT = 60.0
+#: Longest wait before the analysis is tried again after a failure (1 s, then doubling)
+RETRY_LONGEST = 60.0
+#: Seconds the server's shutdown waits for the batch in the analysis process before killing it
+SHUTDOWN_WAIT = 10.0
 
 
 @runtime_checkable
@@ -47,6 +60,16 @@ class Backlog(Protocol):
     async def update_analysis(self, rows: Sequence[Analysis]) -> None: ...
 
 
+class AnalysisUnavailable(RuntimeError):
+    """No analysis process can be started or kept alive: nothing to do with the rows at hand."""
+
+
+def no_verdict(uid: str) -> Analysis:
+    """The verdict columns of a row that cannot be analysed: analysed, with no verdict (a failure,
+    never counted as ok), rather than left to block the queue."""
+    return Analysis(uid, None, None, None, None, anomaly=False, failure=True)
+
+
 def analyse_raw(items: Sequence[tuple[str, bytes]]) -> list[Analysis]:
     """The verdict columns of stored rows, from (uid, raw). Runs in the child process."""
     out = []
@@ -55,11 +78,15 @@ def analyse_raw(items: Sequence[tuple[str, bytes]]) -> list[Analysis]:
             out.append(Analysis(uid, *analysis.verdict_values(orjson.loads(decompress(raw)))))
         except Exception as exc:  # an unreadable row gets "no verdict" rather than blocking the queue
             log.warning("cannot analyse a stored measurement: %s", type(exc).__name__)
-            out.append(Analysis(uid, None, None, None, None, anomaly=False, failure=True))
+            out.append(no_verdict(uid))
     return out
 
 
 def _init_child() -> None:
+    # a stop signal for the whole process group (systemd, ^C) is the collector's to handle: it
+    # lets this process finish its batch, then shuts it down (SHUTDOWN_WAIT)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     try:  # idle priority: runs only on CPU time no other process wants
         os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))
     except (AttributeError, OSError):
@@ -92,19 +119,60 @@ def _child_pool() -> Executor | None:
     return _pool
 
 
-def close_pool() -> None:
+def close_pool(wait: float = SHUTDOWN_WAIT) -> None:
     """End the analysis process and free its queues (the server's shutdown): without it the
     interpreter exits with the pool's semaphores still registered, and Python's resource tracker
-    warns of "leaked semaphore objects". Waits for the batch in hand (at most ~1,000 verdicts).
-    The next collector of this process starts a new one."""
-    _reset_pool(wait=True)
+    warns of "leaked semaphore objects". Waits for the batch in hand (at most ~1,000 verdicts),
+    ``wait`` seconds at most: a process that has not finished by then (stopped, hung) is killed
+    by PID, so that a stop never hangs on it. The next collector of this process starts a new one."""
+    _reset_pool(wait=wait)
 
 
-def _reset_pool(*, wait: bool = False) -> None:
+def _reset_pool(*, wait: float = 0.0) -> None:
+    """Shut the pool down: its process given ``wait`` seconds to finish the batch in hand, then
+    killed (by PID) if still alive; 0, at once (a broken or hung pool)."""
     global _pool
-    if _pool is not None:
-        _pool.shutdown(wait=wait, cancel_futures=True)
-        _pool = None
+    pool, _pool = _pool, None
+    if pool is None:
+        return
+    # private, but Python before 3.14 has no kill_workers(): the pool's processes by PID
+    processes = list(getattr(pool, "_processes", None) or {})
+    manager = getattr(pool, "_executor_manager_thread", None)  # shutdown() forgets it
+    pool.shutdown(wait=False, cancel_futures=True)
+    deadline = time.monotonic() + wait
+    for pid in processes:
+        if not _exited(pid, deadline):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+            _exited(pid, time.monotonic() + 1.0)  # the signal is delivered, not instantly acted on
+    if wait and isinstance(manager, threading.Thread):
+        # the pool's own thread reaps the process and closes its queues (else Python's resource
+        # tracker warns of leaked semaphores at exit)
+        manager.join(max(1.0, deadline - time.monotonic()))
+
+
+def _exited(pid: int, deadline: float) -> bool:
+    """Whether process ``pid`` (a child of ours, which the pool reaps) has ended by ``deadline``."""
+    while not process_ended(pid):
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(0.01)
+    return True
+
+
+def process_ended(pid: int) -> bool:
+    """Gone, or a zombie waiting to be reaped (``kill(pid, 0)`` still finds those)."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            return f.read().rpartition(b")")[2].split()[0] in (b"Z", b"X")
+    except FileNotFoundError:
+        return True
+    except OSError:  # no /proc: whether it can still be signalled
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return True
+        return False
 
 
 class Analyser:
@@ -120,9 +188,13 @@ class Analyser:
         idle_for: Callable[[], float] | None = None,
         quiet: float = QUIET,
         max_defer: float = MAX_DEFER,
+        timeout: float = TIMEOUT,
+        timeout_per_row: float = TIMEOUT_PER_ROW,
+        work: Callable[[Sequence[tuple[str, bytes]]], list[Analysis]] = analyse_raw,
     ) -> None:
         """``idle_for``: seconds since ingest was last active (0 while it is): a batch waits until
-        that reaches ``quiet``, at most ``max_defer`` seconds."""
+        that reaches ``quiet``, at most ``max_defer`` seconds. ``work``: what the analysis process
+        runs on a batch (a module-level function: it is sent by name)."""
         self.store = store
         self.batch = batch
         self.pause = pause
@@ -130,6 +202,9 @@ class Analyser:
         self.idle_for = idle_for
         self.quiet = quiet
         self.max_defer = max_defer
+        self.timeout = timeout
+        self.timeout_per_row = timeout_per_row
+        self.work = work
         self._event = asyncio.Event()
         self._wanted = 0  # bumped by every poke
         self._done = 0  # the last poke whose rows are all analysed
@@ -160,6 +235,7 @@ class Analyser:
                 await asyncio.sleep(0.005)
 
     async def _run(self) -> None:
+        failures = 0
         while True:
             await self._event.wait()
             self._event.clear()
@@ -175,14 +251,14 @@ class Analyser:
                         break
                     behind = self.behind = len(items) >= self.batch
                     await self.store.update_analysis(await self.analyse(items))
-            except Exception as exc:  # store or child trouble: the rows stay unanalysed, retry soon
+            except Exception as exc:  # store or system trouble: the rows stay unanalysed, retry
                 log.error("background analysis failed: %s", type(exc).__name__)
-                if isinstance(exc, BrokenProcessPool):
-                    _reset_pool()
-                await asyncio.sleep(1.0)
+                failures += 1
+                await asyncio.sleep(min(RETRY_LONGEST, 2.0 ** (failures - 1)))
                 self._event.set()
                 continue
             self._done = wanted
+            failures = 0
             await asyncio.sleep(self.pause)
 
     async def _yield_to_ingest(self, longest: float) -> None:
@@ -193,10 +269,46 @@ class Analyser:
             while (idle := self.idle_for()) < self.quiet and loop.time() < deadline:
                 await asyncio.sleep(min(self.quiet - idle, max(0.001, deadline - loop.time())))
 
-    async def analyse(self, items: list[tuple[str, bytes]]) -> list[Analysis]:
+    async def analyse(self, items: Sequence[tuple[str, bytes]]) -> list[Analysis]:
         """The verdicts of ``items`` (uid, raw), off the event loop: in the analysis child process
-        (or a thread)."""
+        (or a thread). A batch that kills the process or outlasts :data:`TIMEOUT` (it is then
+        killed) is cut in halves, each analysed by a new process, down to the one row at fault,
+        which is given no verdict (:func:`no_verdict`): one measurement that crashes or hangs the
+        verdict cannot stop the analysis of the rest, nor make it retry the same batch forever.
+        :class:`AnalysisUnavailable` if a new process, given nothing to analyse, fails too: the
+        trouble is not the batch's, and its rows stay as they are."""
         pool = None if self.in_process else _child_pool()
         if pool is None:
             return await asyncio.to_thread(analyse_raw, items)
-        return await asyncio.get_running_loop().run_in_executor(pool, analyse_raw, items)
+        try:
+            return await self._in_child(pool, items)
+        except (BrokenProcessPool, TimeoutError) as exc:
+            what = "did not finish in time" if isinstance(exc, TimeoutError) else "died"
+            _reset_pool()  # killed by PID if hung; the next call starts another
+        await self._check_child(what)
+        if len(items) == 1:
+            log.error("the analysis process %s on one stored measurement: left without a verdict", what)
+            return [no_verdict(items[0][0])]
+        log.error("the analysis process %s; analysing its batch in halves", what)
+        half = len(items) // 2
+        return [*await self.analyse(items[:half]), *await self.analyse(items[half:])]
+
+    async def _in_child(
+        self, pool: Executor, items: Sequence[tuple[str, bytes]], timeout: float | None = None
+    ) -> list[Analysis]:
+        return await asyncio.wait_for(
+            asyncio.get_running_loop().run_in_executor(pool, self.work, items),
+            self.timeout + self.timeout_per_row * len(items) if timeout is None else timeout,
+        )
+
+    async def _check_child(self, what: str) -> None:
+        """A new analysis process asked to analyse nothing, after one ``what`` (died, timed out):
+        :class:`AnalysisUnavailable` unless it answers. It starts (and imports) in this call, so
+        that the halves that follow are timed on a process already running."""
+        pool = _child_pool()
+        try:
+            if pool is not None and await self._in_child(pool, (), max(self.timeout, START_TIMEOUT)) == []:
+                return
+        except (BrokenProcessPool, TimeoutError):
+            _reset_pool()
+        raise AnalysisUnavailable(f"the analysis process {what}, and so does a new one given nothing to do")
