@@ -64,7 +64,7 @@ def test_variants_cover_ipv6_spellings() -> None:
 
 
 def test_variants_cover_host_names_ptr_names_and_urls() -> None:
-    assert {b"192-0-2-55", b"55.2.0.192.in-addr.arpa"} <= variants("192.0.2.55")
+    assert {b"192-0-2-55", b"55.2.0.192", b"55-2-0-192"} <= variants("192.0.2.55")
     v6 = variants("2001:db8::1")
     assert {b"2001%3Adb8%3A%3A1", b"2001%3adb8%3a%3a1", b"2001%3ADB8%3A%3A1"} <= v6
     assert b"1.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.8.b.d.0.1.0.0.2.ip6.arpa" in v6
@@ -79,9 +79,64 @@ def test_variants_cover_host_names_ptr_names_and_urls() -> None:
     out = orjson.loads(scrubber.json(data))
     assert out == {
         "host": "ec2-[scrubbed].compute-1.amazonaws.com",
-        "ptr": "[scrubbed].",
+        "ptr": "[scrubbed].in-addr.arpa.",
         "url": "http://block.example/?ip=[scrubbed]&again=[scrubbed]",
     }
+
+
+@pytest.mark.parametrize(
+    "spelling",
+    [
+        # an IPv4 address mapped into IPv6, written in hex (10.20.30.40 = 0a14:1e28)
+        "::ffff:a14:1e28",
+        "::ffff:0a14:1e28",
+        "0:0:0:0:0:ffff:a14:1e28",
+        "0000:0000:0000:0000:0000:ffff:0a14:1e28",
+        "::FFFF:A14:1E28",
+        "::ffff%3Aa14%3A1e28",
+        "::ffff:10.20.30.40",
+        # reverse DNS names, forwards and backwards
+        "40-30-20-10.pool.isp.example",
+        "40.30.20.10.dyn.isp.example",
+        "host-10-20-30-40.isp.example",
+        "40.30.20.10.in-addr.arpa",
+        # zero-padded, percent-encoded dots
+        "010.020.030.040",
+        "10%2E20%2E30%2E40",
+        "10%2e20%2e30%2e40",
+    ],
+)
+def test_the_spellings_of_an_ipv4_address_seen_in_measurements(spelling: str) -> None:
+    """Found missing by an outside check (session 13): the docs promised the IPv4-mapped forms."""
+    out = Scrubber(["10.20.30.40"]).json(orjson.dumps({"body": f"you are {spelling} today"}))
+    assert b"20" not in out.replace(b"[scrubbed]", b""), out
+
+
+@pytest.mark.parametrize(
+    "spelling", ["2001-db8-85a3--8a2e-370-7334.ipv6.example", "2001-DB8-85A3--8A2E-370-7334"]
+)
+def test_an_ipv6_address_in_a_host_name(spelling: str) -> None:
+    out = Scrubber(["2001:db8:85a3::8a2e:370:7334"]).json(orjson.dumps({"host": spelling}))
+    assert b"7334" not in out, out
+
+
+@pytest.mark.parametrize(
+    "probe_ip", ["10.20.30.49/32", "10.20.30.51, 10.20.30.49", "10.20.30.49;10.20.30.51"]
+)
+def test_a_probe_ip_naming_a_network_or_several_addresses(probe_ip: str) -> None:
+    out = Scrubber(["127.0.0.1", probe_ip]).json(orjson.dumps({"body": "at 10.20.30.49"}))
+    assert out == b'{"body":"at [scrubbed]"}'
+
+
+def test_unpadded_base64_is_scrubbed_and_stays_unpadded() -> None:
+    body = base64.b64encode(b"\xffyou are 10.20.30.40").rstrip(b"=").decode()  # 20 bytes: one "=" left out
+    assert not body.endswith("=")
+    out = orjson.loads(
+        Scrubber(["10.20.30.40"]).json(orjson.dumps({"b": {"data": body, "format": "base64"}}))
+    )
+    data = out["b"]["data"]
+    assert not data.endswith("=")
+    assert base64.b64decode(data + "=" * (-len(data) % 4)) == b"\xffyou are [scrubbed]"
 
 
 def test_scrub_reaches_every_string() -> None:
