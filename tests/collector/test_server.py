@@ -131,6 +131,18 @@ def test_a_forwarded_value_that_is_not_an_address_is_no_submitter(
     assert m["test_keys"]["x_note"] == "seen from somewhere-else today"
 
 
+def test_an_empty_nearest_entry_is_no_submitter_and_not_the_proxy(
+    tmp_path: Path, geo_dbs: tuple[Path, Path], small_measurements: list[dict[str, Any]]
+) -> None:
+    """uvicorn's middleware left the proxy as the client for ``X-Forwarded-For: ADDR,``: the
+    measurement was attributed to the proxy's network and ADDR stayed in it unscrubbed."""
+    settings = _behind(tmp_path, geo_dbs, "127.0.0.1")
+    with live_server(settings) as url:
+        m = _stored(url, _measurement(small_measurements, PROBE_V4), f"{PROBE_V4},")
+    assert m.get("x_unattributed") is True
+    assert m["test_keys"]["x_note"] == f"seen from {PROBE_V4} today"  # no submitter: nothing to scrub
+
+
 @pytest.mark.parametrize(
     ("value", "expected"),
     [("127.0.0.1", "127.0.0.1"), (" 10.0.0.0/8, ::1 ", "10.0.0.0/8,::1"), ("*", "*")],

@@ -36,6 +36,7 @@ from reachwatch.collector.batch import (
 from reachwatch.collector.config import Settings
 from reachwatch.collector.error_handlers import add_error_handlers
 from reachwatch.collector.http import (
+from reachwatch.collector.forwarded import TrustedProxies
     ApiError,
     json_response,
     parse_json,
@@ -138,8 +139,12 @@ class CollectorApp(FastAPI):
 
     lane: dict[str, Handler]
 
+    #: ``--trusted-proxy``: the submitter is then the one a trusted proxy's X-Forwarded-For names
+    proxies: TrustedProxies | None = None
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and closes_after(scope):  # an early answer must still be read
+        if self.proxies is not None and scope["type"] == "http":
+            self.proxies.rewrite(scope)
             body = LingeringBody(scope, receive, send)
             receive, send = body.receive, body.send
         if scope["type"] == "http" and scope["method"] == "POST" and getattr(self, "lane", None):
@@ -331,6 +336,7 @@ def create_app(settings: Settings) -> CollectorApp:
     @app.post(
         "/report/{report_id}",
         response_model=Submitted,
+    app.proxies = TrustedProxies(settings.trusted_proxies) if settings.trusted_proxies else None
         responses=ERRORS,
         openapi_extra=_json_body(Submission),
     )

@@ -26,7 +26,8 @@ from reachwatch.store import open_store
 def trusted_proxies(value: str) -> str:
     """``--trusted-proxy``: addresses and networks (``10.0.0.1``, ``10.0.0.0/8``, ``::1``),
     comma-separated, or ``*`` (any peer: only where nothing but the proxy can reach the port).
-    Returned as uvicorn reads them; a :class:`UserError` naming a bad entry."""
+    Returned normalised, as :class:`~reachwatch.collector.forwarded.TrustedProxies` reads them; a
+    :class:`UserError` naming a bad entry."""
     entries = [item.strip() for item in value.split(",") if item.strip()]
     if not entries:
         raise UserError(
@@ -79,8 +80,7 @@ def uvicorn_config(settings: Settings, host: str, port: int) -> uvicorn.Config:
         http=_http_protocol(),
         access_log=False,  # the access log would carry submitting addresses
         log_level="warning",
-        proxy_headers=bool(settings.trusted_proxies),
-        forwarded_allow_ips=settings.trusted_proxies or "",
+        proxy_headers=False,  # X-Forwarded-For is read by the app's own rule (collector.forwarded)
         ssl_certfile=settings.tls_cert,
         ssl_keyfile=settings.tls_key,
         server_header=False,

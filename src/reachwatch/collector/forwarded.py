@@ -1,0 +1,85 @@
+"""The submitter behind a trusted reverse proxy: the address its ``X-Forwarded-For`` names.
+
+The collector reads the header itself rather than through uvicorn's proxy-headers middleware,
+whose rule differs where it matters for attribution and privacy: an empty nearest entry
+(``X-Forwarded-For: 198.51.100.7,`` or an empty header) left the proxy as the client, so the
+measurement was attributed to the proxy's own network and the address before it went unscrubbed.
+Here, from a trusted peer, the entries are read from the nearest back: those naming a trusted
+proxy (``--trusted-proxy`` addresses and networks) are passed over; the first other entry is the
+submitter if it is an IP address (bare, with a port, or an IPv6 one in brackets) and an unknown
+submitter ("": unattributed, nothing to scrub) if it is anything else, empty included. A request
+from a trusted peer without the header is the proxy's own (a health check): its address is the
+peer's, as for any direct request. ``*`` trusts any peer, but names no entry a proxy: the nearest
+entry, the one the proxy added, is the submitter (what a client wrote before it is never taken).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+
+from starlette.types import Scope
+
+from reachwatch.collector.ratelimit import networks_of
+
+#: ``198.51.100.7``, ``198.51.100.7:5060``, ``2001:db8::7``, ``[2001:db8::7]:5060``
+_ENTRY = re.compile(r"\[([0-9A-Fa-f:.]+)\](?::[0-9]{1,5})?|([0-9.]+)(?::[0-9]{1,5})?|([0-9A-Fa-f:.]+)")
+Address = ipaddress.IPv4Address | ipaddress.IPv6Address
+
+
+def entry_address(entry: str) -> Address | None:
+    """The IP address an ``X-Forwarded-For`` entry names, None if it names none."""
+    match = _ENTRY.fullmatch(entry.strip())
+    if match is None:
+        return None
+    try:
+        return ipaddress.ip_address(next(g for g in match.groups() if g is not None))
+    except ValueError:
+        return None
+
+
+class TrustedProxies:
+    """``--trusted-proxy``: which peers may name the submitter, and the submitter they name."""
+
+    def __init__(self, spec: str) -> None:
+        entries = [item.strip() for item in spec.split(",") if item.strip()]
+        self.any = "*" in entries
+        self.networks = networks_of(",".join(entry for entry in entries if entry != "*"))
+
+    def _listed(self, ip: Address) -> bool:
+        return any(ip.version == net.version and ip in net for net in self.networks)
+
+    def trusts(self, host: str) -> bool:
+        """Whether the peer ``host`` is a trusted proxy."""
+        if self.any:
+            return True
+        ip = entry_address(host)
+        return ip is not None and self._listed(ip)
+
+    def submitter(self, forwarded: list[bytes]) -> str:
+        """The submitter the ``X-Forwarded-For`` values (in the order received) name; "" if unknown."""
+        entries = b",".join(forwarded).decode("latin-1").split(",")
+        for entry in reversed(entries):
+            ip = entry_address(entry)
+            if ip is None:
+                return ""  # empty, a name, garbage: no address to attribute or scrub
+            if not self._listed(ip):
+                return str(ip)
+        # every entry a trusted proxy: the request began on one of them
+        first = entry_address(entries[0])
+        return "" if first is None else str(first)
+
+    def rewrite(self, scope: Scope) -> None:
+        """Put the submitter in ``scope["client"]`` (port 0) and the scheme the proxy was reached
+        by in ``scope["scheme"]``, for a request from a trusted proxy."""
+        client = scope.get("client")
+        if not client or not self.trusts(client[0]):
+            return
+        forwarded: list[bytes] = []
+        for name, value in scope["headers"]:
+            if name == b"x-forwarded-for":
+                forwarded.append(value)
+            elif name == b"x-forwarded-proto" and value.strip() in (b"http", b"https"):
+                scope["scheme"] = value.strip().decode()
+        if forwarded:
+            scope["client"] = (self.submitter(forwarded), 0)

@@ -1,0 +1,75 @@
+"""Which submitter a trusted proxy's X-Forwarded-For names (the collector's own rule)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from reachwatch.collector.forwarded import TrustedProxies, entry_address
+
+
+def _scope(peer: str, *headers: tuple[bytes, bytes]) -> dict[str, Any]:
+    return {"type": "http", "client": (peer, 40000), "headers": list(headers), "scheme": "http"}
+
+
+@pytest.mark.parametrize(
+    ("forwarded", "submitter"),
+    [
+        (b"198.51.100.7", "198.51.100.7"),
+        (b" 198.51.100.7 ", "198.51.100.7"),
+        (b"192.0.2.200, 198.51.100.7", "198.51.100.7"),  # what a client wrote is never taken
+        (b"198.51.100.7:5060", "198.51.100.7"),
+        (b"[2001:db8::7]:5060", "2001:db8::7"),
+        (b"2001:DB8::7", "2001:db8::7"),
+        (b"198.51.100.7, 10.0.0.2", "198.51.100.7"),  # a second trusted proxy passed over
+        (b"10.0.0.3, 10.0.0.2", "10.0.0.3"),  # begun on a trusted host
+        # no address in the nearest entry that is not a trusted proxy: an unknown submitter
+        (b"198.51.100.7,", ""),
+        (b"198.51.100.7, ", ""),
+        (b"", ""),
+        (b"proxy.example", ""),
+        (b"198.51.100.7, unknown", ""),
+        (b"198.51.100.028", ""),
+        (b"fe80::1%eth0", ""),
+    ],
+)
+def test_the_submitter_is_the_nearest_entry_no_trusted_proxy_added(forwarded: bytes, submitter: str) -> None:
+    proxies = TrustedProxies("127.0.0.1,10.0.0.0/8")
+    scope = _scope("127.0.0.1", (b"x-forwarded-for", forwarded))
+    proxies.rewrite(scope)
+    assert scope["client"] == (submitter, 0)
+
+
+def test_several_headers_are_one_list() -> None:
+    scope = _scope("127.0.0.1", (b"x-forwarded-for", b"192.0.2.200"), (b"x-forwarded-for", b"198.51.100.7"))
+    TrustedProxies("127.0.0.1").rewrite(scope)
+    assert scope["client"] == ("198.51.100.7", 0)
+
+
+def test_an_untrusted_peer_names_no_one() -> None:
+    scope = _scope("203.0.113.5", (b"x-forwarded-for", b"198.51.100.7"), (b"x-forwarded-proto", b"https"))
+    TrustedProxies("127.0.0.1").rewrite(scope)
+    assert scope["client"] == ("203.0.113.5", 40000) and scope["scheme"] == "http"
+
+
+def test_the_proxys_own_request_is_its_own() -> None:
+    """Without the header (a health check of the proxy's own), the peer is the client."""
+    scope = _scope("127.0.0.1", (b"x-forwarded-proto", b"https"))
+    TrustedProxies("127.0.0.1").rewrite(scope)
+    assert scope["client"] == ("127.0.0.1", 40000) and scope["scheme"] == "https"
+
+
+def test_any_peer_trusted_takes_the_entry_the_proxy_added() -> None:
+    scope = _scope("203.0.113.5", (b"x-forwarded-for", b"192.0.2.200, 198.51.100.7"))
+    TrustedProxies("*").rewrite(scope)
+    assert scope["client"] == ("198.51.100.7", 0)
+
+
+@pytest.mark.parametrize(
+    ("entry", "address"),
+    [("::ffff:192.0.2.1", "::ffff:c000:201"), ("[::1]", "::1"), ("1.2.3", None), ("[1.2.3.4", None)],
+)
+def test_entry_address(entry: str, address: str | None) -> None:
+    found = entry_address(entry)
+    assert (None if found is None else str(found)) == address
