@@ -135,6 +135,41 @@ def test_submit_says_why_measurements_stay_queued(tmp_path: Path) -> None:
     assert r.returncode == 1 and "pending 1" in r.stdout, r.stderr
 
 
+def test_submit_queues_nothing_from_a_file_with_a_bad_line(tmp_path: Path) -> None:
+    """A file whose 5th line was not JSON exited 2 but left its first 4 lines queued, sent by the
+    next run: the whole file is checked first, a file or a pipe alike, and nothing is queued."""
+    lines = [json.dumps({**MINIMAL, "input": f"http://{i}.example/"}) for i in range(3)]
+    # an invalid measurement (the collector's to refuse), then line 5: an array, or a cut line
+    head = [*lines, '{"test_name": "web_connectivity"}']
+    jsonl = tmp_path / "in.jsonl"
+    jsonl.write_text("\n".join([*head, "[1, 2]", *lines]) + "\n")
+    url = f"http://127.0.0.1:{free_port()}"
+    outbox = tmp_path / "o"
+    r = reachwatch("submit", str(jsonl), "--collector", url, "--outbox", str(outbox), "--retry-for", "0")
+    assert r.returncode == 2 and f"{jsonl}:5: not a JSON object" in r.stderr, r.stderr
+    assert list((outbox / "pending").iterdir()) == [] and r.stdout == ""
+    assert "how to fix: make line 5 one measurement" in r.stderr and "Traceback" not in r.stderr
+    piped = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "reachwatch",
+            "submit",
+            "/dev/stdin",
+            "--collector",
+            url,
+            "--outbox",
+            str(outbox),
+        ],
+        input="\n".join([*head, '{"truncated": ', *lines]) + "\n",
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert piped.returncode == 2 and "/dev/stdin:5: not a JSON object" in piped.stderr, piped.stderr
+    assert list((outbox / "pending").iterdir()) == []
+
+
 def test_serve_says_the_port_is_taken_before_creating_the_store(tmp_path: Path) -> None:
     """A port in use was uvicorn's "ERROR: [Errno 98]" (exit 3), after the DuckDB file and its
     journal had been created."""

@@ -249,3 +249,48 @@ async def test_resends_after_a_restart_answer_the_first_uids(
         assert (await http.post("/api/v1/measurements", content=body)).json()["measurement_uids"] == batch
         listing = (await http.get("/api/v1/measurements", params={"limit": 1000})).json()
         assert listing["metadata"]["count"] == len(ms)
+
+
+async def test_every_post_route_answers_413_past_max_body(tmp_path) -> None:
+    """``--max-body`` holds on every route that takes a body: the close route read none, and a
+    300 KB body past a 200 KB limit was a 200 ``{}`` there (every other route: 413)."""
+    async with collector(Settings(store=str(tmp_path / "m.duckdb"), rate=0, max_body=200_000)) as (_, http):
+        rid = (await http.post("/report", json=OPEN)).json()["report_id"]
+        body = b"{" + b" " * 300_000 + b"}"
+
+        async def streamed():  # no Content-Length: the limit applies while the body arrives
+            for _ in range(30):
+                yield b" " * 10_000
+
+        for path in ("/report", f"/report/{rid}", f"/report/{rid}/close", "/api/v1/measurements"):
+            for content in (body, streamed()):
+                r = await http.post(path, content=content)
+                assert r.status_code == 413 and "larger than 200000" in r.json()["error"], (path, r.text)
+        # a close within the limit, with or without a body, is still answered {}
+        for small in (b"", b"{}"):
+            r = await http.post(f"/report/{rid}/close", content=small)
+            assert r.status_code == 200 and r.json() == {}
+        # an unknown report is a 404 before its body is read, as for a submission
+        assert (await http.post(f"/report/{rid[:-1]}x/close", content=body)).status_code == 404
+
+
+async def test_a_trailing_slash_is_a_404_not_a_redirect(tmp_path) -> None:
+    """``POST /report/{id}/`` was a 307 to an absolute ``http://`` URL: behind a proxy ending TLS,
+    a downgrade to plain HTTP. Such a URL is a 404 with the usual ``error``; so are the other
+    routes' slashed forms. The dashboard's bare path still leads to it, by a relative redirect."""
+    async with collector(Settings(store=str(tmp_path / "m.duckdb"), rate=0)) as (_, http):
+        rid = (await http.post("/report", json=OPEN)).json()["report_id"]
+        for method, path in (
+            ("POST", f"/report/{rid}/"),
+            ("POST", "/report/"),
+            ("POST", f"/report/{rid}/close/"),
+            ("POST", "/api/v1/measurements/"),
+            ("GET", "/api/v1/measurements/"),
+            ("GET", "/api/v1/health/"),
+            ("GET", "/dashboard/country/PK/"),
+        ):
+            r = await http.request(method, path, content=b"{}" if method == "POST" else None)
+            assert r.status_code == 404 and "location" not in r.headers, (method, path, r.status_code)
+            assert r.json()["error"] == "Not Found", (method, path)
+        r = await http.get("/dashboard")
+        assert r.status_code == 307 and r.headers["location"] == "/dashboard/"

@@ -45,3 +45,15 @@ async def test_health_says_ok_then_busy(tmp_path: Path, real_measurements: list[
 async def test_health_without_a_journal(tmp_path: Path) -> None:
     async with collector(Settings(store=str(tmp_path / "m.duckdb"), rate=0, journal=False)) as (_, http):
         assert (await http.get("/api/v1/health")).json()["journal"] is None
+
+
+async def test_health_answers_head(tmp_path: Path) -> None:
+    """Load balancers probe with HEAD: it was a 405. The status and headers of a GET, no body;
+    OpenAPI documents the GET only."""
+    async with collector(Settings(store=str(tmp_path / "m.duckdb"), rate=0)) as (app, http):
+        r = await http.head("/api/v1/health")
+        assert r.status_code == 200 and r.content == b""
+        assert r.headers["content-type"] == "application/json"
+        assert list(app.openapi()["paths"]["/api/v1/health"]) == ["get"]
+        # a method it lacks names both in its Allow
+        assert (await http.post("/api/v1/health")).headers["allow"] == "GET, HEAD"

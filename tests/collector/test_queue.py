@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import io
 import re
 from pathlib import Path
 from typing import Any
@@ -16,6 +17,7 @@ from collector.test_app import web
 from reachwatch.collector import queue
 from reachwatch.collector.config import Settings
 from reachwatch.collector.queue import Outbox
+from reachwatch.errors import UserError
 
 
 async def test_put_is_idempotent_and_flush_sends(
@@ -227,3 +229,31 @@ async def test_two_processes_flushing_one_outbox_take_turns(
     assert sum(r.sent for r in results) == len(ms), "a measurement was sent twice"
     assert [r.remaining for r in results] == [0, 0] and first.pending() == []
     assert stored == len(ms)
+
+
+def test_put_lines_is_all_or_nothing(tmp_path: Path) -> None:
+    """A file whose 5th line is bad left its first 4 queued (one of them a JSON array), sent by the
+    next flush: every line is checked before the first is put, and a bad file queues nothing."""
+    box = Outbox(tmp_path / "box")
+    good = [orjson.dumps({"n": i}) for i in range(3)]
+    for bad, why in (
+        (b"[1, 2]", "(a JSON array)"),
+        (b'"x"', "(a JSON string)"),
+        (b'{"n": 4', "(unexpected end of data at column"),
+        (b'{"n": "\xff"}', "(not valid UTF-8: byte 0xff at byte 8)"),
+        (b"null", "(a JSON null)"),
+    ):
+        source = io.BytesIO(b"\n".join([*good, b"", bad, *good]) + b"\n")
+        with pytest.raises(UserError) as caught:
+            box.put_lines(source, "in.jsonl")
+        assert caught.value.where == "in.jsonl:5" and caught.value.what.startswith("not a JSON object")
+        assert why in caught.value.what and caught.value.fix and "line 5" in caught.value.fix
+        assert "nothing from in.jsonl was queued" in caught.value.fix
+        assert not any(box.pending_dir.iterdir()) and sorted(box.path.iterdir()) == [
+            box.pending_dir,
+            box.rejected_dir,
+        ]
+    # a good file: each line put as it was (stripped; a byte order mark first, CRLF, blank lines)
+    source = io.BytesIO(b"\xef\xbb\xbf" + b"\r\n".join([good[0], b"  ", *good, good[0]]) + b"\r\n")
+    assert box.put_lines(source, "in.jsonl") == 5
+    assert sorted(p.read_bytes() for p in box.pending()) == sorted(good)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import codecs
 import math
 from pathlib import Path
 
@@ -166,13 +165,7 @@ def submit(
         raise UserError("no such file", where=str(file))
     box = Outbox(outbox)
     with open(file, "rb") as fh:
-        for n, line in enumerate(fh, 1):
-            if n == 1:
-                line = line.removeprefix(codecs.BOM_UTF8)  # as Windows editors save UTF-8
-            if line.strip():
-                if not line.lstrip().startswith(b"{"):
-                    raise UserError("not a JSON object", where=f"{file}:{n}")
-                box.put(line)
+        box.put_lines(fh, str(file))  # all or none: a bad line queues nothing
     result = asyncio.run(box.flush(collector, retry_for=retry_for))
     typer.echo(
         f"sent {result.sent}, rejected {result.rejected} (see {box.rejected_dir}), pending {result.remaining}"

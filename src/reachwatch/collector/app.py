@@ -19,7 +19,8 @@ import orjson
 from fastapi import FastAPI
 from pydantic import ValidationError
 from starlette.requests import ClientDisconnect, Request
-from starlette.responses import Response
+from starlette.responses import RedirectResponse, Response
+from starlette.routing import Route, Router
 from starlette.types import Receive, Scope, Send
 
 from reachwatch.collector import admin, health, reads
@@ -35,8 +36,8 @@ from reachwatch.collector.batch import (
 )
 from reachwatch.collector.config import Settings
 from reachwatch.collector.error_handlers import add_error_handlers
-from reachwatch.collector.http import (
 from reachwatch.collector.forwarded import TrustedProxies
+from reachwatch.collector.http import (
     ApiError,
     json_response,
     parse_json,
@@ -138,13 +139,13 @@ class CollectorApp(FastAPI):
     """
 
     lane: dict[str, Handler]
-
     #: ``--trusted-proxy``: the submitter is then the one a trusted proxy's X-Forwarded-For names
     proxies: TrustedProxies | None = None
+
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and closes_after(scope):  # an early answer must still be read
         if self.proxies is not None and scope["type"] == "http":
             self.proxies.rewrite(scope)
+        if scope["type"] == "http" and closes_after(scope):  # an early answer must still be read
             body = LingeringBody(scope, receive, send)
             receive, send = body.receive, body.send
         if scope["type"] == "http" and scope["method"] == "POST" and getattr(self, "lane", None):
@@ -227,7 +228,11 @@ def create_app(settings: Settings) -> CollectorApp:
             attributor.close()
             close_pool()
 
-    app = CollectorApp(title="reachwatch collector", version="0.1.0", lifespan=lifespan)
+    # no slash redirects: Starlette's name an absolute URL of the scheme the app sees, http:// behind a
+    # proxy ending TLS (a downgrade); ``/report/{id}/`` and the like are a 404 as any unknown path
+    app = CollectorApp(
+        title="reachwatch collector", version="0.1.0", lifespan=lifespan, redirect_slashes=False
+    )
     add_error_handlers(app)
 
     def rate_limit(client: str, asn: str | None, cost: int) -> None:
@@ -331,12 +336,12 @@ def create_app(settings: Settings) -> CollectorApp:
         return orjson.dumps({"measurement_uids": uids})
 
     app.lane = {"/report/": submit_one, "/api/v1/measurements": submit_many}
+    app.proxies = TrustedProxies(settings.trusted_proxies) if settings.trusted_proxies else None
 
     # the same handlers as FastAPI routes: what OpenAPI documents, and what serves without the lane
     @app.post(
         "/report/{report_id}",
         response_model=Submitted,
-    app.proxies = TrustedProxies(settings.trusted_proxies) if settings.trusted_proxies else None
         responses=ERRORS,
         openapi_extra=_json_body(Submission),
     )
@@ -347,6 +352,8 @@ def create_app(settings: Settings) -> CollectorApp:
     async def close_report(report_id: str, request: Request) -> Response:
         if not valid_report_id(request.app.state.ingestor.secret, report_id):
             raise ApiError(404, "unknown report id")
+        # nothing in it is used, but it is read as every route's is: 413 past --max-body, 415, 408
+        await read_body(request, settings.max_body)
         return json_response({})
 
     # JSON lines, and a batch of one as application/json: the body is read the same whatever its
@@ -384,8 +391,18 @@ def create_app(settings: Settings) -> CollectorApp:
 
 
 def _add_dashboard(app: FastAPI) -> None:
-    """The dashboard (``reachwatch.web``) at /dashboard/, reading the store the app opens."""
+    """The dashboard (``reachwatch.web``) at /dashboard/, reading the store the app opens. Its
+    pages' slashed forms are a 404 as the app's are (no absolute redirect); the bare /dashboard
+    leads to it by a relative one, which keeps the scheme the browser used."""
     from reachwatch.web import mount
     from reachwatch.web.store_source import StoreSource, lazy_reader
 
-    app.router.routes.append(mount(StoreSource(lazy_reader(lambda: app.state.store)), "/dashboard"))
+    dashboard = mount(StoreSource(lazy_reader(lambda: app.state.store)), "/dashboard")
+    if isinstance(dashboard.app, Router):
+        dashboard.app.redirect_slashes = False
+    app.router.routes.append(dashboard)
+
+    async def to_dashboard(_: Request) -> Response:
+        return RedirectResponse("/dashboard/", status_code=307)
+
+    app.router.routes.append(Route("/dashboard", to_dashboard, methods=["GET", "HEAD"]))

@@ -1,5 +1,6 @@
-"""``GET /api/v1/health``: whether the collector takes measurements now, for operators and load
-balancers. Answered from memory (nothing read from the store), so it stays cheap under load."""
+"""``GET /api/v1/health`` (and ``HEAD``): whether the collector takes measurements now, for
+operators and load balancers. Answered from memory (nothing read from the store), so it stays
+cheap under load."""
 
 from __future__ import annotations
 
@@ -18,6 +19,9 @@ HEALTH: dict[int | str, dict[str, Any]] = {
 
 
 def add_routes(app: FastAPI) -> None:
+    # load balancers probe with HEAD: the GET's status and headers, no body (Starlette sends none);
+    # a route of its own, out of OpenAPI (one route of both methods would be two operations of one id)
+    @app.head("/api/v1/health", include_in_schema=False)
     @app.get("/api/v1/health", responses=HEALTH)
     async def health(request: Request) -> Response:
         """``status`` ok, busy (``--max-pending`` reached) or store failing (the last write to the

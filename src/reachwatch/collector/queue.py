@@ -11,23 +11,30 @@ Several processes may share an outbox (``reachwatch measure --collector`` and ``
 on the same ``--outbox``): ``put`` needs no lock (a whole file appears by its rename), and flushes
 take turns (``flock`` of ``path/pending``, waited for): two at once would each send the other's
 files, and one would trip over the files the other deleted.
+
+``put_lines(source, name)`` puts a file's JSON lines all or none (``reachwatch submit``): every line
+is checked before the first is put, so a bad line queues nothing.
 """
 
 from __future__ import annotations
 
 import asyncio
+import codecs
 import contextlib
 import dataclasses
 import fcntl
 import hashlib
 import os
+import tempfile
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import httpx
 import orjson
+
+from reachwatch.errors import UserError
 
 
 @dataclasses.dataclass
@@ -81,6 +88,28 @@ class Outbox:
         os.replace(tmp, final)
         _fsync_dir(self.pending_dir)
         return final
+
+    def put_lines(self, source: BinaryIO, name: str) -> int:
+        """Put every measurement of ``source`` (one JSON object a line; blank lines skipped, a
+        UTF-8 byte order mark before the first allowed), all or none: every line is read and
+        checked before the first is put, and a bad one raises :class:`UserError` naming
+        ``name:line``, with nothing queued. The lines checked wait in an unnamed file in the
+        outbox (a pipe cannot be read twice; memory holds one line at a time). Returns how many
+        lines were put."""
+        with tempfile.TemporaryFile(dir=self.path) as spool:
+            count = 0
+            for n, line in enumerate(source, 1):
+                if n == 1:
+                    line = line.removeprefix(codecs.BOM_UTF8)  # as Windows editors save UTF-8
+                line = line.strip()
+                if line:
+                    _check_line(line, name, n)
+                    spool.write(line + b"\n")
+                    count += 1
+            spool.seek(0)
+            for line in spool:
+                self.put(line)
+        return count
 
     def pending(self) -> list[Path]:
         return sorted(
@@ -222,6 +251,39 @@ class Outbox:
 #: the statuses that refuse what was sent; any other 4xx (404, 401, 403, 405, 408, 415...) is
 #: about the request (a wrong URL, a proxy) and keeps the measurements queued
 LINE_STATUSES = (400, 413, 422)
+
+
+_JSON_TYPES = {
+    list: "array",
+    str: "string",
+    int: "number",
+    float: "number",
+    bool: "boolean",
+    type(None): "null",
+}
+
+
+def _check_line(line: bytes, name: str, n: int) -> None:
+    """:class:`UserError` unless ``line`` (line ``n`` of ``name``) is a JSON object."""
+    try:
+        value = orjson.loads(line)
+    except orjson.JSONDecodeError as exc:
+        try:
+            line.decode("utf-8")
+        except UnicodeDecodeError as bad:  # orjson says only "surrogates not allowed" at column 1
+            why = f"not valid UTF-8: byte 0x{line[bad.start]:02x} at byte {bad.start + 1}"
+        else:
+            why = f"{exc.msg} at column {exc.colno}"
+    else:
+        if isinstance(value, dict):
+            return
+        why = f"a JSON {_JSON_TYPES.get(type(value), type(value).__name__)}"
+    raise UserError(
+        f"not a JSON object ({why})",
+        where=f"{name}:{n}",
+        fix=f"make line {n} one measurement (a JSON object on one line) or remove it, and run "
+        f"submit again: nothing from {name} was queued",
+    )
 
 
 def _reason(resp: httpx.Response) -> str:
