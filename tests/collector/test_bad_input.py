@@ -28,6 +28,7 @@ def broken(good: dict[str, Any]) -> list[tuple[str, bytes]]:
         ("missing keys", orjson.dumps({"input": "http://x.example/"})),
         ("wrong types", orjson.dumps({**good, "test_keys": "nope", "probe_asn": 64501})),
         ("bad cc", orjson.dumps({**good, "probe_cc": "Pakistan"})),
+        ("asn past 32 bits", orjson.dumps({**good, "probe_asn": "AS4294967296"})),
         ("bad time", orjson.dumps({**good, "measurement_start_time": "2026-13-45 99:99:99"})),
         ("huge string", orjson.dumps({**good, "input": "http://x.example/" + "a" * 100_000})),
         ("deep nesting", b'{"a":' * 2000 + b"1" + b"}" * 2000),
@@ -62,6 +63,29 @@ async def test_the_message_names_what_is_wrong(tmp_path: Path, good: dict[str, A
         ):
             r = await http.post("/api/v1/measurements", content=orjson.dumps(line))
             assert r.status_code == 422 and message in r.json()["errors"][0]["error"], r.text
+
+
+async def test_an_asn_past_32_bits_is_a_422_on_every_write_route(
+    tmp_path: Path, good: dict[str, Any]
+) -> None:
+    """AS4294967296 and AS9999999999 were stored; ASNs stop at 4294967295."""
+    async with collector(Settings(store=str(tmp_path / "m.duckdb"), rate=0)) as (_, http):
+        rid = (await http.post("/report", json=OPEN)).json()["report_id"]
+        for asn in ("AS4294967296", "AS9999999999"):
+            said = f"probe_asn: {asn} is past 4294967295, the largest ASN"
+            r = await http.post("/report", json={**OPEN, "probe_asn": asn})
+            assert r.status_code == 422 and said in r.json()["error"], r.text
+            r = await http.post(
+                f"/report/{rid}", json={"format": "json", "content": {**good, "probe_asn": asn}}
+            )
+            assert r.status_code == 422 and r.json()["error"].startswith(f"content: {said}"), r.text
+            r = await http.post("/api/v1/measurements", content=orjson.dumps({**good, "probe_asn": asn}))
+            assert r.status_code == 422 and r.json()["errors"][0]["error"].startswith(f"line 1: {said}"), (
+                r.text
+            )
+        assert (await http.get("/api/v1/measurements")).json()["metadata"]["count"] == 0
+        r = await http.post("/report", json={**OPEN, "probe_asn": "AS4294967295"})
+        assert r.status_code == 200 and "_4294967295_n1_" in r.json()["report_id"], r.text
 
 
 async def test_bad_ooni_submissions(tmp_path: Path, good: dict[str, Any]) -> None:

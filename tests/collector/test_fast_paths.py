@@ -26,6 +26,10 @@ ODD_VALUES: list[Any] = [
     "",
     "x",
     "AS1\n",
+    "AS0001",  # OONI's spec example: taken (the column is then AS1)
+    "AS4294967295",
+    "AS4294967296",  # past 32 bits: the model refuses it
+    "AS9999999999",
     "PK\n",
     "2024-01-01 00:00:00\n",
     "2024-01-01T00:00:00",

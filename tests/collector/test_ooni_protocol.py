@@ -2,17 +2,29 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import itertools
+import random
 import re
 
+import orjson
 import pytest
+from pydantic import ValidationError
 
 from collector.conftest import MINIMAL
 from reachwatch.collector.attribution import Network
 from reachwatch.collector.http import ApiError
-from reachwatch.collector.ooni_protocol import START_TIME, START_TIME_EXACT
-from reachwatch.collector.prepare import stage
-from reachwatch.store.schema import EARLIEST, IDENTITY, LATEST
+from reachwatch.collector.ooni_protocol import (
+    ASN,
+    ASN_EXACT,
+    ASN_MAX,
+    START_TIME,
+    START_TIME_EXACT,
+    ReportOpen,
+    new_report_id,
+)
+from reachwatch.collector.prepare import Staged, base_fields, stage
+from reachwatch.store.schema import COLUMN_NAMES, EARLIEST, IDENTITY, LATEST
 
 
 def _taken(start_time: str) -> bool:
@@ -40,3 +52,99 @@ def test_the_specs_start_time_is_exactly_what_is_stored() -> None:
 @pytest.mark.parametrize("value", ["2024-05-01 24:00:00", "2024-05-01T10:00:00", "2024-05-01 10:00:00\n"])
 def test_the_specs_start_time_refuses_what_the_model_refuses(value: str) -> None:
     assert not re.fullmatch(START_TIME_EXACT, value) and not _taken(value)
+
+
+def _stage_asn(probe_asn: str, network: Network | None = None) -> Staged:
+    m = {**MINIMAL, "probe_asn": probe_asn}
+    return stage(m, b"k" * 32, False, "", network or Network(), None, "content", None, identity=IDENTITY)
+
+
+def _asn_taken(value: str) -> bool:
+    try:
+        _stage_asn(value)
+    except ApiError:
+        return False
+    return True
+
+
+def _asn_values() -> list[str]:
+    """ASNs around 0, the 16-bit edge and ASN_MAX, with and without leading zeros, and random ones."""
+    numbers = [0, 1, 9, 10, 65535, 65536, 999_999_999, 1_000_000_000]
+    numbers += [ASN_MAX + d for d in range(-11, 12)] + [4_299_999_999, 4_300_000_000, 9_999_999_999]
+    numbers += random.Random(5).sample(range(10**10), 300)
+    values = [f"AS{n}" for n in numbers] + [f"AS{n:010d}" for n in numbers if n < 10**10]
+    return [*values, "AS0001", "AS00", "AS00000000000", "AS012345678901", "AS", "AS-1", "as1", "AS1\n"]
+
+
+def test_the_specs_asn_is_exactly_what_is_taken() -> None:
+    """ASNs are 32-bit: one past ASN_MAX was stored; OpenAPI's pattern (and the fast envelope
+    check, which uses it) must say exactly what a submission or a report may carry."""
+    exact, loose = re.compile(ASN_EXACT).fullmatch, re.compile(ASN).fullmatch
+    for value in _asn_values():
+        taken = _asn_taken(value)
+        assert bool(exact(value)) == taken, value
+        digits = value[2:]
+        assert taken == (bool(loose(value)) and int(digits) <= ASN_MAX), value
+        opened = {"probe_cc": "PK", "software_name": "x", "software_version": "1", "test_name": "dnscheck"}
+        opened.update(test_version="1", data_format_version="0.2.0", format="json", probe_asn=value)
+        try:
+            ReportOpen.model_validate(opened)
+        except ValidationError:
+            assert not taken, value
+        else:
+            assert taken, value
+
+
+@pytest.mark.parametrize("value", ["AS4294967296", "AS9999999999", "AS04294967296"])
+def test_an_asn_past_32_bits_is_a_422_saying_what_where_and_how_to_fix(value: str) -> None:
+    assert base_fields({**MINIMAL, "probe_asn": value}) is None  # the model words the error
+    with pytest.raises(ApiError) as caught:
+        _stage_asn(value)
+    assert caught.value.status == 422
+    if len(value) == 12:  # ten digits (eleven are the pattern's error)
+        assert caught.value.message == (
+            f"content: probe_asn: {value} is past 4294967295, the largest ASN (they are 32-bit "
+            "numbers): send the network's ASN as AS<number>, or AS0 when it is unknown"
+        )
+
+
+def _columns(staged: Staged) -> dict[str, object]:
+    return dict(zip(COLUMN_NAMES, staged.values, strict=True))
+
+
+@pytest.mark.parametrize(
+    ("sent", "column"),
+    [("AS0001", "AS1"), ("AS1", "AS1"), ("AS0", "AS0"), ("AS000", "AS0"), ("AS0065536", "AS65536")],
+)
+def test_the_asn_column_has_one_form_per_network_and_the_json_the_probes(sent: str, column: str) -> None:
+    """OONI's spec example says AS0001: it was listed as AS0001, aggregated as 1 and found only by
+    ``probe_asn=0001``. The column is canonical; the stored measurement keeps what was sent."""
+    staged = _stage_asn(sent)
+    assert _columns(staged)["probe_asn"] == column and _columns(staged)["x_probe_asn_claimed"] is None
+    assert orjson.loads(staged.stored)["probe_asn"] == sent
+
+
+def test_the_claimed_asn_is_compared_and_kept_canonical_in_its_column() -> None:
+    same = _stage_asn("AS0001", Network("AS1", "Net", "PK"))
+    assert _columns(same)["probe_asn"] == "AS1" and _columns(same)["x_probe_asn_claimed"] is None
+    assert "x_probe_asn_claimed" not in orjson.loads(same.stored)
+    other = _stage_asn("AS0001", Network("AS2", "Net", "PK"))
+    assert (_columns(other)["probe_asn"], _columns(other)["x_probe_asn_claimed"]) == ("AS2", "AS1")
+    stored = orjson.loads(other.stored)
+    assert (stored["probe_asn"], stored["x_probe_asn_claimed"]) == ("AS2", "AS0001")  # as the probe sent it
+
+
+def test_a_report_id_carries_the_asns_number() -> None:
+    req = ReportOpen.model_validate(
+        {
+            "probe_asn": "AS0001",
+            "probe_cc": "PK",
+            "software_name": "x",
+            "software_version": "1",
+            "test_name": "openvpn",
+            "test_version": "1",
+            "data_format_version": "0.2.0",
+            "format": "json",
+        }
+    )
+    assert "_openvpn_PK_1_n1_" in new_report_id(b"s" * 32, req, dt.datetime(2026, 1, 1, tzinfo=dt.UTC))

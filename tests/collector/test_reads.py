@@ -73,10 +73,17 @@ async def test_filters_are_normalised_like_the_stored_columns(
         for cc in ("IT", "it", "It"):
             assert await count(probe_cc=cc) == 2, cc
             assert await count(AGGREGATION, probe_cc=cc) == 2, cc
-        for asn in ("AS3320", "as3320", "3320"):
+        for asn in ("AS3320", "as3320", "3320", "AS03320", "0003320"):
             assert await count(probe_asn=asn) == 1, asn
             assert await count(AGGREGATION, probe_asn=asn) == 1, asn
-        bad_values = ({"probe_cc": "ITA"}, {"probe_cc": "1T"}, {"probe_asn": "ASN3320"}, {"probe_asn": "AS"})
+        bad_values = (
+            {"probe_cc": "ITA"},
+            {"probe_cc": "1T"},
+            {"probe_asn": "ASN3320"},
+            {"probe_asn": "AS"},
+            {"probe_asn": "AS4294967296"},
+            {"probe_asn": "9999999999"},
+        )
         empty = tuple({name: value} for name in FILTERS for value in ("", " "))  # as the other empty values
         for bad in (*bad_values, *empty):
             for route in (LIST, AGGREGATION):
@@ -407,3 +414,61 @@ async def test_aggregation_answers_the_asn_as_oonis_does(
         assert [(x["probe_asn"], x["probe_cc"]) for x in by["result"]] == [(30722, "IT")]
         listed = (await http.get(LIST, params={"probe_asn": "30722"})).json()["results"]
         assert [x["probe_asn"] for x in listed] == ["AS30722"]  # the list keeps OONI's "AS..." form
+
+
+async def test_an_asn_has_one_form_in_the_columns_whatever_the_probe_wrote(
+    tmp_path: Path, real_measurements: list[dict[str, Any]]
+) -> None:
+    """OONI's spec example says ``AS0001``: it was listed as AS0001, aggregated as 1 and found only
+    by ``probe_asn=0001``; the aggregation by ASN was ordered as text (1, 137, 30722, 3269)."""
+    base = web(real_measurements)[0]
+    asns = ("AS0001", "AS3269", "AS30722", "AS137", "AS0")
+    ms = [_one(base, f"https://{n}.example/", asn=asn) for n, asn in enumerate(asns)]
+    async with collector(Settings(store=str(tmp_path / "m.duckdb"), rate=0)) as (_, http):
+        r = await http.post(LIST, content=b"\n".join(orjson.dumps(m) for m in ms))
+        assert r.status_code == 200, r.text
+        uid = r.json()["measurement_uids"][0]
+        for spelling in ("AS1", "as1", "1", "AS0001", "0001"):
+            listed = (await http.get(LIST, params={"probe_asn": spelling})).json()["results"]
+            assert [x["probe_asn"] for x in listed] == ["AS1"], spelling
+            by = (await http.get(AGGREGATION, params={"probe_asn": spelling})).json()["result"]
+            assert by["measurement_count"] == 1, spelling
+        stored = orjson.loads((await http.get(f"/api/v1/measurement/{uid}")).content)
+        assert stored["probe_asn"] == "AS0001"  # the measurement as sent (no attribution here)
+        by = (await http.get(AGGREGATION, params={"axis_x": "probe_asn"})).json()["result"]
+        assert [x["probe_asn"] for x in by] == [0, 1, 137, 3269, 30722]
+        by = (await http.get(AGGREGATION, params={"axis_x": "probe_cc", "axis_y": "probe_asn"})).json()[
+            "result"
+        ]
+        assert [x["probe_asn"] for x in by] == [0, 1, 137, 3269, 30722]
+        for route in (LIST, AGGREGATION):
+            r = await http.get(route, params={"probe_asn": "AS4294967296"})
+            assert r.status_code == 422, r.text
+            assert r.json()["error"].startswith("probe_asn: AS4294967296 is past 4294967295"), r.text
+
+
+def test_the_specs_asn_filter_is_exactly_what_is_taken() -> None:
+    import random
+    import re
+
+    from reachwatch.collector.http import ApiError
+    from reachwatch.collector.reads import ASN_QUERY, ASN_QUERY_EXACT, _asn
+
+    def taken(value: str) -> bool:
+        if not re.fullmatch(ASN_QUERY, value):
+            return False  # FastAPI's 422
+        try:
+            _asn(value)
+        except ApiError:
+            return False
+        return True
+
+    numbers = [0, 1, 65535, 4294967294, 4294967295, 4294967296, 4300000000, 9999999999]
+    numbers += random.Random(7).sample(range(10**10), 300)
+    for n in numbers:
+        for spelling in (f"AS{n}", f"as{n}", f"As{n}", str(n), f"{n:010d}", f"AS{n:010d}", f"AS{n:011d}"):
+            assert bool(re.fullmatch(ASN_QUERY_EXACT, spelling)) == taken(spelling), spelling
+            if taken(spelling):
+                assert _asn(spelling) == f"AS{n}", spelling
+    for other in ("", "AS", "ASN1", "-1", "1\n", "AS 1"):
+        assert not re.fullmatch(ASN_QUERY_EXACT, other) and not taken(other), repr(other)

@@ -23,6 +23,13 @@ def test_axes_are_checked() -> None:
         query.aggregate_sql(query.Filters(), ["probe_ip; DROP TABLE measurements"])
 
 
+def test_asns_are_grouped_by_column_and_ordered_by_number() -> None:
+    sql, _ = query.aggregate_sql(query.Filters(), ["probe_cc", "probe_asn"])
+    assert sql.endswith(" GROUP BY probe_cc, probe_asn ORDER BY probe_cc, length(probe_asn), probe_asn")
+    sql, _ = query.aggregate_sql(query.Filters(), ["domain"])
+    assert sql.endswith(" GROUP BY domain ORDER BY domain")
+
+
 def test_clickhouse_literals_escape() -> None:
     assert literal("it's \\ here") == "'it\\'s \\\\ here'"
     assert literal(None) == "NULL" and literal(True) == "1" and literal(7) == "7"

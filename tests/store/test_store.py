@@ -330,3 +330,28 @@ async def test_aggregation_counts_partition_rows_as_oonis(store_location: str) -
         }
     finally:
         await store.close()
+
+
+async def test_aggregation_by_asn_is_ordered_by_number(store_location: str) -> None:
+    """Ordered as text, the ASNs came as AS1, AS137, AS30722, AS3269: the same SQL orders them by
+    number on both backends (ClickHouse 18.16 included)."""
+    store = open_store(store_location)
+    await store.open()
+    try:
+        asns = ("AS3269", "AS1", "AS30722", "AS137", "AS0", "AS4294967295", "AS64501")
+        await store.insert([row(i, probe_asn=asn) for i, asn in enumerate(asns)])
+        by_number = sorted(asns, key=lambda a: int(a[2:]))
+        got = [r["probe_asn"] for r in await store.aggregate(Filters(), ["probe_asn"])]
+        assert got == by_number
+        got_pairs = [
+            (r["probe_cc"], r["probe_asn"])
+            for r in await store.aggregate(Filters(), ["probe_cc", "probe_asn"])
+        ]
+        assert got_pairs == sorted(got_pairs, key=lambda p: (p[0], int(p[1][2:])))
+        got_pairs = [
+            (r["probe_asn"], r["probe_cc"])
+            for r in await store.aggregate(Filters(), ["probe_asn", "probe_cc"])
+        ]
+        assert got_pairs == sorted(got_pairs, key=lambda p: (int(p[0][2:]), p[1]))
+    finally:
+        await store.close()

@@ -30,6 +30,7 @@ from reachwatch.collector.ooni_protocol import (
     FAST_REQUIRED,
     Base,
     MeasurementIn,
+    canonical_asn,
     measurement_uid,
     model_fields,
 )
@@ -265,7 +266,11 @@ def stage(
         raise ApiError(422, f"{where}: {_unserialisable(exc)}") from None
     if report_id is not None:
         m["report_id"] = report_id
-    claimed_asn, claimed_cc = base.probe_asn, base.probe_cc
+    claimed_cc = base.probe_cc
+    # the columns hold one form per network (AS0001 -> AS1, as attribution gives them), compared
+    # so; the stored JSON keeps the probe's own spelling (in x_probe_asn_claimed once overridden)
+    sent_asn = base.probe_asn
+    claimed_asn = sent_asn if len(sent_asn) < 4 or sent_asn[2] != "0" else canonical_asn(sent_asn)
     asn = network.asn or claimed_asn
     cc = network.cc or claimed_cc
     net_name = network.name if network.asn else base.probe_network_name
@@ -273,7 +278,7 @@ def stage(
     if network.attributed:
         m["probe_asn"], m["probe_cc"], m["probe_network_name"] = asn, cc, net_name
         if claimed_asn != asn:
-            m["x_probe_asn_claimed"] = claimed_asn
+            m["x_probe_asn_claimed"] = sent_asn
         if claimed_cc != cc:
             m["x_probe_cc_claimed"] = claimed_cc
     else:

@@ -12,7 +12,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from reachwatch.collector.http import STORE_FAILING, ApiError, json_response, store_errors
-from reachwatch.collector.ooni_protocol import exact_days
+from reachwatch.collector.ooni_protocol import ASN_DIGITS_EXACT, ASN_MAX, exact_days
 from reachwatch.observations.text import norm_host
 from reachwatch.store import Filters, Store
 from reachwatch.store.compression import decompress
@@ -21,6 +21,8 @@ Axis = Literal["measurement_start_day", "probe_cc", "probe_asn", "domain", "cate
 #: filters as people type them (OONI's API takes ``AS123`` or ``123``): normalised by :func:`_filters`
 CC_QUERY = r"^[A-Za-z]{2}$"
 ASN_QUERY = r"^(?:[Aa][Ss])?[0-9]{1,10}$"
+#: ASN_QUERY as OpenAPI tells clients: exactly the ASNs taken (to ASN_MAX, leading zeros allowed)
+ASN_QUERY_EXACT = rf"^(?:[Aa][Ss])?{ASN_DIGITS_EXACT}$"
 #: a time of day and UTC offset after a date, optional
 _TIME = r"([T ]([01][0-9]|2[0-3]):[0-5][0-9](:[0-5][0-9](\.[0-9]{1,6})?)?(Z|[+-]([01][0-9]|2[0-3]):[0-5][0-9])?)?$"
 #: months, days, hours, minutes in range: what is validated (Feb 30 is then a 422 of its own)
@@ -60,10 +62,18 @@ def _when(value: str | None, name: str) -> dt.datetime | None:
 
 
 def _asn(value: str | None) -> str | None:
-    """``AS123``, ``as123`` and ``123`` are one network, stored as ``AS123``."""
+    """``AS123``, ``as123``, ``123``, ``AS0123`` and ``0123`` are one network, stored as ``AS123``
+    (``ooni_protocol.canonical_asn``); past ASN_MAX (32 bits) no network is, so it is a 422."""
     if value is None:
         return None
-    return "AS" + (value[2:] if value[:2].upper() == "AS" else value)
+    number = int(value[2:] if value[:2].upper() == "AS" else value)
+    if number > ASN_MAX:
+        raise ApiError(
+            422,
+            f"probe_asn: {value} is past {ASN_MAX}, the largest ASN (they are 32-bit numbers): "
+            "give the network's ASN, as AS123 or 123",
+        )
+    return f"AS{number}"
 
 
 #: ``blocking=`` values: an anomaly, none, no verdict, or one of the verdict's blocking types
@@ -160,7 +170,9 @@ def add_routes(app: FastAPI) -> None:
     async def list_measurements(
         request: Request,
         probe_cc: str | None = Query(None, pattern=CC_QUERY),
-        probe_asn: str | None = Query(None, pattern=ASN_QUERY),
+        probe_asn: str | None = Query(
+            None, pattern=ASN_QUERY, json_schema_extra={"pattern": ASN_QUERY_EXACT}
+        ),
         domain: str | None = Query(None, max_length=255),
         input: str | None = Query(None, max_length=4096),
         category_code: str | None = Query(None, max_length=16),
@@ -205,7 +217,9 @@ def add_routes(app: FastAPI) -> None:
         axis_x: Axis | None = None,
         axis_y: Axis | None = None,
         probe_cc: str | None = Query(None, pattern=CC_QUERY),
-        probe_asn: str | None = Query(None, pattern=ASN_QUERY),
+        probe_asn: str | None = Query(
+            None, pattern=ASN_QUERY, json_schema_extra={"pattern": ASN_QUERY_EXACT}
+        ),
         domain: str | None = Query(None, max_length=255),
         input: str | None = Query(None, max_length=4096),
         category_code: str | None = Query(None, max_length=16),
