@@ -1,4 +1,4 @@
-"""The analysis flags stored at ingest for tests the verdict engine does not judge."""
+"""The analysis flags stored at ingest for tests other than web_connectivity, and the domain column."""
 
 from __future__ import annotations
 
@@ -16,11 +16,27 @@ def measurement(test_name: str, **keys: Any) -> dict[str, Any]:
     return {"test_name": test_name, "input": None, "test_keys": keys}
 
 
-def test_another_test_is_neither_an_anomaly_nor_a_failure_unless_it_failed() -> None:
-    blocking, accessible, _technique, rule, anomaly, failure = verdict_values(measurement("telegram"))
-    assert (blocking, accessible, rule, anomaly, failure) == (None, None, NOT_JUDGED, False, False)
-    *_, anomaly, failure = verdict_values(measurement("ndt", failure="generic_timeout_error"))
-    assert (anomaly, failure) == (False, True)
+def test_another_test_is_judged_by_its_own_rules() -> None:
+    """Its flags come from verdict.other_tests (after OONI's fastpath), and x_rule names the rule
+    that decided (never the web engine's "not web_connectivity"); tests/verdict/test_other_tests.py
+    checks each rule."""
+    blocked = measurement("telegram", telegram_web_status="blocked", tcp_connect=[])
+    assert verdict_values(blocked) == (None, None, None, "telegram.web-blocked", True, False)
+    signal = measurement("signal", signal_backend_status="blocked", failure=None, failed_operation=None)
+    signal |= {"test_version": "0.2.5", "measurement_start_time": "2024-03-01 10:00:00"}
+    signal["annotations"] = {"engine_version": "3.21.0"}
+    assert verdict_values(signal)[3:] == ("signal.blocked", True, False)
+    rule = verdict_values(measurement("telegram"))[3]
+    assert rule != NOT_JUDGED
+
+
+def test_a_test_oonis_fastpath_does_not_score_is_a_failure() -> None:
+    *_, rule, anomaly, failure = verdict_values(measurement("dnscheck", failure=None))
+    assert (rule, anomaly, failure) == ("other.not-scored", False, True)
+    *_, rule, anomaly, failure = verdict_values(measurement("ndt", failure="generic_timeout_error"))
+    assert (rule, anomaly, failure) == ("ndt.not-scored", False, False)  # scored, with no flag
+    *_, rule, anomaly, failure = verdict_values({"test_name": "ndt", "test_keys": None})
+    assert (rule, anomaly, failure) == ("other.no-test-keys", False, True)
 
 
 def test_a_web_connectivity_measurement_without_a_verdict_is_a_failure() -> None:

@@ -14,11 +14,12 @@ import urllib.parse
 from typing import Any
 
 from reachwatch.observations.text import norm_host
-from reachwatch.verdict import decide
+from reachwatch.verdict import decide, other_tests
 
 log = logging.getLogger(__name__)
 
-#: the verdict engine's rule for a measurement of another test than web_connectivity
+#: the verdict engine's rule for a measurement of another test than web_connectivity (judged then
+#: by :mod:`reachwatch.verdict.other_tests`; this id is never stored)
 NOT_JUDGED = "input.not-web-connectivity"
 
 
@@ -67,9 +68,14 @@ def verdict_values(measurement: dict[str, Any]) -> VerdictValues:
     t = str(technique) if technique is not None else None
     r = str(rule) if rule is not None else None
     if r == NOT_JUDGED:
-        # a test the verdict engine does not judge (telegram, ndt, tor...): no anomaly claimed, and
-        # a failure only when the test itself says it failed (its test_keys.failure), as OONI counts
-        return b, acc, t, r, False, isinstance(keys.get("failure"), str)
+        # another test (telegram, signal, tor...): its own rules (verdict.other_tests, after OONI's
+        # fastpath) name the anomaly and the failure; x_rule is the id of the rule that decided
+        try:
+            other = other_tests.decide(measurement)
+        except Exception as exc:  # a bug in a rule must not lose the measurement
+            log.warning("verdict failed on a measurement of another test: %s", type(exc).__name__)
+            return b, acc, t, None, False, True
+        return b, acc, t, other.rule_id, other.anomaly, other.failure
     return (
         b,
         acc,
