@@ -9,11 +9,15 @@ the answer, with the rest of the body still arriving: the kernel then resets the
 client that reads only once it has sent everything (urllib) sees "connection reset by peer"
 instead of the 413 that says what to fix.
 
-So on such a connection an answer given while the body is unfinished first reads and drops the
-rest of it, for at most :data:`LINGER_SECONDS` (nginx's lingering close waits 30 s too) and
-:data:`LINGER_BYTES`. Not when the client waits for ``100 Continue`` before sending the body
-(nothing is coming, and reading would ask for it) and not for a 408 (the body stopped arriving).
-Requests on kept-alive connections, the common case, pass through untouched.
+So on such a connection an answer given while the body is unfinished is sent at once, all but its
+end: the last (empty) piece, after which uvicorn closes the connection, waits until the rest of the
+body has been read and dropped, for at most :data:`LINGER_SECONDS` (nginx's lingering close waits
+30 s too) and :data:`LINGER_BYTES`. A client that reads as it sends has the whole answer at once
+(its Content-Length says where it ends); one that reads only once all is sent finds it waiting.
+(Until session 13 the rest was read first, and a client that paused mid-body waited the 30 s for
+its answer.) Not when the client waits for ``100 Continue`` before sending the body (nothing is
+coming, and reading would ask for it) and not for a 408 (the body stopped arriving). Requests on
+kept-alive connections, the common case, pass through untouched.
 """
 
 from __future__ import annotations
@@ -44,6 +48,7 @@ class LingeringBody:
         self._send = send
         self.ended = False  # the body's last message (or the client's disconnect) was received
         self.started = False  # the app asked for the body (uvicorn sent any 100 Continue then)
+        self.lingering = False  # an early answer: its end waits for the rest of the body
         self.waits_for_continue = any(
             name == b"expect" and value.lower() == b"100-continue" for name, value in scope["headers"]
         )
@@ -56,9 +61,15 @@ class LingeringBody:
         return message
 
     async def send(self, message: Message) -> None:
-        early = message["type"] == "http.response.start" and not self.ended
-        if early and message.get("status") != 408 and (self.started or not self.waits_for_continue):
+        if message["type"] == "http.response.start":
+            early = not self.ended and message.get("status") != 408
+            self.lingering = early and (self.started or not self.waits_for_continue)
+        elif self.lingering and message["type"] == "http.response.body" and not message.get("more_body"):
+            # the answer goes now; its end (uvicorn then closes) once the rest of the body is read
+            await self._send({**message, "more_body": True})
             await self._drop_rest()
+            await self._send({"type": "http.response.body", "body": b"", "more_body": False})
+            return
         await self._send(message)
 
     async def _drop_rest(self) -> None:
