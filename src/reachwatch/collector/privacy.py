@@ -132,8 +132,11 @@ def _named(text: str) -> list[str]:
     return [_PREFIX.sub("", part) for part in _LIST.split(text.strip()) if part]
 
 
-#: dashes as dots and hex digits in lower case: what the spellings of an address differ by
-_FOLD = bytes.maketrans(b"-ABCDEF", b".abcdef")
+def _fold(data: bytes) -> bytes:
+    """Dashes as dots and letters in lower case: what the spellings of an address differ by.
+    (``lower`` and ``replace`` run at ~2 GB/s, ``bytes.translate`` at ~0.7: 5 against 9 us for a
+    median measurement.)"""
+    return data.lower().replace(b"-", b".")
 
 
 class Scrubber:
@@ -156,9 +159,9 @@ class Scrubber:
         self.percent = tuple(n for n in every if b"%" in n and n not in self.hex)
         self.needles = tuple(n for n in every if b"%" not in n and n not in self.hex)
         #: the plain spellings with dashes as dots and hex in lower case, sought in the data so
-        #: folded (:data:`_FOLD`): one search finds a spelling in any of its separators and cases,
+        #: folded (:func:`_fold`): one search finds a spelling in any of its separators and cases,
         #: so a measurement holding none (nearly all) costs a third of the searches
-        self.detect = tuple(dict.fromkeys(n.translate(_FOLD) for n in self.needles))
+        self.detect = tuple(dict.fromkeys(_fold(n) for n in self.needles))
         #: (spellings, replacement) for decoded base64 values, in each of :data:`_CODECS`
         self.binary = tuple(
             (tuple(n.decode().encode(codec) for n in every), SCRUBBED.decode().encode(codec))
@@ -173,7 +176,7 @@ class Scrubber:
         itself when none occurs."""
         if not self.needles:
             return data
-        folded = data.translate(_FOLD)
+        folded = _fold(data)
         if self.hex and b"ffff" in folded:
             data = _replaced(data, self.hex, SCRUBBED)
         if self.percent and b"%" in data and (b"%2e" in folded or b"%3a" in folded):  # memchr first
