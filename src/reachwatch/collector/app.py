@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
-import functools
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
@@ -36,7 +35,7 @@ from reachwatch.collector.batch import (
 )
 from reachwatch.collector.config import Settings
 from reachwatch.collector.error_handlers import add_error_handlers
-from reachwatch.collector.forwarded import TrustedProxies
+from reachwatch.collector.forwarded import TrustedProxies, submitter_of
 from reachwatch.collector.http import (
     ApiError,
     json_response,
@@ -65,7 +64,6 @@ from reachwatch.collector.ratelimit import RateLimiter, network_key
 from reachwatch.store import default_journal, open_store
 from reachwatch.store.journal_left import note_journal, store_left_journal
 from reachwatch.store.schema import ORJSON_IDENTITIES
-from reachwatch.urls import is_ip_literal
 
 log = logging.getLogger(__name__)
 ERRORS: dict[int | str, dict[str, Any]] = {
@@ -109,18 +107,6 @@ def inline_schema(schema: dict[str, Any]) -> dict[str, Any]:
 
     out: dict[str, Any] = walk(schema)
     return out
-
-
-def _client(scope: Scope) -> str:
-    """The submitter's address: the peer's, or behind a trusted proxy the one its X-Forwarded-For
-    names; "" (unknown) if that is not an IP address (a proxy passing on what a client wrote), so
-    that no arbitrary text is taken for an address to scrub."""
-    client = scope.get("client")
-    return client[0] if client and _is_address(client[0]) else ""
-
-
-#: a submitter repeats itself: its check is remembered
-_is_address = functools.lru_cache(maxsize=4096)(is_ip_literal)
 
 
 def _json_bytes(body: bytes) -> Response:
@@ -261,7 +247,7 @@ def create_app(settings: Settings) -> CollectorApp:
         except ValidationError as exc:
             raise ApiError(422, validation_message(exc)) from None
         ingestor: Ingestor = request.app.state.ingestor
-        client = _client(request.scope)
+        client = submitter_of(request.scope)
         network = ingestor.network(client)
         rate_limit(client, network.asn, 1)
         rid = new_report_id(ingestor.secret, req, dt.datetime.now(dt.UTC))
@@ -287,7 +273,7 @@ def create_app(settings: Settings) -> CollectorApp:
         del body
         if not isinstance(data, dict) or data.get("format") != "json" or "content" not in data:
             raise ApiError(422, 'expected {"format": "json", "content": <measurement>}')
-        submitter = _client(scope)
+        submitter = submitter_of(scope)
         network = ingestor.network(submitter)
         rate_limit(submitter, network.asn, 1)
         staged = ingestor.stage(
@@ -302,7 +288,7 @@ def create_app(settings: Settings) -> CollectorApp:
         with the line numbers) and nothing is stored."""
         body = await read_asgi_body(scope, receive, settings.max_body)
         ingestor: Ingestor = app.state.ingestor
-        submitter = _client(scope)
+        submitter = submitter_of(scope)
         network = ingestor.network(submitter)
         pool: BatchPool | None = app.state.batch_pool
         # a big batch goes whole to a worker process: counted here by its newlines, not split (an

@@ -15,12 +15,14 @@ entry, the one the proxy added, is the submitter (what a client wrote before it 
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import re
 
 from starlette.types import Scope
 
 from reachwatch.collector.ratelimit import networks_of
+from reachwatch.urls import is_ip_literal
 
 #: ``198.51.100.7``, ``198.51.100.7:5060``, ``2001:db8::7``, ``[2001:db8::7]:5060``
 _ENTRY = re.compile(r"\[([0-9A-Fa-f:.]+)\](?::[0-9]{1,5})?|([0-9.]+)(?::[0-9]{1,5})?|([0-9A-Fa-f:.]+)")
@@ -83,3 +85,15 @@ class TrustedProxies:
                 scope["scheme"] = value.strip().decode()
         if forwarded:
             scope["client"] = (self.submitter(forwarded), 0)
+
+
+def submitter_of(scope: Scope) -> str:
+    """The submitter's address: the peer's, or behind a trusted proxy the one its X-Forwarded-For
+    names (:meth:`TrustedProxies.rewrite` put it in ``scope["client"]``); "" (unknown) if that is
+    not an IP address, so that no arbitrary text is taken for an address to scrub."""
+    client = scope.get("client")
+    return client[0] if client and _is_address(client[0]) else ""
+
+
+#: a submitter repeats itself: its check is remembered
+_is_address = functools.lru_cache(maxsize=4096)(is_ip_literal)

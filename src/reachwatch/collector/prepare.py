@@ -270,7 +270,7 @@ def stage(
     # the columns hold one form per network (AS0001 -> AS1, as attribution gives them), compared
     # so; the stored JSON keeps the probe's own spelling (in x_probe_asn_claimed once overridden)
     sent_asn = base.probe_asn
-    claimed_asn = sent_asn if len(sent_asn) < 4 or sent_asn[2] != "0" else canonical_asn(sent_asn)
+    claimed_asn = canonical_asn(sent_asn)
     asn = network.asn or claimed_asn
     cc = network.cc or claimed_cc
     net_name = network.name if network.asn else base.probe_network_name

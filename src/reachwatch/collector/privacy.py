@@ -183,7 +183,7 @@ class Scrubber:
             data = _replaced(data, self.percent, SCRUBBED)
         if any(n in folded for n in self.detect):
             data = _replaced(data, self.needles, SCRUBBED)
-        if self.needles and _BASE64_MARK in data:
+        if _BASE64_MARK in data:
             data = self._base64_values(data)
         return data
 
