@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import copy
+import json
 import logging
 from pathlib import Path
 from typing import Any
@@ -13,8 +14,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from collector.conftest import PROBE_V4, PROBE_V6, collector
+from collector.conftest import MINIMAL, PROBE_V4, PROBE_V6, collector
 from collector.test_app import OPEN, web
+from reachwatch.collector.batch import POOLED_LINES
 from reachwatch.collector.config import Settings
 from reachwatch.collector.privacy import Scrubber, scrub, variants
 
@@ -137,6 +139,29 @@ def test_unpadded_base64_is_scrubbed_and_stays_unpadded() -> None:
     data = out["b"]["data"]
     assert not data.endswith("=")
     assert base64.b64decode(data + "=" * (-len(data) % 4)) == b"\xffyou are [scrubbed]"
+
+
+@pytest.mark.parametrize(
+    "layout",
+    [
+        lambda m: json.dumps(m).encode(),  # "data": "...", "format": "base64"
+        lambda m: json.dumps(m, indent=2).encode(),
+        lambda m: orjson.dumps(m).replace(b"/", b"\\/"),  # slashes escaped, as PHP's encoder does
+    ],
+)
+def test_base64_values_are_scrubbed_in_any_layout(layout: Any) -> None:
+    """test_keys are stored as sent, so a base64 value may come laid out or with its slashes
+    escaped: it is still decoded, scrubbed and encoded again, and the JSON stays valid."""
+    page = b"\xff\xfe\xfd IP 192.0.2.1 ??>>"  # base64 with slashes
+    encoded = base64.b64encode(page).decode()
+    assert "/" in encoded
+    text = layout({"b": {"data": encoded, "format": "base64"}, "c": {"format": "base64", "data": encoded}})
+    out = orjson.loads(Scrubber(["192.0.2.1"]).json(text))
+    assert (
+        base64.b64decode(out["b"]["data"])
+        == base64.b64decode(out["c"]["data"])
+        == b"\xff\xfe\xfd IP [scrubbed] ??>>"
+    )
 
 
 def test_scrub_reaches_every_string() -> None:
@@ -391,3 +416,61 @@ def test_scrubbing_keeps_json_valid_and_leaves_no_spelling(value: Any) -> None:
     for spelling in _SPELLINGS:
         for codec in ("utf-8", "utf-16-le", "utf-16-be"):
             assert spelling.encode(codec) not in found
+
+
+#: test_keys texts as probes write them, each holding the submitter's address (PROBE_V4 or PROBE_V6)
+#: where the byte replacement could miss it, or half-meet it, in the text as sent: escaped digits
+#: and dots, right after an escape that ends in a hex digit (Go's ``\u003e``), in a base64 body
+#: with escaped slashes, in a key
+_ESCAPED_TEST_KEYS = [
+    rb'{"client_resolver":"203\u002e0.113\u002e77"}',
+    rb'{"body":"\u003ctd\u003e203.0.113.77\u003c/td\u003e"}',
+    rb'{"body":"\u003ctd\u003e2001:db8:1::77\u003c/td\u003e"}',
+    rb'{"body":"\u003e2001:DB8:1::77"}',
+    rb'{"\u003e203.0.113.77":1}',
+    rb'{"s":"\u0032\u0030\u0033.0.113.77"}',
+    rb'{"s":"77.113.0.203.i\u006e-addr.arpa"}',
+    # a body that is not UTF-8, laid out past the first key, its slashes escaped
+    b'{"a":1,"body":{"data": "%s", "format": "base64"}}'
+    % base64.b64encode(b"\xff\xfe\xfd 203.0.113.77 ??>>").replace(b"/", b"\\/"),
+]
+
+
+@pytest.mark.parametrize("test_keys", _ESCAPED_TEST_KEYS)
+async def test_test_keys_as_sent_are_scrubbed_through_their_escapes(tmp_path: Path, test_keys: bytes) -> None:
+    """test_keys are stored as sent (measurement_json.load_as_sent), escapes and all: where an
+    escape could hide an address, or the replacement meets one, they are minified first, so the
+    address is scrubbed in every spelling, on the collector's own path and in the batch workers,
+    and what is stored is valid JSON."""
+    top = {k: v for k, v in MINIMAL.items() if k != "test_keys"}
+    line = orjson.dumps({**top, "probe_ip": PROBE_V6, "input": "https://a.example/"})[:-1]
+    lines = [line + b',"x_n":%d,"test_keys":' % i + test_keys + b"}" for i in range(POOLED_LINES)]
+    async with collector(Settings(store=str(tmp_path / "m.duckdb"), rate=0), client=PROBE_V4) as (app, http):
+        one = await http.post("/api/v1/measurements", content=lines[0])
+        many = await http.post("/api/v1/measurements", content=b"\n".join(lines))  # in the workers
+        assert one.status_code == many.status_code == 200, many.text
+        await app.state.ingestor.settled()
+        uids = [one.json()["measurement_uids"][0], many.json()["measurement_uids"][-1]]
+        stored = [(await http.get(f"/api/v1/measurement/{uid}")).content for uid in uids]
+    for text in stored:
+        m = orjson.loads(text)
+        flat = orjson.dumps(m["test_keys"]) + b" ".join(base64_values(m))  # escapes undone
+        assert b"[scrubbed]" in flat
+        for address in (PROBE_V4, PROBE_V6):
+            assert not any(needle in flat.lower() for needle in variants(address)), flat
+
+
+def test_test_keys_as_sent_without_an_address_keep_their_escapes() -> None:
+    """Nothing to scrub: the text as sent is stored, Go's escapes of < > & kept; an escape that
+    merely looks like the start of an address (``\u003c::5`` is ``<::5``) is not taken for one."""
+    from reachwatch.collector.attribution import Network
+    from reachwatch.collector.measurement_json import load_as_sent
+    from reachwatch.collector.prepare import stage
+    from reachwatch.store.schema import IDENTITY
+
+    top = {k: v for k, v in MINIMAL.items() if k != "test_keys"}
+    line = orjson.dumps({**top, "probe_ip": "127.0.0.1"})[:-1] + rb',"test_keys":{"b":"\u003c::5 \u0026"}}'
+    staged = stage(load_as_sent(line), b"k" * 32, False, "203.0.113.9", Network(), identity=IDENTITY)
+    assert rb'"test_keys":{"b":"\u003c::5 \u0026"}' in staged.stored
+    staged = stage(load_as_sent(line), b"k" * 32, False, "c::5", Network(), identity=IDENTITY)
+    assert orjson.loads(staged.stored)["test_keys"] == {"b": "<::5 &"}

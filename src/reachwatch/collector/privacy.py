@@ -109,12 +109,14 @@ def _address(text: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
     return None
 
 
-#: A base64 value as OONI writes a body that is not UTF-8, in the compact form the stored JSON has
-#: (orjson, simdjson's minify): either key order
+#: A base64 value as OONI writes a body that is not UTF-8, either key order, in any layout (test_keys
+#: are stored as sent: measurement_json.load_as_sent), its slashes escaped or not (``\/``)
+_B64 = rb'"([A-Za-z0-9+/\\]*={0,2})"'
 _BASE64_VALUE = re.compile(
-    rb'\{"data":"([A-Za-z0-9+/]*={0,2})","format":"base64"\}|\{"format":"base64","data":"([A-Za-z0-9+/]*={0,2})"\}'
+    rb'\{\s*"data"\s*:\s*' + _B64 + rb'\s*,\s*"format"\s*:\s*"base64"\s*\}'
+    rb'|\{\s*"format"\s*:\s*"base64"\s*,\s*"data"\s*:\s*' + _B64 + rb"\s*\}"
 )
-_BASE64_MARK = b'"format":"base64"'
+_BASE64_MARK = b'"base64"'
 #: how a decoded value may spell an address: ASCII (the same bytes in UTF-8, windows-1251, Shift JIS...)
 #: or UTF-16 either way
 _CODECS = ("ascii", "utf-16-le", "utf-16-be")
@@ -194,7 +196,7 @@ class Scrubber:
         done = 0
         for match in _BASE64_VALUE.finditer(data):
             group = 1 if match.start(1) >= 0 else 2
-            value = match.group(group)
+            value = match.group(group).replace(b"\\/", b"/")
             padded = value + b"=" * (-len(value) % 4)  # some encoders leave the padding out
             try:
                 decoded = base64.b64decode(padded, validate=True)
