@@ -327,8 +327,12 @@ def test_load_as_sent_reads_what_orjson_reads_however_the_line_is_laid_out(
         (b'{"a":"\\"test_keys\\":{","test_keys":{"y":2}}', {"y": 2}),
         (b'{"a":["test_keys",{"test_keys":3}],"test_keys":{"y":2}}', {"y": 2}),
         # the next key's name inside test_keys, and after it
-        (b'{"test_keys":{"n":{"test_name":1},"m":",\\"test_name\\":"},"test_name":"t"}', None),
-        (b'{"test_keys" : {"y":2} , "z":{"test_keys":{}}}', {"y": 2}),
+        (
+            b'{"test_keys":{"n":{"test_name":1},"m":",\\"test_name\\":"},"test_name":"t"}',
+            {"n": {"test_name": 1}, "m": ',"test_name":'},
+        ),
+        (b'{"test_keys" : {"y":2},"z":{"test_keys":{}}}', {"y": 2}),
+        (b'{"test_keys":{"y":2} , "z":1}', None),  # the members after it laid out: minified
         (b'{"test_keys":{"y":2}}  \t', {"y": 2}),
     ],
 )
@@ -366,3 +370,22 @@ def test_an_old_store_keeps_its_minified_identity_form() -> None:
     assert orjson.dumps(FLOATS) in new.canonical  # orjson wrote the line: its own numbers
     assert orjson.dumps(FLOATS) not in old.canonical  # simdjson writes 0.00002336 otherwise
     assert orjson.loads(new.canonical) == orjson.loads(old.canonical)
+
+
+@pytest.mark.parametrize(
+    "m",
+    [
+        {"test_keys": {"q": 1}, "": [], "\x00": None},
+        {"a": [], "a\x00b": None, "test_keys": {"q": 1}, "z": 1},
+        {"test_keys": {"q": 1}, "a\x00": 1, "a": 2},
+    ],
+)
+def test_a_key_holding_a_nul_gets_its_own_value(m: dict[str, Any]) -> None:
+    """pysimdjson looks a key up cut at its NUL: ``"a\\u0000b"`` found the value of ``"a"``.
+    Such lines are read by orjson, on every path."""
+    line = orjson.dumps(m)
+    for loaded in (load(line), load_as_sent(line)):
+        assert as_sent_reads(loaded) == m
+    submission = b'{"format":"json","content":' + line + b"}"
+    for loaded in (load_submission(submission), load_submission_as_sent(submission)):
+        assert as_sent_reads(loaded["content"]) == m

@@ -72,6 +72,14 @@ def _mini(element: Any) -> Any:
     return element.mini
 
 
+def _member(doc: Any, key: str) -> Any:
+    """``doc[key]``; KeyError for a key holding a NUL, which pysimdjson looks up cut at the NUL (the
+    value of ``"a\\u0000b"`` would be that of ``"a"``, or a KeyError): orjson decides those."""
+    if "\x00" in key:
+        raise KeyError(key)
+    return doc[key]
+
+
 def _value(element: Any) -> Any:
     """A proxy's value as Python values (a scalar is one already)."""
     if type(element) is simdjson.Object:
@@ -88,7 +96,7 @@ def _top(doc: Any) -> Any:
         return _value(doc)
     m: dict[str, Any] = {}
     for key in doc:
-        value = doc[key]
+        value = _member(doc, key)
         if key == "test_keys" and type(value) is simdjson.Object:
             m[key] = orjson.Fragment(_mini(value))
         else:
@@ -100,7 +108,7 @@ def _submission(doc: Any) -> Any:
     """A submission's top level as Python values, its ``content`` as :func:`_top` gives it."""
     if type(doc) is not simdjson.Object:
         return _value(doc)
-    return {key: _top(doc[key]) if key == "content" else _value(doc[key]) for key in doc}
+    return {key: _top(_member(doc, key)) if key == "content" else _value(_member(doc, key)) for key in doc}
 
 
 def _load(data: bytes | memoryview, shape: Callable[[Any], Any], doc: Any = None) -> Any:
@@ -144,6 +152,7 @@ _SENTINEL = "reachwatch-" + secrets.token_hex(16)
 _SENTINEL_JSON = orjson.dumps(_SENTINEL)
 _SPACE = b" \t\r\n"
 _COLON = 58
+_COMMA = 44
 #: Places tried for a member's value (the first ``"key":`` is nearly always it)
 _TRIES = 4
 _BACKSLASH = 92
@@ -186,22 +195,33 @@ def load_submission_as_sent(body: bytes) -> Any:
 def _member_text(data: bytes, doc: Any, key: str) -> tuple[dict[str, Any], bytes] | None:
     """The other members of the object ``data`` (``doc`` parsed) as Python values, and the text of
     member ``key``'s value; None if the text cannot be placed so (the key spelt with escapes or
-    repeated, the name of the member after it nested inside a later value...).
+    repeated, the members after it laid out otherwise than orjson writes them...).
 
-    The value's text is taken to end at the last comma before the next member's name (the object's
-    end, for the last member) and to start after a ``"key":``, the first of up to
-    :data:`_TRIES` that proves right: orjson parses the object with that text replaced by an
-    unguessable string (:data:`_SENTINEL`), and if the object then has that string as ``key``'s
-    value and as many members as the original, the text was exactly the value (a shorter cut would
-    not parse or would hold the sentinel elsewhere; a longer one would have swallowed members)."""
+    The value's text ends where the members after it begin: the object's last ``}``, or the text of
+    those members exactly as orjson writes them (``,"test_name":"web_connectivity",...}``: OONI's
+    keys are in alphabetical order, so few and short), which the line must end with, so that no
+    string can run across that cut. It starts after a ``"key":``, the first of up to :data:`_TRIES`
+    that proves right: orjson parses the object with the text replaced by an unguessable string
+    (:data:`_SENTINEL`), and if the object then has that string as ``key``'s value and as many
+    members as the original, the text was exactly the value (a cut inside a nested object would not
+    parse or would hold the sentinel elsewhere; a longer one would have swallowed members)."""
     keys = list(doc.keys())
     if key not in keys:
         return None
     after = keys.index(key) + 1
+    tail = len(data)
+    while tail > 0 and data[tail - 1] in _SPACE:
+        tail -= 1
     if after == len(keys):
-        end = data.rfind(b"}")
+        end = tail - 1 if data[tail - 1 : tail] == b"}" else -1
     else:
-        end = data.rfind(b",", 0, data.rfind(orjson.dumps(keys[after])))
+        try:
+            following = orjson.dumps({k: _value(_member(doc, k)) for k in keys[after:]})
+        except (KeyError, TypeError):  # a key pysimdjson cannot look up (one holding a NUL)
+            return None
+        end = tail - len(following) if data.endswith(following[1:], 0, tail) else -1
+        if end < 0 or data[end] != _COMMA:
+            return None
     name = orjson.dumps(key)
     length = len(data)
     start = data.find(name)
