@@ -153,9 +153,9 @@ _SENTINEL_JSON = orjson.dumps(_SENTINEL)
 _SPACE = b" \t\r\n"
 _COLON = 58
 _COMMA = 44
+_BACKSLASH = 92
 #: Places tried for a member's value (the first ``"key":`` is nearly always it)
 _TRIES = 4
-_BACKSLASH = 92
 
 
 def load_as_sent(data: bytes | memoryview) -> Any:
@@ -178,18 +178,19 @@ def load_as_sent(data: bytes | memoryview) -> Any:
     return _load(raw, _top, doc)
 
 
-def load_submission_as_sent(body: bytes) -> Any:
+def load_submission_as_sent(body: bytes | memoryview) -> Any:
     """An OONI collector submission, its content as :func:`load_as_sent` gives a measurement (its
     text cut from the body), so that a measurement has the same identity posted alone or in a batch."""
-    doc = _parse(body)
+    raw = body if type(body) is bytes else bytes(body)
+    doc = _parse(raw)
     if type(doc) is simdjson.Object:
-        found = _member_text(body, doc, "content")
+        found = _member_text(raw, doc, "content")
         if found is not None and found[1][:1] == b"{":
             doc = None  # the thread's parser reads the content next: no proxy of it may live on
             submission, text = found
             submission["content"] = load_as_sent(text)
             return submission
-    return _load(body, _submission, doc)
+    return _load(raw, _submission, doc)
 
 
 def _member_text(data: bytes, doc: Any, key: str) -> tuple[dict[str, Any], bytes] | None:
