@@ -19,16 +19,10 @@ from collector.test_app import OPEN
 from reachwatch.collector.attribution import Network
 from reachwatch.collector.batch import POOLED_LINES
 from reachwatch.collector.config import Settings
-from reachwatch.collector.measurement_json import (
-    load,
-    load_as_sent,
-    load_submission,
-    load_submission_as_sent,
-    minified,
-)
-from reachwatch.collector.prepare import line_loader, stage
+from reachwatch.collector.measurement_json import load, load_submission, minified
+from reachwatch.collector.prepare import stage
 from reachwatch.store.compression import decompress
-from reachwatch.store.schema import IDENTITY, SIMDJSON_IDENTITY, TABLE
+from reachwatch.store.schema import IDENTITY, TABLE
 from store.backends import SHARED
 
 #: numbers simdjson writes otherwise than orjson (seen in OONI's own data): 2.336e-05 and
@@ -247,28 +241,7 @@ def test_a_big_document_leaves_no_buffers_behind(monkeypatch: pytest.MonkeyPatch
     assert len(made) == 1  # one of its own
 
 
-# -- test_keys as sent -----------------------------------------------------------------------------
-
-
-def as_sent_reads(m: Any) -> Any:
-    """``m`` with test_keys as sent (bytes) or minified (a Fragment) read back."""
-    out = as_orjson_reads(m)
-    if type(out.get("test_keys")) is bytes:
-        out["test_keys"] = orjson.loads(out["test_keys"])
-    return out
-
-
-def test_real_measurements_load_as_sent_with_their_own_test_keys_text() -> None:
-    taken = 0
-    for line in shared_lines():
-        m = load_as_sent(line)
-        expected = orjson.loads(line)
-        assert as_sent_reads(m) == expected
-        if isinstance(expected.get("test_keys"), dict):
-            # every real one with test_keys: compact, each key once
-            assert type(m["test_keys"]) is bytes and m["test_keys"] in line
-            taken += 1
-    assert taken >= 50
+# -- any layout -------------------------------------------------------------------------------------
 
 
 _KEYS = st.sampled_from(["test_keys", "test_name", "probe_ip", "a", '"test_keys":', "\\", "é"]) | st.text(
@@ -300,76 +273,24 @@ _LAYOUTS = [
     st.integers(0, 5),
     st.integers(0, len(_LAYOUTS) - 1),
 )
-def test_load_as_sent_reads_what_orjson_reads_however_the_line_is_laid_out(
+def test_load_reads_what_orjson_reads_however_the_line_is_laid_out(
     others: dict[str, Any], test_keys: dict[str, Any], at: int, layout: int
 ) -> None:
-    """Keys named like test_keys elsewhere (nested, in strings), test_keys anywhere among the
-    members, any layout: the members and test_keys read back as orjson reads the line, and
-    test_keys, when given as sent, is a piece of the line."""
+    """Keys named like test_keys elsewhere (nested, in strings), holding a NUL or a backslash,
+    test_keys anywhere among the members, any layout: the members and test_keys read back as orjson
+    reads the line, alone or as a submission's content, and the test_keys text is one whatever the
+    layout."""
     items = [(k, v) for k, v in others.items() if k != "test_keys"]
     items.insert(min(at, len(items)), ("test_keys", test_keys))
-    line = _LAYOUTS[layout](dict(items))
-    m = load_as_sent(line)
-    assert as_sent_reads(m) == orjson.loads(line)
-    assert list(m) == list(orjson.loads(line))
-    if type(m["test_keys"]) is bytes:
-        assert m["test_keys"] in line and m["test_keys"][:1] == b"{"
-    submission = load_submission_as_sent(b'{"format":"json","content":' + line + b"}")
-    assert as_sent_reads(submission["content"]) == orjson.loads(line)
-    assert submission["content"]["test_keys"] == m["test_keys"] or type(m["test_keys"]) is not bytes
-
-
-@pytest.mark.parametrize(
-    ("line", "expected"),
-    [
-        # a nested key of the same name first: the top-level one is the one taken
-        (b'{"annotations":{"test_keys":{"x":1}},"test_keys":{"y":2},"test_name":"t"}', {"y": 2}),
-        (b'{"a":"\\"test_keys\\":{","test_keys":{"y":2}}', {"y": 2}),
-        (b'{"a":["test_keys",{"test_keys":3}],"test_keys":{"y":2}}', {"y": 2}),
-        # the next key's name inside test_keys, and after it
-        (
-            b'{"test_keys":{"n":{"test_name":1},"m":",\\"test_name\\":"},"test_name":"t"}',
-            {"n": {"test_name": 1}, "m": ',"test_name":'},
-        ),
-        (b'{"test_keys" : {"y":2},"z":{"test_keys":{}}}', {"y": 2}),
-        (b'{"test_keys":{"y":2} , "z":1}', None),  # the members after it laid out: minified
-        (b'{"test_keys":{"y":2}}  \t', {"y": 2}),
-    ],
-)
-def test_test_keys_as_sent_are_cut_at_their_own_ends(line: bytes, expected: Any) -> None:
-    m = load_as_sent(line)
-    assert as_sent_reads(m) == orjson.loads(line)
-    if expected is not None:
-        assert type(m["test_keys"]) is bytes and orjson.loads(m["test_keys"]) == expected
-
-
-@pytest.mark.parametrize(
-    "line",
-    [
-        b'{"test_keys":{"y":2},"test_keys":{"y":3}}',  # repeated: the first is read, as by load
-        b'{"test_keys":"text"}',  # not an object: left to the model's 422
-        b'{"test_keys":[1]}',
-        b'{"test\\u005fkeys":{"y":2}}',  # the key spelt with an escape
-        b'{"test_keys":{"y": 2}}',  # laid out (json.dumps): minified, as load gives it
-        b'{"test_keys":{\n"y":2}}',
-    ],
-)
-def test_test_keys_not_cut_as_sent_are_loaded_as_load_loads_them(line: bytes) -> None:
-    m = load_as_sent(line)
-    assert type(m.get("test_keys")) is not bytes
-    assert as_orjson_reads(m) == as_orjson_reads(load(line))
-
-
-def test_an_old_store_keeps_its_minified_identity_form() -> None:
-    """A store recorded as blake3-simdjson keeps hashing test_keys minified, so that a resend of a
-    row it holds is still recognised; a new store hashes them as sent."""
-    line = orjson.dumps({**{k: v for k, v in MINIMAL.items() if k != "test_keys"}, "test_keys": FLOATS})
-    new = stage(load_as_sent(line), b"s" * 32, False, PROBE_V4, Network(), identity=IDENTITY)
-    old = stage(load(line), b"s" * 32, False, PROBE_V4, Network(), identity=SIMDJSON_IDENTITY)
-    assert line_loader(SIMDJSON_IDENTITY) is load and line_loader(IDENTITY) is load_as_sent
-    assert orjson.dumps(FLOATS) in new.canonical  # orjson wrote the line: its own numbers
-    assert orjson.dumps(FLOATS) not in old.canonical  # simdjson writes 0.00002336 otherwise
-    assert orjson.loads(new.canonical) == orjson.loads(old.canonical)
+    m = dict(items)
+    line = _LAYOUTS[layout](m)
+    loaded = load(line)
+    assert as_orjson_reads(loaded) == orjson.loads(line)
+    assert list(loaded) == list(orjson.loads(line))
+    submission = load_submission(b'{"format":"json","content":' + line + b"}")
+    assert as_orjson_reads(submission["content"]) == orjson.loads(line)
+    assert orjson.dumps(submission["content"]["test_keys"]) == orjson.dumps(loaded["test_keys"])
+    assert orjson.dumps(loaded["test_keys"]) == orjson.dumps(load(orjson.dumps(m))["test_keys"])
 
 
 @pytest.mark.parametrize(
@@ -382,10 +303,8 @@ def test_an_old_store_keeps_its_minified_identity_form() -> None:
 )
 def test_a_key_holding_a_nul_gets_its_own_value(m: dict[str, Any]) -> None:
     """pysimdjson looks a key up cut at its NUL: ``"a\\u0000b"`` found the value of ``"a"``.
-    Such lines are read by orjson, on every path."""
+    Such lines are read by orjson, alone and as a submission's content."""
     line = orjson.dumps(m)
-    for loaded in (load(line), load_as_sent(line)):
-        assert as_sent_reads(loaded) == m
-    submission = b'{"format":"json","content":' + line + b"}"
-    for loaded in (load_submission(submission), load_submission_as_sent(submission)):
-        assert as_sent_reads(loaded["content"]) == m
+    assert as_orjson_reads(load(line)) == m
+    submission = load_submission(b'{"format":"json","content":' + line + b"}")
+    assert as_orjson_reads(submission["content"]) == m

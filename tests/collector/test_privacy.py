@@ -16,9 +16,13 @@ from hypothesis import strategies as st
 
 from collector.conftest import MINIMAL, PROBE_V4, PROBE_V6, collector
 from collector.test_app import OPEN, web
+from reachwatch.collector.attribution import Network
 from reachwatch.collector.batch import POOLED_LINES
 from reachwatch.collector.config import Settings
+from reachwatch.collector.measurement_json import load
+from reachwatch.collector.prepare import stage
 from reachwatch.collector.privacy import Scrubber, scrub, variants
+from reachwatch.store.schema import IDENTITY
 
 PROBE_IP = "192.0.2.55"  # the probe's claimed own address
 
@@ -418,10 +422,10 @@ def test_scrubbing_keeps_json_valid_and_leaves_no_spelling(value: Any) -> None:
             assert spelling.encode(codec) not in found
 
 
-#: test_keys texts as probes write them, each holding the submitter's address (PROBE_V4 or PROBE_V6)
-#: where the byte replacement could miss it, or half-meet it, in the text as sent: escaped digits
-#: and dots, right after an escape that ends in a hex digit (Go's ``\u003e``), in a base64 body
-#: with escaped slashes, in a key
+#: test_keys texts as probes write them, each holding the submitter's address (PROBE_V4) or the
+#: probe's (PROBE_V6) where a byte replacement over the text as sent would miss it: escaped digits,
+#: dots and letters, right after an escape that ends in a hex digit (Go's ``\u003e``), in a key, in
+#: a base64 body laid out by Python with its slashes escaped
 _ESCAPED_TEST_KEYS = [
     rb'{"client_resolver":"203\u002e0.113\u002e77"}',
     rb'{"body":"\u003ctd\u003e203.0.113.77\u003c/td\u003e"}',
@@ -430,18 +434,17 @@ _ESCAPED_TEST_KEYS = [
     rb'{"\u003e203.0.113.77":1}',
     rb'{"s":"\u0032\u0030\u0033.0.113.77"}',
     rb'{"s":"77.113.0.203.i\u006e-addr.arpa"}',
-    # a body that is not UTF-8, laid out past the first key, its slashes escaped
     b'{"a":1,"body":{"data": "%s", "format": "base64"}}'
     % base64.b64encode(b"\xff\xfe\xfd 203.0.113.77 ??>>").replace(b"/", b"\\/"),
 ]
 
 
 @pytest.mark.parametrize("test_keys", _ESCAPED_TEST_KEYS)
-async def test_test_keys_as_sent_are_scrubbed_through_their_escapes(tmp_path: Path, test_keys: bytes) -> None:
-    """test_keys are stored as sent (measurement_json.load_as_sent), escapes and all: where an
-    escape could hide an address, or the replacement meets one, they are minified first, so the
-    address is scrubbed in every spelling, on the collector's own path and in the batch workers,
-    and what is stored is valid JSON."""
+async def test_addresses_are_scrubbed_through_json_escapes_on_every_path(
+    tmp_path: Path, test_keys: bytes
+) -> None:
+    """test_keys holding an address behind JSON escapes are scrubbed of it in the collector's own
+    process and in the batch workers, and what is stored is valid JSON."""
     top = {k: v for k, v in MINIMAL.items() if k != "test_keys"}
     line = orjson.dumps({**top, "probe_ip": PROBE_V6, "input": "https://a.example/"})[:-1]
     lines = [line + b',"x_n":%d,"test_keys":' % i + test_keys + b"}" for i in range(POOLED_LINES)]
@@ -460,17 +463,32 @@ async def test_test_keys_as_sent_are_scrubbed_through_their_escapes(tmp_path: Pa
             assert not any(needle in flat.lower() for needle in variants(address)), flat
 
 
-def test_test_keys_as_sent_without_an_address_keep_their_escapes() -> None:
-    """Nothing to scrub: the text as sent is stored, Go's escapes of < > & kept; an escape that
-    merely looks like the start of an address (``\u003c::5`` is ``<::5``) is not taken for one."""
-    from reachwatch.collector.attribution import Network
-    from reachwatch.collector.measurement_json import load_as_sent
-    from reachwatch.collector.prepare import stage
-    from reachwatch.store.schema import IDENTITY
-
-    top = {k: v for k, v in MINIMAL.items() if k != "test_keys"}
-    line = orjson.dumps({**top, "probe_ip": "127.0.0.1"})[:-1] + rb',"test_keys":{"b":"\u003c::5 \u0026"}}'
-    staged = stage(load_as_sent(line), b"k" * 32, False, "203.0.113.9", Network(), identity=IDENTITY)
-    assert rb'"test_keys":{"b":"\u003c::5 \u0026"}' in staged.stored
-    staged = stage(load_as_sent(line), b"k" * 32, False, "c::5", Network(), identity=IDENTITY)
-    assert orjson.loads(staged.stored)["test_keys"] == {"b": "<::5 &"}
+@pytest.mark.parametrize(
+    ("address", "text", "scrubbed"),
+    [
+        ("127.0.5.9", "\x0127.0.5.9", False),  # written \u000127.0.5.9: not the address
+        ("127.0.5.9", "\x01127.0.5.9", True),
+        ("127.0.5.9", "\x0127.0.5.9 or 127.0.5.9", True),
+        ("2001:db8::5", "\x02001:db8::5", False),  # \u0002001:db8::5
+        ("e::5", "\x0e::5", False),  # \u000e::5
+        ("fe80::5", "\x0ce80::5", False),  # \fe80::5
+        ("fe80::5", "\x0cfe80::5", True),
+        ("b::5", "\x08::5", False),  # \b::5
+        ("127.0.5.9", "\\127.0.5.9", True),  # an escaped backslash, then the address
+    ],
+)
+def test_scrubbing_never_cuts_a_json_escape(address: str, text: str, scrubbed: bool) -> None:
+    r"""Every JSON writer escapes control characters (``\u0001``, ``\f``): the text of an escape
+    followed by digits can spell an address that is not in the string. Replacing there wrote
+    invalid JSON (``\u000[scrubbed]``) that the collector stored and served, and the analysis could
+    not read; an occurrence that begins inside an escape is left, and the stored JSON stays valid."""
+    m = {**MINIMAL, "probe_ip": "127.0.0.1", "test_keys": {"v": text, text: 1}}
+    staged = stage(load(orjson.dumps(m)), b"k" * 32, False, address, Network(), identity=IDENTITY)
+    out = orjson.loads(staged.stored)["test_keys"]
+    if scrubbed:
+        assert "[scrubbed]" in out["v"] and address not in out["v"]
+    else:
+        assert out == {"v": text, text: 1}
+    # a column's text is no JSON: its backslashes are characters, and the address after them goes
+    literal = orjson.dumps(text).decode()[1:-1]
+    assert address.encode() not in Scrubber([address]).text(literal).encode().lower()

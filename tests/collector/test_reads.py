@@ -226,7 +226,7 @@ async def test_test_name_filter(tmp_path: Path, real_measurements: list[dict[str
             assert r.status_code == 422 and "test_name" in r.json()["error"], (bad, r.text)
 
 
-async def test_a_domain_of_dots_and_since_after_until_are_422(
+async def test_a_domain_of_dots_or_a_list_and_since_after_until_are_422(
     tmp_path: Path, real_measurements: list[dict[str, Any]]
 ) -> None:
     """``domain=...`` is empty once normalised and used to list every measurement without a URL
@@ -240,6 +240,14 @@ async def test_a_domain_of_dots_and_since_after_until_are_422(
             for params in ({"domain": "..."}, {"domain": "."}):
                 r = await http.get(route, params=params)
                 assert r.status_code == 422 and "domain: empty" in r.json()["error"], (route, params, r.text)
+            # OONI's API reads a comma as a list: here it matched nothing, silently
+            for host in ("archive.org,www.example.org", "a.example b.example", "https://a.example/"):
+                r = await http.get(route, params={"domain": host})
+                assert r.status_code == 422 and "not one host name" in r.json()["error"], (
+                    route,
+                    host,
+                    r.text,
+                )
             for since, until in (("2024-01-02", "2024-01-01"), ("2024-01-01T10:00Z", "2024-01-01 10:00")):
                 r = await http.get(route, params={"since": since, "until": until})
                 assert r.status_code == 422 and "since must be before until" in r.json()["error"], r.text

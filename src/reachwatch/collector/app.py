@@ -47,6 +47,7 @@ from reachwatch.collector.http import (
 )
 from reachwatch.collector.ingest import Ingestor
 from reachwatch.collector.linger import LingeringBody, closes_after
+from reachwatch.collector.measurement_json import load_submission
 from reachwatch.collector.ooni_protocol import (
     BACKEND_VERSION,
     BatchSubmitted,
@@ -58,10 +59,11 @@ from reachwatch.collector.ooni_protocol import (
     new_report_id,
     valid_report_id,
 )
-from reachwatch.collector.prepare import stage_lines, submission_loader, validation_message
+from reachwatch.collector.prepare import stage_lines, validation_message
 from reachwatch.collector.ratelimit import RateLimiter, network_key
 from reachwatch.store import default_journal, open_store
 from reachwatch.store.journal_left import note_journal, store_left_journal
+from reachwatch.store.schema import ORJSON_IDENTITIES
 
 log = logging.getLogger(__name__)
 ERRORS: dict[int | str, dict[str, Any]] = {
@@ -267,7 +269,7 @@ def create_app(settings: Settings) -> CollectorApp:
             checked[report_id] = ingestor.secret
         body = await read_asgi_body(scope, receive, settings.max_body)
         # the content as a batch line's (measurement_json): the same identity form either way
-        data = parse_json(body, parse=submission_loader(ingestor.identity))
+        data = parse_json(body, parse=None if ingestor.identity in ORJSON_IDENTITIES else load_submission)
         del body
         if not isinstance(data, dict) or data.get("format") != "json" or "content" not in data:
             raise ApiError(422, 'expected {"format": "json", "content": <measurement>}')

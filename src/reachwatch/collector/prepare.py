@@ -13,7 +13,6 @@ import datetime as dt
 import functools
 import hashlib
 import re
-from collections.abc import Callable
 from typing import Any
 
 import orjson
@@ -23,15 +22,7 @@ from pydantic import ValidationError
 from reachwatch.collector import analysis
 from reachwatch.collector.attribution import Network
 from reachwatch.collector.http import ApiError, bad_json
-from reachwatch.collector.measurement_json import (
-    hides_address,
-    load,
-    load_as_sent,
-    load_submission,
-    load_submission_as_sent,
-    minified,
-    minified_text,
-)
+from reachwatch.collector.measurement_json import load, minified
 from reachwatch.collector.ooni_protocol import (
     BASE_KEYS,
     FAST_OPTIONAL,
@@ -49,7 +40,6 @@ from reachwatch.store.schema import (
     ANALYSIS_COLUMNS,
     COLUMN_NAMES,
     EARLIEST,
-    IDENTITY,
     LATEST,
     LEGACY_IDENTITY,
     ORJSON_IDENTITIES,
@@ -199,11 +189,7 @@ def base_fields(m: dict[str, Any]) -> Base | None:
     if annotations is not None and type(annotations) is not dict:
         return None
     test_keys = get("test_keys")
-    if (
-        type(test_keys) is not dict
-        and type(test_keys) is not orjson.Fragment
-        and type(test_keys) is not bytes
-    ):
+    if type(test_keys) is not dict and type(test_keys) is not orjson.Fragment:
         return None
     return Base(
         get("input"),
@@ -238,7 +224,7 @@ def stage(
     base = base_fields(m)
     if base is None:
         fields = {k: m[k] for k in BASE_KEYS if k in m}
-        if type(fields.get("test_keys")) in (orjson.Fragment, bytes):  # an object (measurement_json)
+        if type(fields.get("test_keys")) is orjson.Fragment:  # an object, minified (measurement_json)
             fields["test_keys"] = {}
         if "measurement_start_time" not in fields and "test_start_time" in m:
             # data format 0.1 (before 2016) has only the report's start; OONI's pipeline reads it so
@@ -263,10 +249,10 @@ def stage(
     # measurement, so orjson's nesting limit applies exactly as to the whole
     test_keys = m["test_keys"]
     try:
-        if type(test_keys) is orjson.Fragment or type(test_keys) is bytes:
+        if type(test_keys) is orjson.Fragment:
             if identity in ORJSON_IDENTITIES:
                 raise RuntimeError("a measurement loaded for a simdjson identity, staged for an orjson one")
-            m["test_keys"] = test_keys if type(test_keys) is orjson.Fragment else orjson.Fragment(test_keys)
+            m["test_keys"] = test_keys
         elif identity in ORJSON_IDENTITIES:
             m["test_keys"] = orjson.Fragment(orjson.dumps({"test_keys": test_keys})[13:-1])
         else:
@@ -300,19 +286,15 @@ def stage(
     # the stored JSON and every column taken from the measurement are scrubbed the same way
     scrubber = _scrubber(submitter, base.probe_ip or "")
     data = orjson.dumps(m)
-    stored = scrubber.json(data)
-    # test_keys as sent (measurement_json.load_as_sent) is scrubbed as it came, unless an escape
-    # could hide an address from the byte replacement, or a replacement met one: then minified
-    if type(test_keys) is bytes and scrubber and (stored is not data or hides_address(test_keys)):
-        m["test_keys"] = minified_text(test_keys)
-        data = orjson.dumps(m)
-        stored = scrubber.json(data)
     m["test_keys"] = test_keys
+    stored = scrubber.json(data)
     url = base.input if isinstance(base.input, str) else (base.input[0] if base.input else None)
     url = scrubber.text(url)
     rid = scrubber.text(str(m.get("report_id") or "")) or ""
     verdict: tuple[Any, ...] = (
-        analysis.verdict_values(m if stored is data and type(test_keys) is dict else orjson.loads(stored))
+        analysis.verdict_values(
+            m if stored is data and type(test_keys) is not orjson.Fragment else orjson.loads(stored)
+        )
         if verdict_now
         else _PENDING
     )
@@ -368,21 +350,6 @@ def _scrubber(submitter: str, probe_ip: str) -> Scrubber:
     return Scrubber((submitter, probe_ip))
 
 
-def line_loader(identity: str) -> Callable[[bytes | memoryview], Any]:
-    """How a batch line is parsed for a store of ``identity`` (:data:`~reachwatch.store.schema.IDENTITIES`)."""
-    if identity in ORJSON_IDENTITIES:
-        return orjson.loads
-    return load_as_sent if identity == IDENTITY else load
-
-
-def submission_loader(identity: str) -> Callable[[bytes], Any] | None:
-    """How an OONI submission's body is parsed for a store of ``identity``: its content as a batch
-    line's (:func:`line_loader`), so that both give a measurement one identity (None: orjson)."""
-    if identity in ORJSON_IDENTITIES:
-        return None
-    return load_submission_as_sent if identity == IDENTITY else load_submission
-
-
 def stage_lines(
     lines: list[tuple[int, memoryview]],
     *,
@@ -396,7 +363,7 @@ def stage_lines(
     staged: list[Staged] = []
     errors: list[dict[str, Any]] = []
     received = dt.datetime.now(dt.UTC)  # once (~1.2 us a call): the lines arrived together
-    parse = line_loader(identity)
+    parse = orjson.loads if identity in ORJSON_IDENTITIES else load
     for n, line in lines:
         try:
             m = parse(line)

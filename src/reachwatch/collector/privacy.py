@@ -174,18 +174,21 @@ class Scrubber:
         return bool(self.needles)
 
     def json(self, data: bytes) -> bytes:
-        """``data`` (orjson output) with every spelling replaced, base64 values included; ``data``
-        itself when none occurs."""
+        """``data`` (serialised JSON) with every spelling replaced, base64 values included, and no
+        JSON escape cut (:func:`_escaped`); ``data`` itself when none occurs."""
+        return self._scrubbed(data, True)
+
+    def _scrubbed(self, data: bytes, json: bool) -> bytes:
         if not self.needles:
             return data
         folded = _fold(data)
         if self.hex and b"ffff" in folded:
-            data = _replaced(data, self.hex, SCRUBBED)
+            data = _replaced(data, self.hex, SCRUBBED, json)
         if self.percent and b"%" in data and (b"%2e" in folded or b"%3a" in folded):  # memchr first
-            data = _replaced(data, self.percent, SCRUBBED)
+            data = _replaced(data, self.percent, SCRUBBED, json)
         if any(n in folded for n in self.detect):
-            data = _replaced(data, self.needles, SCRUBBED)
-        if _BASE64_MARK in data:
+            data = _replaced(data, self.needles, SCRUBBED, json)
+        if json and _BASE64_MARK in data:
             data = self._base64_values(data)
         return data
 
@@ -222,16 +225,67 @@ class Scrubber:
         if value is None or not self.needles:
             return value
         data = value.encode()
-        scrubbed = self.json(data)
+        scrubbed = self._scrubbed(data, False)
         return value if scrubbed is data else scrubbed.decode()
 
 
-def _replaced(data: bytes, needles: tuple[bytes, ...], replacement: bytes) -> bytes:
-    """``data`` with each needle replaced, in order; ``data`` itself when none occurs."""
+def _replaced(data: bytes, needles: tuple[bytes, ...], replacement: bytes, json: bool = False) -> bytes:
+    """``data`` with each needle replaced, in order; ``data`` itself when none occurs. In ``json``
+    (serialised JSON), an occurrence that begins inside an escape is left (:func:`_escaped`)."""
     for needle in needles:
         if needle in data:
-            data = data.replace(needle, replacement)
+            if json and b"\\" in data:
+                data = _replaced_outside_escapes(data, needle, replacement)
+            else:
+                data = data.replace(needle, replacement)
     return data
+
+
+def _replaced_outside_escapes(data: bytes, needle: bytes, replacement: bytes) -> bytes:
+    """``data.replace(needle, replacement)`` but for occurrences that begin inside a JSON escape."""
+    parts: list[bytes] = []
+    done = 0
+    at = data.find(needle)
+    while at >= 0:
+        if _escaped(data, at):
+            at = data.find(needle, at + 1)
+            continue
+        parts += (data[done:at], replacement)
+        done = at + len(needle)
+        at = data.find(needle, done)
+    if not parts:
+        return data
+    parts.append(data[done:])
+    return b"".join(parts)
+
+
+_BACKSLASH = 92
+_U = 117
+_HEX_DIGITS = frozenset(b"0123456789abcdefABCDEF")
+
+
+def _escaped(data: bytes, at: int) -> bool:
+    """Whether ``data[at]`` belongs to a JSON escape: the letter after a backslash (``\\f`` of a
+    form feed, before ``e80::1``) or one of the hex digits of ``\\uXXXX`` (a control character:
+    ``\\u0001`` before ``27.0.5.9`` is not ``127.0.5.9``). Replacing there would write invalid JSON
+    and scrub text that is not the address."""
+    if at > 0 and data[at - 1] == _BACKSLASH and _unescaped(data, at - 1):
+        return True
+    for digits in range(4):  # data[at] is hex digit number digits + 1 of an escape
+        start = at - digits - 2
+        if start < 0:
+            return False
+        if data[start] == _BACKSLASH and data[start + 1] == _U and _unescaped(data, start):
+            return all(data[i] in _HEX_DIGITS for i in range(start + 2, at))
+    return False
+
+
+def _unescaped(data: bytes, at: int) -> bool:
+    """Whether the backslash at ``data[at]`` starts an escape (is not itself escaped)."""
+    run = 0
+    while at - run - 1 >= 0 and data[at - run - 1] == _BACKSLASH:
+        run += 1
+    return run % 2 == 0
 
 
 def scrub(measurement: dict[str, Any], addresses: Iterable[str]) -> dict[str, Any]:

@@ -111,6 +111,10 @@ def _once(request: Request, names: tuple[str, ...]) -> None:
             raise ApiError(422, f"{name}: given more than once")
 
 
+#: what no host name holds: a list's comma, spaces, a URL's separators
+_NOT_IN_HOST = re.compile(r"[\s,/?#@]")
+
+
 def _filters(
     probe_cc: str | None,
     probe_asn: str | None,
@@ -129,6 +133,13 @@ def _filters(
             # it used to match only the rows with an empty column (measurements without a URL),
             # which nobody means by it; ``domain=...`` is empty once its final dots are dropped
             raise ApiError(422, f"{name}: empty; leave the parameter out to match every {name}")
+    if domain is not None and host is not None and _NOT_IN_HOST.search(host):
+        # OONI's API reads a comma as a list; here it matched nothing, which looked like "never measured"
+        raise ApiError(
+            422,
+            f"domain: {domain[:64]!r} is not one host name: give one per request, or group by "
+            "domain in /api/v1/aggregation (axis_x=domain)",
+        )
     start, end = _when(since, "since"), _when(until, "until")
     if start is not None and end is not None and start >= end:
         # an empty answer would look like "nothing measured then"

@@ -20,18 +20,16 @@ TABLE = "measurements"
 META_TABLE = "collector_meta"
 #: How a measurement's ``content_hash`` is made, as a store records it in :data:`META_TABLE` when
 #: it creates its secret, and keeps for life (a resend of a row it holds must get the same hash).
-#: New stores (since session 14): keyed BLAKE3 (~3 us for a median measurement) of the identity
-#: form with ``test_keys`` as sent, its text cut from the request
-#: (:func:`reachwatch.collector.measurement_json.load_as_sent`: ~10 us less than minifying it).
-IDENTITY = "blake3-as-sent"
-#: Stores made before: ``test_keys`` minified by simdjson (sessions 12-13; ~20 us less per
-#: measurement than parsing it with orjson and writing it back); before that, keyed BLAKE3 of the
-#: form orjson writes back; before the record existed, keyed BLAKE2b (~8 us) of that form.
-SIMDJSON_IDENTITY = "blake3-simdjson"
+#: New stores: keyed BLAKE3 (~3 us for a median measurement) of the identity form with ``test_keys``
+#: minified by simdjson (:mod:`reachwatch.collector.measurement_json`, ~20 us less per measurement
+#: than parsing it with orjson and writing it back).
+IDENTITY = "blake3-simdjson"
+#: Stores made before: keyed BLAKE3 of the form orjson writes back; before the record existed,
+#: keyed BLAKE2b (~8 us) of that form.
 ORJSON_IDENTITY = "blake3"
 LEGACY_IDENTITY = "blake2b"
 ORJSON_IDENTITIES = (ORJSON_IDENTITY, LEGACY_IDENTITY)
-IDENTITIES = (IDENTITY, SIMDJSON_IDENTITY, *ORJSON_IDENTITIES)
+IDENTITIES = (IDENTITY, *ORJSON_IDENTITIES)
 
 
 def identity_of(recorded: str | None, has_secret: bool, where: str) -> str:
