@@ -113,6 +113,12 @@ async def test_list_filters_and_paging(store_location: str, real_measurements: l
         page1 = (await http.get("/api/v1/measurements", params={"limit": 5})).json()
         page2 = (await http.get("/api/v1/measurements", params={"limit": 5, "offset": 5})).json()
         assert page1["metadata"]["next_url"] and page1["metadata"]["pages"] == (len(ms) + 4) // 5
+        # absolute, as OONI's: a client follows them as they are
+        nxt = page1["metadata"]["next_url"]
+        assert nxt.startswith(str(http.base_url).rstrip("/") + "/api/v1/measurements?"), nxt
+        assert (await http.get(nxt)).json()["results"] == page2["results"]
+        url = page1["results"][0]["measurement_url"]
+        assert url.startswith("http") and (await http.get(url)).status_code == 200
         first = {r["measurement_uid"] for r in page1["results"]}
         assert not first & {r["measurement_uid"] for r in page2["results"]}
         anomalies = (

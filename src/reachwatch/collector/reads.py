@@ -157,12 +157,13 @@ def _filters(
     )
 
 
-def result_row(r: dict[str, Any]) -> dict[str, Any]:
-    """An OONI list row (anomaly, confirmed, failure, scores, measurement_url...) plus our columns."""
+def result_row(r: dict[str, Any], base: str = "") -> dict[str, Any]:
+    """An OONI list row (anomaly, confirmed, failure, scores, measurement_url...) plus our columns;
+    ``base``: the collector's URL as the client reached it (OONI's URLs are absolute)."""
     start: dt.datetime = r["measurement_start_time"]
     out = {k: v for k, v in r.items() if k not in ("measurement_start_time", "measurement_start_day")}
     out["measurement_start_time"] = f"{start:%Y-%m-%dT%H:%M:%S}Z"
-    out["measurement_url"] = f"/api/v1/measurement/{r['measurement_uid']}"
+    out["measurement_url"] = f"{base}/api/v1/measurement/{r['measurement_uid']}"
     out["scores"] = {}
     return out
 
@@ -207,10 +208,12 @@ def add_routes(app: FastAPI) -> None:
         with store_errors("read"):
             count, rows = await store.search(f, limit, offset)
         pages = (count + limit - 1) // limit
+        # absolute, as OONI's: scheme and host as the client reached the collector (behind a trusted
+        # proxy, its X-Forwarded-Proto: collector.forwarded)
         nxt = None
         if offset + limit < count:
-            query = request.url.include_query_params(offset=offset + limit, limit=limit)
-            nxt = f"{query.path}?{query.query}"
+            nxt = str(request.url.include_query_params(offset=offset + limit, limit=limit))
+        base = str(request.base_url).rstrip("/")
         metadata = {
             "count": count,
             "current_page": offset // limit + 1,
@@ -220,7 +223,7 @@ def add_routes(app: FastAPI) -> None:
             "next_url": nxt,
             "query_time": round(time.perf_counter() - t0, 4),
         }
-        return json_response({"metadata": metadata, "results": [result_row(r) for r in rows]})
+        return json_response({"metadata": metadata, "results": [result_row(r, base) for r in rows]})
 
     @app.get("/api/v1/aggregation", responses=STORE_FAILING)
     async def aggregation(
