@@ -175,7 +175,7 @@ class Scrubber:
 
     def json(self, data: bytes) -> bytes:
         """``data`` (serialised JSON) with every spelling replaced, base64 values included, and no
-        JSON escape cut (:func:`_escaped`); ``data`` itself when none occurs."""
+        JSON escape cut (:func:`_escape_end`); ``data`` itself when none occurs."""
         return self._scrubbed(data, True)
 
     def _scrubbed(self, data: bytes, json: bool) -> bytes:
@@ -231,28 +231,34 @@ class Scrubber:
 
 def _replaced(data: bytes, needles: tuple[bytes, ...], replacement: bytes, json: bool = False) -> bytes:
     """``data`` with each needle replaced, in order; ``data`` itself when none occurs. In ``json``
-    (serialised JSON), an occurrence that begins inside an escape is left (:func:`_escaped`)."""
+    (serialised JSON), an escape a needle begins in is kept whole (:func:`_escape_end`)."""
     for needle in needles:
         if needle in data:
             if json and b"\\" in data:
-                data = _replaced_outside_escapes(data, needle, replacement)
+                data = _replaced_around_escapes(data, needle, replacement)
             else:
                 data = data.replace(needle, replacement)
     return data
 
 
-def _replaced_outside_escapes(data: bytes, needle: bytes, replacement: bytes) -> bytes:
-    """``data.replace(needle, replacement)`` but for occurrences that begin inside a JSON escape."""
+def _replaced_around_escapes(data: bytes, needle: bytes, replacement: bytes) -> bytes:
+    """``data.replace(needle, replacement)``, but where an occurrence begins inside a JSON escape
+    the escape is kept and only the rest of the occurrence replaced: ``\\u000127.0.5.9`` (a
+    control character, then ``27.0.5.9``) becomes ``\\u0001[scrubbed]``, valid JSON with no
+    address in its bytes (erring towards scrubbing, as everywhere here)."""
     parts: list[bytes] = []
     done = 0
     at = data.find(needle)
     while at >= 0:
-        if _escaped(data, at):
+        end = at + len(needle)
+        cut = _escape_end(data, at)
+        keep = at if cut < 0 else cut
+        if keep < end:
+            parts += (data[done:keep], replacement)
+            done = end
+            at = data.find(needle, end)
+        else:
             at = data.find(needle, at + 1)
-            continue
-        parts += (data[done:at], replacement)
-        done = at + len(needle)
-        at = data.find(needle, done)
     if not parts:
         return data
     parts.append(data[done:])
@@ -264,20 +270,21 @@ _U = 117
 _HEX_DIGITS = frozenset(b"0123456789abcdefABCDEF")
 
 
-def _escaped(data: bytes, at: int) -> bool:
-    """Whether ``data[at]`` belongs to a JSON escape: the letter after a backslash (``\\f`` of a
-    form feed, before ``e80::1``) or one of the hex digits of ``\\uXXXX`` (a control character:
-    ``\\u0001`` before ``27.0.5.9`` is not ``127.0.5.9``). Replacing there would write invalid JSON
-    and scrub text that is not the address."""
+def _escape_end(data: bytes, at: int) -> int:
+    """Where the JSON escape that ``data[at]`` belongs to ends, or -1 if it belongs to none:
+    ``data[at]`` may be the letter after a backslash (``\\f`` of a form feed, before ``e80::1``)
+    or one of the hex digits of ``\\uXXXX`` (``\\u0001`` before ``27.0.5.9``). Every JSON
+    writer escapes control characters so, and a replacement starting there wrote invalid JSON."""
     if at > 0 and data[at - 1] == _BACKSLASH and _unescaped(data, at - 1):
-        return True
+        return at + 1
     for digits in range(4):  # data[at] is hex digit number digits + 1 of an escape
         start = at - digits - 2
         if start < 0:
-            return False
+            return -1
         if data[start] == _BACKSLASH and data[start + 1] == _U and _unescaped(data, start):
-            return all(data[i] in _HEX_DIGITS for i in range(start + 2, at))
-    return False
+            inside = all(data[i] in _HEX_DIGITS for i in range(start + 2, at))
+            return start + 6 if inside else -1
+    return -1
 
 
 def _unescaped(data: bytes, at: int) -> bool:
