@@ -249,3 +249,29 @@ def test_serve_limits_loopback_only_when_a_limit_is_asked_for(
     finally:
         server.kill()
         server.communicate(timeout=10)
+
+
+def test_a_directory_that_cannot_be_made_is_a_clear_error(tmp_path: Path) -> None:
+    """An --outbox or a `geoip update --dir` that is a file, or where nothing can be made (/proc),
+    ended in a traceback; a negative --retry-for was taken."""
+    jsonl = tmp_path / "m.jsonl"
+    jsonl.write_text("")
+    a_file = tmp_path / "afile"
+    a_file.write_text("x")
+    url = "http://127.0.0.1:9/"
+    for args, where in (
+        (("submit", str(jsonl), "--collector", url, "--outbox", str(a_file)), str(a_file)),
+        (("submit", str(jsonl), "--collector", url, "--outbox", "/proc/reachwatch-outbox"), "/proc/"),
+        (("geoip", "update", "--dir", str(a_file)), str(a_file)),
+        (("geoip", "update", "--dir", "/proc/reachwatch-geoip"), "/proc/"),
+    ):
+        r = reachwatch(*args, timeout=30)
+        assert r.returncode == 2, (args, r.stderr)
+        assert where in r.stderr and "how to fix" in r.stderr and "Traceback" not in r.stderr, (
+            args,
+            r.stderr,
+        )
+    r = reachwatch(
+        "submit", str(jsonl), "--collector", url, "--retry-for", "-3", "--outbox", str(tmp_path / "o")
+    )
+    assert r.returncode == 2 and "--retry-for" in r.stderr and "Traceback" not in r.stderr, r.stderr

@@ -149,7 +149,7 @@ def submit(
     collector: str = typer.Option(..., "--collector", help="Collector base URL."),
     outbox: Path = typer.Option(Path(".reachwatch-outbox"), "--outbox", help="On-disk queue directory."),
     retry_for: float = typer.Option(
-        60.0, "--retry-for", help="Seconds to keep retrying an unreachable collector."
+        60.0, "--retry-for", min=0, help="Seconds to keep retrying an unreachable collector."
     ),
 ) -> None:
     """Queue FILE's measurements on disk and send them; unacknowledged ones stay queued."""

@@ -66,7 +66,14 @@ def _download(client: httpx.Client, url: str, dest: Path) -> bool:
 
 def update(directory: Path, today: dt.date | None = None, client: httpx.Client | None = None) -> list[Path]:
     """Download both databases into ``directory``; the paths written."""
-    directory.mkdir(parents=True, exist_ok=True)
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:  # a file there, a read-only or virtual file system...
+        raise UserError(
+            f"cannot make the directory: {exc.strerror}",
+            where=str(directory),
+            fix="give --dir a directory you can write to (it is made if missing)",
+        ) from None
     http = client or httpx.Client(timeout=120.0, follow_redirects=True)
     written = []
     try:

@@ -70,8 +70,15 @@ class Outbox:
         self.path = Path(path)
         self.pending_dir = self.path / "pending"
         self.rejected_dir = self.path / "rejected"
-        self.pending_dir.mkdir(parents=True, exist_ok=True)
-        self.rejected_dir.mkdir(parents=True, exist_ok=True)
+        try:
+            self.pending_dir.mkdir(parents=True, exist_ok=True)
+            self.rejected_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:  # a file there, a read-only or virtual file system...
+            raise UserError(
+                f"cannot make the outbox directory: {exc.strerror}",
+                where=str(self.path),
+                fix="give --outbox a directory you can write to (it is made if missing)",
+            ) from None
 
     def put(self, measurement: dict[str, Any] | bytes) -> Path:
         data = measurement if isinstance(measurement, bytes) else orjson.dumps(measurement)
