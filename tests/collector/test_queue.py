@@ -163,6 +163,17 @@ async def test_a_refusal_that_is_not_about_the_measurements_keeps_them_queued(
         assert (result.sent, result.rejected, result.remaining) == (0, 0, 3)
         assert result.error is not None and "403: <h1>Forbidden</h1>" in result.error
         assert list(box.rejected_dir.iterdir()) == []
+        # a web server's HTML error page is named by its reason, not quoted line by line
+        page = "<!DOCTYPE HTML>\n<html><head><title>Error</title></head>\n<body>501</body></html>"
+        html = httpx.AsyncClient(
+            transport=httpx.MockTransport(
+                lambda r: httpx.Response(501, text=page, headers={"content-type": "text/html"})
+            )
+        )
+        async with html:
+            result = await box.flush(url, client=html)
+        assert result.error is not None and "501: Not Implemented (not a reachwatch collector" in result.error
+        assert "<" not in result.error and "\n" not in result.error
         result = await box.flush(url)
     assert (result.sent, result.rejected, result.remaining) == (3, 0, 0)
 

@@ -300,7 +300,13 @@ def _reason(resp: httpx.Response) -> str:
         answer = None
     if isinstance(answer, dict) and isinstance(answer.get("error"), str):
         return str(answer["error"])[:300]
-    return resp.text[:200].strip() or resp.reason_phrase
+    # not a reachwatch collector's answer: a proxy's short text as it is, an HTML page by its reason
+    # (the whole page made a message of many lines)
+    text = resp.text.strip()
+    if text and "html" not in resp.headers.get("content-type", "") and "\n" not in text[:200]:
+        return text[:200]
+    reason = resp.reason_phrase or "no reason given"
+    return f"{reason} (not a reachwatch collector's answer: is --collector the collector's base URL?)"
 
 
 def _chunk(files: list[Path], size: int) -> list[Path]:
