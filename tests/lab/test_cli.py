@@ -86,16 +86,6 @@ def test_bad_scenario_builds_nothing(tmp_path: Path) -> None:
     assert not (tmp_path / "out" / "lab.json").exists()
 
 
-def test_a_collector_db_in_a_missing_directory_builds_nothing(scenario: Path, tmp_path: Path) -> None:
-    """As `serve --db`: a typo in --db made its directories anywhere (/nonexistent/d/x.duckdb)."""
-    db = tmp_path / "missing" / "d" / "x.duckdb"
-    out = tmp_path / "out"
-    result = rw("run", "--scenario", str(scenario), "--out", str(out), "--prefix", "rwdb", "--db", str(db))
-    assert result.returncode == 2 and "does not exist" in result.stderr and "Traceback" not in result.stderr
-    assert not (tmp_path / "missing").exists() and not (out / "lab.json").exists()
-    assert not any(ns.startswith("rwdb-") for ns in netns.list_netns())
-
-
 def test_run_measures_from_every_vantage(scenario: Path, tmp_path: Path) -> None:
     out = tmp_path / "out"
     timeouts = ["--dns-timeout", "1", "--tcp-timeout", "2", "--tls-timeout", "2", "--http-timeout", "3"]

@@ -60,13 +60,6 @@ def run(
     ),
 ) -> None:
     """Bring the lab up if needed, then measure from every ISP probe and the control vantage."""
-    if db is not None and not db.resolve().parent.is_dir():
-        # as `serve --db`: a typo must not make directories anywhere
-        raise UserError(
-            f"directory {db.resolve().parent} does not exist",
-            where=str(db),
-            fix="create it first, or leave --db out (DIR/collector.duckdb)",
-        )
     from reachwatch.lab import collector as lab_collector
     from reachwatch.lab import run as lab_run
     from reachwatch.lab import state as lab_state
