@@ -6,6 +6,8 @@ exit code or a 4xx answer; nothing else should reach a user as a traceback.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 
 class UserError(Exception):
     """Bad input from a user: a file, an argument, a request body."""
@@ -21,3 +23,12 @@ class UserError(Exception):
         if self.fix:
             parts.append(f"  how to fix: {self.fix}")
         return "\n".join(parts)
+
+
+def make_directory(path: Path, what: str, *, fix: str | None = None) -> None:
+    """``path`` and its parents made if missing; a :class:`UserError` naming ``what`` when they
+    cannot be (a file in the way, a read-only or virtual file system...)."""
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UserError(f"cannot create {what}: {exc.strerror}", where=str(path), fix=fix) from None

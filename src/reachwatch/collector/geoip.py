@@ -17,7 +17,7 @@ from pathlib import Path
 import httpx
 import maxminddb
 
-from reachwatch.errors import UserError
+from reachwatch.errors import UserError, make_directory
 
 BASE = "https://download.db-ip.com/free"
 KINDS = ("asn", "country")
@@ -66,14 +66,9 @@ def _download(client: httpx.Client, url: str, dest: Path) -> bool:
 
 def update(directory: Path, today: dt.date | None = None, client: httpx.Client | None = None) -> list[Path]:
     """Download both databases into ``directory``; the paths written."""
-    try:
-        directory.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:  # a file there, a read-only or virtual file system...
-        raise UserError(
-            f"cannot make the directory: {exc.strerror}",
-            where=str(directory),
-            fix="give --dir a directory you can write to (it is made if missing)",
-        ) from None
+    make_directory(
+        directory, "the directory", fix="give --dir a directory you can write to (it is made if missing)"
+    )
     http = client or httpx.Client(timeout=120.0, follow_redirects=True)
     written = []
     try:

@@ -109,8 +109,8 @@ def _address(text: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
     return None
 
 
-#: A base64 value as OONI writes a body that is not UTF-8, either key order, in any layout (test_keys
-#: are stored as sent: measurement_json.load_as_sent), its slashes escaped or not (``\/``)
+#: A base64 value as OONI writes a body that is not UTF-8: either key order, in any layout, its
+#: slashes escaped or not (``\/``), so that any serialised JSON is scrubbed, not only the minified
 _B64 = rb'"([A-Za-z0-9+/\\]*={0,2})"'
 _BASE64_VALUE = re.compile(
     rb'\{\s*"data"\s*:\s*' + _B64 + rb'\s*,\s*"format"\s*:\s*"base64"\s*\}'

@@ -34,7 +34,7 @@ from typing import Any, BinaryIO
 import httpx
 import orjson
 
-from reachwatch.errors import UserError
+from reachwatch.errors import UserError, make_directory
 
 
 @dataclasses.dataclass
@@ -70,15 +70,9 @@ class Outbox:
         self.path = Path(path)
         self.pending_dir = self.path / "pending"
         self.rejected_dir = self.path / "rejected"
-        try:
-            self.pending_dir.mkdir(parents=True, exist_ok=True)
-            self.rejected_dir.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:  # a file there, a read-only or virtual file system...
-            raise UserError(
-                f"cannot make the outbox directory: {exc.strerror}",
-                where=str(self.path),
-                fix="give --outbox a directory you can write to (it is made if missing)",
-            ) from None
+        fix = "give --outbox a directory you can write to (it is made if missing)"
+        for directory in (self.pending_dir, self.rejected_dir):
+            make_directory(directory, "the outbox directory", fix=fix)
 
     def put(self, measurement: dict[str, Any] | bytes) -> Path:
         data = measurement if isinstance(measurement, bytes) else orjson.dumps(measurement)

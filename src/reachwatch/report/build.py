@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from reachwatch import __version__
-from reachwatch.errors import UserError
+from reachwatch.errors import UserError, make_directory
 from reachwatch.report import chromium
 from reachwatch.report.finding import findings as auto_findings
 from reachwatch.report.model import (
@@ -164,10 +164,7 @@ def build(
         raise UserError("nothing to report: no summary rows and no cells")
     span = parse_period(period) if period is not None else Period.covering(cell_list)
     out = Path(out_dir)
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise UserError(f"cannot create the output folder: {exc.strerror}", where=str(out)) from None
+    make_directory(out, "the output folder")
     in_period = [c for c in cell_list if c.day in span]
     tables = [summary_table(summary), cells_table(in_period), events_table(event_list)]
     html = render_html(
