@@ -11,10 +11,11 @@ also several times faster than one compiled regex (word boundaries or not) on CP
 A body that is not UTF-8 (a page in windows-1251 or Shift JIS, say) is written by OONI probes as
 ``{"data": <base64>, "format": "base64"}``, where no spelling of an address appears as such: such
 values are decoded, scrubbed (the text spellings, in ASCII-compatible encodings and in UTF-16) and
-encoded again. An address only in binary form (four bytes of a certificate's SAN) is not sought;
-nor are an IPv6 address compressed elsewhere than its longest run of zeros (``2001:db8:0::1``),
-other separators than dots, dashes and colons, percent-encoded, text in UTF-32, and base64 outside
-OONI's ``{"data", "format"}`` object. A probe_ip or submitter naming several addresses
+encoded again. An IPv6 address written in any other valid form (``2001:db8:0::1``, a run of zeros
+compressed elsewhere than the longest, groups padded unevenly, mixed case) is found by its first
+group and read (:func:`_ipv6_written_otherwise`). An address only in binary form (four bytes of a
+certificate's SAN) is not sought; nor are other separators than dots, dashes and colons,
+percent-encoded, text in UTF-32, and base64 outside OONI's ``{"data", "format"}`` object. A probe_ip or submitter naming several addresses
 (``192.0.2.1, 192.0.2.2``) or a network (``192.0.2.55/32``) has each address scrubbed.
 """
 
@@ -144,13 +145,21 @@ def _fold(data: bytes) -> bytes:
 class Scrubber:
     """Replaces the spellings of some addresses in serialised JSON and in column values."""
 
-    __slots__ = ("binary", "detect", "hex", "needles", "percent")
+    __slots__ = ("binary", "detect", "detect_v6", "hex", "needles", "percent", "v6")
 
     def __init__(self, addresses: Iterable[str]) -> None:
         spellings: set[bytes] = set()
+        v6: dict[int, bytes] = {}
         for address in addresses:
             for named in _named(address) if address else ():
-                spellings |= _variants(named)
+                found = _variants(named)
+                spellings |= found
+                ip = _address(named)
+                if found and isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is None:
+                    v6[int(ip)] = _first_group(ip)
+        #: (first group, address) of each IPv6 address, for the spellings not listed
+        #: (:func:`_ipv6_written_otherwise`)
+        self.v6 = tuple((group, value) for value, group in v6.items())
         # longest first so an exploded IPv6 form is not half-replaced by a shorter spelling
         every = sorted(spellings, key=len, reverse=True)
         # each spelling is sought only where a part of it is: one search for that part, where each
@@ -163,7 +172,11 @@ class Scrubber:
         #: the plain spellings with dashes as dots and hex in lower case, sought in the data so
         #: folded (:func:`_fold`): one search finds a spelling in any of its separators and cases,
         #: so a measurement holding none (nearly all) costs a third of the searches
-        self.detect = tuple(dict.fromkeys(_fold(n) for n in self.needles))
+        folded = tuple(dict.fromkeys(_fold(n) for n in self.needles))
+        groups = [group for group, _ in self.v6]
+        #: those holding an IPv6 address's first group, sought only where one of those is
+        self.detect_v6 = tuple(n for n in folded if any(group in n for group in groups))
+        self.detect = tuple(n for n in folded if n not in self.detect_v6)
         #: (spellings, replacement) for decoded base64 values, in each of :data:`_CODECS`
         self.binary = tuple(
             (tuple(n.decode().encode(codec) for n in every), SCRUBBED.decode().encode(codec))
@@ -182,11 +195,16 @@ class Scrubber:
         if not self.needles:
             return data
         folded = _fold(data)
+        v6 = tuple(address for address in self.v6 if address[0] in folded) if self.v6 else ()
+        if v6:  # an IPv6 address's first group: it may be there, in any spelling
+            others = _ipv6_written_otherwise(data, folded, v6)
+            if others:  # replaced first: the searches below read ``folded`` only to detect
+                data = _replaced(data, tuple(sorted(others, key=len, reverse=True)), SCRUBBED, json)
         if self.hex and b"ffff" in folded:
             data = _replaced(data, self.hex, SCRUBBED, json)
         if self.percent and b"%" in data and (b"%2e" in folded or b"%3a" in folded):  # memchr first
             data = _replaced(data, self.percent, SCRUBBED, json)
-        if any(n in folded for n in self.detect):
+        if any(n in folded for n in self.detect) or (v6 and any(n in folded for n in self.detect_v6)):
             data = _replaced(data, self.needles, SCRUBBED, json)
         if json and _BASE64_MARK in data:
             data = self._base64_values(data)
@@ -227,6 +245,68 @@ class Scrubber:
         data = value.encode()
         scrubbed = self._scrubbed(data, False)
         return value if scrubbed is data else scrubbed.decode()
+
+
+def _first_group(ip: ipaddress.IPv6Address) -> bytes:
+    """The first group of ``ip`` that is not zero, in lower case without leading zeros: every
+    spelling of ``ip`` holds it (a global address begins with it)."""
+    for group in ip.exploded.split(":"):
+        if int(group, 16):
+            return f"{int(group, 16):x}".encode()
+    return b""
+
+
+_IPV6_TEXT = frozenset(b"0123456789abcdefABCDEF:.")
+_COLON = 58
+_DOT = 46
+_ZERO = 48
+
+
+def _ipv6_written_otherwise(data: bytes, folded: bytes, v6: tuple[tuple[bytes, int], ...]) -> set[bytes]:
+    """The texts in ``data`` that are one of the ``v6`` addresses however written: at each place
+    the address's first group is (sought in ``folded``, so in either case), the run of hex digits,
+    colons and dots around it is read as an address, from its start or from the group (the run
+    may begin inside a JSON escape's digits, ``\\u00012001:db8:0::5``), to its end or to a dot
+    after its last colon (a host name may follow: ``2001:db8:0::5.example``)."""
+    found: set[bytes] = set()
+    size = len(data)
+    for group, value in v6:
+        at = folded.find(group)
+        while at >= 0:
+            start = at
+            while start > 0 and data[start - 1] in _IPV6_TEXT:
+                start -= 1
+            end = at + len(group)
+            while end < size and data[end] in _IPV6_TEXT:
+                end += 1
+            if data.count(b":", start, end) >= 2:
+                text = _ipv6_text(data, start, at, end, value)
+                if text:
+                    found.add(text)
+            at = folded.find(group, end)
+    return found
+
+
+def _ipv6_text(data: bytes, start: int, at: int, end: int, value: int) -> bytes:
+    """The text in ``data[start:end]`` that names the address ``value`` (see
+    :func:`_ipv6_written_otherwise`), or empty."""
+    padded = at
+    while padded > start and data[padded - 1] == _ZERO:
+        padded -= 1
+    while end > at and data[end - 1] == _DOT:
+        end -= 1
+    if end - 2 >= at and data[end - 1] == _COLON and data[end - 2] != _COLON:
+        end -= 1
+    last_colon = data.rfind(b":", at, end)
+    dot = data.find(b".", last_colon, end) if last_colon >= 0 else -1
+    for first in dict.fromkeys((start, padded, at)):
+        for last in (end, dot) if dot > 0 else (end,):
+            try:
+                if int(ipaddress.IPv6Address(data[first:last].decode())) == value:
+                    return data[first:last]
+            except ValueError:
+                continue
+    return b""
 
 
 def _replaced(data: bytes, needles: tuple[bytes, ...], replacement: bytes, json: bool = False) -> bytes:
