@@ -69,4 +69,4 @@ def test_any_json_anywhere_gets_a_verdict(m: dict[str, Any]) -> None:
     assert isinstance(decide(m), Verdict)
     verdict_values(m)  # the stored columns
     MATCHER.match(m)
-    FINDER.find(m, anomalous=True)
+    FINDER.find(m, responses=True)

@@ -12,6 +12,7 @@ from verdict_builders import hop, measurement, redirected, single
 
 import reachwatch.verdict as verdict
 from reachwatch.verdict import REDIRECT_SUFFIX, RULES, TECHNIQUES, decide
+from reachwatch.verdict.rules import FINGERPRINT_RULES
 
 DATA = Path(__file__).resolve().parents[3] / "shared" / "data" / "ooni"
 
@@ -89,6 +90,8 @@ def builder_cases() -> list[dict[str, Any]]:
     cases.append(m)
     # nothing at all observed
     cases.append(measurement([], url, single(url, {}, {})["test_keys"]["control"]))
+    # a page for the probe, while the control's fetch timed out: nothing to compare it with
+    cases.append(single(url, {}, {"http_failure": "generic_timeout_error"}))
     return cases
 
 
@@ -129,3 +132,18 @@ def test_event_kinds_complete() -> None:
     from reachwatch.verdict.walk import Kind
 
     assert set(EVENT_KINDS) == set(get_args(Kind))
+
+
+def _cell(value: object) -> str:
+    return "null" if value is None else str(value).lower() if isinstance(value, bool) else f'"{value}"'
+
+
+def test_the_docs_list_the_rules_as_they_are() -> None:
+    """docs/verdict.md's tables are the rules, in order (a rule added or changed shows there)."""
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "verdict.md").read_text()
+    for i, rule in enumerate(RULES, 1):
+        row = f"| {i} | `{rule.rule_id}` | {_cell(rule.blocking)} | {_cell(rule.accessible)} | "
+        assert f"{row}{rule.technique or 'null'} | {rule.comment} |" in doc, rule.rule_id
+    for rule in FINGERPRINT_RULES.values():
+        row = f"`{rule.rule_id}` | {_cell(rule.blocking)} | {_cell(rule.accessible)} | {rule.technique} |"
+        assert row in doc, rule.rule_id

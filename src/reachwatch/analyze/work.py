@@ -4,7 +4,8 @@ Pure functions over Arrow record batches (columns in :data:`IN_COLUMNS`, results
 :data:`OUT_SCHEMA`), so chunks go to a process pool as a few buffers each way instead of a
 pickled Python object per row. The body and header fingerprints run only where they can matter
 (measurements judged anomalous: a blockpage is an HTTP difference, an injected page follows a
-DNS hijack); DNS answers are matched everywhere. Matching is a pure function of one answer,
+DNS hijack; and those the rules left undetermined for want of a usable control, where a confirming
+fingerprint decides: ``verdict.rules.FINGERPRINT_RULES``); DNS answers are matched everywhere. Matching is a pure function of one answer,
 header or body, and those recur (a network's blockpage and its sink addresses are the same in
 every measurement of it), so each worker remembers the last few thousand results.
 """
@@ -24,11 +25,13 @@ import orjson
 import pyarrow as pa
 import zstandard
 
-from reachwatch.collector.analysis import verdict_values
+from reachwatch.collector.analysis import VerdictValues, confirmed_values, verdict_values
 from reachwatch.fingerprints import Fingerprint, FingerprintMatcher
 from reachwatch.fingerprints.match import body_text, dns_answers, json_list, response_headers
 from reachwatch.store.compression import decompress
 from reachwatch.store.schema import ANALYSIS_COLUMNS, ARROW_SCHEMA
+from reachwatch.verdict import REDIRECT_SUFFIX
+from reachwatch.verdict.rules import FINGERPRINT_RULES, UNDETERMINED
 
 #: The code whose change makes stored verdicts stale.
 RULE_SOURCES = ("verdict", "observations", "collector/analysis.py")
@@ -134,20 +137,22 @@ class _Finder:
             self._keep(self._body, text, found)
         return found
 
-    def find(self, m: Mapping[str, Any], anomalous: bool) -> tuple[bool, str | None]:
-        """(confirmed, name): the first confirming fingerprint, else the first found, in the order
-        of ``FingerprintMatcher.match`` (DNS answers, then each response's headers and body)."""
+    def find(self, m: Mapping[str, Any], responses: bool) -> tuple[bool, str | None, str | None]:
+        """(confirmed, name, where): the first confirming fingerprint and where it was found
+        (``dns``, ``header``, ``body``), else the first found (``where`` None), in the order of
+        ``FingerprintMatcher.match`` (DNS answers, then each response's headers and body; the
+        responses only if ``responses``)."""
         keys = m.get("test_keys")
         if not isinstance(keys, Mapping):
-            return False, None
+            return False, None, None
         first: str | None = None
         for _, value in dns_answers(keys):
             for name, confirms in self.dns(value):
                 if confirms:
-                    return True, name
+                    return True, name, "dns"
                 first = first or name
-        if not anomalous:
-            return False, first
+        if not responses:
+            return False, first, None
         for request in json_list(keys.get("requests")):
             response = request.get("response") if isinstance(request, Mapping) else None
             if not isinstance(response, Mapping):
@@ -156,13 +161,13 @@ class _Finder:
                 for header, value in response_headers(response):
                     for name, confirms in self.header(header, value):
                         if confirms:
-                            return True, name
+                            return True, name, "header"
                         first = first or name
             for name, confirms in self.body(body_text(response)):
                 if confirms:
-                    return True, name
+                    return True, name, "body"
                 first = first or name
-        return False, first
+        return False, first, None
 
 
 _finder: _Finder | None = None
@@ -194,6 +199,14 @@ def analyse_ipc(data: bytes) -> tuple[bytes, Timings]:
     return to_ipc(result), timings
 
 
+_BY_FINGERPRINT = frozenset(rule.rule_id for rule in FINGERPRINT_RULES.values())
+
+
+def _stored(old: list[Any]) -> VerdictValues:
+    """The stored verdict values of a row whose verdict is not stale."""
+    return old[0], old[1], old[2], old[3], bool(old[4]), bool(old[5])
+
+
 def analyse_batch(batch: pa.RecordBatch) -> tuple[pa.RecordBatch, Timings]:
     """Verdicts and fingerprints of one batch (:data:`IN_COLUMNS`), as :data:`OUT_SCHEMA`."""
     clock = time.perf_counter
@@ -219,9 +232,21 @@ def analyse_batch(batch: pa.RecordBatch) -> tuple[pa.RecordBatch, Timings]:
             new = (*old[:6], False, None)
             t2 = t3 = t1
         else:
-            columns = verdict_values(m) if need_verdict else tuple(old[:6])
+            # a verdict a fingerprint made is made again: the fingerprints may have changed
+            stale = need_verdict or old[3] in _BY_FINGERPRINT
+            columns: VerdictValues = verdict_values(m) if stale else _stored(old)
             t2 = clock()
-            confirmed, name = finder.find(m, columns[4]) if finder is not None else (False, None)
+            if finder is None:
+                confirmed, name = False, None
+            else:
+                # responses are matched where they can matter: an anomaly (a blockpage is an HTTP
+                # difference) or a verdict the rules could not reach for want of a usable control
+                undetermined = (
+                    columns[3] is not None and columns[3].removesuffix(REDIRECT_SUFFIX) in UNDETERMINED
+                )
+                confirmed, name, where = finder.find(m, columns[4] or undetermined)
+                if confirmed and where is not None:
+                    columns = confirmed_values(columns, where)
             new = (*columns, confirmed, name)
             t3 = clock()
         decode += t1 - t0

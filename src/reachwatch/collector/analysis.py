@@ -14,7 +14,8 @@ import urllib.parse
 from typing import Any
 
 from reachwatch.observations.text import norm_host
-from reachwatch.verdict import decide, other_tests
+from reachwatch.verdict import REDIRECT_SUFFIX, decide, other_tests
+from reachwatch.verdict.rules import FINGERPRINT_RULES, UNDETERMINED
 
 log = logging.getLogger(__name__)
 
@@ -84,6 +85,21 @@ def verdict_values(measurement: dict[str, Any]) -> VerdictValues:
         b not in (None, "false"),
         (b is None and acc is None) or bool(keys.get("control_failure")),
     )
+
+
+def confirmed_values(values: VerdictValues, where: str) -> VerdictValues:
+    """The stored values once a fingerprint confirming blocking was found ``where`` (``dns``,
+    ``header`` or ``body``): the fingerprint's rule (:data:`~reachwatch.verdict.rules.FINGERPRINT_RULES`)
+    where the rules left the measurement undetermined, else ``values`` as they are."""
+    rule = values[3]
+    if (
+        rule is None
+        or rule.removesuffix(REDIRECT_SUFFIX) not in UNDETERMINED
+        or where not in FINGERPRINT_RULES
+    ):
+        return values
+    decided = FINGERPRINT_RULES[where]
+    return _blocking(decided.blocking), decided.accessible, decided.technique, decided.rule_id, True, False
 
 
 def verdict(measurement: dict[str, Any]) -> Verdict:

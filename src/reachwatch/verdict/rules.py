@@ -180,6 +180,8 @@ RULES: Final[tuple[Rule, ...]] = (
          _dns_inconsistent("dns-hijack"), "dns", False, "dns-hijack", "dns"),
     Rule("http.no-control", "OONI 1.2/2.1: the page fetch ended but the control has no HTTP result to compare with.",
          when(("final", "http"), page=("missing",)), None, None, None),
+    Rule("http.control-failed", "Ours (OONI 1.4 says http-diff): a page for the probe, a failed fetch for the control: nothing to compare it with, and a site may refuse the control alone. A known blockpage decides (fingerprint.blockpage).",
+         when("final", page=("failed",)), None, None, None),
     Rule("http.blockpage", "OONI 1.4: the final response differs from the control's page.",
          when("final"), "http-diff", False, "http-blockpage"),
     Rule("site.down.http", "OONI 2.2: the page fetch failed for the probe and for the control.",
@@ -229,6 +231,27 @@ RULES: Final[tuple[Rule, ...]] = (
     Rule("undecided", "Nothing observed says what happened (OONI leaves blocking and accessible null).",
          lambda f: True, None, None, None),
 )  # fmt: skip
+
+
+#: The rules that leave a web_connectivity measurement undetermined (blocking and accessible
+#: null) for want of a usable control: no control, no HTTP part in it, its fetch failed, nothing
+#: observed. Not the ``input.*`` rules, which judge nothing.
+UNDETERMINED: Final = frozenset(
+    rule.rule_id
+    for rule in RULES
+    if rule.blocking is None and rule.accessible is None and not rule.rule_id.startswith("input.")
+)
+#: Where the rules leave a measurement undetermined (:data:`UNDETERMINED`), a known censor's
+#: fingerprint that confirms blocking decides instead, by where it was found (a DNS answer, a
+#: response's header or body). Applied by ``reachwatch analyze``, which matches the fingerprints;
+#: without them (the collector) a measurement keeps the rules' outcome.
+FINGERPRINT_RULES: Final[dict[str, Rule]] = {
+    "dns": Rule("fingerprint.dns", "Undetermined by the rules, but a DNS answer is a known censor's (a blockpage server, a sinkhole).",
+                lambda f: True, "dns", False, "dns-hijack"),
+    "header": Rule("fingerprint.blockpage", "Undetermined by the rules, but the probe's page is a known blockpage (a header or body fingerprint).",
+                   lambda f: True, "http-diff", False, "http-blockpage"),
+}  # fmt: skip
+FINGERPRINT_RULES["body"] = FINGERPRINT_RULES["header"]
 
 
 def _candidates(case: Case) -> tuple[Rule, ...]:
