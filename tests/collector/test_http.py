@@ -1,5 +1,6 @@
-"""Request bodies as clients really send them: compressed ones get a clear 415, never a JSON error
-about invalid UTF-8, and nothing is stored."""
+"""Request bodies as clients really send them: compressed (zstd, gzip, deflate) ones are taken, held
+to --max-body once decompressed; a truncated or corrupt one is a 400, an unknown coding a 415, never a
+JSON error about invalid UTF-8, and nothing is stored."""
 
 from __future__ import annotations
 
@@ -11,42 +12,119 @@ from typing import Any
 
 import orjson
 import pytest
+import zstandard
 
 from collector.conftest import collector, live_server
 from collector.test_app import OPEN, web
 from reachwatch.collector import http
+from reachwatch.collector.batch import POOLED_LINES
 from reachwatch.collector.config import Settings
+from reachwatch.store.compression import compress
+
+
+def _raw_deflate(data: bytes) -> bytes:
+    packer = zlib.compressobj(wbits=-zlib.MAX_WBITS)
+    return packer.compress(data) + packer.flush()
+
+
+CODINGS = [
+    ("zstd", zstandard.ZstdCompressor().compress),
+    ("zstd", compress),  # with the store's dictionary, as the outbox sends
+    ("zstd", lambda b: zstandard.ZstdCompressor().compress(b[:100]) + compress(b[100:])),  # two frames
+    ("gzip", gzip.compress),
+    ("x-gzip", lambda b: gzip.compress(b[:50]) + gzip.compress(b[50:])),  # two members
+    ("deflate", zlib.compress),
+    ("deflate", _raw_deflate),  # as some clients send it
+    ("GZIP, identity", gzip.compress),
+    ("gzip, zstd", lambda b: compress(gzip.compress(b))),
+]
+
+
+@pytest.mark.parametrize(("coding", "packed"), CODINGS)
+async def test_compressed_bodies_are_taken_on_every_route(
+    tmp_path: Path, real_measurements: list[dict[str, Any]], coding: str, packed: Any
+) -> None:
+    """A volunteer on metered data sends ~4.7x fewer bytes (zstd): stored as if sent uncompressed."""
+    ms = web(real_measurements)
+    many = [{**ms[i % len(ms)], "input": f"https://site{i}.example/"} for i in range(POOLED_LINES + 2)]
+    headers = {"content-encoding": coding, "content-type": "application/json"}
+    async with collector(Settings(store=str(tmp_path / "m.duckdb"), rate=0, ingest_workers=1)) as (_, http):
+        r = await http.post("/report", content=packed(orjson.dumps(OPEN)), headers=headers)
+        rid = r.json()["report_id"]
+        r = await http.post(
+            f"/report/{rid}",
+            content=packed(orjson.dumps({"format": "json", "content": ms[0]})),
+            headers=headers,
+        )
+        assert r.status_code == 200, r.text
+        small = b"\n".join(orjson.dumps(m) for m in ms[1:3])
+        big = b"\n".join(orjson.dumps(m) for m in many)  # goes to the batch workers
+        for body in (small, big):
+            r = await http.post("/api/v1/measurements", content=packed(body), headers=headers)
+            assert r.status_code == 200, r.text
+        # the same measurements again, uncompressed: already stored
+        r = await http.post("/api/v1/measurements", content=small + b"\n" + big)
+        assert r.status_code == 200, r.text
+        assert (await http.get("/api/v1/measurements")).json()["metadata"]["count"] == 3 + len(many)
+        assert (
+            await http.post(f"/report/{rid}/close", content=packed(b"{}"), headers=headers)
+        ).status_code == 200
 
 
 @pytest.mark.parametrize(
-    ("coding", "compress"),
+    ("coding", "body", "status", "said"),
     [
-        ("gzip", gzip.compress),
-        ("deflate", zlib.compress),
-        ("br", lambda b: b),
-        ("GZIP, identity", gzip.compress),
+        (
+            "br",
+            b"{}",
+            415,
+            "'br' is not supported: send the body uncompressed, or compressed with zstd, gzip or deflate",
+        ),
+        (
+            "zstd",
+            compress(b"{}" * 1000)[:-3],
+            400,
+            "not valid zstd (its Content-Encoding): it ends inside a compressed frame",
+        ),
+        ("gzip", gzip.compress(b"{}" * 1000)[:-3], 400, "not valid gzip"),
+        ("zstd", b"not zstd at all", 400, "not valid zstd"),
+        ("gzip", b"not gzip at all", 400, "not valid gzip"),
+        ("zstd", compress(b"{}") + b"trailing", 400, "not valid zstd"),
+        ("deflate", zlib.compress(b"{}") + b"trailing", 400, "8 bytes follow the end of the deflate stream"),
+        # a small body that grows past --max-body (a bomb): refused as it grows
+        (
+            "zstd",
+            zstandard.ZstdCompressor(level=19).compress(b" " * (50 << 20)),
+            413,
+            "larger than 1000000 bytes once decompressed",
+        ),
+        ("gzip", gzip.compress(b" " * (5 << 20)), 413, "larger than 1000000 bytes once decompressed"),
+        # a frame naming a dictionary this collector does not have
+        (
+            "zstd",
+            zstandard.ZstdCompressor(
+                dict_data=zstandard.train_dictionary(1024, [b'{"a": %d}' % i for i in range(2000)])
+            ).compress(b"{}"),
+            400,
+            "which this collector does not have",
+        ),
     ],
 )
-async def test_compressed_bodies_are_415(
-    tmp_path: Path, real_measurements: list[dict[str, Any]], coding: str, compress: Any
+async def test_bad_compressed_bodies_are_4xx_and_store_nothing(
+    tmp_path: Path, real_measurements: list[dict[str, Any]], coding: str, body: bytes, status: int, said: str
 ) -> None:
-    m = web(real_measurements)[0]
-    headers = {"content-encoding": coding, "content-type": "application/json"}
-    async with collector(Settings(store=str(tmp_path / "m.duckdb"), rate=0, ingest_workers=0)) as (_, http):
+    m = orjson.dumps(web(real_measurements)[0])
+    headers = {"content-encoding": coding}
+    settings = Settings(store=str(tmp_path / "m.duckdb"), rate=0, ingest_workers=0, max_body=1_000_000)
+    async with collector(settings) as (_, http):
         rid = (await http.post("/report", json=OPEN)).json()["report_id"]
-        for path, body in (
-            ("/report", orjson.dumps(OPEN)),
-            (f"/report/{rid}", orjson.dumps({"format": "json", "content": m})),
-            ("/api/v1/measurements", orjson.dumps(m)),
-        ):
-            r = await http.post(path, content=compress(body), headers=headers)
-            assert r.status_code == 415, (path, r.status_code, r.text)
-            assert "Content-Encoding" in r.json()["error"] and "uncompressed" in r.json()["error"]
+        for path in ("/report", f"/report/{rid}", "/api/v1/measurements"):
+            r = await http.post(path, content=body, headers=headers)
+            assert r.status_code == status, (path, r.status_code, r.text)
+            assert said in r.json()["error"], r.json()["error"]
         assert (await http.get("/api/v1/measurements")).json()["metadata"]["count"] == 0
         for coding_ok in ("identity", ""):
-            r = await http.post(
-                "/api/v1/measurements", content=orjson.dumps(m), headers={"content-encoding": coding_ok}
-            )
+            r = await http.post("/api/v1/measurements", content=m, headers={"content-encoding": coding_ok})
             assert r.status_code == 200, (coding_ok, r.text)
 
 

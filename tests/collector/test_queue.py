@@ -18,6 +18,13 @@ from reachwatch.collector import queue
 from reachwatch.collector.config import Settings
 from reachwatch.collector.queue import Outbox
 from reachwatch.errors import UserError
+from reachwatch.store.compression import decompress
+
+
+def sent(request: httpx.Request) -> bytes:
+    """The batch a request carries, as the outbox compressed it (zstd) or not."""
+    body = request.read()
+    return decompress(body) if request.headers.get("content-encoding") == "zstd" else body
 
 
 async def test_put_is_idempotent_and_flush_sends(
@@ -129,7 +136,7 @@ async def test_a_reset_while_sending_halves_the_batch(
 
         class Cutting(httpx.AsyncBaseTransport):
             async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-                body = await request.aread()
+                body = sent(request)
                 sizes.append(body.count(b"\n") + 1)
                 if len(body) > limit:
                     raise httpx.WriteError("connection reset by peer")
@@ -193,7 +200,7 @@ async def test_a_refusal_naming_no_line_is_narrowed_to_the_measurement(
 
         class Picky(httpx.AsyncBaseTransport):
             async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-                if b"refused.example" in request.content:
+                if b"refused.example" in sent(request):
                     return httpx.Response(422, json={"error": "we do not take that site"})
                 return await inner.handle_async_request(request)
 
@@ -268,3 +275,40 @@ def test_put_lines_is_all_or_nothing(tmp_path: Path) -> None:
     source = io.BytesIO(b"\xef\xbb\xbf" + b"\r\n".join([good[0], b"  ", *good, good[0]]) + b"\r\n")
     assert box.put_lines(source, "in.jsonl") == 5
     assert sorted(p.read_bytes() for p in box.pending()) == sorted(good)
+
+
+class _Seen(httpx.AsyncBaseTransport):
+    """The collector's app, noting each request's coding and size; ``older``: a collector from
+    before compressed uploads, which answered 415 to any."""
+
+    def __init__(self, inner: httpx.AsyncBaseTransport, older: bool) -> None:
+        self.inner, self.older = inner, older
+        self.sent: list[tuple[str | None, int]] = []
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        coding = request.headers.get("content-encoding")
+        self.sent.append((coding, len(request.content)))
+        if self.older and coding:
+            return httpx.Response(415, json={"error": f"Content-Encoding {coding!r} is not supported"})
+        return await self.inner.handle_async_request(request)
+
+
+@pytest.mark.parametrize("older", [False, True])
+async def test_batches_go_compressed_and_uncompressed_to_an_older_collector(
+    tmp_path: Path, real_measurements: list[dict[str, Any]], older: bool
+) -> None:
+    """The outbox sends zstd (a volunteer on metered data pays for every byte); a collector from
+    before compressed uploads answers 415, and gets the same batch uncompressed."""
+    box = Outbox(tmp_path / "box")
+    for m in web(real_measurements)[:5]:
+        box.put(m)
+    plain = sum(len(p.read_bytes()) + 1 for p in box.pending()) - 1
+    async with collector(Settings(store=str(tmp_path / "m.duckdb"), rate=0)) as (app, http):
+        seen = _Seen(httpx.ASGITransport(app=app, client=("192.0.2.1", 1)), older)
+        async with httpx.AsyncClient(transport=seen) as client:
+            result = await box.flush("http://collector", client=client)
+        assert (result.sent, result.remaining, result.error) == (5, 0, None)
+        assert (await http.get("/api/v1/measurements")).json()["metadata"]["count"] == 5
+    zstd = seen.sent[0]
+    assert zstd[0] == "zstd" and zstd[1] * 3 < plain, (seen.sent, plain)
+    assert seen.sent == ([zstd, (None, plain)] if older else [zstd])

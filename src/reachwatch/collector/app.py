@@ -72,7 +72,7 @@ ERRORS: dict[int | str, dict[str, Any]] = {
         (400, "bad JSON"),
         (404, "unknown"),
         (413, "body too large"),
-        (415, "compressed body (Content-Encoding)"),
+        (415, "a Content-Encoding other than zstd, gzip, deflate"),
         (422, "invalid measurement"),
         (429, "rate limited"),
         (503, "busy, retry"),
@@ -338,7 +338,7 @@ def create_app(settings: Settings) -> CollectorApp:
     async def close_report(report_id: str, request: Request) -> Response:
         if not valid_report_id(request.app.state.ingestor.secret, report_id):
             raise ApiError(404, "unknown report id")
-        # nothing in it is used, but it is read as every route's is: 413 past --max-body, 415, 408
+        # nothing in it is used, but it is read as every route's is: 413 past --max-body, 400, 415, 408
         await read_body(request, settings.max_body)
         return json_response({})
 

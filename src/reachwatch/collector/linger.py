@@ -1,8 +1,8 @@
 """An early answer that the client can read: the rest of the body is read before the connection closes.
 
 The collector answers some requests before their body has arrived: 413 on a declared length past
-the limit or as soon as the body passes it, 404 for an unknown report id, 415 for a compressed
-body. On a kept-alive connection uvicorn reads and drops what follows the answer, so the client
+the limit or as soon as the body passes it, 404 for an unknown report id, 415 for a body
+compressed in a coding it does not take. On a kept-alive connection uvicorn reads and drops what follows the answer, so the client
 reads the answer when it is done sending. But when the request says ``Connection: close`` (as
 Python's urllib and many scripts send) or is HTTP/1.0, the server closes the socket right after
 the answer, with the rest of the body still arriving: the kernel then resets the connection, and a

@@ -3,8 +3,10 @@
 ``Outbox(path).put(measurement)`` writes one file per measurement under ``path/pending`` (named by
 its content hash, so putting the same measurement twice keeps one file; written to a temporary name,
 fsynced, then renamed: a crash leaves either nothing or a whole file). ``await outbox.flush(url)``
-sends them in batches to ``POST /api/v1/measurements`` and deletes a file only once the collector
-answered 2xx for its batch. 429/503 are retried after ``Retry-After``; a line the collector rejects
+sends them in batches to ``POST /api/v1/measurements``, compressed (zstd with the store's
+dictionary, ~4.7x smaller: a volunteer on metered data pays for every byte; uncompressed to a
+collector from before compressed uploads, which answers 415), and deletes a file only once the
+collector answered 2xx for its batch. 429/503 are retried after ``Retry-After``; a line the collector rejects
 (4xx) moves to ``path/rejected`` with the reason beside it, so it is not resent forever.
 
 Several processes may share an outbox (``reachwatch measure --collector`` and ``reachwatch submit``
@@ -35,6 +37,7 @@ import httpx
 import orjson
 
 from reachwatch.errors import UserError, make_directory
+from reachwatch.store.compression import compress
 
 
 @dataclasses.dataclass
@@ -153,16 +156,19 @@ class Outbox:
         deadline = time.monotonic() + retry_for
         size = batch
         busy = False  # the last answer was a 429 or 503
+        compressed = True  # zstd, until a collector from before compressed uploads answers 415
         files: list[Path] = []
         try:
             files = self.pending()
             while files:
                 chunk = _chunk(files, size)
                 body = b"\n".join(p.read_bytes() for p in chunk)
+                headers = {"content-type": "application/x-ndjson"}
+                if compressed:
+                    body = compress(body)
+                    headers["content-encoding"] = "zstd"
                 try:
-                    resp = await http.post(
-                        endpoint, content=body, headers={"content-type": "application/x-ndjson"}
-                    )
+                    resp = await http.post(endpoint, content=body, headers=headers)
                 except httpx.TransportError as exc:
                     result.error = f"cannot reach {endpoint}: {type(exc).__name__}: {exc}"
                     if len(chunk) > 1 and not isinstance(exc, (httpx.ConnectError, httpx.ConnectTimeout)):
@@ -181,6 +187,9 @@ class Outbox:
                     busy = True
                     continue
                 busy = False
+                if resp.status_code == 415 and compressed:
+                    compressed = False  # an older collector: the same batch again, uncompressed
+                    continue
                 if resp.status_code == 413 and size > 1:
                     size = max(1, size // 2)
                     continue
