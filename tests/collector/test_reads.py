@@ -14,7 +14,7 @@ import orjson
 import pytest
 
 from collector.conftest import collector
-from collector.test_app import web
+from collector.test_app import OPEN, web
 from reachwatch.collector.config import Settings
 from reachwatch.collector.reads import FILTERS
 from reachwatch.store import clickhouse_server
@@ -109,8 +109,9 @@ async def test_an_unknown_parameter_is_422_not_ignored(tmp_path: Path) -> None:
     async with collector(Settings(store=str(tmp_path / "m.duckdb"))) as (_, http):
         for path, query in (
             ("/api/v1/measurements", "cc=PK"),
-            ("/api/v1/measurements", "anomaly=true"),
+            ("/api/v1/measurements", "ooni_run_link_id=7"),
             ("/api/v1/aggregation", "blocking=dns"),
+            ("/api/v1/aggregation", "anomaly=true"),
         ):
             r = await http.get(f"{path}?{query}")
             name = query.split("=")[0]
@@ -480,3 +481,40 @@ def test_the_specs_asn_filter_is_exactly_what_is_taken() -> None:
                 assert _asn(spelling) == f"AS{n}", spelling
     for other in ("", "AS", "ASN1", "-1", "1\n", "AS 1"):
         assert not re.fullmatch(ASN_QUERY_EXACT, other) and not taken(other), repr(other)
+
+
+async def test_oonis_list_parameters(tmp_path: Path, real_measurements: list[dict[str, Any]]) -> None:
+    """``anomaly``, ``confirmed``, ``failure``, ``report_id``, ``order_by`` and ``order`` as OONI's
+    list takes them (the stores' own test checks the rows: tests/store/test_store.py)."""
+    async with collector(Settings(store=str(tmp_path / "m.duckdb"), rate=0)) as (app, http):
+        rid = (await http.post("/report", json=OPEN)).json()["report_id"]
+        m = web(real_measurements)[0]
+        uid = (await http.post(f"/report/{rid}", json={"format": "json", "content": m})).json()[
+            "measurement_uid"
+        ]
+        r = await http.post(LIST, content=b"\n".join(orjson.dumps(m) for m in real_measurements))
+        assert r.status_code == 200, r.text
+        await app.state.ingestor.settled()
+        everything = (await http.get(LIST, params={"limit": 1000})).json()["results"]
+        for flag in ("anomaly", "confirmed", "failure"):
+            for value in ("true", "false"):
+                got = (await http.get(LIST, params={flag: value, "limit": 1000})).json()["results"]
+                assert [g["measurement_uid"] for g in got] == [
+                    e["measurement_uid"] for e in everything if e[flag] is (value == "true")
+                ], (flag, value)
+        got = (await http.get(LIST, params={"report_id": rid})).json()["results"]
+        assert [g["measurement_uid"] for g in got] == [uid]
+        for order in ("asc", "DESC"):
+            got = (await http.get(LIST, params={"order_by": "input", "order": order, "limit": 1000})).json()
+            inputs = [g["input"] for g in got["results"]]
+            given = [i for i in inputs if i is not None]  # those without one last
+            assert inputs == sorted(given, reverse=order == "DESC") + [None] * (len(inputs) - len(given))
+            assert len(inputs) == len(everything) and len(given) < len(inputs)
+        for bad in (
+            {"order_by": "test_start_time"},
+            {"order": "up"},
+            {"anomaly": "maybe"},
+            {"report_id": ""},
+        ):
+            r = await http.get(LIST, params=bad)
+            assert r.status_code == 422 and next(iter(bad)) in r.text, (bad, r.text)

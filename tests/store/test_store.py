@@ -12,7 +12,7 @@ import httpx
 import pytest
 
 from reachwatch.errors import UserError
-from reachwatch.store import Filters, open_store
+from reachwatch.store import Filters, ListOrder, open_store
 from reachwatch.store.compression import compress, decompress
 from reachwatch.store.schema import (
     COLUMNS,
@@ -353,5 +353,49 @@ async def test_aggregation_by_asn_is_ordered_by_number(store_location: str) -> N
             for r in await store.aggregate(Filters(), ["probe_asn", "probe_cc"])
         ]
         assert got_pairs == sorted(got_pairs, key=lambda p: (int(p[0][2:]), p[1]))
+    finally:
+        await store.close()
+
+
+async def test_the_list_takes_oonis_flags_report_id_and_order(store_location: str) -> None:
+    """OONI's list parameters ``anomaly``, ``confirmed``, ``failure``, ``report_id``, ``order_by``
+    and ``order``, the same SQL on both backends; pages in any order neither overlap nor skip."""
+    store = open_store(store_location)
+    await store.open()
+    try:
+        asns = ("AS3269", "AS1", "AS30722", "AS137")
+        rows = [
+            row(i, probe_asn=asns[i % 4], confirmed=i % 10 == 0, failure=i % 7 == 3, test_name=("tor", "web_connectivity")[i % 2])
+            for i in range(23)
+        ]  # fmt: skip
+        rows[5] = dataclasses.replace(rows[5], input=None)  # without one: last either way
+        await store.insert(rows)
+        for flags, keep in (
+            (Filters(anomaly=True), lambda r: r.anomaly),
+            (Filters(anomaly=False), lambda r: not r.anomaly),
+            (Filters(confirmed=True), lambda r: r.confirmed),
+            (Filters(failure=True, report_id="r1"), lambda r: r.failure and r.report_id == "r1"),
+            (Filters(report_id="r0", anomaly=True), lambda r: r.report_id == "r0" and r.anomaly),
+            (Filters(report_id="nope"), lambda r: False),
+        ):
+            count, got = await store.search(flags, 100, 0)
+            want = {r.measurement_uid for r in rows if keep(r)}
+            assert count == len(want) and {g["measurement_uid"] for g in got} == want, flags
+        keys = {
+            "measurement_start_time": lambda r: r.measurement_start_time,
+            "input": lambda r: r.input or "",
+            "probe_cc": lambda r: r.probe_cc,
+            "probe_asn": lambda r: int(r.probe_asn[2:]),  # by number, as the aggregation
+            "test_name": lambda r: r.test_name,
+        }
+        for by, key in keys.items():
+            for descending in (True, False):
+                order = ListOrder(by, descending)
+                pages = [(await store.search(Filters(), 5, offset, order))[1] for offset in range(0, 25, 5)]
+                uids = [g["measurement_uid"] for page in pages for g in page]
+                expected = sorted(rows, key=lambda r: r.measurement_uid)
+                expected.sort(key=key, reverse=descending)  # stable: ties stay by uid
+                expected.sort(key=lambda r: r.input is None and by == "input")  # without one last
+                assert uids == [r.measurement_uid for r in expected], (by, descending)
     finally:
         await store.close()

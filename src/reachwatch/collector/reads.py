@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import re
 import time
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 from fastapi import FastAPI, Query
 from starlette.requests import Request
@@ -14,10 +15,12 @@ from starlette.responses import Response
 from reachwatch.collector.http import STORE_FAILING, ApiError, json_response, store_errors
 from reachwatch.collector.ooni_protocol import ASN_DIGITS_EXACT, ASN_MAX, exact_days
 from reachwatch.observations.text import norm_host
-from reachwatch.store import Filters, Store
+from reachwatch.store import Filters, ListOrder, Store
 from reachwatch.store.compression import decompress
+from reachwatch.store.query import ORDER_BY
 
 Axis = Literal["measurement_start_day", "probe_cc", "probe_asn", "domain", "category_code"]
+OrderBy = Literal["measurement_start_time", "input", "probe_cc", "probe_asn", "test_name"]
 #: filters as people type them (OONI's API takes ``AS123`` or ``123``): normalised by :func:`_filters`
 CC_QUERY = r"^[A-Za-z]{2}$"
 ASN_QUERY = r"^(?:[Aa][Ss])?[0-9]{1,10}$"
@@ -41,7 +44,19 @@ UID = r"^[0-9]{14}\.[0-9]{6}_[A-Z]{2}_[a-z]{1,64}_[0-9a-f]{16}$"
 FILTERS = ("probe_cc", "probe_asn", "domain", "input", "category_code", "test_name", "since", "until")
 #: OONI's test names as stored (``web_connectivity``), as ``MeasurementIn`` takes them
 TEST_NAME = r"^[a-z_]{1,64}$"
-LIST_PARAMS = (*FILTERS, "blocking", "limit", "offset")
+#: OONI's list parameters taken besides the filters both routes share
+LIST_ONLY = (
+    "blocking",
+    "report_id",
+    "anomaly",
+    "confirmed",
+    "failure",
+    "order_by",
+    "order",
+    "limit",
+    "offset",
+)
+LIST_PARAMS = (*FILTERS, *LIST_ONLY)
 AGGREGATION_PARAMS = ("axis_x", "axis_y", *FILTERS)
 NOT_FOUND: dict[int | str, dict[str, Any]] = {404: {"description": "no such measurement"}, **STORE_FAILING}
 
@@ -197,16 +212,23 @@ def add_routes(app: FastAPI) -> None:
             description=f"one of {', '.join(BLOCKING)} (true: any anomaly), in any case",
             json_schema_extra={"pattern": BLOCKING_EXACT},
         ),
+        report_id: str | None = Query(None, min_length=1, max_length=256),
+        anomaly: bool | None = Query(None, description="blocking found (OONI's anomaly)"),
+        confirmed: bool | None = Query(None, description="blocking confirmed by a known fingerprint"),
+        failure: bool | None = Query(None, description="no verdict could be made"),
+        order_by: OrderBy = Query("measurement_start_time", description="then by measurement_uid"),
+        order: Literal["asc", "desc", "ASC", "DESC"] = "desc",
         limit: int = Query(100, ge=1, le=1000),
         offset: int = Query(0, ge=0, le=1_000_000),
     ) -> Response:
         t0 = time.perf_counter()
         _once(request, LIST_PARAMS)
         f = _filters(probe_cc, probe_asn, domain, input, category_code, test_name, since, until, blocking)
+        f = dataclasses.replace(f, report_id=report_id, anomaly=anomaly, confirmed=confirmed, failure=failure)
         store: Store = request.app.state.store
         await request.app.state.ingestor.verdicts_for_a_read()
         with store_errors("read"):
-            count, rows = await store.search(f, limit, offset)
+            count, rows = await store.search(f, limit, offset, ListOrder(order_by, order.lower() == "desc"))
         pages = (count + limit - 1) // limit
         # absolute, as OONI's: scheme and host as the client reached the collector (behind a trusted
         # proxy, its X-Forwarded-Proto: collector.forwarded)
@@ -268,3 +290,7 @@ def add_routes(app: FastAPI) -> None:
                 "db_stats": {"query_time": round(time.perf_counter() - t0, 4)},
             }
         )
+
+
+if get_args(OrderBy) != ORDER_BY:
+    raise ImportError("reads.OrderBy and store.query.ORDER_BY differ: make them one list")

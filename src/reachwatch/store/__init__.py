@@ -10,10 +10,10 @@ import datetime as dt
 from collections.abc import AsyncIterator, Collection, Sequence
 from typing import Any, Protocol
 
-from reachwatch.store.query import Filters
+from reachwatch.store.query import Filters, ListOrder
 from reachwatch.store.schema import Analysis, Row, RowColumns
 
-__all__ = ["Filters", "Store", "default_journal", "open_store"]
+__all__ = ["Filters", "ListOrder", "Store", "default_journal", "open_store"]
 
 
 class Store(Protocol):
@@ -47,7 +47,9 @@ class Store(Protocol):
         ...
 
     async def get_raw(self, uid: str) -> bytes | None: ...
-    async def search(self, f: Filters, limit: int, offset: int) -> tuple[int, list[dict[str, Any]]]: ...
+    async def search(
+        self, f: Filters, limit: int, offset: int, order: ListOrder = ...
+    ) -> tuple[int, list[dict[str, Any]]]: ...
     async def aggregate(self, f: Filters, axes: list[str]) -> list[dict[str, Any]]: ...
     async def delete(self, uid: str) -> bool: ...
     def raw_batches(self, batch: int) -> AsyncIterator[list[tuple[str, bytes]]]:

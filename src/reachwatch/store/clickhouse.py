@@ -27,7 +27,7 @@ import orjson
 
 from reachwatch.errors import UserError
 from reachwatch.store import query
-from reachwatch.store.query import Filters
+from reachwatch.store.query import Filters, ListOrder
 from reachwatch.store.schema import (
     ANALYSIS_COLUMNS,
     COLUMN_NAMES,
@@ -317,8 +317,10 @@ class ClickHouseStore:
         rows = await self._rows(f"SELECT raw FROM {TABLE} PREWHERE measurement_uid = {literal(uid)} LIMIT 1")
         return base64.b64decode(rows[0]["raw"]) if rows else None
 
-    async def search(self, f: Filters, limit: int, offset: int) -> tuple[int, list[dict[str, Any]]]:
-        sql, params = query.list_sql(f, limit, offset, "clickhouse")
+    async def search(
+        self, f: Filters, limit: int, offset: int, order: ListOrder = ListOrder()
+    ) -> tuple[int, list[dict[str, Any]]]:
+        sql, params = query.list_sql(f, limit, offset, "clickhouse", order)
         csql, cparams = query.count_sql(f)
         count = await self._rows(render(csql.replace("count(*)", "count(*) AS n"), cparams))
         rows = [_decode(r) for r in await self._rows(render(sql, params))]

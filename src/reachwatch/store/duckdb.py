@@ -26,7 +26,7 @@ import pyarrow as pa
 
 from reachwatch.errors import UserError
 from reachwatch.store import query
-from reachwatch.store.query import Filters
+from reachwatch.store.query import Filters, ListOrder
 from reachwatch.store.schema import (
     ANALYSIS_COLUMNS,
     ARROW_SCHEMA,
@@ -283,8 +283,10 @@ class DuckDBStore:
 
         return await self._read(get)
 
-    async def search(self, f: Filters, limit: int, offset: int) -> tuple[int, list[dict[str, Any]]]:
-        sql, params = query.list_sql(f, limit, offset, "duckdb")
+    async def search(
+        self, f: Filters, limit: int, offset: int, order: ListOrder = ListOrder()
+    ) -> tuple[int, list[dict[str, Any]]]:
+        sql, params = query.list_sql(f, limit, offset, "duckdb", order)
         csql, cparams = query.count_sql(f)
 
         def run(cur: duckdb.DuckDBPyConnection) -> tuple[int, list[dict[str, Any]]]:

@@ -53,7 +53,7 @@ from reachwatch.store.journal_files import (
     sync_directory,
     unlink,
 )
-from reachwatch.store.query import Filters
+from reachwatch.store.query import Filters, ListOrder
 from reachwatch.store.schema import Analysis, Row, RowColumns
 
 log = logging.getLogger(__name__)
@@ -356,9 +356,11 @@ class JournaledStore:
         await self.settle()
         return await self.inner.get_raw(uid)
 
-    async def search(self, f: Filters, limit: int, offset: int) -> tuple[int, list[dict[str, Any]]]:
+    async def search(
+        self, f: Filters, limit: int, offset: int, order: ListOrder = ListOrder()
+    ) -> tuple[int, list[dict[str, Any]]]:
         await self.settle()
-        return await self.inner.search(f, limit, offset)
+        return await self.inner.search(f, limit, offset, order)
 
     async def aggregate(self, f: Filters, axes: list[str]) -> list[dict[str, Any]]:
         await self.settle()

@@ -28,13 +28,36 @@ class Filters:
     since: dt.datetime | None = None
     until: dt.datetime | None = None
     blocking: str | None = None
+    report_id: str | None = None
+    #: OONI's list flags, each row's as stored (``anomaly``: blocking found; ``confirmed``: by a
+    #: fingerprint; ``failure``: no verdict)
+    anomaly: bool | None = None
+    confirmed: bool | None = None
+    failure: bool | None = None
+
+
+#: What the list may be ordered by (OONI's ``order_by``, but ``test_start_time``, not stored)
+ORDER_BY = ("measurement_start_time", "input", "probe_cc", "probe_asn", "test_name")
+
+
+@dataclasses.dataclass(frozen=True)
+class ListOrder:
+    """The list's order: a column of :data:`ORDER_BY`, newest or greatest first by default (as
+    OONI's list), rows without it last, then by ``measurement_uid`` so that pages never overlap
+    nor skip a row."""
+
+    by: str = "measurement_start_time"
+    descending: bool = True
 
 
 def where(f: Filters) -> tuple[str, list[Any]]:
     """The WHERE clause (possibly empty) and its parameters."""
     parts: list[str] = []
     params: list[Any] = []
-    for name in ("probe_cc", "probe_asn", "domain", "input", "category_code", "test_name"):
+    for name in (
+        "probe_cc", "probe_asn", "domain", "input", "category_code", "test_name", "report_id",
+        "anomaly", "confirmed", "failure",
+    ):  # fmt: skip
         value = getattr(f, name)
         if value is not None:
             parts.append(f"{name} = ?")
@@ -62,11 +85,18 @@ def where(f: Filters) -> tuple[str, list[Any]]:
     return (" WHERE " + " AND ".join(parts) if parts else ""), params
 
 
-def list_sql(f: Filters, limit: int, offset: int, dialect: Dialect) -> tuple[str, list[Any]]:
+def list_sql(
+    f: Filters, limit: int, offset: int, dialect: Dialect, order: ListOrder = ListOrder()
+) -> tuple[str, list[Any]]:
+    if order.by not in ORDER_BY:
+        raise ValueError(f"unknown order {order.by!r}")
     clause, params = where(f)
     cols = ", ".join(LIST_COLUMNS)
     page = f"LIMIT {offset:d}, {limit:d}" if dialect == "clickhouse" else f"LIMIT {limit:d} OFFSET {offset:d}"
-    sql = f"SELECT {cols} FROM {TABLE}{clause} ORDER BY measurement_start_time DESC, measurement_uid {page}"
+    # a row without the column (no input) last either way, on both backends
+    way = " DESC NULLS LAST" if order.descending else " NULLS LAST"
+    by = ", ".join(f"{column}{way}" for column in _ORDER.get(order.by, order.by).split(", "))
+    sql = f"SELECT {cols} FROM {TABLE}{clause} ORDER BY {by}, measurement_uid {page}"
     return sql, params
 
 
