@@ -518,3 +518,20 @@ async def test_oonis_list_parameters(tmp_path: Path, real_measurements: list[dic
         ):
             r = await http.get(LIST, params=bad)
             assert r.status_code == 422 and next(iter(bad)) in r.text, (bad, r.text)
+
+
+async def test_head_on_the_read_routes(tmp_path: Path, real_measurements: list[dict[str, Any]]) -> None:
+    """HEAD answers the GET's status and headers without a body (it was a 405)."""
+    async with collector(Settings(store=str(tmp_path / "m.duckdb"), rate=0)) as (_, http):
+        r = await http.post(LIST, content=orjson.dumps(web(real_measurements)[0]))
+        uid = r.json()["measurement_uids"][0]
+        for path, params in (
+            (f"/api/v1/measurement/{uid}", {}),
+            ("/api/v1/measurement/nope", {}),
+            (LIST, {"probe_cc": "IT"}),
+            (LIST, {"order_by": "nope"}),
+            (AGGREGATION, {"axis_x": "probe_cc"}),
+        ):
+            got, head = await http.get(path, params=params), await http.head(path, params=params)
+            assert (head.status_code, head.content) == (got.status_code, b""), path
+            assert head.headers["content-type"] == got.headers["content-type"], path

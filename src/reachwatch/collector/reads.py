@@ -184,6 +184,9 @@ def result_row(r: dict[str, Any], base: str = "") -> dict[str, Any]:
 
 
 def add_routes(app: FastAPI) -> None:
+    @app.head(
+        "/api/v1/measurement/{measurement_uid}", include_in_schema=False
+    )  # the GET's status and headers (as OONI's API)
     @app.get("/api/v1/measurement/{measurement_uid}", responses=NOT_FOUND)
     async def get_measurement(request: Request, measurement_uid: str) -> Response:
         store: Store = request.app.state.store
@@ -193,6 +196,7 @@ def add_routes(app: FastAPI) -> None:
             raise ApiError(404, "no such measurement")
         return Response(decompress(raw), media_type="application/json")
 
+    @app.head("/api/v1/measurements", include_in_schema=False)  # the GET's status and headers (as OONI's API)
     @app.get("/api/v1/measurements", responses=STORE_FAILING)
     async def list_measurements(
         request: Request,
@@ -247,6 +251,7 @@ def add_routes(app: FastAPI) -> None:
         }
         return json_response({"metadata": metadata, "results": [result_row(r, base) for r in rows]})
 
+    @app.head("/api/v1/aggregation", include_in_schema=False)  # the GET's status and headers (as OONI's API)
     @app.get("/api/v1/aggregation", responses=STORE_FAILING)
     async def aggregation(
         request: Request,
