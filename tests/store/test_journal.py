@@ -19,6 +19,7 @@ from reachwatch.store.duckdb import DuckDBStore
 from reachwatch.store.journal import JournaledStore
 from reachwatch.store.journal_files import DAMAGED, HEADER, SUFFIX, Segment, encode
 from reachwatch.store.journal_left import store_left_journal
+from reachwatch.store.query import Filters
 from reachwatch.store.readers import open_reader
 from reachwatch.store.schema import TABLE, RowColumns
 from store.test_store import row
@@ -351,3 +352,32 @@ async def test_a_flush_whose_caller_is_cancelled_does_not_insert_its_rows_twice(
     await asyncio.sleep(0.1)  # anything still in flight lands
     assert remote.rows == [row(1).content_hash]
     assert segments(tmp_path / "journal") == []
+
+
+async def test_a_read_fails_while_the_store_refuses_what_the_journal_holds(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """It answered from what the store had: a list without measurements already acknowledged, a
+    404 for one of them (an outside check, session 15). Now the read fails (the API's 503)."""
+    db = tmp_path / "m.duckdb"
+    store = await opened(db, **LAZY)
+    await store.insert([row(1)])
+    await store.flush()
+    original = DuckDBStore.insert
+
+    async def refuse(self: DuckDBStore, rows: object) -> None:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(DuckDBStore, "insert", refuse)
+    await store.insert([row(2)])  # acknowledged: in the journal
+    for read in (
+        store.search(Filters(), 10, 0),
+        store.aggregate(Filters(), []),
+        store.get_raw(row(2).measurement_uid),
+    ):
+        with pytest.raises(OSError, match="No space left"):
+            await read
+    monkeypatch.setattr(DuckDBStore, "insert", original)
+    count, _ = await store.search(Filters(), 10, 0)
+    assert count == 2 and await store.get_raw(row(2).measurement_uid) is not None
+    await store.close()

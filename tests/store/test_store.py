@@ -399,3 +399,48 @@ async def test_the_list_takes_oonis_flags_report_id_and_order(store_location: st
                 assert uids == [r.measurement_uid for r in expected], (by, descending)
     finally:
         await store.close()
+
+
+async def test_a_big_batch_is_checked_stored_and_analysed_whole(store_variant: str) -> None:
+    """ClickHouse parses at most 256 KiB of a query: the duplicate check of a batch of 7,300 lines
+    or more (its hashes in one IN list) failed, a 503 for ever on ClickHouse, and through the
+    journal, rows acknowledged and never stored (an outside check, session 15)."""
+    store = open_location(store_variant)
+    await store.open()
+    try:
+        rows = [row(i, report_id="r") for i in range(9_000)]
+        await store.insert(rows)
+        hashes = [r.content_hash for r in rows]
+        known = await store.existing([*hashes, "f" * 32], {r.measurement_start_day for r in rows})
+        assert known == {r.content_hash: r.measurement_uid for r in rows}
+        assert (await store.search(Filters(), 1, 0))[0] == 9_000
+        await store.update_analysis(
+            [Analysis(r.measurement_uid, "tcp_ip", False, "tcp-reset", "x", True, i % 2 == 0) for i, r in enumerate(rows)]
+        )  # fmt: skip
+        assert (await store.search(Filters(blocking="tcp_ip", failure=True), 1, 0))[0] == 4_500
+    finally:
+        await store.close()
+
+
+async def test_fractions_of_a_second_in_since_and_until_read_alike(store_location: str) -> None:
+    """Stored times are whole seconds: ClickHouse dropped a bound's fraction, DuckDB kept it, and
+    the two answered differently (an outside check, session 15)."""
+    store = open_store(store_location)
+    await store.open()
+    try:
+        at = dt.datetime(2024, 3, 1, 10, 0, 0)
+        await store.insert([row(1, measurement_start_time=at, measurement_start_day=at.date())])
+        second = dt.timedelta(seconds=1)
+        for since, until, want in (
+            (at + second / 2, None, 0),
+            (at - second / 10, None, 1),
+            (None, at + second / 2, 1),
+            (None, at, 0),
+            (at - second / 10, at + second / 10, 1),
+            (at + second / 10, at + second * 0.9, 0),
+        ):
+            f = Filters(since=since, until=until)
+            assert (await store.search(f, 10, 0))[0] == want, (since, until)
+            assert (await store.aggregate(f, []))[0]["measurement_count"] == want, (since, until)
+    finally:
+        await store.close()

@@ -19,7 +19,7 @@ import secrets
 import time
 import urllib.parse
 import uuid
-from collections.abc import AsyncIterator, Collection, Sequence
+from collections.abc import AsyncIterator, Collection, Iterator, Sequence
 from typing import Any
 
 import httpx
@@ -49,6 +49,19 @@ _JSON_SETTINGS = {"output_format_json_quote_64bit_integers": "0"}
 #: Columns added after the first release: added to older tables on open (18.16 has no
 #: ``ADD COLUMN IF NOT EXISTS``), with their DEFAULT for the rows already there.
 _ADDED = ("analysed",)
+
+
+#: Literals (hashes, uids) in one IN list at most: ClickHouse parses at most ``max_query_size``
+#: (256 KiB) of a query's text, and a batch of 7,300 lines' hashes went past it (a 503 for ever,
+#: or a journal that could never be emptied); 2,000 uids of ~54 characters are ~110 KB
+IN_LIST = 2_000
+#: The days that narrow the duplicate check at most: a batch spanning more reads every day's hashes
+NARROWING_DAYS = 1_000
+
+
+def _chunks(values: Sequence[str]) -> Iterator[Sequence[str]]:
+    for start in range(0, len(values), IN_LIST):
+        yield values[start : start + IN_LIST]
 
 
 def literal(value: Any) -> str:
@@ -224,15 +237,18 @@ class ClickHouseStore:
         hash column: of the given days' partitions only, when known, not of the whole table (a
         million rows over a year: 5-6 ms for three days against 30-38 ms; ten times the rows, ten
         times the whole table's time, on every group commit)."""
-        if not content_hashes:
-            return {}
-        inlist = ", ".join(literal(h) for h in content_hashes)
-        where = f"content_hash IN ({inlist})"
-        if days:
+        found: dict[str, str] = {}
+        narrow = ""
+        if days and len(days) <= NARROWING_DAYS:
             dates = ", ".join(f"toDate({literal(d.isoformat())})" for d in sorted(days))
-            where = f"measurement_start_day IN ({dates}) AND {where}"
-        rows = await self._rows(f"SELECT content_hash, measurement_uid FROM {TABLE} WHERE {where}")
-        return {r["content_hash"]: r["measurement_uid"] for r in rows}
+            narrow = f"measurement_start_day IN ({dates}) AND "
+        for chunk in _chunks(content_hashes):
+            inlist = ", ".join(literal(h) for h in chunk)
+            rows = await self._rows(
+                f"SELECT content_hash, measurement_uid FROM {TABLE} WHERE {narrow}content_hash IN ({inlist})"
+            )
+            found.update((r["content_hash"], r["measurement_uid"]) for r in rows)
+        return found
 
     async def insert(self, rows: Sequence[Row] | RowColumns) -> None:
         if isinstance(rows, RowColumns):
@@ -296,12 +312,20 @@ class ClickHouseStore:
             groups.setdefault(tuple(getattr(a, n) for n in ANALYSIS_COLUMNS), []).append(a.measurement_uid)
         if not groups:
             return
-        commands = []
+        # one ALTER for at most IN_LIST uids (a batch of the analyser's 1,000 takes one)
+        statements: list[list[str]] = [[]]
+        uids_in_last = 0
         for verdict, uids in groups.items():
             sets = ", ".join(f"{n} = {literal(v)}" for n, v in zip(ANALYSIS_COLUMNS, verdict, strict=True))
-            inlist = ", ".join(literal(u) for u in uids)
-            commands.append(f"UPDATE {sets}, analysed = 1 WHERE measurement_uid IN ({inlist})")
-        await self._query(f"ALTER TABLE {TABLE} " + ", ".join(commands))
+            for chunk in _chunks(uids):
+                if uids_in_last + len(chunk) > IN_LIST:
+                    statements.append([])
+                    uids_in_last = 0
+                inlist = ", ".join(literal(u) for u in chunk)
+                statements[-1].append(f"UPDATE {sets}, analysed = 1 WHERE measurement_uid IN ({inlist})")
+                uids_in_last += len(chunk)
+        for commands in statements:
+            await self._query(f"ALTER TABLE {TABLE} " + ", ".join(commands))
         await self._wait_mutations()
 
     async def unanalysed(self, limit: int) -> list[tuple[str, bytes]]:

@@ -20,7 +20,8 @@ of its write) was never acknowledged and is dropped; a damaged segment is kept a
 aside before, a kill or a store failure in between would lose them: the next open reads only
 ``.rwj`` files).
 
-Reads see everything acknowledged: every read first inserts what the journal holds. A store
+Reads see everything acknowledged: every read first inserts what the journal holds, and fails
+if the store refuses it (the collector's 503), rather than answer without them. A store
 write that fails (a full disk) leaves the rows in the journal: each segment is then tried on its
 own (one the store refuses must not hold back the rest) and what is refused is retried. One
 collector per journal: the directory is locked (``flock``) while the store is open.
@@ -345,12 +346,11 @@ class JournaledStore:
 
     # -- reads: everything acknowledged is in the store first -----------------------------------
     async def settle(self) -> None:
-        """Store what the journal holds, if anything (a failure is logged: the flusher retries)."""
+        """Store what the journal holds, if anything. Raises if the store refuses it (the flusher
+        retries): a read would miss measurements already acknowledged, and answered so (a 200
+        without them) it said they were never sent; the collector answers a 503 instead."""
         if self._held or self._closed:
-            try:
-                await self.flush()
-            except Exception as exc:  # answer from what the store has; the flusher retries
-                log.error("store write failed: %s: %.300s", type(exc).__name__, exc)
+            await self.flush()
 
     async def get_raw(self, uid: str) -> bytes | None:
         await self.settle()

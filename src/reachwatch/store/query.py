@@ -50,10 +50,21 @@ class ListOrder:
     descending: bool = True
 
 
+def _whole_second(when: dt.datetime | None) -> dt.datetime | None:
+    """``when`` rounded up to a whole second. Stored times are whole seconds (OONI's
+    ``measurement_start_time``; ClickHouse's DateTime holds no more), so ``>= 10:00:00.5`` is
+    ``>= 10:00:01`` and ``< 10:00:00.5`` is ``< 10:00:01``: the same rows on both backends, where
+    ClickHouse dropped the fraction of a bound and DuckDB kept it."""
+    if when is None or not when.microsecond:
+        return when
+    return when.replace(microsecond=0) + dt.timedelta(seconds=1)
+
+
 def where(f: Filters) -> tuple[str, list[Any]]:
     """The WHERE clause (possibly empty) and its parameters."""
     parts: list[str] = []
     params: list[Any] = []
+    f = dataclasses.replace(f, since=_whole_second(f.since), until=_whole_second(f.until))
     for name in (
         "probe_cc", "probe_asn", "domain", "input", "category_code", "test_name", "report_id",
         "anomaly", "confirmed", "failure",

@@ -142,7 +142,10 @@ class SettlingReader:
             except RuntimeError:
                 running = None
             if running is not loop:
-                asyncio.run_coroutine_threadsafe(self.store.settle(), loop).result(timeout=60)
+                try:
+                    asyncio.run_coroutine_threadsafe(self.store.settle(), loop).result(timeout=60)
+                except Exception as exc:  # the pages show what is stored; the API's reads answer 503
+                    log.error("store write failed: %s: %.300s", type(exc).__name__, exc)
         return self.reader.rows(sql, params)
 
     def close(self) -> None:
