@@ -9,7 +9,8 @@ import time
 import httpx
 import pytest
 
-from reachwatch.store import open_store
+from reachwatch.errors import UserError
+from reachwatch.store import Filters, open_store
 from reachwatch.store.clickhouse import INSERT_ID, by_days
 from reachwatch.store.schema import META_TABLE, TABLE
 from store.rows import row
@@ -111,3 +112,29 @@ async def test_a_secret_just_stored_is_read_again_once_others_have_stored_theirs
             assert await reading == bytes(32)
     finally:
         await store.close()
+
+
+@pytest.mark.parametrize("name", ["123db", "dbé", "db²", "٣db", "a-b", "system", "INFORMATION_SCHEMA"])
+def test_a_database_name_clickhouse_would_not_take_is_a_clear_error(name: str) -> None:
+    """Non-ASCII digits and letters passed ``isalnum`` and ended in a traceback; ``system`` was
+    taken, and the collector's tables made in ClickHouse's own database (an outside check)."""
+    with pytest.raises(UserError) as caught:
+        open_store(f"http://127.0.0.1:8123/{name}")
+    assert caught.value.fix and name in str(caught.value)
+
+
+async def test_credentials_in_the_url_are_used_and_never_said_back(clickhouse_url: str) -> None:
+    """``http://USER:PASSWORD@HOST/DB`` ended in a traceback: basic authentication now, and an error
+    that names the user but not the password."""
+    host = clickhouse_url.removeprefix("http://")
+    store = open_store(f"http://default:@{host}/with_user")  # the server's user, no password
+    await store.open()
+    await store.insert([row(1)])
+    assert (await store.search(Filters(), 10, 0))[0] == 1
+    await store.close()
+    wrong = open_store(f"http://nobody:s3cret@{host}/with_user")
+    with pytest.raises(UserError) as caught:
+        await wrong.open()
+    said = f"{caught.value} {caught.value.where} {caught.value.fix}"
+    assert "refused" in said and "nobody@" in said and "s3cret" not in said
+    await wrong.close()

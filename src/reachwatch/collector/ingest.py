@@ -57,9 +57,13 @@ class Overloaded(ApiError):
 READ_WAIT = 1.0
 #: Seconds a failed store write counts as the store failing, for :meth:`Ingestor.health`.
 FAILING_FOR = 10.0
-#: What a request hears when its rows could not be stored (disk full, say): nothing of it was kept.
+#: What a request hears when its rows could not be stored (disk full, ClickHouse down). DuckDB kept
+#: none of them (one transaction); ClickHouse may have kept some (an insert over several days is a
+#: part per day, each committed alone: an outside check, session 15, found a batch answered
+#: "nothing was kept" half stored). Either way a resend stores each once.
 STORE_FAILED = (
-    "the collector could not store these measurements (storage error); nothing was kept, retry later"
+    "the collector could not store these measurements (storage error); send them again later "
+    "(any it kept are not stored twice)"
 )
 
 

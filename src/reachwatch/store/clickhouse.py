@@ -11,10 +11,12 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import dataclasses
 import datetime as dt
 import itertools
 import logging
 import operator
+import re
 import secrets
 import time
 import urllib.parse
@@ -106,14 +108,52 @@ EARLIER_INSERTS_WAIT = 60.0
 SECRET_SETTLE = 1.0
 
 
+#: A database name ClickHouse takes unquoted (ASCII letters, digits, underscores; no digit first)
+_DB_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+#: ClickHouse's own databases: a collector's tables do not belong there
+_SYSTEM_DATABASES = frozenset({"system", "information_schema"})
+
+
+@dataclasses.dataclass(frozen=True)
+class Location:
+    """A ``http://[USER:PASSWORD@]HOST:8123/DB`` URL taken apart: the server's base URL, the
+    database, the credentials (HTTP basic authentication, as ClickHouse takes it), and the URL as
+    said back in errors and logs (without the password)."""
+
+    base: str
+    db: str
+    auth: tuple[str, str] | None
+    shown: str
+
+    @classmethod
+    def parse(cls, url: str) -> Location:
+        parts = urllib.parse.urlsplit(url)
+        db = parts.path.strip("/") or "default"
+        host = parts.hostname or ""
+        host = f"[{host}]" if ":" in host else host
+        port = f":{parts.port}" if parts.port else ""
+        shown = f"{parts.scheme}://{f'{parts.username}@' if parts.username else ''}{host}{port}/"
+        fix = (
+            "use http://[USER:PASSWORD@]HOST:8123/DBNAME, a name of ASCII letters, digits and _ "
+            "not starting with a digit"
+        )
+        if not _DB_NAME.fullmatch(db):
+            raise UserError(f"bad database name {db!r}", where=f"{shown}{db}", fix=fix)
+        if db.lower() in _SYSTEM_DATABASES:
+            raise UserError(
+                f"{db!r} is ClickHouse's own database", where=f"{shown}{db}", fix="name one of your own"
+            )
+        auth = None
+        if parts.username is not None:
+            auth = (urllib.parse.unquote(parts.username), urllib.parse.unquote(parts.password or ""))
+        return cls(f"{parts.scheme}://{host}{port}/", db, auth, shown)
+
+
 class ClickHouseStore:
     def __init__(self, url: str) -> None:
-        parts = urllib.parse.urlsplit(url)
-        self.db = parts.path.strip("/") or "default"
-        if not self.db.replace("_", "").isalnum():
-            raise UserError(f"bad database name {self.db!r}", where=url, fix="use http://HOST:8123/DBNAME")
-        self.base = f"{parts.scheme}://{parts.netloc}/"
-        self._client = httpx.AsyncClient(base_url=self.base, timeout=60.0)
+        where = Location.parse(url)
+        self.db, self.base, self.shown = where.db, where.base, where.shown
+        self._client = httpx.AsyncClient(base_url=self.base, timeout=60.0, auth=where.auth)
         #: every insert's query id starts so (:meth:`_wait_for_earlier_inserts`)
         self._insert_prefix = f"{INSERT_ID}{self.db}-"
 
@@ -142,7 +182,13 @@ class ClickHouseStore:
         try:
             await self._query(f"CREATE DATABASE IF NOT EXISTS {self.db}", database=False)
         except httpx.HTTPError as exc:
-            raise UserError(f"cannot reach ClickHouse: {exc}", where=self.base) from exc
+            raise UserError(f"cannot reach ClickHouse: {exc}", where=self.shown) from exc
+        except RuntimeError as exc:  # its answer: a wrong user or password, no right to create it
+            raise UserError(
+                f"ClickHouse refused to open the database: {exc}",
+                where=f"{self.shown}{self.db}",
+                fix="check the user and password in the URL, and that the user may create the database",
+            ) from exc
 
     async def open(self) -> None:
         await self.check()
@@ -228,7 +274,7 @@ class ClickHouseStore:
             f"SELECT key, min(value) AS value FROM {META_TABLE} WHERE key IN ('secret', 'identity') GROUP BY key"
         )
         found = {r["key"]: r["value"] for r in rows}
-        return identity_of(found.get("identity"), "secret" in found, f"{self.base}{self.db}")
+        return identity_of(found.get("identity"), "secret" in found, f"{self.shown}{self.db}")
 
     async def existing(
         self, content_hashes: Sequence[str], days: Collection[dt.date] | None = None

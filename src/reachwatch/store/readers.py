@@ -11,7 +11,6 @@ import asyncio
 import logging
 import os
 import threading
-import urllib.parse
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -73,12 +72,12 @@ class ClickHouseReader:
     dialect: Dialect = "clickhouse"
 
     def __init__(self, url: str) -> None:
-        parts = urllib.parse.urlsplit(url)
-        self.db = parts.path.strip("/") or "default"
-        if not self.db.replace("_", "").isalnum():
-            raise UserError(f"bad database name {self.db!r}", where=url, fix="use http://HOST:8123/DBNAME")
-        self._client = httpx.Client(base_url=f"{parts.scheme}://{parts.netloc}/", timeout=300.0)
-        self.url = url
+        from reachwatch.store.clickhouse import Location
+
+        where = Location.parse(url)
+        self.db = where.db
+        self._client = httpx.Client(base_url=where.base, timeout=300.0, auth=where.auth)
+        self.url = f"{where.shown}{where.db}"
 
     def rows(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
         from reachwatch.store.clickhouse import render
