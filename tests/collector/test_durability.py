@@ -23,8 +23,13 @@ from typing import IO, Any
 import duckdb
 import httpx
 import orjson
+import pytest
 
+from collector.conftest import collector
 from collector.test_app import OPEN, web
+from reachwatch.collector import ingest
+from reachwatch.collector.config import Settings
+from reachwatch.store import clickhouse_server
 
 TOTAL = int(os.environ.get("REACHWATCH_KILL_MEASUREMENTS", "2000"))
 KILLS = 20
@@ -197,3 +202,48 @@ async def test_kill_9_loses_no_acknowledged_measurement(
     missing = set(acked.values()) - stored
     assert not missing, f"{len(missing)} acknowledged measurements lost"
     assert count == TOTAL == len(set(acked.values())), "a resent measurement was stored twice"
+
+
+def _server_pid(workdir: Path) -> int:
+    """The PID of the clickhouse-server this test started in ``workdir`` (by its config file)."""
+    found = subprocess.run(
+        ["pgrep", "-f", "--", f"--config-file={workdir / 'config.xml'}"], capture_output=True, text=True
+    ).stdout.split()
+    assert len(found) == 1, found
+    return int(found[0])
+
+
+@pytest.mark.clickhouse
+async def test_a_stalled_store_is_a_prompt_503_and_the_resend_is_stored_once(
+    tmp_path: Path, real_measurements: list[dict[str, Any]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A ClickHouse that stops answering (SIGSTOP, not down) held each request until the store
+    client's 60 s timeout (an outside check, session 15): now a 503 after ingest.STORE_WAIT, health
+    says the store is failing, and what was queued meanwhile is stored once with its resend."""
+    if clickhouse_server.binary() is None:
+        pytest.skip("clickhouse-server is not installed: ClickHouse tests skipped")
+    monkeypatch.setattr(ingest, "STORE_WAIT", 1.0)
+    lines = b"\n".join(orjson.dumps(m) for m in web(real_measurements)[:5])
+    workdir = tmp_path / "clickhouse"
+    with clickhouse_server.running(workdir) as url:
+        settings = Settings(store=f"{url}/stalled", rate=0, journal=False)
+        async with collector(settings) as (_, http):
+            assert (await http.post("/api/v1/measurements", content=lines.split(b"\n")[0])).status_code == 200
+            pid = _server_pid(workdir)
+            os.kill(pid, signal.SIGSTOP)
+            try:
+                started = time.monotonic()
+                r = await http.post("/api/v1/measurements", content=lines)
+                waited = time.monotonic() - started
+                assert r.status_code == 503 and r.headers["retry-after"], r.text
+                assert "has not taken these measurements" in r.json()["error"] and waited < 10
+                assert (await http.get("/api/v1/health")).json()["status"] == "store failing"
+            finally:
+                os.kill(pid, signal.SIGCONT)
+            for _ in range(100):  # the stalled commit ends once the server runs again
+                r = await http.post("/api/v1/measurements", content=lines)
+                if r.status_code == 200:
+                    break
+                await asyncio.sleep(0.2)
+            assert r.status_code == 200, r.text
+            assert (await http.get("/api/v1/measurements")).json()["metadata"]["count"] == 5

@@ -29,6 +29,7 @@ from typing import Any
 from reachwatch.collector.analyser import Analyser, Backlog
 from reachwatch.collector.attribution import Attributor, Network
 from reachwatch.collector.config import MAX_PENDING
+from reachwatch.collector.deadlines import for_loop
 from reachwatch.collector.http import ApiError
 from reachwatch.collector.prepare import Staged, finish, finish_rows, stage
 from reachwatch.store import Store
@@ -65,6 +66,39 @@ STORE_FAILED = (
     "the collector could not store these measurements (storage error); send them again later "
     "(any it kept are not stored twice)"
 )
+#: Longest a request waits for its commit before a 503: a store that stalls (ClickHouse stopped,
+#: not down) held requests until the store client's own 60 s timeout, as long as a probe's (the
+#: outbox's) and past many proxies'. The rows stay queued and may be stored later; the writer
+#: commits one group at a time, so a resend is checked against them once they are in.
+STORE_WAIT = 20.0
+STORE_SLOW = (
+    f"the collector's store has not taken these measurements in {STORE_WAIT:g} s; send them again "
+    "later (any it kept are not stored twice)"
+)
+
+
+async def _answer(fut: asyncio.Future[list[str]]) -> list[str]:
+    """The uids ``fut`` gets once its rows are committed, or a 503 after :data:`STORE_WAIT` (a
+    deadline of the loop's sweep, not a timer per request). No shield needed: a request given up
+    (or cancelled) leaves its rows queued, and the writer skips answering a future that is done."""
+    waits = for_loop(fut.get_loop(), "store", _store_slow)
+    waits.start(fut, STORE_WAIT)
+    try:
+        return await fut
+    finally:
+        waits.stop(fut)
+
+
+_slow_logged = 0.0
+
+
+def _store_slow(fut: asyncio.Future[list[str]]) -> None:
+    global _slow_logged
+    if not fut.done():
+        fut.set_exception(Overloaded(5, STORE_SLOW))
+        if time.monotonic() - _slow_logged > FAILING_FOR:  # once, not once a request
+            _slow_logged = time.monotonic()
+            log.error("the store took more than %g s to commit: requests answered 503", STORE_WAIT)
 
 
 def _resolve(fut: asyncio.Future[None]) -> None:
@@ -116,6 +150,8 @@ class Ingestor:
         self._pending = 0
         #: when the last write to the store (or its journal) failed, if the last one did
         self._store_failed_at: float | None = None
+        #: when the commit under way began (None between commits): a stalled store shows in health
+        self._committing_since: float | None = None
         self._last_active = time.monotonic()
         self._tasks: tuple[asyncio.Task[None], asyncio.Task[None]] | None = None
 
@@ -169,16 +205,14 @@ class Ingestor:
         gathering = self._gathering
         if gathering is not None and self._queue.qsize() >= self._gather_until and not gathering.done():
             gathering.set_result(None)
-        # no shield needed: a cancelled request cancels only its future; the writer still commits
-        # its rows (they are queued) and skips answering a future that is done
-        return await fut
+        return await _answer(fut)
 
     async def submit_rows(self, rows: RowColumns) -> list[str]:
         """:meth:`submit` for rows already finished (by a batch worker process): straight to the
         insert stage, acknowledged with its commit."""
         fut = self._admit(len(rows))
         self._finished.put_nowait(([([], fut)], rows, [len(rows)]))
-        return await fut
+        return await _answer(fut)
 
     def _admit(self, count: int) -> asyncio.Future[list[str]]:
         """The future of ``count`` more pending measurements; :class:`Overloaded` past the bound."""
@@ -212,7 +246,10 @@ class Ingestor:
         failed = self._store_failed_at
         # a failure is news for FAILING_FOR seconds: no write may come to clear it (clients back off)
         recent = failed is not None and time.monotonic() - failed < FAILING_FOR
-        failing = recent or bool(getattr(self.store, "failing", False))
+        # a commit that has run past STORE_WAIT (its requests answered 503) is a failing store too
+        since = self._committing_since
+        stalled = since is not None and time.monotonic() - since > STORE_WAIT
+        failing = recent or stalled or bool(getattr(self.store, "failing", False))
         full = self._in_hand() >= self.max_pending
         return {
             "status": "store failing" if failing else "busy" if full else "ok",
@@ -323,6 +360,7 @@ class Ingestor:
             batch = [item for b, _, _ in groups for item in b]
             rows = RowColumns.concat([r for _, r, _ in groups])
             lengths = [n for _, _, ns in groups for n in ns]
+            self._committing_since = time.monotonic()
             try:
                 await self._commit(batch, rows, lengths)
                 self._store_failed_at = None
@@ -332,6 +370,7 @@ class Ingestor:
                 self._store_failed_at = time.monotonic()
                 self._fail(batch, 0, STORE_FAILED)
             finally:
+                self._committing_since = None
                 self._done(size)
 
     def _fail(
