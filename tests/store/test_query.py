@@ -12,8 +12,11 @@ from reachwatch.store.schema import COLUMN_NAMES
 
 def test_where_and_params() -> None:
     clause, params = query.where(query.Filters(probe_cc="PK", since=dt.datetime(2026, 1, 1), blocking="true"))
-    assert clause == " WHERE probe_cc = ? AND measurement_start_time >= ? AND anomaly = ?"
-    assert params == ["PK", dt.datetime(2026, 1, 1), True]
+    # the day as well as the time: ClickHouse prunes the other days' partitions by it
+    assert clause == (
+        " WHERE probe_cc = ? AND measurement_start_day >= ? AND measurement_start_time >= ? AND anomaly = ?"
+    )
+    assert params == ["PK", dt.date(2026, 1, 1), dt.datetime(2026, 1, 1), True]
     assert query.where(query.Filters()) == ("", [])
     assert query.where(query.Filters(test_name="telegram")) == (" WHERE test_name = ?", ["telegram"])
 

@@ -78,12 +78,14 @@ def where(f: Filters) -> tuple[str, list[Any]]:
     if (f.since is not None and f.since > LATEST) or (f.until is not None and f.until <= EARLIEST):
         parts.append("1 = 0")  # nothing stored can match
     else:
+        # the day too, the same bound: ClickHouse skips the other days' partitions (its partition
+        # key; a time alone reads every part), DuckDB the row groups of other days
         if f.since is not None and f.since > EARLIEST:
-            parts.append("measurement_start_time >= ?")
-            params.append(f.since)
+            parts.append("measurement_start_day >= ? AND measurement_start_time >= ?")
+            params += (f.since.date(), f.since)
         if f.until is not None and f.until <= LATEST:
-            parts.append("measurement_start_time < ?")
-            params.append(f.until)
+            parts.append("measurement_start_day <= ? AND measurement_start_time < ?")
+            params += (f.until.date(), f.until)
     if f.blocking is not None:
         if f.blocking == "true":
             parts.append("anomaly = ?")
