@@ -186,7 +186,7 @@ async def test_no_such_route_and_wrong_method_have_an_error_message(tmp_path: Pa
     assert missing.status_code == 404 and missing.json()["error"] == "Not Found"
     assert wrong.status_code == 405 and wrong.json()["error"] == "Method Not Allowed"
     # every method of the path (Starlette named only its first route's: POST, not GET)
-    assert wrong.headers["allow"] == "GET, POST"
+    assert wrong.headers["allow"] == "GET, HEAD, POST"
     assert opened.headers["allow"] == "POST"
     assert opened.status_code == 405 and opened.json()["detail"] == "Method Not Allowed"
 
