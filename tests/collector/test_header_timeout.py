@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import socket
 import time
@@ -55,3 +56,25 @@ def test_a_kept_alive_connection_is_timed_again_for_its_next_request(
             answer = _answer(sock)
         assert answer.count(b"HTTP/1.1 200 ") == 2 and b"HTTP/1.1 408 " in answer
         assert httpx.get(f"{url}/api/v1/health").status_code == 200
+
+
+def test_headers_past_the_limit_are_a_431_and_the_connection_closed(tmp_path: Path) -> None:
+    """httptools kept a 128 MB header until it ended and the request got a 200 (an outside check,
+    session 15): past MAX_HEADER_BYTES the client gets a 431 and the connection is closed."""
+    with live_server(Settings(store=str(tmp_path / "m.duckdb"), rate=0)) as url:
+        host, port = url.removeprefix("http://").split(":")
+        with socket.create_connection((host, int(port))) as sock:
+            sock.sendall(b"GET /api/v1/health HTTP/1.1\r\nHost: x\r\n")
+            junk = b"X-Junk: " + b"a" * 8192 + b"\r\n"
+            with contextlib.suppress(OSError):  # closed by the collector while still sending
+                for _ in range(64):  # 512 KiB
+                    sock.sendall(junk)
+            answer = _answer(sock)
+        head, _, body = answer.partition(b"\r\n\r\n")
+        assert head.startswith(b"HTTP/1.1 431 "), answer[:200]
+        assert str(header_timeout.MAX_HEADER_BYTES) in json.loads(body)["error"]
+        # long but within the limit, on a kept-alive connection: answered
+        with httpx.Client(base_url=url) as client:
+            for _ in range(2):
+                r = client.get("/api/v1/health", headers={"x-long": "a" * 30_000})
+                assert r.status_code == 200

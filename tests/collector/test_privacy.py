@@ -549,3 +549,15 @@ def test_scrubbing_keeps_json_escapes_whole(address: str, text: str, expected: s
     # a column's text is no JSON: its backslashes are characters, and the address after them goes
     literal = orjson.dumps(text).decode()[1:-1]
     assert address.encode() not in Scrubber([address]).text(literal).encode().lower()
+
+
+@pytest.mark.parametrize("codec", ["cp1251", "utf-16-le", "utf-16-be", "utf-16"])
+@pytest.mark.parametrize("spelling", ["2001:db8:1234:0::5", "2001:Db8:1234::5", "2001:db8:1234::0005"])
+def test_an_ipv6_address_written_otherwise_in_a_base64_body(codec: str, spelling: str) -> None:
+    """A page that is not UTF-8 (OONI writes it in base64) showing the visitor's IPv6 address in a
+    spelling of its own kept it (an outside check, session 15): only the listed ones were sought."""
+    page = f"<html>Ваш IP: {spelling}, DNS 2001:db8:1234::6</html>".encode(codec)
+    data = orjson.dumps({"body": {"format": "base64", "data": base64.b64encode(page).decode()}})
+    out = orjson.loads(Scrubber(["2001:db8:1234::5"]).json(data))
+    text = base64.b64decode(out["body"]["data"]).decode(codec)
+    assert text == "<html>Ваш IP: [scrubbed], DNS 2001:db8:1234::6</html>", text

@@ -223,9 +223,7 @@ class Scrubber:
                 decoded = base64.b64decode(padded, validate=True)
             except binascii.Error:
                 continue
-            scrubbed = decoded
-            for needles, replacement in self.binary:
-                scrubbed = _replaced(scrubbed, needles, replacement)
+            scrubbed = self._decoded_value(decoded)
             if scrubbed is not decoded:
                 encoded = base64.b64encode(scrubbed)
                 parts += (
@@ -237,6 +235,35 @@ class Scrubber:
             return data
         parts.append(data[done:])
         return b"".join(parts)
+
+    def _decoded_value(self, decoded: bytes) -> bytes:
+        """A decoded base64 value with every spelling replaced, in each of :data:`_CODECS`, an
+        IPv6 address written otherwise included (:func:`_ipv6_written_otherwise`, on the text read
+        in each codec); ``decoded`` itself when none occurs."""
+        scrubbed = decoded
+        for needles, replacement in self.binary:
+            scrubbed = _replaced(scrubbed, needles, replacement)
+        if not self.v6:
+            return scrubbed
+        for codec in _CODECS:
+            replacement = SCRUBBED.decode().encode(codec)
+            # the value read in this codec, as ASCII-compatible bytes (UTF-16 from either byte)
+            if codec == "ascii":
+                views = [scrubbed]
+            else:
+                views = [
+                    scrubbed[skip:].decode(codec, "replace").encode("utf-8", "replace") for skip in (0, 1)
+                ]
+            found: set[bytes] = set()
+            for view in views:
+                folded = _fold(view)
+                present = tuple(address for address in self.v6 if address[0] in folded)
+                if present:
+                    found |= _ipv6_written_otherwise(view, folded, present)
+            if found:
+                spellings = tuple(sorted((f.decode().encode(codec) for f in found), key=len, reverse=True))
+                scrubbed = _replaced(scrubbed, spellings, replacement)
+        return scrubbed
 
     def text(self, value: str | None) -> str | None:
         """A column value (input, network name...) scrubbed like the stored JSON."""
