@@ -504,7 +504,7 @@ async def test_oonis_list_parameters(tmp_path: Path, real_measurements: list[dic
                 ], (flag, value)
         got = (await http.get(LIST, params={"report_id": rid})).json()["results"]
         assert [g["measurement_uid"] for g in got] == [uid]
-        for order in ("asc", "DESC"):
+        for order in ("asc", "DESC", "Asc"):
             got = (await http.get(LIST, params={"order_by": "input", "order": order, "limit": 1000})).json()
             inputs = [g["input"] for g in got["results"]]
             given = [i for i in inputs if i is not None]  # those without one last

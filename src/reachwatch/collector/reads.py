@@ -221,7 +221,9 @@ def add_routes(app: FastAPI) -> None:
         confirmed: bool | None = Query(None, description="blocking confirmed by a known fingerprint"),
         failure: bool | None = Query(None, description="no verdict could be made"),
         order_by: OrderBy = Query("measurement_start_time", description="then by measurement_uid"),
-        order: Literal["asc", "desc", "ASC", "DESC"] = "desc",
+        order: str = Query(
+            "desc", pattern=r"^([Aa][Ss][Cc]|[Dd][Ee][Ss][Cc])$", description="asc or desc, in any case"
+        ),
         limit: int = Query(100, ge=1, le=1000),
         offset: int = Query(0, ge=0, le=1_000_000),
     ) -> Response:
