@@ -80,6 +80,7 @@ async def test_compressed_bodies_are_taken_on_every_route(
             415,
             "'br' is not supported: send the body uncompressed, or compressed with zstd, gzip or deflate",
         ),
+        ("gzip, " * 4 + "gzip", b"{}", 415, "5 codings one over the other"),
         (
             "zstd",
             compress(b"{}" * 1000)[:-3],

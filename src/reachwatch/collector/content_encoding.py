@@ -31,6 +31,8 @@ SLICE = 256
 #: Frames (zstd) or members (gzip) a body may hold: an empty one costs ~10 bytes and a few us to
 #: read, so a body of nothing else kept the collector busy ~1 us a byte (an outside check)
 MAX_FRAMES = 10_000
+#: Codings one over the other a body may come in (``gzip, zstd``)
+MAX_CODINGS = 4
 #: Compressed bytes given zlib at a time (its output is held to the bound by ``max_length``)
 ZLIB_SLICE = 64 << 10
 

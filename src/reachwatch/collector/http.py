@@ -123,6 +123,8 @@ async def read_asgi_body(scope: Scope, receive: Receive, limit: int) -> bytes:
                 applied += content_encoding.codings(value)
             except content_encoding.Unsupported as exc:
                 raise ApiError(415, str(exc)) from None
+    if len(applied) > content_encoding.MAX_CODINGS:  # each a pass over the whole body
+        raise ApiError(415, f"{len(applied)} codings one over the other: send the body compressed once")
     body = await _read(receive, limit)
     if not applied:
         return body
