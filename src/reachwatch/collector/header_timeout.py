@@ -1,6 +1,7 @@
 """A request's line and headers must arrive within :data:`HEADERS_TIMEOUT` (a 408, then the
-connection is closed), and take at most :data:`MAX_HEADER_BYTES` (a 431): uvicorn has no such limit, so a client that opened a connection and sent
-nothing, or part of its headers (slowloris), held it, and a file descriptor, for ever. Its
+connection is closed), and take at most :data:`MAX_HEADER_BYTES` (a 431): uvicorn has neither
+limit, so a client that opened a connection and sent nothing, or part of its headers
+(slowloris), held it, and a file descriptor, for ever. Its
 keep-alive timeout covers only the wait between requests and stops at the next request's first
 byte; the body has its own limit (``http.BODY_IDLE_TIMEOUT``). nginx's ``client_header_timeout``
 is 60 s too.
