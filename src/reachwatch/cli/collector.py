@@ -22,7 +22,9 @@ def serve(
     host: str = typer.Option("127.0.0.1", "--host"),
     port: int = typer.Option(8000, "--port"),
     max_body: int = typer.Option(
-        16 * 1024 * 1024, "--max-body", help="Largest request body (bytes): 413 past it."
+        16 * 1024 * 1024,
+        "--max-body",
+        help="Largest request body (bytes), a compressed one once decompressed: 413 past it.",
     ),
     rate: float | None = typer.Option(
         None,
