@@ -9,9 +9,10 @@ The decompressed body is held to the same ``--max-body`` as an uncompressed one,
 (:class:`TooBig`, a 413) as soon as it would pass the limit, so a small "bomb" cannot fill memory:
 zlib's output is bounded call by call; a zstd frame's blocks are read first (their headers say the
 most they hold, never trusting the size the frame declares), then the frame is decoded whole if
-that fits, else a small slice at a time. A body of more than :data:`MAX_FRAMES` frames is refused. A body that ends inside a frame (a truncated upload) is
-:class:`Invalid` (a 400), never a shorter batch acknowledged; so are corrupt data and a zstd frame
-naming a dictionary this collector lacks. A coding it does not take (``br``, ``compress``) is
+that fits, else a small slice at a time. A body of more than :data:`MAX_FRAMES` frames is
+refused. A body that ends inside a frame (a truncated upload) is :class:`Invalid` (a 400), never a
+shorter batch acknowledged; so are corrupt data and a zstd frame naming a dictionary this
+collector lacks. A coding it does not take (``br``, ``compress``) is
 :class:`Unsupported` (a 415). The HTTP layer (:mod:`reachwatch.collector.http`) maps them.
 """
 

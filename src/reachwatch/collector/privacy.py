@@ -13,10 +13,11 @@ A body that is not UTF-8 (a page in windows-1251 or Shift JIS, say) is written b
 values are decoded, scrubbed (the text spellings, in ASCII-compatible encodings and in UTF-16) and
 encoded again. An IPv6 address written in any other valid form (``2001:db8:0::1``, a run of zeros
 compressed elsewhere than the longest, groups padded unevenly, mixed case) is found by its first
-group and read (:func:`_ipv6_written_otherwise`). An address only in binary form (four bytes of a
+group and read (:func:`~reachwatch.collector.ipv6_text.written_otherwise`). An address only in binary form (four bytes of a
 certificate's SAN) is not sought; nor are other separators than dots, dashes and colons,
-percent-encoded, text in UTF-32, and base64 outside OONI's ``{"data", "format"}`` object. A probe_ip or submitter naming several addresses
-(``192.0.2.1, 192.0.2.2``) or a network (``192.0.2.55/32``) has each address scrubbed.
+percent-encoded, text in UTF-32, and base64 outside OONI's ``{"data", "format"}`` object. A
+probe_ip or submitter naming several addresses (``192.0.2.1, 192.0.2.2``) or a network
+(``192.0.2.55/32``) has each address scrubbed.
 """
 
 from __future__ import annotations
@@ -30,6 +31,8 @@ from collections.abc import Iterable
 from typing import Any
 
 import orjson
+
+from reachwatch.collector.ipv6_text import first_group, written_otherwise
 
 SCRUBBED = b"[scrubbed]"
 LOCAL = "127.0.0.1"
@@ -156,9 +159,9 @@ class Scrubber:
                 spellings |= found
                 ip = _address(named)
                 if found and isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is None:
-                    v6[int(ip)] = _first_group(ip)
+                    v6[int(ip)] = first_group(ip)
         #: (first group, address) of each IPv6 address, for the spellings not listed
-        #: (:func:`_ipv6_written_otherwise`)
+        #: (:func:`~reachwatch.collector.ipv6_text.written_otherwise`)
         self.v6 = tuple((group, value) for value, group in v6.items())
         # longest first so an exploded IPv6 form is not half-replaced by a shorter spelling
         every = sorted(spellings, key=len, reverse=True)
@@ -197,7 +200,7 @@ class Scrubber:
         folded = _fold(data)
         v6 = tuple(address for address in self.v6 if address[0] in folded) if self.v6 else ()
         if v6:  # an IPv6 address's first group: it may be there, in any spelling
-            others = _ipv6_written_otherwise(data, folded, v6)
+            others = written_otherwise(data, folded, v6)
             if others:  # replaced first: the searches below read ``folded`` only to detect
                 data = _replaced(data, tuple(sorted(others, key=len, reverse=True)), SCRUBBED, json)
         if self.hex and b"ffff" in folded:
@@ -238,7 +241,7 @@ class Scrubber:
 
     def _decoded_value(self, decoded: bytes) -> bytes:
         """A decoded base64 value with every spelling replaced, in each of :data:`_CODECS`, an
-        IPv6 address written otherwise included (:func:`_ipv6_written_otherwise`, on the text read
+        IPv6 address written otherwise included (:func:`~reachwatch.collector.ipv6_text.written_otherwise`, on the text read
         in each codec); ``decoded`` itself when none occurs."""
         scrubbed = decoded
         for needles, replacement in self.binary:
@@ -256,10 +259,7 @@ class Scrubber:
                 ]
             found: set[bytes] = set()
             for view in views:
-                folded = _fold(view)
-                present = tuple(address for address in self.v6 if address[0] in folded)
-                if present:
-                    found |= _ipv6_written_otherwise(view, folded, present)
+                found |= written_otherwise(view, _fold(view), self.v6)
             if found:
                 spellings = tuple(sorted((f.decode().encode(codec) for f in found), key=len, reverse=True))
                 scrubbed = _replaced(scrubbed, spellings, replacement)
@@ -272,68 +272,6 @@ class Scrubber:
         data = value.encode()
         scrubbed = self._scrubbed(data, False)
         return value if scrubbed is data else scrubbed.decode()
-
-
-def _first_group(ip: ipaddress.IPv6Address) -> bytes:
-    """The first group of ``ip`` that is not zero, in lower case without leading zeros: every
-    spelling of ``ip`` holds it (a global address begins with it)."""
-    for group in ip.exploded.split(":"):
-        if int(group, 16):
-            return f"{int(group, 16):x}".encode()
-    return b""
-
-
-_IPV6_TEXT = frozenset(b"0123456789abcdefABCDEF:.")
-_COLON = 58
-_DOT = 46
-_ZERO = 48
-
-
-def _ipv6_written_otherwise(data: bytes, folded: bytes, v6: tuple[tuple[bytes, int], ...]) -> set[bytes]:
-    """The texts in ``data`` that are one of the ``v6`` addresses however written: at each place
-    the address's first group is (sought in ``folded``, so in either case), the run of hex digits,
-    colons and dots around it is read as an address, from its start or from the group (the run
-    may begin inside a JSON escape's digits, ``\\u00012001:db8:0::5``), to its end or to a dot
-    after its last colon (a host name may follow: ``2001:db8:0::5.example``)."""
-    found: set[bytes] = set()
-    size = len(data)
-    for group, value in v6:
-        at = folded.find(group)
-        while at >= 0:
-            start = at
-            while start > 0 and data[start - 1] in _IPV6_TEXT:
-                start -= 1
-            end = at + len(group)
-            while end < size and data[end] in _IPV6_TEXT:
-                end += 1
-            if data.count(b":", start, end) >= 2:
-                text = _ipv6_text(data, start, at, end, value)
-                if text:
-                    found.add(text)
-            at = folded.find(group, end)
-    return found
-
-
-def _ipv6_text(data: bytes, start: int, at: int, end: int, value: int) -> bytes:
-    """The text in ``data[start:end]`` that names the address ``value`` (see
-    :func:`_ipv6_written_otherwise`), or empty."""
-    padded = at
-    while padded > start and data[padded - 1] == _ZERO:
-        padded -= 1
-    while end > at and data[end - 1] == _DOT:
-        end -= 1
-    if end - 2 >= at and data[end - 1] == _COLON and data[end - 2] != _COLON:
-        end -= 1
-    last_colon = data.rfind(b":", at, end)
-    dot = data.find(b".", last_colon, end) if last_colon >= 0 else -1
-    for first in dict.fromkeys((start, padded, at)):
-        for last in (end, dot) if dot > 0 else (end,):
-            try:
-                if int(ipaddress.IPv6Address(data[first:last].decode())) == value:
-                    return data[first:last]
-            except ValueError:
-                continue
-    return b""
 
 
 def _replaced(data: bytes, needles: tuple[bytes, ...], replacement: bytes, json: bool = False) -> bytes:
