@@ -72,7 +72,7 @@ class ClickHouseReader:
     dialect: Dialect = "clickhouse"
 
     def __init__(self, url: str) -> None:
-        from reachwatch.store.clickhouse import Location
+        from reachwatch.store.clickhouse_url import Location
 
         where = Location.parse(url)
         self.db = where.db
