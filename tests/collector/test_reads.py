@@ -535,3 +535,62 @@ async def test_head_on_the_read_routes(tmp_path: Path, real_measurements: list[d
             got, head = await http.get(path, params=params), await http.head(path, params=params)
             assert (head.status_code, head.content) == (got.status_code, b""), path
             assert head.headers["content-type"] == got.headers["content-type"], path
+
+
+async def test_aggregation_by_time_grain_and_as_csv(
+    tmp_path: Path, real_measurements: list[dict[str, Any]]
+) -> None:
+    """OONI's ``time_grain`` (hours written as OONI writes them; hour only over a week at most,
+    ``auto`` the hour then), ``format=CSV`` (any case) and ``download``: they were a 422."""
+    base = web(real_measurements)[0]
+    times = ["2026-03-07 23:10:00", "2026-03-08 00:10:00", "2026-03-08 00:50:00", "2026-04-01 12:00:00"]
+    ms = []
+    for i, when in enumerate(times):
+        m = _one(base, f"https://site{i}.example/", cc=("IT", "DE")[i % 2])
+        m["measurement_start_time"] = when
+        ms.append(m)
+    ms[0]["input"] = "https://=cmd.example/"  # a host a spreadsheet would read as a formula
+    async with collector(Settings(store=str(tmp_path / "m.duckdb"), rate=0)) as (_, http):
+        r = await http.post(LIST, content=b"\n".join(orjson.dumps(m) for m in ms))
+        assert r.status_code == 200, r.text
+
+        async def days(**params: str) -> list[tuple[str, int]]:
+            r = await http.get(AGGREGATION, params={"axis_x": "measurement_start_day", **params})
+            assert r.status_code == 200, (params, r.text)
+            return [(g["measurement_start_day"], g["measurement_count"]) for g in r.json()["result"]]
+
+        week = {"since": "2026-03-07", "until": "2026-03-09"}
+        hours = [("2026-03-07T23:00:00Z", 1), ("2026-03-08T00:00:00Z", 2)]
+        assert await days(time_grain="hour", **week) == hours
+        assert await days(time_grain="auto", **week) == hours
+        assert await days(time_grain="auto") == await days() == [
+            ("2026-03-07", 1), ("2026-03-08", 2), ("2026-04-01", 1)
+        ]  # fmt: skip
+        assert await days(time_grain="week") == [("2026-03-01", 1), ("2026-03-08", 2), ("2026-03-29", 1)]
+        assert await days(time_grain="month") == [("2026-03-01", 3), ("2026-04-01", 1)]
+        assert await days(time_grain="year") == [("2026-01-01", 4)]
+        for params in (
+            {"time_grain": "hour"},
+            {"time_grain": "hour", "since": "2026-03-01", "until": "2026-04-01"},
+        ):
+            r = await http.get(AGGREGATION, params={"axis_x": "measurement_start_day", **params})
+            assert r.status_code == 422 and "7 days" in r.json()["error"], r.text
+        r = await http.get(AGGREGATION, params={"time_grain": "minute"})
+        assert r.status_code == 422 and "time_grain" in r.text
+
+        r = await http.get(AGGREGATION, params={"axis_x": "domain", "axis_y": "probe_asn", "format": "csv"})
+        assert r.status_code == 200 and r.headers["content-type"].startswith("text/csv")
+        assert "content-disposition" not in r.headers
+        lines = r.text.splitlines()
+        assert lines[0] == (
+            "domain,probe_asn,measurement_count,ok_count,anomaly_count,confirmed_count,failure_count"
+        )
+        assert lines[1].startswith("'=cmd.example,30722,1,") and len(lines) == 5
+        r = await http.get(AGGREGATION, params={"format": "CSV", "download": "true"})
+        assert r.headers["content-disposition"] == "attachment; filename=reachwatch-aggregation.csv"
+        assert r.text.splitlines()[1].startswith("4,")
+        r = await http.get(AGGREGATION, params={"format": "Json", "download": "1"})
+        assert r.json()["result"]["measurement_count"] == 4
+        assert r.headers["content-disposition"].endswith("reachwatch-aggregation.json")
+        r = await http.get(AGGREGATION, params={"format": "xml"})
+        assert r.status_code == 422 and "format" in r.text

@@ -23,13 +23,13 @@ def test_where_and_params() -> None:
 
 def test_axes_are_checked() -> None:
     with pytest.raises(ValueError):
-        query.aggregate_sql(query.Filters(), ["probe_ip; DROP TABLE measurements"])
+        query.aggregate_sql(query.Filters(), ["probe_ip; DROP TABLE measurements"], "duckdb")
 
 
 def test_asns_are_grouped_by_column_and_ordered_by_number() -> None:
-    sql, _ = query.aggregate_sql(query.Filters(), ["probe_cc", "probe_asn"])
+    sql, _ = query.aggregate_sql(query.Filters(), ["probe_cc", "probe_asn"], "clickhouse")
     assert sql.endswith(" GROUP BY probe_cc, probe_asn ORDER BY probe_cc, length(probe_asn), probe_asn")
-    sql, _ = query.aggregate_sql(query.Filters(), ["domain"])
+    sql, _ = query.aggregate_sql(query.Filters(), ["domain"], "duckdb")
     assert sql.endswith(" GROUP BY domain ORDER BY domain")
 
 

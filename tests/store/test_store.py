@@ -357,6 +357,66 @@ async def test_aggregation_by_asn_is_ordered_by_number(store_location: str) -> N
         await store.close()
 
 
+def _period_start(when: dt.datetime, grain: str) -> dt.date | dt.datetime:
+    """What the aggregation should answer for a row at ``when``, worked out here in Python."""
+    day = when.date()
+    if grain == "hour":
+        return when.replace(minute=0, second=0)
+    if grain == "week":  # Sunday, as OONI's (ClickHouse's toStartOfWeek, mode 0)
+        return day - dt.timedelta(days=(day.weekday() + 1) % 7)
+    if grain == "month":
+        return day.replace(day=1)
+    if grain == "year":
+        return day.replace(month=1, day=1)
+    return day
+
+
+@pytest.mark.parametrize("grain", ["hour", "day", "week", "month", "year"])
+async def test_aggregation_counts_by_each_time_grain(store_location: str, grain: str) -> None:
+    """OONI's ``time_grain``: the time axis counted by hour, day, week (from Sunday), month or
+    year, with the same SQL's answer on both backends, as Python counts them, with a second axis,
+    and within ``since``/``until``."""
+    store = open_store(store_location)
+    await store.open()
+    try:
+        # Saturdays, Sundays and Mondays across a turn of month and of year, at several hours
+        starts = [
+            dt.datetime(2025, 12, 27, 23, 59, 59),
+            dt.datetime(2025, 12, 28, 0, 0, 0),
+            dt.datetime(2025, 12, 28, 0, 30, 0),
+            dt.datetime(2025, 12, 29, 13, 5, 0),
+            dt.datetime(2025, 12, 31, 23, 0, 0),
+            dt.datetime(2026, 1, 1, 0, 0, 1),
+            dt.datetime(2026, 1, 3, 10, 0, 0),
+            dt.datetime(2026, 1, 4, 10, 59, 59),
+            dt.datetime(2026, 2, 1, 7, 0, 0),
+        ]
+        rows = [
+            row(i, measurement_start_time=t, measurement_start_day=t.date(), probe_cc=("PK", "IR")[i % 2])
+            for i, t in enumerate(starts)
+        ]
+        await store.insert(rows)
+        want: dict[object, int] = {}
+        for r in rows:
+            key = _period_start(r.measurement_start_time, grain)
+            want[key] = want.get(key, 0) + 1
+        got = await store.aggregate(Filters(), ["measurement_start_day"], grain)
+        assert [(g["measurement_start_day"], g["measurement_count"]) for g in got] == sorted(want.items())
+        pairs: dict[tuple[object, str], int] = {}
+        for r in rows:
+            pair = (_period_start(r.measurement_start_time, grain), r.probe_cc)
+            pairs[pair] = pairs.get(pair, 0) + 1
+        got = await store.aggregate(Filters(), ["probe_cc", "measurement_start_day"], grain)
+        got_pairs = [((g["measurement_start_day"], g["probe_cc"]), g["measurement_count"]) for g in got]
+        assert sorted(got_pairs) == sorted(pairs.items())
+        assert [g["probe_cc"] for g in got] == sorted(g["probe_cc"] for g in got)
+        since, until = dt.datetime(2025, 12, 28, 0, 30), dt.datetime(2026, 1, 3, 10)
+        got = await store.aggregate(Filters(since=since, until=until), ["measurement_start_day"], grain)
+        assert sum(g["measurement_count"] for g in got) == sum(since <= t < until for t in starts)
+    finally:
+        await store.close()
+
+
 async def test_the_list_takes_oonis_flags_report_id_and_order(store_location: str) -> None:
     """OONI's list parameters ``anomaly``, ``confirmed``, ``failure``, ``report_id``, ``order_by``
     and ``order``, the same SQL on both backends; pages in any order neither overlap nor skip."""

@@ -15,9 +15,10 @@ from starlette.responses import Response
 from reachwatch.collector.http import STORE_FAILING, ApiError, json_response, store_errors
 from reachwatch.collector.ooni_protocol import ASN_DIGITS_EXACT, ASN_MAX, exact_days
 from reachwatch.observations.text import norm_host
+from reachwatch.report.tables import Table
 from reachwatch.store import Filters, ListOrder, Store
 from reachwatch.store.compression import decompress
-from reachwatch.store.query import ORDER_BY
+from reachwatch.store.query import COUNTS, ORDER_BY
 
 Axis = Literal["measurement_start_day", "probe_cc", "probe_asn", "domain", "category_code"]
 OrderBy = Literal["measurement_start_time", "input", "probe_cc", "probe_asn", "test_name"]
@@ -57,7 +58,11 @@ LIST_ONLY = (
     "offset",
 )
 LIST_PARAMS = (*FILTERS, *LIST_ONLY)
-AGGREGATION_PARAMS = ("axis_x", "axis_y", *FILTERS)
+AGGREGATION_PARAMS = ("axis_x", "axis_y", "time_grain", "format", "download", *FILTERS)
+TimeGrain = Literal["hour", "day", "week", "month", "year", "auto"]
+#: the longest ``since``..``until`` counted by the hour (OONI's API's limit: a year of hours per
+#: country would be a response of millions of rows)
+HOURLY_DAYS = 7
 NOT_FOUND: dict[int | str, dict[str, Any]] = {404: {"description": "no such measurement"}, **STORE_FAILING}
 
 
@@ -172,6 +177,32 @@ def _filters(
     )
 
 
+def _grain(time_grain: str | None, f: Filters) -> str:
+    """The period the time axis counts by (``query.GRAINS``): a day unless asked otherwise; OONI's
+    ``auto`` is the hour over at most :data:`HOURLY_DAYS` days, else the day."""
+    if time_grain is None:
+        return "day"
+    short = (
+        f.since is not None and f.until is not None and f.until - f.since <= dt.timedelta(days=HOURLY_DAYS)
+    )
+    if time_grain == "auto":
+        return "hour" if short else "day"
+    if time_grain == "hour" and not short:
+        raise ApiError(
+            422,
+            f"time_grain=hour needs since and until at most {HOURLY_DAYS} days apart (as OONI's API): "
+            "narrow them, or count by day",
+        )
+    return time_grain
+
+
+def _aggregation_csv(rows: list[dict[str, Any]], axes: list[str]) -> str:
+    """The aggregation as CSV: the axes, then the counts, one row per group (a cell that a
+    spreadsheet would read as a formula is quoted, as in the report's tables)."""
+    columns = (*axes, *COUNTS)
+    return Table("aggregation", "Aggregation", columns, tuple(rows)).to_csv()
+
+
 def result_row(r: dict[str, Any], base: str = "") -> dict[str, Any]:
     """An OONI list row (anomaly, confirmed, failure, scores, measurement_url...) plus our columns;
     ``base``: the collector's URL as the client reached it (OONI's URLs are absolute)."""
@@ -269,6 +300,16 @@ def add_routes(app: FastAPI) -> None:
         test_name: str | None = Query(None, pattern=TEST_NAME),
         since: str | None = Query(None, pattern=DATE, json_schema_extra={"pattern": DATE_EXACT}),
         until: str | None = Query(None, pattern=DATE, json_schema_extra={"pattern": DATE_EXACT}),
+        time_grain: TimeGrain | None = Query(
+            None,
+            description=(
+                "the period measurement_start_day counts by (default: day; weeks start on Sunday, "
+                f"as OONI's); hour needs since and until at most {HOURLY_DAYS} days apart; auto: "
+                "hour then, else day"
+            ),
+        ),
+        format: str = Query("JSON", pattern=r"^([Jj][Ss][Oo][Nn]|[Cc][Ss][Vv])$", description="JSON or CSV"),
+        download: bool = Query(False, description="answer as a file to save (Content-Disposition)"),
     ) -> Response:
         t0 = time.perf_counter()
         _once(request, AGGREGATION_PARAMS)
@@ -276,18 +317,29 @@ def add_routes(app: FastAPI) -> None:
         if len(axes) == 2 and axes[0] == axes[1]:
             raise ApiError(422, "axis_x and axis_y must differ")
         f = _filters(probe_cc, probe_asn, domain, input, category_code, test_name, since, until, None)
+        grain = _grain(time_grain, f)
         store: Store = request.app.state.store
         await request.app.state.ingestor.verdicts_for_a_read()
         with store_errors("read"):
-            rows = await store.aggregate(f, axes)
+            rows = await store.aggregate(f, axes, grain)
         for r in rows:
             for k, v in r.items():
-                if isinstance(v, dt.date):
+                if isinstance(v, dt.datetime):  # an hour, written as OONI's API writes it
+                    r[k] = f"{v:%Y-%m-%dT%H:%M:%S}Z"
+                elif isinstance(v, dt.date):
                     r[k] = v.isoformat()
                 elif k == "probe_asn" and isinstance(v, str) and v[2:].isdigit():
                     r[k] = int(v[2:])  # OONI's aggregation answers the number (its column is UInt32)
                 elif k.endswith("_count"):
                     r[k] = int(v or 0)
+        csv = format.upper() == "CSV"
+        headers = {"Content-Disposition": f"attachment; filename=reachwatch-aggregation.{format.lower()}"}
+        if csv:
+            return Response(
+                _aggregation_csv(rows, axes),
+                media_type="text/csv; charset=utf-8",
+                headers=headers if download else None,
+            )
         result: Any = rows if axes else (rows[0] if rows else {})
         return json_response(
             {
@@ -295,7 +347,8 @@ def add_routes(app: FastAPI) -> None:
                 "dimension_count": len(axes),
                 "result": result,
                 "db_stats": {"query_time": round(time.perf_counter() - t0, 4)},
-            }
+            },
+            headers=headers if download else None,
         )
 
 

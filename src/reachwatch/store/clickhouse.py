@@ -353,9 +353,14 @@ class ClickHouseStore:
         rows = [_decode(r) for r in await self._rows(render(sql, params))]
         return count[0]["n"], rows
 
-    async def aggregate(self, f: Filters, axes: list[str]) -> list[dict[str, Any]]:
-        sql, params = query.aggregate_sql(f, axes)
-        return [_decode(r) for r in await self._rows(render(sql, params))]
+    async def aggregate(self, f: Filters, axes: list[str], grain: str = "day") -> list[dict[str, Any]]:
+        sql, params = query.aggregate_sql(f, axes, "clickhouse", grain)
+        rows = await self._rows(render(sql, params))
+        for r in rows:
+            if query.PERIOD in r:  # the time axis, under its own name (query.PERIOD)
+                text = r.pop(query.PERIOD)
+                r["measurement_start_day"] = _time(text) if grain == "hour" else _day(text)
+        return [_decode(r) for r in rows]
 
     async def raw_batches(self, batch: int) -> AsyncIterator[list[tuple[str, bytes]]]:
         # after the last uid of the batch before, not at an offset (a delete would skip rows)
@@ -408,13 +413,17 @@ def _decode(row: dict[str, Any]) -> dict[str, Any]:
     for name in _BOOLS:
         if name in row and row[name] is not None:
             row[name] = bool(row[name])
-    # 18.16 writes the epoch, the first instant it holds, as zeros (rows stored before EARLIEST)
     if isinstance(row.get("measurement_start_time"), str):
-        text = row["measurement_start_time"]
-        row["measurement_start_time"] = _EPOCH if text.startswith("0000") else dt.datetime.fromisoformat(text)
+        row["measurement_start_time"] = _time(row["measurement_start_time"])
     if isinstance(row.get("measurement_start_day"), str):
-        text = row["measurement_start_day"]
-        row["measurement_start_day"] = (
-            _EPOCH.date() if text.startswith("0000") else dt.date.fromisoformat(text)
-        )
+        row["measurement_start_day"] = _day(row["measurement_start_day"])
     return row
+
+
+# 18.16 writes the epoch, the first instant it holds, as zeros (rows stored before EARLIEST)
+def _time(text: str) -> dt.datetime:
+    return _EPOCH if text.startswith("0000") else dt.datetime.fromisoformat(text)
+
+
+def _day(text: str) -> dt.date:
+    return _EPOCH.date() if text.startswith("0000") else dt.date.fromisoformat(text)

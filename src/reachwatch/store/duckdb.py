@@ -298,8 +298,8 @@ class DuckDBStore:
 
         return await self._read(run)
 
-    async def aggregate(self, f: Filters, axes: list[str]) -> list[dict[str, Any]]:
-        sql, params = query.aggregate_sql(f, axes)
+    async def aggregate(self, f: Filters, axes: list[str], grain: str = "day") -> list[dict[str, Any]]:
+        sql, params = query.aggregate_sql(f, axes, "duckdb", grain)
         names = [*axes, *query.COUNTS]
 
         def run(cur: duckdb.DuckDBPyConnection) -> list[dict[str, Any]]:

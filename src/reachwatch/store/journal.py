@@ -362,9 +362,9 @@ class JournaledStore:
         await self.settle()
         return await self.inner.search(f, limit, offset, order)
 
-    async def aggregate(self, f: Filters, axes: list[str]) -> list[dict[str, Any]]:
+    async def aggregate(self, f: Filters, axes: list[str], grain: str = "day") -> list[dict[str, Any]]:
         await self.settle()
-        return await self.inner.aggregate(f, axes)
+        return await self.inner.aggregate(f, axes, grain)
 
     async def delete(self, uid: str) -> bool:
         await self.settle()

@@ -127,11 +127,39 @@ _ORDER = {"probe_asn": "length(probe_asn), probe_asn"}
 COUNTS = ("measurement_count", "ok_count", "anomaly_count", "confirmed_count", "failure_count")
 
 
-def aggregate_sql(f: Filters, axes: list[str]) -> tuple[str, list[Any]]:
-    """OONI aggregation counts grouped by up to two axes (checked against :data:`AXES`)."""
+#: The periods the aggregation's time axis can count by (OONI's ``time_grain``, ``auto`` resolved)
+GRAINS = ("hour", "day", "week", "month", "year")
+#: the time axis's column in the SQL: not ``measurement_start_day``, which ClickHouse would then
+#: read as the expression everywhere in the statement, its WHERE included (its aliases are global)
+PERIOD = "x_period"
+#: each period's first instant, from the stored columns. Weeks start on Sunday, as OONI's
+#: (ClickHouse's ``toStartOfWeek``, mode 0); written with functions ClickHouse 18.16 has
+_PERIOD_START: dict[str, dict[str, str]] = {
+    "duckdb": {
+        "hour": "date_trunc('hour', measurement_start_time)",
+        "day": "measurement_start_day",
+        "week": "CAST(date_trunc('week', measurement_start_day + 1) AS DATE) - 1",
+        "month": "CAST(date_trunc('month', measurement_start_day) AS DATE)",
+        "year": "CAST(date_trunc('year', measurement_start_day) AS DATE)",
+    },
+    "clickhouse": {
+        "hour": "toStartOfHour(measurement_start_time)",
+        "day": "measurement_start_day",
+        "week": "toMonday(measurement_start_day + 1) - 1",
+        "month": "toStartOfMonth(measurement_start_day)",
+        "year": "toStartOfYear(measurement_start_day)",
+    },
+}
+
+
+def aggregate_sql(f: Filters, axes: list[str], dialect: Dialect, grain: str = "day") -> tuple[str, list[Any]]:
+    """OONI aggregation counts grouped by up to two axes (checked against :data:`AXES`), the time
+    axis (``measurement_start_day``) by ``grain`` (:data:`GRAINS`), answered as :data:`PERIOD`."""
     for axis in axes:
         if axis not in AXES:
             raise ValueError(f"unknown axis {axis!r}")
+    if grain not in GRAINS:
+        raise ValueError(f"unknown time grain {grain!r}")
     clause, params = where(f)
     # as OONI's API counts them, each row in exactly one of the four (they add up to
     # measurement_count): a failure first, then a confirmed blocking, then an anomaly, else ok
@@ -144,6 +172,10 @@ def aggregate_sql(f: Filters, axes: list[str]) -> tuple[str, list[Any]]:
     )
     if not axes:
         return f"SELECT {counts} FROM {TABLE}{clause}", params
-    group = ", ".join(axes)
-    order = ", ".join(_ORDER.get(axis, axis) for axis in axes)
-    return f"SELECT {group}, {counts} FROM {TABLE}{clause} GROUP BY {group} ORDER BY {order}", params
+    columns = ", ".join(
+        f"{_PERIOD_START[dialect][grain]} AS {PERIOD}" if axis == "measurement_start_day" else axis
+        for axis in axes
+    )
+    group = ", ".join(PERIOD if axis == "measurement_start_day" else axis for axis in axes)
+    order = ", ".join(PERIOD if axis == "measurement_start_day" else _ORDER.get(axis, axis) for axis in axes)
+    return f"SELECT {columns}, {counts} FROM {TABLE}{clause} GROUP BY {group} ORDER BY {order}", params
