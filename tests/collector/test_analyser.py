@@ -17,6 +17,7 @@ import pytest
 
 from collector.conftest import collector
 from collector.test_app import web
+from reachwatch.collector import analyser as analyser_module
 from reachwatch.collector import analysis
 from reachwatch.collector.analyser import (
     Analyser,
@@ -24,6 +25,7 @@ from reachwatch.collector.analyser import (
     analyse_raw,
     close_pool,
     process_ended,
+    processes,
 )
 from reachwatch.collector.attribution import Network
 from reachwatch.collector.config import Settings
@@ -191,6 +193,31 @@ async def test_one_measurement_that_crashes_or_hangs_the_analysis_does_not_stop_
     assert [out[0], out[2], out[4]] == expected
     for a in (out[1], out[3]):
         assert a.failure and not a.anomaly and a.blocking is None  # no verdict, never counted as ok
+    assert _analysis_processes() == []
+
+
+def pid_or_crash(items: Sequence[tuple[str, bytes]]) -> list[Analysis]:
+    """Each row's "verdict" names the process that gave it (in ``x_rule``); "crash" kills it."""
+    if any(uid == "crash" for uid, _ in items):
+        os._exit(3)
+    return [Analysis(uid, None, None, None, str(os.getpid()), False, False) for uid, _ in items]
+
+
+async def test_a_batch_is_shared_between_the_analysis_processes(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A backlog is analysed on every core (one process each), in order; a row that crashes one
+    process is still found by halving, and only it goes without a verdict."""
+    monkeypatch.setattr(analyser_module, "CHUNK", 2)  # shares of 2 rows: few halvings to the crash
+    items = [(f"r{i}", b"") for i in range(8)]
+    items[6] = ("crash", b"")
+    analyser = Analyser(object(), work=pid_or_crash, timeout=5.0, timeout_per_row=0.0)  # type: ignore[arg-type]
+    try:
+        first = await analyser.analyse(items[:4])
+        out = await analyser.analyse(items)
+    finally:
+        close_pool(wait=5.0)
+    assert len({a.x_rule for a in first}) == min(2, processes())
+    assert [a.measurement_uid for a in out] == [uid for uid, _ in items]
+    assert [a.measurement_uid for a in out if a.x_rule is None] == ["crash"]
     assert _analysis_processes() == []
 
 

@@ -3,9 +3,9 @@
 As OONI separates its collector from its fastpath: ingest stores a row with ``analysed`` false and
 no verdict (:data:`~reachwatch.store.schema.PENDING_ANALYSIS`); :class:`Analyser` takes such rows
 from the store in batches, runs :func:`reachwatch.collector.analysis.verdict` on the stored (scrubbed,
-attributed) measurement in a child process, and writes the verdict columns back with ``analysed``
-true. The child is niced, so under load acknowledgements keep the CPU and the analysis lags, then
-catches up. Nothing is lost by a crash: on start the analyser first takes whatever is unanalysed.
+attributed) measurement in child processes (one a core, each given a share of a batch), and writes
+the verdict columns back with ``analysed`` true. The children run at idle priority, so under load
+acknowledgements keep the CPU and the analysis lags, then catches up on every core left idle. Nothing is lost by a crash: on start the analyser first takes whatever is unanalysed.
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ from typing import Protocol, runtime_checkable
 import orjson
 
 from reachwatch.collector import analysis
+from reachwatch.runtime import usable_cores
 from reachwatch.store.compression import decompress
 from reachwatch.store.schema import Analysis
 
@@ -50,6 +51,10 @@ START_TIMEOUT = 60.0
 RETRY_LONGEST = 60.0
 #: Seconds the server's shutdown waits for the batch in the analysis process before killing it
 SHUTDOWN_WAIT = 10.0
+#: Analysis processes at most: one a core (a backlog after a burst of batches is caught up on every
+#: core ingest leaves idle, not on one), each given a share of a batch of at least CHUNK rows
+MAX_PROCESSES = 4
+CHUNK = 100
 
 
 @runtime_checkable
@@ -105,13 +110,19 @@ def _init_child() -> None:
 _pool: ProcessPoolExecutor | None = None
 
 
+def processes() -> int:
+    """How many analysis processes: one a usable core, at most :data:`MAX_PROCESSES`."""
+    return max(1, min(MAX_PROCESSES, usable_cores()))
+
+
 def _child_pool() -> Executor | None:
-    """One idle-priority child process shared by the collectors of this process; None if unavailable."""
+    """The idle-priority child processes (:func:`processes`, started as batches need them) shared
+    by the collectors of this process; None if unavailable."""
     global _pool
     if _pool is None:
         try:
             _pool = ProcessPoolExecutor(
-                1, mp_context=multiprocessing.get_context("spawn"), initializer=_init_child
+                processes(), mp_context=multiprocessing.get_context("spawn"), initializer=_init_child
             )
         except (OSError, NotImplementedError, ImportError) as exc:
             log.warning("no analysis process (%s): analysing in a thread", type(exc).__name__)
@@ -270,7 +281,7 @@ class Analyser:
                 await asyncio.sleep(min(self.quiet - idle, max(0.001, deadline - loop.time())))
 
     async def analyse(self, items: Sequence[tuple[str, bytes]]) -> list[Analysis]:
-        """The verdicts of ``items`` (uid, raw), off the event loop: in the analysis child process
+        """The verdicts of ``items`` (uid, raw), off the event loop: in the analysis child processes
         (or a thread). A batch that kills the process or outlasts :data:`TIMEOUT` (it is then
         killed) is cut in halves, each analysed by a new process, down to the one row at fault,
         which is given no verdict (:func:`no_verdict`): one measurement that crashes or hangs the
@@ -296,10 +307,28 @@ class Analyser:
     async def _in_child(
         self, pool: Executor, items: Sequence[tuple[str, bytes]], timeout: float | None = None
     ) -> list[Analysis]:
-        return await asyncio.wait_for(
-            asyncio.get_running_loop().run_in_executor(pool, self.work, items),
-            self.timeout + self.timeout_per_row * len(items) if timeout is None else timeout,
+        """``items`` analysed in the pool's processes, a share each (:data:`CHUNK` rows at least),
+        in order. The first failure of any share is raised once all have ended."""
+        loop = asyncio.get_running_loop()
+        shares = max(1, min(processes(), len(items) // CHUNK))
+        size = max(1, -(-len(items) // shares))
+        chunks = [items[i : i + size] for i in range(0, len(items), size)] or [items]
+        done = await asyncio.gather(
+            *(
+                asyncio.wait_for(
+                    loop.run_in_executor(pool, self.work, chunk),
+                    self.timeout + self.timeout_per_row * len(chunk) if timeout is None else timeout,
+                )
+                for chunk in chunks
+            ),
+            return_exceptions=True,
         )
+        out: list[Analysis] = []
+        for part in done:
+            if isinstance(part, BaseException):
+                raise part
+            out += part
+        return out
 
     async def _check_child(self, what: str) -> None:
         """A new analysis process asked to analyse nothing, after one ``what`` (died, timed out):
