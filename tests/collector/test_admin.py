@@ -2,10 +2,13 @@ from __future__ import annotations
 
 from typing import Any
 
+import httpx
 import orjson
 
-from collector.conftest import collector
+from analyze.test_work import CONTROL_TIMED_OUT, FPS, URL, vb
+from collector.conftest import MINIMAL, collector
 from collector.test_app import web
+from reachwatch.analyze import analyze_store
 from reachwatch.collector.config import Settings
 
 AUTH = {"authorization": "Bearer s3cret"}
@@ -37,3 +40,31 @@ async def test_admin_needs_the_token(store_location: str, real_measurements: lis
 async def test_admin_disabled_without_token(tmp_path) -> None:
     async with collector(Settings(store=str(tmp_path / "m.duckdb"))) as (_, http):
         assert (await http.post("/api/v1/admin/reanalyse", headers=AUTH)).status_code == 403
+
+
+async def test_a_reanalysis_clears_fingerprint_findings_for_analyze_to_make_again(
+    store_location: str,
+) -> None:
+    """The rules' re-analysis left a row that a fingerprint had decided (``fingerprint.blockpage``)
+    confirmed but a failure and no anomaly, and ``reachwatch analyze`` then skipped it for good
+    (its record said the row was current). Now the finding goes with the verdict, and analyze
+    makes it again."""
+    m = {**MINIMAL, **vb.single(URL, {"body": vb.BLOCKPAGE, "code": 403}, CONTROL_TIMED_OUT)}
+    settings = Settings(store=store_location, rate=0, admin_token="s3cret")
+
+    async def row(http: httpx.AsyncClient) -> tuple[Any, ...]:
+        [r] = (await http.get("/api/v1/measurements")).json()["results"]
+        return r["x_rule"], r["anomaly"], r["confirmed"], r["failure"]
+
+    async with collector(settings) as (app, http):
+        assert (await http.post("/api/v1/measurements", content=orjson.dumps(m))).status_code == 200
+        await app.state.ingestor.settled()
+        assert await row(http) == ("http.control-failed", False, False, True)
+    assert analyze_store(store_location, fingerprints=FPS, workers=1).measurements == 1
+    async with collector(settings) as (_, http):
+        assert await row(http) == ("fingerprint.blockpage", True, True, False)
+        assert (await http.post("/api/v1/admin/reanalyse", headers=AUTH)).json() == {"reanalysed": 1}
+        assert await row(http) == ("http.control-failed", False, False, True)
+    assert analyze_store(store_location, fingerprints=FPS, workers=1).measurements == 1
+    async with collector(settings) as (_, http):
+        assert await row(http) == ("fingerprint.blockpage", True, True, False)

@@ -28,9 +28,9 @@ from reachwatch.analyze.work import IN_COLUMNS
 from reachwatch.errors import UserError
 from reachwatch.store.clickhouse import literal
 from reachwatch.store.readers import ClickHouseReader
+from reachwatch.store.schema import ANALYSIS_STATE as STATE
 from reachwatch.store.schema import ARROW_SCHEMA, TABLE
 
-STATE = "analysis_state"
 CELLS = "cells"
 DIRTY = "cells_dirty"
 _KEYS = ("probe_cc", "probe_asn", "domain", "day")

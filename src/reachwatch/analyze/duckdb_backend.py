@@ -17,9 +17,8 @@ from reachwatch.analyze import cells_table
 from reachwatch.errors import UserError
 from reachwatch.store.duckdb import transaction
 from reachwatch.store.readers import store_left_journal_or_warn
+from reachwatch.store.schema import ANALYSIS_STATE as STATE
 from reachwatch.store.schema import TABLE
-
-STATE = "analysis_state"
 
 
 class DuckDBAnalysis:

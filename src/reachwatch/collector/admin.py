@@ -46,7 +46,10 @@ def add_routes(app: FastAPI, settings: Settings) -> None:
 
     @app.post("/api/v1/admin/reanalyse", responses=AUTH)
     async def reanalyse(request: Request) -> Response:
-        """Recompute the verdict columns of every stored measurement with the current engine."""
+        """Recompute the verdict columns of every stored measurement with the current rules.
+        Fingerprint findings (``confirmed``, a verdict a fingerprint decided) are cleared with
+        them and ``reachwatch analyze``'s record is dropped, so that its next run makes them again:
+        left as they were, a row could be confirmed and a failure, and analyze would skip it."""
         check_token(request, settings)
         store: Store = request.app.state.store
         ingestor: Ingestor = request.app.state.ingestor
@@ -57,6 +60,7 @@ def add_routes(app: FastAPI, settings: Settings) -> None:
                 updates = await _verdicts(ingestor, batch)
                 await store.update_analysis(updates)
                 done += len(updates)
+            await store.forget_findings()
         return json_response({"reanalysed": done})
 
 

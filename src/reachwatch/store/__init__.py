@@ -59,7 +59,13 @@ class Store(Protocol):
         """Lists of (uid, raw) for re-analysis."""
         ...
 
-    async def update_analysis(self, rows: Sequence[Analysis]) -> None: ...
+    async def update_analysis(self, rows: Sequence[Analysis]) -> None:
+        """The rules' verdict columns of ``rows`` (``confirmed`` false: no fingerprints here)."""
+        ...
+
+    async def forget_findings(self) -> None:
+        """Forget what ``reachwatch analyze`` judged each row by, so that it redoes them all."""
+        ...
 
 
 def default_journal(location: str) -> str | None:

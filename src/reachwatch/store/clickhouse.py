@@ -30,6 +30,7 @@ from reachwatch.store.clickhouse_url import Location
 from reachwatch.store.query import Filters, ListOrder
 from reachwatch.store.schema import (
     ANALYSIS_COLUMNS,
+    ANALYSIS_STATE,
     COLUMN_NAMES,
     COLUMNS,
     EARLIEST,
@@ -307,8 +308,14 @@ class ClickHouseStore:
         await self._wait_mutations()
         return True
 
+    async def forget_findings(self) -> None:
+        """Drop ``reachwatch analyze``'s record of what each row was judged by: its next run then
+        redoes every row (it makes the table again)."""
+        await self._query(f"DROP TABLE IF EXISTS {ANALYSIS_STATE}")
+
     async def update_analysis(self, rows: Sequence[Analysis]) -> None:
-        """Set the verdict columns of ``rows`` and ``analysed = 1``: rows with the same verdict share
+        """Set the verdict columns of ``rows``, ``confirmed = 0`` (the rules' verdict, without
+        fingerprints) and ``analysed = 1``: rows with the same verdict share
         one UPDATE command, all commands in one ALTER (a mutation each), then wait until done."""
         groups: dict[tuple[Any, ...], list[str]] = {}
         for a in rows:
@@ -325,7 +332,9 @@ class ClickHouseStore:
                     statements.append([])
                     uids_in_last = 0
                 inlist = ", ".join(literal(u) for u in chunk)
-                statements[-1].append(f"UPDATE {sets}, analysed = 1 WHERE measurement_uid IN ({inlist})")
+                statements[-1].append(
+                    f"UPDATE {sets}, confirmed = 0, analysed = 1 WHERE measurement_uid IN ({inlist})"
+                )
                 uids_in_last += len(chunk)
         for commands in statements:
             await self._query(f"ALTER TABLE {TABLE} " + ", ".join(commands))

@@ -29,6 +29,7 @@ from reachwatch.store import query
 from reachwatch.store.query import Filters, ListOrder
 from reachwatch.store.schema import (
     ANALYSIS_COLUMNS,
+    ANALYSIS_STATE,
     ARROW_SCHEMA,
     COLUMN_NAMES,
     COLUMNS,
@@ -241,8 +242,18 @@ class DuckDBStore:
 
         return await self._write(rm)
 
+    async def forget_findings(self) -> None:
+        """Drop ``reachwatch analyze``'s record of what each row was judged by (after every row's
+        verdict was made again by the rules alone): its next run then redoes every row."""
+
+        def drop(con: duckdb.DuckDBPyConnection) -> None:
+            con.execute(f"DROP TABLE IF EXISTS {ANALYSIS_STATE}").fetchall()
+
+        await self._write(drop)
+
     async def update_analysis(self, rows: Sequence[Analysis]) -> None:
-        """Set the verdict columns of ``rows`` (and ``analysed``) in one statement, one commit.
+        """Set the verdict columns of ``rows`` (and ``analysed``; ``confirmed`` false: the rules'
+        verdict, without fingerprints) in one statement, one commit.
 
         Rows that :meth:`unanalysed` just gave are looked for only between their row ids: joined
         on the uid alone, the update read every uid in the table (DuckDB keeps 8 bytes of a
@@ -256,7 +267,7 @@ class DuckDBStore:
         sets = ", ".join(f"{n} = a.{n}" for n in names[1:])
         where = _rowid_range([self._backlog_rowids.get(a.measurement_uid) for a in rows])
         sql = (
-            f"UPDATE {TABLE} SET {sets}, analysed = true FROM analysed_rows a "
+            f"UPDATE {TABLE} SET {sets}, confirmed = false, analysed = true FROM analysed_rows a "
             f"WHERE {TABLE}.measurement_uid = a.measurement_uid{where}"
         )
 

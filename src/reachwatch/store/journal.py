@@ -378,6 +378,9 @@ class JournaledStore:
     async def update_analysis(self, rows: Sequence[Analysis]) -> None:
         await self.inner.update_analysis(rows)
 
+    async def forget_findings(self) -> None:
+        await self.inner.forget_findings()
+
     async def unanalysed(self, limit: int) -> list[tuple[str, bytes]]:
         await self.settle()
         found: list[tuple[str, bytes]] = await self.inner.unanalysed(limit)  # type: ignore[attr-defined]

@@ -18,6 +18,9 @@ from reachwatch.errors import UserError
 
 TABLE = "measurements"
 META_TABLE = "collector_meta"
+#: ``reachwatch analyze``'s record of the rules and fingerprints each row was judged by (its own
+#: table, made by it): a re-analysis by the collector's rules alone forgets it (Store.forget_findings)
+ANALYSIS_STATE = "analysis_state"
 #: How a measurement's ``content_hash`` is made, as a store records it in :data:`META_TABLE` when
 #: it creates its secret, and keeps for life (a resend of a row it holds must get the same hash).
 #: New stores: keyed BLAKE3 (~3 us for a median measurement) of the identity form with ``test_keys``
