@@ -3,6 +3,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import orjson
 import pytest
 
 from collector.conftest import OTHER, PROBE_V4, PROBE_V6, collector
@@ -87,7 +88,43 @@ async def test_collector_trusts_its_own_attribution(
             assert stored.get("x_probe_cc_claimed") == "US"
             assert stored.get("x_probe_asn_claimed") == (None if asn == "AS1" else "AS1")
             row = (await http.get("/api/v1/measurements", params={"probe_cc": cc})).json()["results"][0]
-            assert row["attributed"] is True and row["x_probe_cc_claimed"] == "US"
+            assert row["x_probe_cc_claimed"] == "US"
+            # the ASN of OTHER is the probe's claim: the row is not attributed, and says which part was
+            assert row["attributed"] is (client != OTHER)
+            assert stored.get("x_unattributed") is (True if client == OTHER else None)
+            assert stored.get("x_attributed") == (["probe_cc"] if client == OTHER else None)
+
+
+@pytest.mark.parametrize(
+    ("client", "sent", "stored_asn", "column_asn", "claimed"),
+    [
+        # the databases' ASN (AS64501) replaces another spelling of it, which is kept as sent
+        (PROBE_V4, "AS064501", "AS64501", "AS64501", "AS064501"),
+        # a country alone found: the ASN stays the claim, as the probe spelt it
+        (OTHER, "AS0105", "AS0105", "AS105", None),
+    ],
+)
+async def test_the_probes_spelling_of_its_asn_is_kept(
+    tmp_path: Path,
+    geo_dbs: tuple[Path, Path],
+    real_measurements: list[dict[str, Any]],
+    client: str,
+    sent: str,
+    stored_asn: str,
+    column_asn: str,
+    claimed: str | None,
+) -> None:
+    """Attribution rewrote a claimed ``AS0105`` as ``AS105`` in the stored measurement when only the
+    country was found, and dropped a claimed ``AS064501`` that the databases' AS64501 replaced."""
+    m = {**web(real_measurements)[0], "probe_asn": sent}
+    settings = Settings(store=str(tmp_path / "m.duckdb"), asn_db=geo_dbs[0], country_db=geo_dbs[1], rate=0)
+    async with collector(settings, client=client) as (_, http):
+        r = await http.post("/api/v1/measurements", content=orjson.dumps(m))
+        uid = r.json()["measurement_uids"][0]
+        stored = (await http.get(f"/api/v1/measurement/{uid}")).json()
+        assert (stored["probe_asn"], stored.get("x_probe_asn_claimed")) == (stored_asn, claimed)
+        row = (await http.get("/api/v1/measurements")).json()["results"][0]
+        assert (row["probe_asn"], row["x_probe_asn_claimed"]) == (column_asn, None)
 
 
 async def test_no_db_keeps_the_claim_marked_unattributed(

@@ -27,7 +27,10 @@ class Network:
 
     @property
     def attributed(self) -> bool:
-        return self.asn is not None or self.cc is not None
+        """Both the network and its country known from the databases: a row whose ASN or country
+        is the probe's own claim is not attributed (the part that was found still replaces the
+        claim)."""
+        return self.asn is not None and self.cc is not None
 
 
 def _asn(record: dict[str, Any]) -> tuple[str | None, str | None]:

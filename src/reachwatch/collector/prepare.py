@@ -275,14 +275,23 @@ def stage(
     cc = network.cc or claimed_cc
     net_name = network.name if network.asn else base.probe_network_name
     m["probe_ip"] = LOCAL
-    if network.attributed:
-        m["probe_asn"], m["probe_cc"], m["probe_network_name"] = asn, cc, net_name
-        if claimed_asn != asn:
+    # each part the databases gave replaces the claim, kept beside it as sent where it differs
+    # (the probe's own spelling of the same ASN too); a part they did not give stays the claim, as
+    # sent, and the row is then not attributed (x_attributed names what was)
+    if network.asn:
+        m["probe_asn"], m["probe_network_name"] = asn, net_name
+        if sent_asn != asn:
             m["x_probe_asn_claimed"] = sent_asn
+    if network.cc:
+        m["probe_cc"] = cc
         if claimed_cc != cc:
             m["x_probe_cc_claimed"] = claimed_cc
-    else:
+    if not network.attributed:
         m["x_unattributed"] = True
+        if network.asn:
+            m["x_attributed"] = ["probe_asn", "probe_network_name"]
+        elif network.cc:
+            m["x_attributed"] = ["probe_cc"]
     # the stored JSON and every column taken from the measurement are scrubbed the same way
     scrubber = _scrubber(submitter, base.probe_ip or "")
     data = orjson.dumps(m)
