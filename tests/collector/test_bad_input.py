@@ -32,6 +32,7 @@ def broken(good: dict[str, Any]) -> list[tuple[str, bytes]]:
         ("bad time", orjson.dumps({**good, "measurement_start_time": "2026-13-45 99:99:99"})),
         ("huge string", orjson.dumps({**good, "input": "http://x.example/" + "a" * 100_000})),
         ("deep nesting", b'{"a":' * 2000 + b"1" + b"}" * 2000),
+        ("integer past 64 bits", orjson.dumps(good)[:-1] + b',"x_n":123456789012345678901234567890}'),
     ]
 
 
@@ -63,6 +64,16 @@ async def test_the_message_names_what_is_wrong(tmp_path: Path, good: dict[str, A
         ):
             r = await http.post("/api/v1/measurements", content=orjson.dumps(line))
             assert r.status_code == 422 and message in r.json()["errors"][0]["error"], r.text
+        big = orjson.dumps(good)[:-1] + b',"x_n":-9223372036854775809}'
+        r = await http.post("/api/v1/measurements", content=orjson.dumps(good) + b"\n" + big)
+        assert r.status_code == 400 and r.json()["errors"] == [
+            {
+                "line": 2,
+                "status": 400,
+                "error": "line 2: it holds an integer past 64 bits, which would be stored rounded (as a "
+                "float): write it as a string (or as a float, if rounding it is meant)",
+            }
+        ]
 
 
 async def test_an_asn_past_32_bits_is_a_422_on_every_write_route(

@@ -19,6 +19,7 @@ from collector.test_app import OPEN
 from reachwatch.collector.attribution import Network
 from reachwatch.collector.batch import POOLED_LINES
 from reachwatch.collector.config import Settings
+from reachwatch.collector.http import InexactNumber
 from reachwatch.collector.measurement_json import load, load_submission, minified
 from reachwatch.collector.prepare import stage
 from reachwatch.store.compression import decompress
@@ -99,7 +100,10 @@ def test_escapes_are_undone_so_an_address_cannot_hide_in_them() -> None:
 def test_what_simdjson_and_orjson_disagree_on_is_decided_as_orjson_does() -> None:
     with pytest.raises(orjson.JSONDecodeError):  # simdjson skips a byte order mark
         load(b'\xef\xbb\xbf{"test_keys": {}}')
-    assert load(b'{"test_keys": {"n": 18446744073709551616}}')["test_keys"] == {"n": 1.8446744073709552e19}
+    assert (
+        orjson.dumps(load(b'{"test_keys": {"n": 18446744073709551615}}')["test_keys"])
+        == b'{"n":18446744073709551615}'
+    )
     # a key simdjson cannot look up by name
     assert load(b'{"a\\u0000b": 1, "test_keys": {}}') == {"a\x00b": 1, "test_keys": {}}
     assert load(b'[1, {"a": 2}]') == [1, {"a": 2}] and load(b'"x"') == "x"
@@ -107,6 +111,26 @@ def test_what_simdjson_and_orjson_disagree_on_is_decided_as_orjson_does() -> Non
     for bad in (b'{"a": 1,}', b'{"a": "\\ud800"}', b'{"a": "\xff"}', b"[" * 1030 + b"]" * 1030):
         with pytest.raises(orjson.JSONDecodeError):
             load(bad)
+
+
+@pytest.mark.parametrize("number", [b"18446744073709551616", b"-9223372036854775809", b"1" + b"0" * 30])
+def test_an_integer_past_64_bits_is_refused_not_rounded(number: bytes) -> None:
+    """orjson reads it as a float: the measurement would have been stored rounded
+    (``12345678901234567890123`` as ``1.2345678901234568e+22``), silently."""
+    for line in (
+        b'{"test_keys": {"n": %s}}' % number,
+        b'{"annotations": {"n": %s}, "test_keys": {}}' % number,
+    ):
+        with pytest.raises(InexactNumber, match="integer past 64 bits"):
+            load(line)
+        with pytest.raises(InexactNumber):
+            load_submission(b'{"format": "json", "content": %s}' % line)
+    with pytest.raises(orjson.JSONDecodeError) as refused:  # a float past the doubles: orjson's error
+        load(b'{"test_keys": {"n": 1e400}}')
+    assert not isinstance(refused.value, InexactNumber)
+    with pytest.raises(orjson.JSONDecodeError) as refused:  # and the text's own fault, if any
+        load(b'{"test_keys": {"n": 18446744073709551616}')
+    assert not isinstance(refused.value, InexactNumber)
 
 
 def test_a_submission_has_its_content_loaded_as_a_line() -> None:

@@ -81,10 +81,16 @@ async def read_body(request: Request, limit: int) -> bytes:
     return await read_asgi_body(request.scope, request.receive, limit)
 
 
+class InexactNumber(orjson.JSONDecodeError):
+    """JSON that orjson reads, but not exactly: an integer past 64 bits (measurement_json)."""
+
+
 def bad_json(what: str, exc: orjson.JSONDecodeError, text: bytes | memoryview) -> str:
     """What is wrong with ``text`` (a body, or a line of one) and where. orjson checks UTF-8 before
     parsing and then says only "surrogates not allowed" at "line 1 column 1" wherever the bad byte
     is: that place is found here (the error path only, never a good body's)."""
+    if isinstance(exc, InexactNumber):
+        return f"{what}: {exc.msg}"
     raw = bytes(text)
     try:
         raw.decode("utf-8")

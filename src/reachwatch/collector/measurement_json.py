@@ -32,6 +32,8 @@ from typing import Any
 import orjson
 import simdjson
 
+from reachwatch.collector.http import InexactNumber
+
 _BOM = b"\xef\xbb\xbf"
 #: Documents bigger than this get a parser of their own, freed with them: a parser keeps buffers
 #: for the largest document it has read, ~7 bytes per byte (an 11 MB one: 77 MB, for good)
@@ -54,13 +56,23 @@ def _parse(data: bytes | memoryview) -> Any:
         return None
     try:
         return (_parser() if len(raw) <= KEPT_PARSER_BYTES else simdjson.Parser()).parse(raw)
-    except (ValueError, UnicodeDecodeError):
+    except UnicodeDecodeError:
         return None
+    except ValueError as exc:
+        return _NUMBER_ERROR if str(exc).startswith("NUMBER_ERROR") else None  # 2**64 and past
     except RuntimeError as exc:
         if "re-use a parser" in str(exc):  # a proxy of the last document still alive somewhere
             _local.parser = None
             return _parse(raw)
-        return None  # BIGINT_ERROR, and whatever else orjson may take
+        if str(exc).startswith("BIGINT_ERROR"):  # an integer past 64 bits (below -2**63)
+            return _NUMBER_ERROR
+        return None  # whatever else orjson may take
+
+
+#: What :func:`_parse` gives for a number simdjson cannot hold: an integer past 64 bits, which
+#: orjson reads as a rounded float (``12345678901234567890123`` as ``1.2345678901234568e+22``), or
+#: a float past the doubles (``1e400``), which orjson refuses too
+_NUMBER_ERROR = "a number past 64 bits"
 
 
 def _mini(element: Any) -> Any:
@@ -109,6 +121,15 @@ def _submission(doc: Any) -> Any:
 
 def _load(data: bytes | memoryview, shape: Callable[[Any], Any]) -> Any:
     doc = _parse(data)
+    if doc is _NUMBER_ERROR:
+        orjson.loads(data)  # its error if the text is not JSON, or the number is not a double
+        # else it would be stored rounded: the measurement would not be kept as sent
+        raise InexactNumber(
+            "it holds an integer past 64 bits, which would be stored rounded (as a float): write "
+            "it as a string (or as a float, if rounding it is meant)",
+            "",
+            0,
+        )
     if doc is not None:
         try:
             return shape(doc)
