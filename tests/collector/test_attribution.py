@@ -87,6 +87,9 @@ async def test_collector_trusts_its_own_attribution(
             assert (stored["probe_asn"], stored["probe_cc"], stored["probe_network_name"]) == (asn, cc, name)
             assert stored.get("x_probe_cc_claimed") == "US"
             assert stored.get("x_probe_asn_claimed") == (None if asn == "AS1" else "AS1")
+            assert stored.get("x_probe_network_name_claimed") == (
+                None if name == m["probe_network_name"] else m["probe_network_name"]
+            )
             row = (await http.get("/api/v1/measurements", params={"probe_cc": cc})).json()["results"][0]
             assert row["x_probe_cc_claimed"] == "US"
             # the ASN of OTHER is the probe's claim: the row is not attributed, and says which part was

@@ -18,6 +18,7 @@ from collector.test_app import OPEN, web
 from reachwatch.collector.config import Settings
 from reachwatch.collector.reads import FILTERS
 from reachwatch.store import clickhouse_server
+from reachwatch.store.query import COUNTS
 from reachwatch.store.readers import reader_for_store
 
 LIST = "/api/v1/measurements"
@@ -578,6 +579,8 @@ async def test_aggregation_by_time_grain_and_as_csv(
         r = await http.get(AGGREGATION, params={"time_grain": "minute"})
         assert r.status_code == 422 and "time_grain" in r.text
 
+        r = await http.get(AGGREGATION, params={"axis_x": "domain", "axis_y": "probe_asn"})
+        assert list(r.json()["result"][0]) == ["domain", "probe_asn", *COUNTS]  # on either store
         r = await http.get(AGGREGATION, params={"axis_x": "domain", "axis_y": "probe_asn", "format": "csv"})
         assert r.status_code == 200 and r.headers["content-type"].startswith("text/csv")
         assert "content-disposition" not in r.headers

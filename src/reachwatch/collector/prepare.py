@@ -282,6 +282,8 @@ def stage(
         m["probe_asn"], m["probe_network_name"] = asn, net_name
         if sent_asn != asn:
             m["x_probe_asn_claimed"] = sent_asn
+        if base.probe_network_name is not None and base.probe_network_name != net_name:
+            m["x_probe_network_name_claimed"] = base.probe_network_name
     if network.cc:
         m["probe_cc"] = cc
         if claimed_cc != cc:
