@@ -228,6 +228,33 @@ async def test_a_collector_that_stays_busy_ends_the_flush_after_retry_for(tmp_pa
     assert 2 <= len(calls) <= 10
 
 
+async def test_a_collector_that_never_answers_ends_the_flush_after_retry_for(tmp_path: Path) -> None:
+    """A collector that takes connections and never answers (stopped, hung) was read as one that
+    cuts big batches off: each timeout halved the batch and tried again at once, with no look at
+    ``retry_for``, so ``reachwatch submit --retry-for 10`` waited out one timeout per halving
+    (9 minutes for a batch of 500). A timeout is now an unreachable collector's."""
+    box = Outbox(tmp_path / "box")
+    for n in range(8):
+        box.put({"n": n})
+    connections: list[asyncio.StreamWriter] = []
+
+    async def mute(_reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        connections.append(writer)  # read nothing, answer nothing
+
+    server = await asyncio.start_server(mute, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    try:
+        async with httpx.AsyncClient(timeout=0.5) as http:
+            result = await asyncio.wait_for(box.flush(f"http://127.0.0.1:{port}", client=http), 30)
+    finally:
+        for writer in connections:
+            writer.close()
+        server.close()
+        await server.wait_closed()
+    assert result.remaining == 8 and result.error is not None and "ReadTimeout" in result.error
+    assert len(connections) == 1
+
+
 async def test_two_processes_flushing_one_outbox_take_turns(
     tmp_path: Path, real_measurements: list[dict[str, Any]]
 ) -> None:

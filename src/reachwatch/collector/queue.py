@@ -171,9 +171,10 @@ class Outbox:
                     resp = await http.post(endpoint, content=body, headers=headers)
                 except httpx.TransportError as exc:
                     result.error = f"cannot reach {endpoint}: {type(exc).__name__}: {exc}"
-                    if len(chunk) > 1 and not isinstance(exc, (httpx.ConnectError, httpx.ConnectTimeout)):
+                    if len(chunk) > 1 and isinstance(exc, CUT_OFF):
                         # connected, then cut off while sending: maybe an early 413 for a body too
-                        # big for this collector; a smaller batch tells (an unreachable one does not)
+                        # big for this collector; a smaller batch tells (an unreachable one does not,
+                        # nor one that never answers: each half would wait out the timeout again)
                         size = max(1, len(chunk) // 2)
                     elif time.monotonic() >= deadline:
                         break
@@ -310,6 +311,11 @@ def _reason(resp: httpx.Response) -> str:
         return text[:200]
     reason = resp.reason_phrase or "no reason given"
     return f"{reason} (not a reachwatch collector's answer: is --collector the collector's base URL?)"
+
+
+#: How a collector that took the connection can cut it while a batch is sent (its early 413 for a
+#: body too big, read as a reset), as opposed to being unreachable or never answering (timeouts)
+CUT_OFF = (httpx.WriteError, httpx.ReadError, httpx.RemoteProtocolError)
 
 
 def _chunk(files: list[Path], size: int) -> list[Path]:
