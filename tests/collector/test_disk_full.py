@@ -4,6 +4,7 @@ there is room again), and logs what the store said."""
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import subprocess
@@ -19,6 +20,7 @@ from collector.conftest import collector
 from collector.test_app import web
 from reachwatch.collector.config import Settings
 from reachwatch.collector.ingest import STORE_FAILED
+from reachwatch.errors import UserError
 
 
 @pytest.fixture
@@ -74,3 +76,23 @@ async def test_a_full_disk_is_a_503_and_loses_nothing_acknowledged(
     with duckdb.connect(str(db), read_only=True) as con:
         stored = {r[0] for r in con.execute("SELECT measurement_uid FROM measurements").fetchall()}
     assert acknowledged <= stored
+
+
+async def test_a_store_that_could_not_be_made_on_a_full_disk_is_made_once_there_is_room(
+    small_disk: Path,
+) -> None:
+    """Started on a full disk, the collector said so, but left a 0-byte file that every later
+    start refused as "not a valid DuckDB database file", disk freed or not."""
+    filler = small_disk / "filler"
+    with filler.open("wb") as f, contextlib.suppress(OSError):
+        f.write(b"\0" * (8 << 20))  # the disk is full
+    db = small_disk / "m.duckdb"
+    settings = Settings(store=str(db), rate=0)
+    with pytest.raises(UserError, match="No space left"):
+        async with collector(settings):
+            pass
+    assert not db.exists()
+    db.touch()  # as an earlier version left it
+    filler.unlink()
+    async with collector(settings) as (_, http):
+        assert (await http.get("/api/v1/health")).status_code == 200

@@ -9,7 +9,9 @@ from pathlib import Path
 from typing import Any
 
 import duckdb
+import pytest
 
+from reachwatch.errors import UserError
 from reachwatch.store.duckdb import DuckDBStore
 from reachwatch.store.query import Filters
 from reachwatch.store.schema import Analysis
@@ -137,3 +139,16 @@ async def test_past_the_kept_hashes_the_index_answers(tmp_path: Path) -> None:
         assert (again._hashes is not None) is expect_set
         assert await again.existing([r.content_hash for r in rows]) == found
         await again.close()
+
+
+async def test_another_programs_measurements_table_is_a_clear_error(tmp_path: Path) -> None:
+    """A DuckDB file of another program's, with a ``measurements`` table of its own: the start
+    ended in a traceback (BinderException, no column content_hash)."""
+    path = tmp_path / "theirs.duckdb"
+    with duckdb.connect(str(path)) as con:
+        con.execute("CREATE TABLE measurements (id INTEGER, value DOUBLE)")
+    store = DuckDBStore(str(path))
+    with pytest.raises(UserError, match="cannot make or read the store's tables") as refused:
+        await store.open()
+    assert refused.value.fix is not None and "--db" in refused.value.fix
+    await store.close()

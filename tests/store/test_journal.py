@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import os
 from collections.abc import Callable
 from pathlib import Path
@@ -103,7 +104,11 @@ async def test_a_kill_between_the_insert_and_the_journals_deletion_stores_nothin
     assert stored(db) == sorted(row(i).measurement_uid for i in range(5))
 
 
-async def test_a_record_cut_short_by_a_kill_is_dropped_and_the_rest_kept(tmp_path: Path) -> None:
+async def test_a_record_cut_short_by_a_kill_is_dropped_and_the_rest_kept(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """... and said so in the log (it went silently)."""
+    caplog.set_level(logging.INFO, logger="reachwatch.store.journal")
     db = tmp_path / "m.duckdb"
     journal = tmp_path / "m.duckdb.journal"
     store = await opened(db, **LAZY)
@@ -117,6 +122,20 @@ async def test_a_record_cut_short_by_a_kill_is_dropped_and_the_rest_kept(tmp_pat
     await again.close()
     assert stored(db) == sorted([row(1).measurement_uid, row(2).measurement_uid])
     assert list(journal.iterdir()) == []
+    assert f"a record cut short at byte {len(whole)}" in caplog.text
+
+
+async def test_a_directory_named_as_a_segment_is_left_alone(tmp_path: Path) -> None:
+    """It ended the start in a traceback (IsADirectoryError)."""
+    db = tmp_path / "m.duckdb"
+    store = await opened(db, **LAZY)
+    await store.insert([row(1)])
+    await killed(store)
+    (tmp_path / "m.duckdb.journal" / f"{99:012d}{SUFFIX}").mkdir()
+    again = await opened(db)
+    await again.insert([row(2)])
+    await again.close()
+    assert stored(db) == sorted([row(1).measurement_uid, row(2).measurement_uid])
 
 
 async def _damaged_second_record(tmp_path: Path) -> tuple[Path, Path, Path]:

@@ -31,6 +31,6 @@ def test_a_write_cut_short_leaves_the_segment_as_it_was(tmp_path: Path) -> None:
     assert segment.path.stat().st_size == size
     segment.append(encode(RowColumns.of_rows([row(3)])))
     segment.close()
-    parts, damage = decode(segment.path.read_bytes())
+    parts, damage, _ = decode(segment.path.read_bytes())
     assert damage is None
     assert [p.uids for p in parts] == [[row(1).measurement_uid], [row(3).measurement_uid]]

@@ -14,8 +14,10 @@ import asyncio
 import contextlib
 import datetime as dt
 import functools
+import logging
 import os
 import secrets
+import stat
 import threading
 from collections.abc import AsyncIterator, Callable, Collection, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -41,6 +43,8 @@ from reachwatch.store.schema import (
     RowColumns,
     identity_of,
 )
+
+log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 #: WAL size that triggers a checkpoint (DuckDB's default is 16 MB); a kill -9 replays at most this
@@ -113,9 +117,19 @@ class DuckDBStore:
         parent = os.path.dirname(os.path.abspath(self.path))
         if not os.path.isdir(parent):
             raise UserError(f"directory {parent} does not exist", where=self.path, fix="create it first")
+        if _empty_file(self.path) and _empty_file(self.path + ".wal", missing=True):
+            # what a creation that failed leaves (a full disk): nothing in it, and DuckDB would
+            # refuse it for ever as "not a valid DuckDB database file"
+            log.warning("%s is empty (a creation that failed): making the store anew", self.path)
+            os.unlink(self.path)
+        new = not os.path.exists(self.path)
         try:
             return duckdb.connect(self.path, config={"threads": 1})
         except duckdb.Error as exc:
+            if new:  # leave nothing behind that the next start would refuse
+                for leftover in (self.path, self.path + ".wal"):
+                    if _empty_file(leftover):
+                        os.unlink(leftover)
             raise UserError(f"cannot open DuckDB file: {exc}", where=self.path) from exc
 
     async def check(self) -> None:
@@ -142,7 +156,14 @@ class DuckDBStore:
             ).fetchall()
             return self._stored_keys(con)
 
-        self._hashes = await self._write(create)
+        try:
+            self._hashes = await self._write(create)
+        except duckdb.Error as exc:  # another program's file, with a table of that name; a full disk
+            raise UserError(
+                f"cannot make or read the store's tables: {exc}",
+                where=self.path,
+                fix="give --db a file of its own (a new name makes a new store), or free disk space",
+            ) from exc
 
     def _stored_keys(self, con: duckdb.DuckDBPyConnection) -> set[int] | None:
         """The :func:`_key` of every stored hash, read in pieces; None past :attr:`kept_hashes`."""
@@ -353,6 +374,15 @@ def _fetch(
     cur: duckdb.DuckDBPyConnection, sql: str, params: list[Any] | None = None
 ) -> list[tuple[Any, ...]]:
     return cur.execute(sql, params).fetchall()
+
+
+def _empty_file(path: str, *, missing: bool = False) -> bool:
+    """A regular file of 0 bytes (or, ``missing``, none at all)."""
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        return missing
+    return stat.S_ISREG(st.st_mode) and st.st_size == 0
 
 
 def _column_sql(name: str, type_sql: str) -> str:

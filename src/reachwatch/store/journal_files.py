@@ -40,28 +40,29 @@ def encode(rows: RowColumns) -> list[bytes | pa.Buffer]:
     return [HEADER.pack(MAGIC, zlib.crc32(payload), payload.size), payload]
 
 
-def decode(data: bytes) -> tuple[list[RowColumns], str | None]:
-    """The rows of each whole record in ``data``, and what is wrong past them if anything but a
-    record cut short at the end (a write interrupted by a kill, never acknowledged)."""
+def decode(data: bytes) -> tuple[list[RowColumns], str | None, int]:
+    """The rows of each whole record in ``data``, what is wrong past them if anything but a
+    record cut short at the end (a write interrupted by a kill, never acknowledged), and where
+    the whole records end."""
     out: list[RowColumns] = []
     offset = 0
     view = memoryview(data)
     while len(data) - offset >= HEADER.size:
         magic, crc, size = HEADER.unpack_from(data, offset)
         if magic != MAGIC:
-            return out, f"no record at byte {offset}"
+            return out, f"no record at byte {offset}", offset
         start = offset + HEADER.size
         if len(data) - start < size:
             break
         payload = view[start : start + size]
         if zlib.crc32(payload) != crc:
-            return out, f"the record at byte {offset} fails its checksum"
+            return out, f"the record at byte {offset} fails its checksum", offset
         try:
             out.append(RowColumns(pa.ipc.open_stream(payload).read_all()))
         except (pa.ArrowException, ValueError) as exc:
-            return out, f"the record at byte {offset} is not rows of this version ({exc})"
+            return out, f"the record at byte {offset} is not rows of this version ({exc})", offset
         offset = start + size
-    return out, None
+    return out, None, offset
 
 
 class Segment:
@@ -167,7 +168,25 @@ def left_segments(directory: Path) -> Left:
     for path in sorted(directory.glob(f"*{SUFFIX}")):
         with contextlib.suppress(ValueError):
             left.last_number = max(left.last_number, int(path.stem))
-        parts, damage = decode(path.read_bytes())
+        if not path.is_file():  # nothing this collector wrote (a directory, say): left alone
+            log.warning("journal %s: not a file, so not a segment of this journal; left alone", path)
+            continue
+        try:
+            data = path.read_bytes()
+        except OSError as exc:
+            raise UserError(
+                f"cannot read the journal's segment {path.name}: {exc}",
+                where=str(directory),
+                fix="give the collector read access to its journal (its measurements are not stored yet)",
+            ) from exc
+        parts, damage, whole = decode(data)
+        if damage is None and whole < len(data):
+            log.info(
+                "journal %s: a record cut short at byte %d (a write a stop interrupted, so never "
+                "acknowledged) is dropped",
+                path,
+                whole,
+            )
         if damage is None:
             if parts:
                 left.segments.append((path, parts))
