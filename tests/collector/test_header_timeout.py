@@ -7,11 +7,14 @@ import json
 import socket
 import time
 from pathlib import Path
+from typing import Any
 
 import httpx
+import orjson
 import pytest
 
 from collector.conftest import live_server
+from collector.test_app import web
 from reachwatch.collector import header_timeout
 from reachwatch.collector.config import Settings
 
@@ -78,3 +81,24 @@ def test_headers_past_the_limit_are_a_431_and_the_connection_closed(tmp_path: Pa
             for _ in range(2):
                 r = client.get("/api/v1/health", headers={"x-long": "a" * 30_000})
                 assert r.status_code == 200
+
+
+def test_clients_gone_before_their_pipelined_answers_are_no_internal_error(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, real_measurements: list[dict[str, Any]]
+) -> None:
+    """Requests pipelined by clients that closed without reading: the one running when the
+    connection went wrote to the closed transport, logged as "internal error ... RuntimeError" and
+    "ASGI callable returned without completing response" (an outside check, session 16)."""
+    with live_server(Settings(store=str(tmp_path / "m.duckdb"), rate=0)) as url:
+        body = b"\n".join(orjson.dumps(m) for m in web(real_measurements))
+        assert httpx.post(f"{url}/api/v1/measurements", content=body).status_code == 200
+        host, port = url.removeprefix("http://").split(":")
+        request = b"GET /api/v1/measurements?limit=1000 HTTP/1.1\r\nHost: x\r\n\r\n"
+        for _ in range(5):
+            with socket.create_connection((host, int(port))) as sock:
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+                sock.sendall(request * 50)
+                time.sleep(0.5)  # answers pile up unread, then the client leaves
+        assert httpx.get(f"{url}/api/v1/health").status_code == 200
+        time.sleep(0.5)
+    assert "internal error" not in caplog.text and "without completing" not in caplog.text
