@@ -3,18 +3,24 @@ from a trusted reverse proxy's X-Forwarded-For (real servers on loopback)."""
 
 from __future__ import annotations
 
+import contextlib
 import os
+import socket
 import ssl
 import subprocess
 import sys
+import threading
+import time
 from pathlib import Path
 from typing import Any
 
 import httpx
 import orjson
 import pytest
+import uvicorn
 
 from collector.conftest import PROBE_V4, live_server
+from reachwatch.collector import server
 from reachwatch.collector.config import Settings
 from reachwatch.collector.server import check_tls, trusted_proxies
 from reachwatch.errors import UserError
@@ -165,3 +171,32 @@ def test_tls_files_are_checked_before_serving(tmp_path: Path) -> None:
         check_tls(tmp_path / "missing.pem", tmp_path / "junk.pem")
     with pytest.raises(UserError, match="cannot use this certificate"):
         check_tls(tmp_path / "junk.pem", tmp_path / "junk.pem")
+
+
+def test_a_stop_does_not_wait_for_ever_on_a_trickling_upload(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An upload trickling a byte every few seconds held a SIGTERM for as long as it went on
+    (an outside check, session 16): the stop now waits GRACEFUL_SHUTDOWN, then cancels it."""
+    monkeypatch.setattr(server, "GRACEFUL_SHUTDOWN", 1)
+    running = uvicorn.Server(
+        server.uvicorn_config(Settings(store=str(tmp_path / "m.duckdb"), rate=0), "127.0.0.1", 0)
+    )
+    thread = threading.Thread(target=running.run, daemon=True)
+    thread.start()
+    while not running.started:
+        assert thread.is_alive()
+        time.sleep(0.01)
+    port = running.servers[0].sockets[0].getsockname()[1]
+    with socket.create_connection(("127.0.0.1", port)) as sock:
+        sock.sendall(b"POST /api/v1/measurements HTTP/1.1\r\nHost: x\r\nContent-Length: 1000000\r\n\r\n{")
+        running.should_exit = True
+        for _ in range(60):  # a byte every 0.25 s for 15 s at most, while the stop goes on
+            if not thread.is_alive():
+                break
+            with contextlib.suppress(OSError):
+                sock.sendall(b" ")
+            time.sleep(0.25)
+        stopped = not thread.is_alive()  # while the upload still trickled
+    thread.join(5)
+    assert stopped

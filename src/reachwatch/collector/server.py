@@ -71,6 +71,10 @@ def _http_protocol() -> type[asyncio.Protocol] | str:
     return HeaderTimeoutProtocol
 
 
+#: Seconds a stop (SIGTERM) waits for the requests in hand before cancelling them
+GRACEFUL_SHUTDOWN = 30
+
+
 def uvicorn_config(settings: Settings, host: str, port: int) -> uvicorn.Config:
     return uvicorn.Config(
         create_app(settings),
@@ -85,6 +89,9 @@ def uvicorn_config(settings: Settings, host: str, port: int) -> uvicorn.Config:
         ssl_keyfile=settings.tls_key,
         server_header=False,
         timeout_keep_alive=30,
+        # a stop waits this long for requests in hand, then cancels them (none of them was
+        # acknowledged): an upload trickling a byte every few seconds held a SIGTERM for ever
+        timeout_graceful_shutdown=GRACEFUL_SHUTDOWN,
         backlog=4096,
     )
 
