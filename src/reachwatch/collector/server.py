@@ -20,7 +20,8 @@ from reachwatch.collector.config import Settings
 from reachwatch.collector.ratelimit import networks_of
 from reachwatch.errors import UserError
 from reachwatch.runtime import SERVER_OPEN_FILES, raise_open_files, settle_gc
-from reachwatch.store import open_store
+from reachwatch.store import default_journal, open_store
+from reachwatch.store.journal_left import store_left_journal
 
 
 def trusted_proxies(value: str) -> str:
@@ -112,6 +113,14 @@ def check_store(settings: Settings) -> None:
     asyncio.run(check())
 
 
+def store_left_journals(settings: Settings) -> None:
+    """Store what an earlier collector of the DuckDB file left in a journal other than this run's
+    (``store_left_journal``; the app's start does it too) before uvicorn starts: rows the store
+    cannot take now are then a UserError (exit 2), not a traceback in uvicorn's startup log."""
+    if default_journal(settings.store):
+        store_left_journal(settings.store, besides=settings.journal_location())
+
+
 def check_geo(settings: Settings) -> None:
     """Open the ASN and country databases once before uvicorn starts: a file that is not a MaxMind
     DB is then a UserError (exit 2), not a traceback from the app's startup."""
@@ -149,6 +158,7 @@ def serve(settings: Settings, host: str, port: int) -> None:
     check_port(host, port)
     check_geo(settings)
     check_store(settings)
+    store_left_journals(settings)
     config = uvicorn_config(settings, host, port)
     settle_gc()  # every parsed measurement is hundreds of short-lived containers
     raise_open_files(SERVER_OPEN_FILES)  # a connection per probe: far more than 1,024 at once

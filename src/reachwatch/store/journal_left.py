@@ -13,6 +13,7 @@ import asyncio
 import os
 from pathlib import Path
 
+from reachwatch.errors import UserError
 from reachwatch.store import default_journal
 from reachwatch.store.journal import JournaledStore
 from reachwatch.store.journal_files import SUFFIX, JournalBusy, sync_directory
@@ -84,6 +85,16 @@ def _store_journal(path: str, journal: Path) -> int:
         store = JournaledStore(DuckDBStore(path), journal)
         await store.open()
         await store.close()
+        if store.held:
+            # a collector that went on without them would answer 404 for measurements it
+            # acknowledged, and never store them while it runs (they are in no journal of its)
+            raise UserError(
+                f"{store.held} measurements an earlier collector acknowledged wait in its journal "
+                f"{journal}, and the store cannot take them now (the error is logged above)",
+                where=path,
+                fix=f"free what the store lacks (disk space) and start again, or start with "
+                f"--journal-dir {journal} to serve them meanwhile",
+            )
         return store.recovered
 
     try:
