@@ -76,6 +76,16 @@ class Outbox:
         fix = "give --outbox a directory you can write to (it is made if missing)"
         for directory in (self.pending_dir, self.rejected_dir):
             make_directory(directory, "the outbox directory", fix=fix)
+        self._remove_orphans()
+
+    def _remove_orphans(self) -> None:
+        """Delete the half-written files of :meth:`put`s that a kill cut short (``.NAME.PID.tmp``,
+        the process gone): they hold nothing queued (the measurement was put again, or never
+        acknowledged to its caller), yet stayed for ever."""
+        for tmp in self.pending_dir.glob(".*.tmp"):
+            pid = tmp.name.rsplit(".", 2)[-2]
+            if pid.isdigit() and not _alive(int(pid)):
+                tmp.unlink(missing_ok=True)
 
     def put(self, measurement: dict[str, Any] | bytes) -> Path:
         data = measurement if isinstance(measurement, bytes) else orjson.dumps(measurement)
@@ -311,6 +321,16 @@ def _reason(resp: httpx.Response) -> str:
         return text[:200]
     reason = resp.reason_phrase or "no reason given"
     return f"{reason} (not a reachwatch collector's answer: is --collector the collector's base URL?)"
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process
+        return True
+    return True
 
 
 #: How a collector that took the connection can cut it while a batch is sent (its early 413 for a
