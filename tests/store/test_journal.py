@@ -223,6 +223,7 @@ async def test_one_journal_one_collector(tmp_path: Path) -> None:
     second = JournaledStore(DuckDBStore(str(tmp_path / "b.duckdb")), tmp_path / "a.duckdb.journal")
     with pytest.raises(UserError, match="another collector is using this journal"):
         await second.check()
+    assert not (tmp_path / "b.duckdb").exists()  # a refused start makes no store file
     with pytest.raises(UserError, match="another collector is using this journal"):
         await second.open()
     # a reader of the file leaves a running collector's journal to it

@@ -126,8 +126,10 @@ class JournaledStore:
 
     # -- lifecycle -----------------------------------------------------------------------------
     async def check(self) -> None:
-        await self.inner.check()
+        # the journal first: a start it refuses (another collector's, cannot be written) then
+        # leaves no new store file behind
         os.close(await asyncio.to_thread(lock_directory, self.directory))
+        await self.inner.check()
 
     async def open(self) -> None:
         self.loop = asyncio.get_running_loop()
