@@ -133,6 +133,17 @@ class DuckDBStore:
             raise UserError(f"cannot open DuckDB file: {exc}", where=self.path) from exc
 
     async def check(self) -> None:
+        """Whether the file can be opened (a DuckDB file no other process holds), without making
+        it: a start that something else then refuses (the journal) leaves no empty store behind."""
+        parent = os.path.dirname(os.path.abspath(self.path))
+        if not os.path.exists(self.path) and os.path.isdir(parent):
+            if not os.access(parent, os.W_OK | os.X_OK):
+                raise UserError(
+                    f"cannot make a DuckDB file in {parent}: not writable",
+                    where=self.path,
+                    fix="give --db a path in a directory the collector can write",
+                )
+            return
         (await asyncio.to_thread(self._connect)).close()
 
     async def open(self) -> None:

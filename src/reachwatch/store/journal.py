@@ -126,10 +126,8 @@ class JournaledStore:
 
     # -- lifecycle -----------------------------------------------------------------------------
     async def check(self) -> None:
-        # the journal first: a start it refuses (another collector's, cannot be written) then
-        # leaves no new store file behind
+        await self.inner.check()  # makes nothing (a missing directory is said, not made)
         os.close(await asyncio.to_thread(lock_directory, self.directory))
-        await self.inner.check()
 
     async def open(self) -> None:
         self.loop = asyncio.get_running_loop()
