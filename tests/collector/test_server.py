@@ -198,5 +198,13 @@ def test_a_stop_does_not_wait_for_ever_on_a_trickling_upload(
                 sock.sendall(b" ")
             time.sleep(0.25)
         stopped = not thread.is_alive()  # while the upload still trickled
+        sock.settimeout(5)
+        answer = b""
+        with contextlib.suppress(OSError):
+            while chunk := sock.recv(65536):
+                answer += chunk
     thread.join(5)
     assert stopped
+    # answered, not uvicorn's bare 500 after a traceback
+    assert answer.startswith(b"HTTP/1.1 503 ") and b"retry-after: 5" in answer.lower(), answer
+    assert b"the collector is stopping" in answer

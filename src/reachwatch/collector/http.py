@@ -176,15 +176,26 @@ async def _receive(receive: Receive) -> Message:
     waits.start(task, BODY_IDLE_TIMEOUT)
     try:
         return await receive()
-    except asyncio.CancelledError:
+    except asyncio.CancelledError as exc:
         if task in _cancelled_stalled:
             _cancelled_stalled.discard(task)
             if task.uncancel() == 0:  # ours, and no one else's
                 raise _idle() from None
+        elif STOPPING in str(exc) and task.uncancel() == 0:
+            # uvicorn's stop gave up waiting for this upload (server.GRACEFUL_SHUTDOWN): answered,
+            # not a bare 500 and a traceback
+            raise ApiError(
+                503,
+                "the collector is stopping: nothing of this request was stored; send it again",
+                headers={"Retry-After": "5"},
+            ) from None
         raise
     finally:
         waits.stop(task)
 
+
+#: what uvicorn cancels a request's task with when its stop has waited long enough
+STOPPING = "timeout graceful shutdown exceeded"
 
 #: tasks cancelled because their body stopped arriving (:func:`_stalled`), until they see it
 _cancelled_stalled: weakref.WeakSet[asyncio.Task[Any]] = weakref.WeakSet()
