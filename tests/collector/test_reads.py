@@ -6,6 +6,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import copy
+import csv
+import io
 import itertools
 from pathlib import Path
 from typing import Any
@@ -551,6 +553,7 @@ async def test_aggregation_by_time_grain_and_as_csv(
         m["measurement_start_time"] = when
         ms.append(m)
     ms[0]["input"] = "https://=cmd.example/"  # a host a spreadsheet would read as a formula
+    ms[1]["annotations"] = {"category_code": "\rX"}  # a lone CR: quoted, or it splits the row
     async with collector(Settings(store=str(tmp_path / "m.duckdb"), rate=0)) as (_, http):
         r = await http.post(LIST, content=b"\n".join(orjson.dumps(m) for m in ms))
         assert r.status_code == 200, r.text
@@ -589,6 +592,10 @@ async def test_aggregation_by_time_grain_and_as_csv(
             "domain,probe_asn,measurement_count,ok_count,anomaly_count,confirmed_count,failure_count"
         )
         assert lines[1].startswith("'=cmd.example,30722,1,") and len(lines) == 5
+        r = await http.get(AGGREGATION, params={"axis_x": "category_code", "format": "csv"})
+        assert list(csv.reader(io.StringIO(r.text, newline=""))) == [
+            ["category_code", *COUNTS], ["'\rX", "1", "1", "0", "0", "0"], ["", "3", "3", "0", "0", "0"]
+        ]  # fmt: skip
         r = await http.get(AGGREGATION, params={"format": "CSV", "download": "true"})
         assert r.headers["content-disposition"] == "attachment; filename=reachwatch-aggregation.csv"
         assert r.text.splitlines()[1].startswith("4,")

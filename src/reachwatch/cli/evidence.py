@@ -13,6 +13,7 @@ from typing import Any
 import typer
 
 from reachwatch.errors import UserError
+from reachwatch.report.tables import CSV_LINE_END
 
 fingerprints_app = typer.Typer(
     name="fingerprints", help="Known blocking fingerprints (OONI's, and your own).", no_args_is_help=True
@@ -84,7 +85,7 @@ def blockpages_cmd(
     if fmt == "json":
         typer.echo(json.dumps([c.as_dict() for c in candidates], ensure_ascii=False, indent=1))
     elif fmt == "csv":
-        writer = csv.DictWriter(sys.stdout, fieldnames=CSV_COLUMNS, lineterminator="\n")
+        writer = csv.DictWriter(sys.stdout, fieldnames=CSV_COLUMNS, lineterminator=CSV_LINE_END)
         writer.writeheader()
         writer.writerows(to_row(c.to_fingerprint()) for c in candidates if c.pattern is not None)
     else:

@@ -14,6 +14,7 @@ import typer
 
 from reachwatch.errors import UserError
 from reachwatch.output import write_stdout
+from reachwatch.report.tables import CSV_LINE_END
 
 DB = typer.Option(None, "--db", help="DuckDB file written by `reachwatch serve`.")
 CLICKHOUSE = typer.Option(None, "--clickhouse", help="ClickHouse URL http://HOST:8123/DB.")
@@ -93,7 +94,7 @@ def write_records(recs: list[dict[str, Any]], fmt: str) -> None:
     if not recs:
         return
     out = io.StringIO()
-    writer = csv.DictWriter(out, fieldnames=list(recs[0]), lineterminator="\n")
+    writer = csv.DictWriter(out, fieldnames=list(recs[0]), lineterminator=CSV_LINE_END)
     writer.writeheader()
     for r in recs:
         writer.writerow({k: " ".join(v) if isinstance(v, list) else v for k, v in r.items()})

@@ -17,6 +17,9 @@ from reachwatch.report.model import Cell, Event, IspSummary
 
 Value = str | int | float | None | list[str]
 FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+#: CSV's line end (RFC 4180): Python's writer quotes a cell holding either of its characters, so
+#: a lone CR in measurement text is quoted too (with "\n" it was not, and split the row)
+CSV_LINE_END = "\r\n"
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,7 +40,7 @@ class Table:
 
     def to_csv(self) -> str:
         out = io.StringIO()
-        writer = csv.writer(out, lineterminator="\n")
+        writer = csv.writer(out, lineterminator=CSV_LINE_END)
         writer.writerow(self.columns)
         for row in self.rows:
             writer.writerow([_csv_value(row.get(c)) for c in self.columns])
