@@ -381,6 +381,7 @@ async def test_aggregation_counts_by_each_time_grain(store_location: str, grain:
     try:
         # Saturdays, Sundays and Mondays across a turn of month and of year, at several hours
         starts = [
+            dt.datetime(1970, 1, 3, 12, 0, 0),  # a week from Sunday 1969-12-28: before ClickHouse's Dates
             dt.datetime(2025, 12, 27, 23, 59, 59),
             dt.datetime(2025, 12, 28, 0, 0, 0),
             dt.datetime(2025, 12, 28, 0, 30, 0),

@@ -368,7 +368,12 @@ class ClickHouseStore:
         for r in rows:
             if query.PERIOD in r:  # the time axis, under its own name (query.PERIOD)
                 text = r.pop(query.PERIOD)
-                r["measurement_start_day"] = _time(text) if grain == "hour" else _day(text)
+                if grain == "hour":
+                    r["measurement_start_day"] = _time(text)
+                elif grain == "week":  # a day number (query._PERIOD_START)
+                    r["measurement_start_day"] = _EPOCH.date() + dt.timedelta(days=int(text))
+                else:
+                    r["measurement_start_day"] = _day(text)
         return [_decode(r) for r in rows]
 
     async def raw_batches(self, batch: int) -> AsyncIterator[list[tuple[str, bytes]]]:

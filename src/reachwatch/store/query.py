@@ -133,7 +133,8 @@ GRAINS = ("hour", "day", "week", "month", "year")
 #: read as the expression everywhere in the statement, its WHERE included (its aliases are global)
 PERIOD = "x_period"
 #: each period's first instant, from the stored columns. Weeks start on Sunday, as OONI's
-#: (ClickHouse's ``toStartOfWeek``, mode 0); written with functions ClickHouse 18.16 has
+#: (ClickHouse's ``toStartOfWeek``, mode 0); written with functions ClickHouse 18.16 has. A
+#: ClickHouse week is its Sunday's day number (days since 1970-01-01), made a date by the store
 _PERIOD_START: dict[str, dict[str, str]] = {
     "duckdb": {
         "hour": "date_trunc('hour', measurement_start_time)",
@@ -145,7 +146,8 @@ _PERIOD_START: dict[str, dict[str, str]] = {
     "clickhouse": {
         "hour": "toStartOfHour(measurement_start_time)",
         "day": "measurement_start_day",
-        "week": "toMonday(measurement_start_day + 1) - 1",
+        # as a day number: the Sunday before 1970-01-04 is before what a Date holds (1970-01-01)
+        "week": "toInt32(measurement_start_day) - toInt32(toDayOfWeek(measurement_start_day) % 7)",
         "month": "toStartOfMonth(measurement_start_day)",
         "year": "toStartOfYear(measurement_start_day)",
     },
