@@ -142,3 +142,25 @@ async def test_no_db_keeps_the_claim_marked_unattributed(
         assert stored["probe_asn"] == m["probe_asn"] and stored["x_unattributed"] is True
         row = (await http.get("/api/v1/measurements")).json()["results"][0]
         assert row["attributed"] is False and row["probe_asn"] == m["probe_asn"]
+
+
+@pytest.mark.parametrize(("claimed_asn", "kept"), [("AS64509", "Claimed Net"), ("AS1", None)])
+async def test_a_network_the_databases_know_without_a_name(
+    tmp_path: Path, real_measurements: list[dict[str, Any]], claimed_asn: str, kept: str | None
+) -> None:
+    """An ASN record with no organisation: the probe's name was replaced by none and said found
+    (``x_attributed`` listed ``probe_network_name``). The probe's name stays if it named that
+    same network, and is kept as a claim either way."""
+    asn_db = mmdb.write(tmp_path / "a.mmdb", {"203.0.113.0/24": {"autonomous_system_number": 64509}})
+    m = {**web(real_measurements)[0], "probe_asn": claimed_asn, "probe_network_name": "Claimed Net"}
+    async with collector(
+        Settings(store=str(tmp_path / "m.duckdb"), asn_db=asn_db, rate=0), client=PROBE_V4
+    ) as (
+        _,
+        http,
+    ):
+        uid = (await http.post("/api/v1/measurements", content=orjson.dumps(m))).json()["measurement_uids"][0]
+        stored = (await http.get(f"/api/v1/measurement/{uid}")).json()
+    assert (stored["probe_asn"], stored["probe_network_name"]) == ("AS64509", kept)
+    assert stored.get("x_probe_network_name_claimed") == (None if kept else "Claimed Net")
+    assert stored["x_attributed"] == ["probe_asn"] and stored["x_unattributed"] is True  # no country file

@@ -273,7 +273,12 @@ def stage(
     claimed_asn = canonical_asn(sent_asn)
     asn = network.asn or claimed_asn
     cc = network.cc or claimed_cc
-    net_name = network.name if network.asn else base.probe_network_name
+    if not network.asn:
+        net_name = base.probe_network_name
+    elif network.name is not None:
+        net_name = network.name
+    else:  # the databases know the network, not its name: the probe's, if it named that network
+        net_name = base.probe_network_name if claimed_asn == asn else None
     m["probe_ip"] = LOCAL
     # each part the databases gave replaces the claim, kept beside it as sent where it differs
     # (the probe's own spelling of the same ASN too); a part they did not give stays the claim, as
@@ -291,7 +296,7 @@ def stage(
     if not network.attributed:
         m["x_unattributed"] = True
         if network.asn:
-            m["x_attributed"] = ["probe_asn", "probe_network_name"]
+            m["x_attributed"] = ["probe_asn", "probe_network_name"] if network.name else ["probe_asn"]
         elif network.cc:
             m["x_attributed"] = ["probe_cc"]
     # the stored JSON and every column taken from the measurement are scrubbed the same way
