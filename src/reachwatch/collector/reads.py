@@ -101,12 +101,18 @@ BLOCKING = ("true", "false", "null", "dns", "tcp_ip", "http-failure", "http-diff
 #: the white space around a ``blocking`` value that is ignored (ASCII: str.strip() would also drop
 #: control characters no pattern in the spec could say)
 _BLANKS = " \t\n\r\v\f"
+
+
 #: BLOCKING as OpenAPI tells clients: a value in any case, blanks around it
-BLOCKING_EXACT = (
-    r"^[ \t\n\r\v\f]*("
-    + "|".join("".join(f"[{c.upper()}{c}]" if c.isalpha() else re.escape(c) for c in v) for v in BLOCKING)
-    + r")[ \t\n\r\v\f]*$"
-)
+def _any_case(word: str) -> str:
+    """A regex of ``word`` in any case (ASCII letters)."""
+    return "".join(f"[{c.upper()}{c}]" if c.isalpha() else re.escape(c) for c in word)
+
+
+BLOCKING_EXACT = r"^[ \t\n\r\v\f]*(" + "|".join(_any_case(v) for v in BLOCKING) + r")[ \t\n\r\v\f]*$"
+#: ``time_grain`` and ``format`` in any case, as OONI's API takes them
+GRAIN_ANY_CASE = "^(" + "|".join(_any_case(g) for g in get_args(TimeGrain)) + ")$"
+FORMAT_ANY_CASE = f"^({_any_case('json')}|{_any_case('csv')})$"
 
 
 def _blocking(value: str | None) -> str | None:
@@ -300,15 +306,16 @@ def add_routes(app: FastAPI) -> None:
         test_name: str | None = Query(None, pattern=TEST_NAME),
         since: str | None = Query(None, pattern=DATE, json_schema_extra={"pattern": DATE_EXACT}),
         until: str | None = Query(None, pattern=DATE, json_schema_extra={"pattern": DATE_EXACT}),
-        time_grain: TimeGrain | None = Query(
+        time_grain: str | None = Query(
             None,
+            pattern=GRAIN_ANY_CASE,
             description=(
                 "the period measurement_start_day counts by (default: day; weeks start on Sunday, "
                 f"as OONI's); hour needs since and until at most {HOURLY_DAYS} days apart; auto: "
-                "hour then, else day"
+                f"hour then, else day; one of {', '.join(get_args(TimeGrain))}, in any case"
             ),
         ),
-        format: str = Query("JSON", pattern=r"^([Jj][Ss][Oo][Nn]|[Cc][Ss][Vv])$", description="JSON or CSV"),
+        format: str = Query("JSON", pattern=FORMAT_ANY_CASE, description="JSON or CSV, in any case"),
         download: bool = Query(False, description="answer as a file to save (Content-Disposition)"),
     ) -> Response:
         t0 = time.perf_counter()
@@ -317,7 +324,7 @@ def add_routes(app: FastAPI) -> None:
         if len(axes) == 2 and axes[0] == axes[1]:
             raise ApiError(422, "axis_x and axis_y must differ")
         f = _filters(probe_cc, probe_asn, domain, input, category_code, test_name, since, until, None)
-        grain = _grain(time_grain, f)
+        grain = _grain(time_grain.lower() if time_grain is not None else None, f)
         store: Store = request.app.state.store
         await request.app.state.ingestor.verdicts_for_a_read()
         with store_errors("read"):
