@@ -5,7 +5,7 @@ import datetime as dt
 import pytest
 
 from reachwatch.store import query
-from reachwatch.store.clickhouse import literal, render
+from reachwatch.store.clickhouse_values import literal, render
 from reachwatch.store.compression import compress, decompress
 from reachwatch.store.schema import COLUMN_NAMES
 

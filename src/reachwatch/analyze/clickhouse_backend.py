@@ -26,7 +26,7 @@ import pyarrow as pa
 from reachwatch.aggregate.sql import query_cells
 from reachwatch.analyze.work import IN_COLUMNS
 from reachwatch.errors import UserError
-from reachwatch.store.clickhouse import literal
+from reachwatch.store.clickhouse_values import literal
 from reachwatch.store.readers import ClickHouseReader
 from reachwatch.store.schema import ANALYSIS_STATE as STATE
 from reachwatch.store.schema import ARROW_SCHEMA, TABLE

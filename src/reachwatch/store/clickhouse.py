@@ -18,7 +18,7 @@ import operator
 import secrets
 import time
 import uuid
-from collections.abc import AsyncIterator, Collection, Iterator, Sequence
+from collections.abc import AsyncIterator, Collection, Sequence
 from typing import Any
 
 import httpx
@@ -27,15 +27,23 @@ import orjson
 from reachwatch.errors import UserError
 from reachwatch.store import query
 from reachwatch.store.clickhouse_url import Location
+from reachwatch.store.clickhouse_values import (
+    EPOCH,
+    IN_LIST,
+    chunks,
+    day_of,
+    decode,
+    encode,
+    literal,
+    render,
+    time_of,
+)
 from reachwatch.store.query import Filters, ListOrder
 from reachwatch.store.schema import (
     ANALYSIS_COLUMNS,
     ANALYSIS_STATE,
-    COLUMN_NAMES,
     COLUMNS,
-    EARLIEST,
     IDENTITY,
-    LATEST,
     META_TABLE,
     TABLE,
     Analysis,
@@ -52,47 +60,8 @@ _JSON_SETTINGS = {"output_format_json_quote_64bit_integers": "0"}
 _ADDED = ("analysed",)
 
 
-#: Literals (hashes, uids) in one IN list at most: ClickHouse parses at most ``max_query_size``
-#: (256 KiB) of a query's text, and a batch of 7,300 lines' hashes went past it (a 503 for ever,
-#: or a journal that could never be emptied); 2,000 uids of ~54 characters are ~110 KB
-IN_LIST = 2_000
 #: The days that narrow the duplicate check at most: a batch spanning more reads every day's hashes
 NARROWING_DAYS = 1_000
-
-
-def _chunks(values: Sequence[str]) -> Iterator[Sequence[str]]:
-    for start in range(0, len(values), IN_LIST):
-        yield values[start : start + IN_LIST]
-
-
-def literal(value: Any) -> str:
-    """A ClickHouse SQL literal for one parameter value."""
-    if value is None:
-        return "NULL"
-    if isinstance(value, bool):
-        return "1" if value else "0"
-    if isinstance(value, int):
-        return str(value)
-    if isinstance(value, dt.datetime):
-        # a since/until outside the range DateTime holds would wrap (year 9999 matched everything,
-        # year 1 was not even parsed): the range's ends mean the same for what is stored
-        value = min(max(value, EARLIEST), LATEST)
-        return f"toDateTime('{value:%Y-%m-%d %H:%M:%S}', 'UTC')"
-    if isinstance(value, dt.date):
-        value = min(max(value, EARLIEST.date()), LATEST.date())
-        return f"toDate('{value:%Y-%m-%d}')"
-    text = str(value).replace("\\", "\\\\").replace("'", "\\'")
-    return f"'{text}'"
-
-
-def render(sql: str, params: Sequence[Any]) -> str:
-    pieces = sql.split("?")
-    if len(pieces) != len(params) + 1:
-        raise ValueError("placeholder count does not match parameters")
-    out = [pieces[0]]
-    for value, piece in zip(params, pieces[1:], strict=True):
-        out.extend((literal(value), piece))
-    return "".join(out)
 
 
 #: The start of the query id of every insert into the measurements table, then the database's name
@@ -246,7 +215,7 @@ class ClickHouseStore:
         if days and len(days) <= NARROWING_DAYS:
             dates = ", ".join(f"toDate({literal(d.isoformat())})" for d in sorted(days))
             narrow = f"measurement_start_day IN ({dates}) AND "
-        for chunk in _chunks(content_hashes):
+        for chunk in chunks(content_hashes):
             inlist = ", ".join(literal(h) for h in chunk)
             rows = await self._rows(
                 f"SELECT content_hash, measurement_uid FROM {TABLE} WHERE {narrow}content_hash IN ({inlist})"
@@ -260,7 +229,7 @@ class ClickHouseStore:
         if not rows:
             return
         for part in by_days(rows):
-            body = b"\n".join(orjson.dumps(_encode(r)) for r in part)
+            body = b"\n".join(orjson.dumps(encode(r)) for r in part)
             query_id = f"{self._insert_prefix}{uuid.uuid4().hex}"
             await self._query(f"INSERT INTO {TABLE} FORMAT JSONEachRow", data=body, query_id=query_id)
 
@@ -327,7 +296,7 @@ class ClickHouseStore:
         uids_in_last = 0
         for verdict, uids in groups.items():
             sets = ", ".join(f"{n} = {literal(v)}" for n, v in zip(ANALYSIS_COLUMNS, verdict, strict=True))
-            for chunk in _chunks(uids):
+            for chunk in chunks(uids):
                 if uids_in_last + len(chunk) > IN_LIST:
                     statements.append([])
                     uids_in_last = 0
@@ -359,7 +328,7 @@ class ClickHouseStore:
         sql, params = query.list_sql(f, limit, offset, "clickhouse", order)
         csql, cparams = query.count_sql(f)
         count = await self._rows(render(csql.replace("count(*)", "count(*) AS n"), cparams))
-        rows = [_decode(r) for r in await self._rows(render(sql, params))]
+        rows = [decode(r) for r in await self._rows(render(sql, params))]
         return count[0]["n"], rows
 
     async def aggregate(self, f: Filters, axes: list[str], grain: str = "day") -> list[dict[str, Any]]:
@@ -369,12 +338,12 @@ class ClickHouseStore:
             if query.PERIOD in r:  # the time axis, under its own name (query.PERIOD)
                 text = r.pop(query.PERIOD)
                 if grain == "hour":
-                    r["measurement_start_day"] = _time(text)
+                    r["measurement_start_day"] = time_of(text)
                 elif grain == "week":  # a day number (query._PERIOD_START)
-                    r["measurement_start_day"] = _EPOCH.date() + dt.timedelta(days=int(text))
+                    r["measurement_start_day"] = EPOCH.date() + dt.timedelta(days=int(text))
                 else:
-                    r["measurement_start_day"] = _day(text)
-        return [_decode(r) for r in rows]
+                    r["measurement_start_day"] = day_of(text)
+        return [decode(r) for r in rows]
 
     async def raw_batches(self, batch: int) -> AsyncIterator[list[tuple[str, bytes]]]:
         # after the last uid of the batch before, not at an offset (a delete would skip rows)
@@ -390,9 +359,6 @@ class ClickHouseStore:
             after = rows[-1]["measurement_uid"]
 
 
-_BOOLS = {c.name for c in COLUMNS if c.duckdb.startswith("BOOLEAN")}
-
-
 def by_days(rows: Sequence[Row], most: int = DAYS_PER_INSERT) -> list[Sequence[Row]]:
     """``rows`` as one insert, or, when they fall on more than ``most`` days (an import of old
     measurements), as inserts of at most ``most`` days each: each day is a partition, and current
@@ -403,41 +369,3 @@ def by_days(rows: Sequence[Row], most: int = DAYS_PER_INSERT) -> list[Sequence[R
     day = operator.attrgetter("measurement_start_day")
     days = [list(same) for _, same in itertools.groupby(sorted(rows, key=day), key=day)]
     return [[r for same in days[i : i + most] for r in same] for i in range(0, len(days), most)]
-
-
-def _encode(row: Row) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for name, value in zip(COLUMN_NAMES, row.values(), strict=True):
-        if name == "raw":
-            value = base64.b64encode(value).decode()
-        elif isinstance(value, bool):
-            value = int(value)
-        elif isinstance(value, dt.datetime):
-            value = f"{value:%Y-%m-%d %H:%M:%S}"
-        elif isinstance(value, dt.date):
-            value = f"{value:%Y-%m-%d}"
-        out[name] = value
-    return out
-
-
-_EPOCH = dt.datetime(1970, 1, 1)
-
-
-def _decode(row: dict[str, Any]) -> dict[str, Any]:
-    for name in _BOOLS:
-        if name in row and row[name] is not None:
-            row[name] = bool(row[name])
-    if isinstance(row.get("measurement_start_time"), str):
-        row["measurement_start_time"] = _time(row["measurement_start_time"])
-    if isinstance(row.get("measurement_start_day"), str):
-        row["measurement_start_day"] = _day(row["measurement_start_day"])
-    return row
-
-
-# 18.16 writes the epoch, the first instant it holds, as zeros (rows stored before EARLIEST)
-def _time(text: str) -> dt.datetime:
-    return _EPOCH if text.startswith("0000") else dt.datetime.fromisoformat(text)
-
-
-def _day(text: str) -> dt.date:
-    return _EPOCH.date() if text.startswith("0000") else dt.date.fromisoformat(text)

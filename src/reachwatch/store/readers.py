@@ -80,7 +80,7 @@ class ClickHouseReader:
         self.url = f"{where.shown}{where.db}"
 
     def rows(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
-        from reachwatch.store.clickhouse import render
+        from reachwatch.store.clickhouse_values import render
 
         text = render(sql, params) + " FORMAT JSONCompact"
         query = {"database": self.db, "output_format_json_quote_64bit_integers": "0"}
