@@ -171,14 +171,7 @@ def left_segments(directory: Path) -> Left:
         if not path.is_file():  # nothing this collector wrote (a directory, say): left alone
             log.warning("journal %s: not a file, so not a segment of this journal; left alone", path)
             continue
-        try:
-            data = path.read_bytes()
-        except OSError as exc:
-            raise UserError(
-                f"cannot read the journal's segment {path.name}: {exc}",
-                where=str(directory),
-                fix="give the collector read access to its journal (its measurements are not stored yet)",
-            ) from exc
+        data = _segment_bytes(path)
         parts, damage, whole = decode(data)
         if damage is None and whole < len(data):
             log.info(
@@ -206,6 +199,16 @@ def left_segments(directory: Path) -> Left:
         else:
             set_aside(path)
     return left
+
+
+def _segment_bytes(path: Path) -> bytes:
+    """A segment's bytes; a UserError if they cannot be read (its measurements are not stored yet)."""
+    try:
+        return path.read_bytes()
+    except OSError as exc:
+        what = f"cannot read the journal's segment {path.name}: {exc}"
+        fix = "give the collector read access to its journal (its measurements are not stored yet)"
+        raise UserError(what, where=str(path.parent), fix=fix) from exc
 
 
 def set_aside(path: Path) -> None:
