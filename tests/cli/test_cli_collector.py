@@ -81,7 +81,12 @@ def test_serve_says_why_it_cannot_open_the_store(tmp_path: Path) -> None:
         (["--db", str(tmp_path / "missing-dir" / "x.duckdb")], "does not exist"),
         (["--clickhouse", f"http://127.0.0.1:{free_port()}/db"], "cannot reach ClickHouse"),
         (["--db", str(tmp_path / "x.duckdb"), "--journal-dir", str(bad)], "cannot use this directory"),
+        # both stores: ClickHouse was used and --db ignored without a word
+        (["--db", str(tmp_path / "x.duckdb"), "--clickhouse", "http://127.0.0.1:1/db"], "give one store or"),
+        # a data file: DuckDB would have kept the store in memory, lost at the next start
+        (["--db", str(tmp_path / "m.jsonl")], "not a DuckDB database file"),
     ]
+    (tmp_path / "m.jsonl").write_text('{"probe_cc": "PK"}\n')
     for args, why in cases:
         r = reachwatch("serve", *args, "--port", str(free_port()), timeout=30)
         assert r.returncode == 2, r.stderr

@@ -152,3 +152,19 @@ async def test_another_programs_measurements_table_is_a_clear_error(tmp_path: Pa
         await store.open()
     assert refused.value.fix is not None and "--db" in refused.value.fix
     await store.close()
+
+
+@pytest.mark.parametrize("name", ["measurements.jsonl", "measurements.csv", "measurements.json"])
+async def test_a_data_file_is_not_taken_for_a_store(tmp_path: Path, name: str) -> None:
+    """DuckDB opens an existing .jsonl, .csv or .json file as a database in memory: a collector
+    given one (arguments swapped) acknowledged measurements that were gone at its next start."""
+    path = tmp_path / name
+    path.write_text('{"probe_cc": "PK"}\n')
+    store = DuckDBStore(str(path))
+    with pytest.raises(UserError, match="not a DuckDB database file") as refused:
+        await store.check()
+    assert "reachwatch submit" in (refused.value.fix or "")
+    with pytest.raises(UserError, match="not a DuckDB database file"):
+        await store.open()
+    await store.close()
+    assert path.read_text() == '{"probe_cc": "PK"}\n'

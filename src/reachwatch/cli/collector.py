@@ -15,7 +15,9 @@ geoip_app = typer.Typer(help="IP-to-network databases for attribution.", no_args
 
 
 def serve(
-    db: Path = typer.Option(Path("reachwatch.duckdb"), "--db", help="DuckDB file (default store)."),
+    db: Path | None = typer.Option(
+        None, "--db", help="DuckDB file (the default store: reachwatch.duckdb here)."
+    ),
     clickhouse: str | None = typer.Option(None, "--clickhouse", help="ClickHouse URL http://HOST:8123/DB."),
     asn_db: Path | None = typer.Option(None, "--asn-db", help="ASN database (mmdb)."),
     country_db: Path | None = typer.Option(None, "--country-db", help="Country database (mmdb)."),
@@ -119,6 +121,8 @@ def serve(
             raise UserError("a directory, not a file", where=str(path))
         if path is not None and not path.is_file():
             raise UserError("no such file", where=str(path))
+    if db is not None and clickhouse is not None:  # one would be ignored without a word
+        raise UserError("--db and --clickhouse: give one store or the other")
     if journal_dir is not None and not journal:
         raise UserError("--journal-dir and --no-journal: give one or the other")
     check_tls(tls_cert, tls_key)
@@ -127,7 +131,7 @@ def serve(
     if admin_token_file and not token:
         raise UserError("the admin token file is empty", where=str(admin_token_file))
     settings = Settings(
-        store=clickhouse or str(db),
+        store=clickhouse or str(db or Path("reachwatch.duckdb")),
         asn_db=asn_db,
         country_db=country_db,
         max_body=max_body,

@@ -124,13 +124,28 @@ class DuckDBStore:
             os.unlink(self.path)
         new = not os.path.exists(self.path)
         try:
-            return duckdb.connect(self.path, config={"threads": 1})
+            con = duckdb.connect(self.path, config={"threads": 1})
         except duckdb.Error as exc:
             if new:  # leave nothing behind that the next start would refuse
                 for leftover in (self.path, self.path + ".wal"):
                     if _empty_file(leftover):
                         os.unlink(leftover)
             raise UserError(f"cannot open DuckDB file: {exc}", where=self.path) from exc
+        backed = con.execute(
+            "SELECT path FROM duckdb_databases() WHERE database_name = current_database()"
+        ).fetchall()
+        if not backed or backed[0][0] is None:
+            # DuckDB reads an existing data file (x.jsonl, x.csv, x.json) as a database in memory:
+            # everything acknowledged would be gone at the next start (an outside check, session 16)
+            con.close()
+            raise UserError(
+                "not a DuckDB database file: DuckDB would read it as data, and keep the store in "
+                "memory only (lost at the next start)",
+                where=self.path,
+                fix="give --db a DuckDB file (a new name, FILE.duckdb, makes one); to load "
+                "measurements from a file, `reachwatch submit FILE --collector URL`",
+            )
+        return con
 
     async def check(self) -> None:
         """Whether the file can be opened (a DuckDB file no other process holds), without making
