@@ -355,3 +355,14 @@ def test_files_a_killed_put_left_half_written_are_removed(tmp_path: Path) -> Non
         path.write_bytes(b'{"half": ')
     Outbox(tmp_path / "box")
     assert not dead.exists() and alive.exists()
+
+
+async def test_a_wrong_path_to_a_collector_says_what_to_check(tmp_path: Path) -> None:
+    """A reachwatch collector's own 404 for a --collector given with a path (``.../api/``) said only
+    "Not Found": the hint about the base URL came only from other servers (an outside check)."""
+    box = Outbox(tmp_path / "box")
+    box.put({"n": 1})
+    async with collector(Settings(store=str(tmp_path / "m.duckdb"), rate=0)) as (_, http):
+        result = await box.flush("http://collector/api/", client=http)
+    assert result.remaining == 1 and result.error is not None
+    assert "404" in result.error and "is http://collector/api/ the collector's base URL" in result.error

@@ -173,13 +173,13 @@ def submit(
     with open(file, "rb") as fh:
         box.put_lines(fh, str(file))  # all or none: a bad line queues nothing
     result = asyncio.run(box.flush(collector, retry_for=retry_for))
-    typer.echo(
-        f"sent {result.sent}, rejected {result.rejected} (see {box.rejected_dir}), pending {result.remaining}"
-    )
+    rejected = f" (see {box.rejected_dir})" if result.rejected else ""
+    typer.echo(f"sent {result.sent}, rejected {result.rejected}{rejected}, pending {result.remaining}")
     if result.remaining:
         why = f"{result.error}; " if result.error else ""
         typer.echo(
-            f"{why}{result.remaining} stay queued in {box.pending_dir}: run submit again to send them",
+            f"{why}{result.remaining} stay queued in {box.pending_dir}: run submit again to send "
+            "them (with the right --collector, if it was not)",
             err=True,
         )
         raise typer.Exit(1)

@@ -221,6 +221,8 @@ class Outbox:
                         # not about the measurements (a wrong URL, a proxy's 403, a 405...): they
                         # stay queued, and the reason is said
                         result.error = f"{endpoint} answered {resp.status_code}: {_reason(resp)}"
+                        if resp.status_code in (404, 405) and "base URL" not in result.error:
+                            result.error += f" (is {url} the collector's base URL, as http://HOST:PORT?)"
                         break
                     for p, reason in bad:
                         self._reject(p, reason)

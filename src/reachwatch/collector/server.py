@@ -10,6 +10,7 @@ import importlib.util
 import logging
 import socket
 import ssl
+import sys
 from pathlib import Path
 
 import uvicorn
@@ -162,4 +163,8 @@ def serve(settings: Settings, host: str, port: int) -> None:
     config = uvicorn_config(settings, host, port)
     settle_gc()  # every parsed measurement is hundreds of short-lived containers
     raise_open_files(SERVER_OPEN_FILES)  # a connection per probe: far more than 1,024 at once
+    scheme = "https" if settings.tls_cert else "http"
+    where = f"[{host}]" if ":" in host else host
+    # uvicorn's own start-up lines are below the log level (warnings only): say where we answer
+    print(f"reachwatch collector on {scheme}://{where}:{port} (Ctrl-C stops it)", file=sys.stderr, flush=True)
     uvicorn.Server(config).run()
