@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
+import time
+from pathlib import Path
 
 from reachwatch.probe.runner import FILES_BASE, FILES_PER_MEASUREMENT
+from reachwatch.runtime import alive
 
 CODE = """
 import resource, sys
@@ -34,3 +38,13 @@ def test_a_hard_limit_too_low_measures_fewer_at_once_and_says_so() -> None:
     assert f"measuring {fits} URLs at once, not 100" in err and "ulimit -n" in err
     (fits, _), _ = _fit(64, 64, 100)
     assert fits == 1  # never none
+
+
+def test_alive_is_neither_gone_nor_a_zombie() -> None:
+    assert alive(os.getpid())
+    child = subprocess.Popen(["true"])
+    while Path(f"/proc/{child.pid}/stat").read_text().rpartition(")")[2].split()[0] != "Z":
+        time.sleep(0.01)  # ended, not yet reaped: a zombie
+    assert not alive(child.pid)
+    child.wait()
+    assert not alive(child.pid)

@@ -43,3 +43,21 @@ def raise_open_files(need: int) -> int:
 def usable_cores() -> int:
     """The cores this process may run on (its CPU affinity where the system has one)."""
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
+def alive(pid: int) -> bool:
+    """Whether process ``pid`` runs: neither gone nor a zombie waiting to be reaped (``kill(pid,
+    0)`` still finds those). Without ``/proc``, whether it can be signalled."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process
+        pass
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            return f.read().rpartition(b")")[2].split()[0] not in (b"Z", b"X")
+    except FileNotFoundError:  # gone since
+        return False
+    except (OSError, IndexError):
+        return True

@@ -24,12 +24,12 @@ from reachwatch.collector.analyser import (
     AnalysisUnavailable,
     analyse_raw,
     close_pool,
-    process_ended,
     processes,
 )
 from reachwatch.collector.attribution import Network
 from reachwatch.collector.config import Settings
 from reachwatch.collector.ingest import Ingestor
+from reachwatch.runtime import alive
 from reachwatch.store import open_store
 from reachwatch.store.compression import compress, decompress
 from reachwatch.store.schema import IDENTITY, Analysis
@@ -171,9 +171,7 @@ def always_crash(items: Sequence[tuple[str, bytes]]) -> list[Analysis]:
 def _analysis_processes() -> list[int]:
     """The PIDs of this process's children still running (not ended, nor zombies: the pool's own
     thread reaps those, and ``is_alive()`` racing it may answer True)."""
-    return [
-        p.pid for p in multiprocessing.active_children() if p.pid is not None and not process_ended(p.pid)
-    ]
+    return [p.pid for p in multiprocessing.active_children() if p.pid is not None and alive(p.pid)]
 
 
 async def test_one_measurement_that_crashes_or_hangs_the_analysis_does_not_stop_the_rest(

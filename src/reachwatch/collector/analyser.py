@@ -27,7 +27,7 @@ from typing import Protocol, runtime_checkable
 import orjson
 
 from reachwatch.collector import analysis
-from reachwatch.runtime import usable_cores
+from reachwatch.runtime import alive, usable_cores
 from reachwatch.store.compression import decompress
 from reachwatch.store.schema import Analysis
 
@@ -164,26 +164,11 @@ def _reset_pool(*, wait: float = 0.0) -> None:
 
 def _exited(pid: int, deadline: float) -> bool:
     """Whether process ``pid`` (a child of ours, which the pool reaps) has ended by ``deadline``."""
-    while not process_ended(pid):
+    while alive(pid):
         if time.monotonic() >= deadline:
             return False
         time.sleep(0.01)
     return True
-
-
-def process_ended(pid: int) -> bool:
-    """Gone, or a zombie waiting to be reaped (``kill(pid, 0)`` still finds those)."""
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as f:
-            return f.read().rpartition(b")")[2].split()[0] in (b"Z", b"X")
-    except FileNotFoundError:
-        return True
-    except OSError:  # no /proc: whether it can still be signalled
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            return True
-        return False
 
 
 class Analyser:

@@ -37,6 +37,7 @@ import httpx
 import orjson
 
 from reachwatch.errors import UserError, make_directory
+from reachwatch.runtime import alive
 from reachwatch.store.compression import compress
 
 
@@ -84,7 +85,7 @@ class Outbox:
         acknowledged to its caller), yet stayed for ever."""
         for tmp in self.pending_dir.glob(".*.tmp"):
             pid = tmp.name.rsplit(".", 2)[-2]
-            if pid.isdigit() and not _alive(int(pid)):
+            if pid.isdigit() and not alive(int(pid)):
                 tmp.unlink(missing_ok=True)
 
     def put(self, measurement: dict[str, Any] | bytes) -> Path:
@@ -323,16 +324,6 @@ def _reason(resp: httpx.Response) -> str:
         return text[:200]
     reason = resp.reason_phrase or "no reason given"
     return f"{reason} (not a reachwatch collector's answer: is --collector the collector's base URL?)"
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # another user's process
-        return True
-    return True
 
 
 #: How a collector that took the connection can cut it while a batch is sent (its early 413 for a

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from reachwatch.errors import UserError
+from reachwatch.runtime import alive
 
 NETNS_ETC = Path("/etc/netns")
 
@@ -73,19 +74,6 @@ def list_netns() -> set[str]:
 
 def ns_pids(ns: str) -> list[int]:
     return [int(p) for p in run(["ip", "netns", "pids", ns], check=False).split()]
-
-
-def alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    try:  # a zombie is not alive
-        return Path(f"/proc/{pid}/stat").read_text().split(") ", 1)[1][0] != "Z"
-    except (OSError, IndexError):
-        return False
 
 
 def kill(pids: Sequence[int], timeout: float = 2.0) -> None:
