@@ -329,8 +329,6 @@ def add_routes(app: FastAPI) -> None:
         await request.app.state.ingestor.verdicts_for_a_read()
         with store_errors("read"):
             rows = await store.aggregate(f, axes, grain)
-        columns = (*axes, *COUNTS)  # one order whichever store answered
-        rows = [{k: r[k] for k in columns} for r in rows]
         for r in rows:
             for k, v in r.items():
                 if isinstance(v, dt.datetime):  # an hour, written as OONI's API writes it

@@ -343,7 +343,8 @@ class ClickHouseStore:
                     r["measurement_start_day"] = EPOCH.date() + dt.timedelta(days=int(text))
                 else:
                     r["measurement_start_day"] = day_of(text)
-        return [decode(r) for r in rows]
+        columns = (*axes, *query.COUNTS)  # the axes, then the counts, as DuckDB's (JSON's order is its own)
+        return [decode({k: r[k] for k in columns}) for r in rows]
 
     async def raw_batches(self, batch: int) -> AsyncIterator[list[tuple[str, bytes]]]:
         # after the last uid of the batch before, not at an offset (a delete would skip rows)
