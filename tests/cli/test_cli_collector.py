@@ -56,6 +56,40 @@ def test_submit_queues_until_the_collector_is_back(tmp_path: Path) -> None:
     assert "127.0.0.1" not in said.replace(url, ""), "the server printed a client address"
 
 
+def test_submit_names_the_lines_the_collector_refused(tmp_path: Path) -> None:
+    """A refused measurement is named by its file and line (every line that held it), not by the
+    collector's numbering of the batch it went in; and the run exits 1: not all was stored."""
+    good = dict(MINIMAL, input="http://a.example/")
+    late = dict(MINIMAL, input="http://b.example/", measurement_start_time="2999-01-01 00:00:00")
+    lines = [good, late, dict(good, input="http://c.example/"), {"input": "http://d.example/"}, late]
+    jsonl = tmp_path / "m.jsonl"
+    jsonl.write_text("".join(json.dumps(m) + "\n" for m in lines))
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    outbox = tmp_path / "outbox"
+    server = _serve(tmp_path, port)
+    try:
+        r = reachwatch("submit", str(jsonl), "--collector", url, "--outbox", str(outbox), "--retry-for", "30")
+    finally:
+        server.kill()
+        server.communicate(timeout=10)
+    assert r.returncode == 1, r.stdout + r.stderr
+    assert "sent 2, rejected 2" in r.stdout and "pending 0" in r.stdout
+    said = r.stderr.splitlines()
+    assert f"{jsonl}:2, {jsonl}:5: refused: 422: measurement_start_time 2999-01-01" in r.stderr
+    assert any(s.startswith(f"{jsonl}:4: refused: 422: measurement_start_time: Field required") for s in said)
+    assert not any(
+        ": refused: " in s and " line " in s.split(": refused: ")[1].split("(line")[0] for s in said
+    )
+    assert "correct those lines and submit them again" in r.stderr
+    errors = sorted((outbox / "rejected").glob("*.error"))
+    assert sorted(e.read_text().splitlines()[0] for e in errors) == [
+        f"from {jsonl}:2, {jsonl}:5",
+        f"from {jsonl}:4",
+    ]
+    assert list((outbox / "pending").iterdir()) == []  # the origins of those sent went with them
+
+
 def test_serve_rejects_bad_arguments(tmp_path: Path) -> None:
     r = reachwatch("serve", "--db", str(tmp_path / "x.duckdb"), "--asn-db", str(tmp_path / "missing.mmdb"))
     assert r.returncode == 2 and "no such file" in r.stderr

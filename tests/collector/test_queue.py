@@ -89,8 +89,12 @@ async def test_rejected_lines_are_set_aside(tmp_path: Path, real_measurements: l
     assert (box.rejected_dir / bad.name).exists()
     reason = (box.rejected_dir / bad.name).with_suffix(".error").read_text()
     assert "measurement_start_time" in reason
-    # the collector's "line N: ..." meant the batch's line N, which nothing beside the file said
-    assert re.match(r"422, as line ([12]) of 2 sent together: line \1: ", reason), reason
+    # the collector's "line N: ..." meant the batch's line N, not a line of any file of the user's:
+    # said apart as the batch's
+    assert re.fullmatch(
+        r"422: measurement_start_time: Field required;.* \(line [12] of 2 sent together\)\n", reason
+    )
+    assert [(r.origins, r.path) for r in result.rejections] == [((), box.rejected_dir / bad.name)]
     assert orjson.loads((box.rejected_dir / bad.name).read_bytes())["input"] == "http://x.example/"
 
 
@@ -355,6 +359,20 @@ def test_files_a_killed_put_left_half_written_are_removed(tmp_path: Path) -> Non
         path.write_bytes(b'{"half": ')
     Outbox(tmp_path / "box")
     assert not dead.exists() and alive.exists()
+
+
+def test_origins_go_with_their_measurements(tmp_path: Path) -> None:
+    """Each line that held a measurement is noted beside it; an origin whose measurement is gone
+    (a kill between the two deletions after a send) is removed when the outbox is next opened."""
+    box = Outbox(tmp_path / "box")
+    source = io.BytesIO(b'{"n": 1}\n\n{"n": 2}\n{"n": 1}\n')
+    assert box.put_lines(source, "in.jsonl") == 3
+    one, two = sorted(box.pending(), key=lambda p: p.read_bytes())
+    assert one.with_suffix(".from").read_text() == "in.jsonl:1\nin.jsonl:4\n"
+    assert two.with_suffix(".from").read_text() == "in.jsonl:3\n"
+    two.unlink()
+    Outbox(tmp_path / "box")
+    assert one.with_suffix(".from").exists() and not two.with_suffix(".from").exists()
 
 
 async def test_a_wrong_path_to_a_collector_says_what_to_check(tmp_path: Path) -> None:

@@ -97,3 +97,5 @@ def test_rejected_lines_are_set_aside(tmp_path: Path) -> None:
     submitter = asyncio.run(scenario())
     assert submitter.result.rejected == 1 and submitter.result.sent == 1 and submitter.result.queued == 0
     assert len(list((tmp_path / "box" / "rejected").glob("*.error"))) == 1
+    assert "rejected 1 (see " in submitter.summary()
+    assert submitter.summary().endswith("; the first: 422: bad (line 1 of 2 sent together))")

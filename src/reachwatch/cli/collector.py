@@ -175,6 +175,16 @@ def submit(
     result = asyncio.run(box.flush(collector, retry_for=retry_for))
     rejected = f" (see {box.rejected_dir})" if result.rejected else ""
     typer.echo(f"sent {result.sent}, rejected {result.rejected}{rejected}, pending {result.remaining}")
+    for rejection in result.rejections[:SHOWN_REJECTIONS]:
+        typer.echo(f"{rejection.where()}: refused: {rejection.reason}", err=True)
+    if result.rejected > SHOWN_REJECTIONS:
+        typer.echo(f"... and {result.rejected - SHOWN_REJECTIONS} more refused", err=True)
+    if result.rejected:
+        typer.echo(
+            f"the collector refused {result.rejected}: they are in {box.rejected_dir}, each with "
+            "a .error saying why; correct those lines and submit them again",
+            err=True,
+        )
     if result.remaining:
         why = f"{result.error}; " if result.error else ""
         typer.echo(
@@ -182,7 +192,12 @@ def submit(
             "them (with the right --collector, if it was not)",
             err=True,
         )
+    if result.remaining or result.rejected:
         raise typer.Exit(1)
+
+
+#: Refused measurements ``submit`` names one by one (the rest are counted)
+SHOWN_REJECTIONS = 20
 
 
 @geoip_app.command("update")

@@ -7,7 +7,9 @@ sends them in batches to ``POST /api/v1/measurements``, compressed (zstd with th
 dictionary, ~4.7x smaller: a volunteer on metered data pays for every byte; uncompressed to a
 collector from before compressed uploads, which answers 415), and deletes a file only once the
 collector answered 2xx for its batch. 429/503 are retried after ``Retry-After``; a line the collector rejects
-(4xx) moves to ``path/rejected`` with the reason beside it, so it is not resent forever.
+(4xx) moves to ``path/rejected`` with the reason beside it, so it is not resent forever; the reason
+names where the measurement came from (``FILE:LINE``, for those :meth:`Outbox.put_lines` put), and
+:class:`FlushResult` lists the rejections of the flush.
 
 Several processes may share an outbox (``reachwatch measure --collector`` and ``reachwatch submit``
 on the same ``--outbox``): ``put`` needs no lock (a whole file appears by its rename), and flushes
@@ -36,9 +38,23 @@ from typing import Any, BinaryIO
 import httpx
 import orjson
 
+from reachwatch.collector.answers import CUT_OFF, LINE_STATUSES, batch_line_reason, reason_of, retry_after
 from reachwatch.errors import UserError, make_directory
 from reachwatch.runtime import alive
 from reachwatch.store.compression import compress
+
+
+@dataclasses.dataclass(frozen=True)
+class Rejection:
+    """A measurement the collector refused: where it came from (``FILE:LINE``, every line that held
+    it; none for a measurement put without one), why, and the file it was moved to."""
+
+    origins: tuple[str, ...]
+    reason: str
+    path: Path
+
+    def where(self) -> str:
+        return ", ".join(self.origins) if self.origins else str(self.path)
 
 
 @dataclasses.dataclass
@@ -47,16 +63,9 @@ class FlushResult:
     rejected: int = 0
     remaining: int = 0
     uids: list[str] = dataclasses.field(default_factory=list)
+    rejections: list[Rejection] = dataclasses.field(default_factory=list)
     #: why the last attempt kept measurements queued (unreachable, a 5xx, a 4xx about the request)
     error: str | None = None
-
-
-def _retry_after(resp: httpx.Response, default: float = 1.0) -> float:
-    value = resp.headers.get("retry-after", "")
-    try:
-        return min(max(float(value), 0.05), 60.0)
-    except ValueError:
-        return default
 
 
 #: Seconds between tries of the flush lock while another process flushes the outbox.
@@ -82,17 +91,29 @@ class Outbox:
     def _remove_orphans(self) -> None:
         """Delete the half-written files of :meth:`put`s that a kill cut short (``.NAME.PID.tmp``,
         the process gone): they hold nothing queued (the measurement was put again, or never
-        acknowledged to its caller), yet stayed for ever."""
+        acknowledged to its caller), yet stayed for ever; and origins left by a kill between a
+        sent measurement's deletion and theirs."""
         for tmp in self.pending_dir.glob(".*.tmp"):
             pid = tmp.name.rsplit(".", 2)[-2]
             if pid.isdigit() and not alive(int(pid)):
                 tmp.unlink(missing_ok=True)
+        for origin in self.pending_dir.glob(f"*{ORIGIN_SUFFIX}"):
+            if not origin.with_suffix(".json").exists():
+                origin.unlink(missing_ok=True)
 
-    def put(self, measurement: dict[str, Any] | bytes) -> Path:
+    def put(self, measurement: dict[str, Any] | bytes, origin: str | None = None) -> Path:
+        """Queue one measurement (durable when this returns). ``origin`` (``FILE:LINE``) is noted
+        beside it, to name it if the collector refuses it: a measurement put twice keeps one file
+        and every origin."""
         data = measurement if isinstance(measurement, bytes) else orjson.dumps(measurement)
         data = data.strip()
         name = hashlib.sha256(data).hexdigest()[:32] + ".json"
         final = self.pending_dir / name
+        if origin is not None:
+            # not fsynced: it only names the measurement in a rejection, and a crash that loses
+            # it loses no measurement
+            with open(final.with_suffix(ORIGIN_SUFFIX), "a", encoding="utf-8") as fh:
+                fh.write(origin.replace("\n", " ") + "\n")
         if final.exists():
             return final
         tmp = self.pending_dir / f".{name}.{os.getpid()}.tmp"
@@ -110,7 +131,7 @@ class Outbox:
         checked before the first is put, and a bad one raises :class:`UserError` naming
         ``name:line``, with nothing queued. The lines checked wait in an unnamed file in the
         outbox (a pipe cannot be read twice; memory holds one line at a time). Returns how many
-        lines were put."""
+        lines were put; each is noted as ``name:line`` (see :meth:`put`)."""
         with tempfile.TemporaryFile(dir=self.path) as spool:
             count = 0
             for n, line in enumerate(source, 1):
@@ -119,11 +140,12 @@ class Outbox:
                 line = line.strip()
                 if line:
                     _check_line(line, name, n)
-                    spool.write(line + b"\n")
+                    spool.write(b"%d %s\n" % (n, line))
                     count += 1
             spool.seek(0)
-            for line in spool:
-                self.put(line)
+            for line in spool:  # each with its number in the source before it
+                number, _, data = line.partition(b" ")
+                self.put(data, f"{name}:{int(number)}")
         return count
 
     def pending(self) -> list[Path]:
@@ -192,8 +214,8 @@ class Outbox:
                     await asyncio.sleep(0.2)
                     continue
                 if resp.status_code in (429, 503):
-                    result.error = f"{endpoint} answered {resp.status_code}: {_reason(resp)}"
-                    await asyncio.sleep(_retry_after(resp))
+                    result.error = f"{endpoint} answered {resp.status_code}: {reason_of(resp)}"
+                    await asyncio.sleep(retry_after(resp))
                     if busy and time.monotonic() >= deadline:
                         break  # busy again after its Retry-After, and past retry_for: it stays queued
                     busy = True
@@ -209,6 +231,7 @@ class Outbox:
                     result.uids.extend(orjson.loads(resp.content).get("measurement_uids", []))
                     for p in chunk:
                         p.unlink(missing_ok=True)
+                        p.with_suffix(ORIGIN_SUFFIX).unlink(missing_ok=True)
                     _fsync_dir(self.pending_dir)
                     result.sent += len(chunk)
                     files = files[len(chunk) :]
@@ -221,17 +244,17 @@ class Outbox:
                             continue
                         # not about the measurements (a wrong URL, a proxy's 403, a 405...): they
                         # stay queued, and the reason is said
-                        result.error = f"{endpoint} answered {resp.status_code}: {_reason(resp)}"
+                        result.error = f"{endpoint} answered {resp.status_code}: {reason_of(resp)}"
                         if resp.status_code in (404, 405) and "base URL" not in result.error:
                             result.error += f" (is {url} the collector's base URL, as http://HOST:PORT?)"
                         break
                     for p, reason in bad:
-                        self._reject(p, reason)
+                        result.rejections.append(self._reject(p, reason))
                     result.rejected += len(bad)
                     gone = {p for p, _ in bad}
                     files = [p for p in files if p not in gone]
                     continue
-                result.error = f"{endpoint} answered {resp.status_code}: {_reason(resp)}"
+                result.error = f"{endpoint} answered {resp.status_code}: {reason_of(resp)}"
                 if time.monotonic() >= deadline:  # 5xx: the collector's fault, keep the files
                     break
                 await asyncio.sleep(1.0)
@@ -250,12 +273,12 @@ class Outbox:
             answer = {}
         errors = answer.get("errors") if isinstance(answer, dict) else None
         if isinstance(errors, list) and errors:
-            # the collector numbers the lines of the batch, which the .error beside one
-            # measurement does not show: say which batch line it was
+            # the collector numbers the lines of the batch ("line 3: ..."), which are not the
+            # lines of the user's file: said as the batch's
             named = [
                 (
                     chunk[e["line"] - 1],
-                    f"{resp.status_code}, as line {e['line']} of {len(chunk)} sent together: {e.get('error')}",
+                    batch_line_reason(resp.status_code, e["line"], len(chunk), e.get("error")),
                 )
                 for e in errors
                 if isinstance(e, dict) and isinstance(e.get("line"), int) and 0 < e["line"] <= len(chunk)
@@ -263,18 +286,30 @@ class Outbox:
             if named:
                 return named
         if len(chunk) == 1 and resp.status_code in LINE_STATUSES:
-            return [(chunk[0], f"{resp.status_code}: {_reason(resp)}")]
+            return [(chunk[0], f"{resp.status_code}: {reason_of(resp)}")]
         return None
 
-    def _reject(self, path: Path, reason: str) -> None:
+    def _reject(self, path: Path, reason: str) -> Rejection:
+        """Move a refused measurement to ``rejected/``, its reason and origins in a ``.error``
+        beside it."""
         target = self.rejected_dir / path.name
+        origin_file = path.with_suffix(ORIGIN_SUFFIX)
+        try:
+            origins = tuple(dict.fromkeys(origin_file.read_text(encoding="utf-8").splitlines()))
+        except FileNotFoundError:
+            origins = ()
         os.replace(path, target)
-        target.with_suffix(".error").write_text(reason + "\n")
+        rejection = Rejection(origins, reason, target)
+        text = f"{reason}\n"
+        if origins:
+            text = f"from {rejection.where()}\n{text}"
+        target.with_suffix(".error").write_text(text, encoding="utf-8")
+        origin_file.unlink(missing_ok=True)
+        return rejection
 
 
-#: the statuses that refuse what was sent; any other 4xx (404, 401, 403, 405, 408, 415...) is
-#: about the request (a wrong URL, a proxy) and keeps the measurements queued
-LINE_STATUSES = (400, 413, 422)
+#: Beside a pending measurement: the ``FILE:LINE`` of each line that held it, one a line
+ORIGIN_SUFFIX = ".from"
 
 
 _JSON_TYPES = {
@@ -308,27 +343,6 @@ def _check_line(line: bytes, name: str, n: int) -> None:
         fix=f"make line {n} one measurement (a JSON object on one line) or remove it, and run "
         f"submit again: nothing from {name} was queued",
     )
-
-
-def _reason(resp: httpx.Response) -> str:
-    try:
-        answer = orjson.loads(resp.content)
-    except orjson.JSONDecodeError:
-        answer = None
-    if isinstance(answer, dict) and isinstance(answer.get("error"), str):
-        return str(answer["error"])[:300]
-    # not a reachwatch collector's answer: a proxy's short text as it is, an HTML page by its reason
-    # (the whole page made a message of many lines)
-    text = resp.text.strip()
-    if text and "html" not in resp.headers.get("content-type", "") and "\n" not in text[:200]:
-        return text[:200]
-    reason = resp.reason_phrase or "no reason given"
-    return f"{reason} (not a reachwatch collector's answer: is --collector the collector's base URL?)"
-
-
-#: How a collector that took the connection can cut it while a batch is sent (its early 413 for a
-#: body too big, read as a reset), as opposed to being unreachable or never answering (timeouts)
-CUT_OFF = (httpx.WriteError, httpx.ReadError, httpx.RemoteProtocolError)
 
 
 def _chunk(files: list[Path], size: int) -> list[Path]:

@@ -31,6 +31,7 @@ class SubmitResult:
     queued: int = 0  # still in the outbox: sent next time
     timed_out: bool = False
     error: str | None = None  # why the last send kept measurements queued
+    first_refusal: str | None = None  # the collector's reason for the first measurement it refused
 
 
 class Submitter:
@@ -64,6 +65,8 @@ class Submitter:
         result = await self.outbox.flush(self.url, batch=self.batch, retry_for=0.0, client=self._http)
         self.result.sent += result.sent
         self.result.rejected += result.rejected
+        if result.rejections and self.result.first_refusal is None:
+            self.result.first_refusal = result.rejections[0].reason
         self.result.error = result.error if result.remaining else None
         return result
 
@@ -113,7 +116,7 @@ class Submitter:
         r = self.result
         text = f"collector {self.url}: sent {r.sent}"
         if r.rejected:
-            text += f", rejected {r.rejected} (see {self.outbox.rejected_dir})"
+            text += f", rejected {r.rejected} (see {self.outbox.rejected_dir}; the first: {r.first_refusal})"
         if r.queued:
             text += f", {r.queued} still queued in {self.outbox.path} (sent next time)"
             if r.error:

@@ -1,0 +1,55 @@
+"""How the outbox reads a collector's answers: when to retry, and why a measurement was refused.
+
+Kept apart from :mod:`~reachwatch.collector.queue`, which decides what to do with them.
+"""
+
+from __future__ import annotations
+
+import httpx
+import orjson
+
+
+def retry_after(resp: httpx.Response, default: float = 1.0) -> float:
+    """Seconds to wait before the next try: the answer's ``Retry-After`` (seconds), kept within
+    50 ms and a minute; ``default`` without one."""
+    value = resp.headers.get("retry-after", "")
+    try:
+        return min(max(float(value), 0.05), 60.0)
+    except ValueError:
+        return default
+
+
+def reason_of(resp: httpx.Response) -> str:
+    """What an answer says went wrong, on one line: a reachwatch collector's ``error``, another
+    server's short text, or its reason phrase."""
+    try:
+        answer = orjson.loads(resp.content)
+    except orjson.JSONDecodeError:
+        answer = None
+    if isinstance(answer, dict) and isinstance(answer.get("error"), str):
+        return str(answer["error"])[:300]
+    # not a reachwatch collector's answer: a proxy's short text as it is, an HTML page by its reason
+    # (the whole page made a message of many lines)
+    text = resp.text.strip()
+    if text and "html" not in resp.headers.get("content-type", "") and "\n" not in text[:200]:
+        return text[:200]
+    phrase = resp.reason_phrase or "no reason given"
+    return f"{phrase} (not a reachwatch collector's answer: is --collector the collector's base URL?)"
+
+
+#: How a collector that took the connection can cut it while a batch is sent (its early 413 for a
+#: body too big, read as a reset), as opposed to being unreachable or never answering (timeouts)
+CUT_OFF = (httpx.WriteError, httpx.ReadError, httpx.RemoteProtocolError)
+
+
+#: the statuses that refuse what was sent; any other 4xx (404, 401, 403, 405, 408, 415...) is
+#: about the request (a wrong URL, a proxy) and keeps the measurements queued
+LINE_STATUSES = (400, 413, 422)
+
+
+def batch_line_reason(status: int, line: int, of: int, error: object) -> str:
+    """A refusal of one line of a batch: the collector's message less its ``line N:`` (the batch's
+    numbering, not the user's file's), the batch's line said apart."""
+    text = str(error)
+    text = text.removeprefix(f"line {line}: ")
+    return f"{status}: {text} (line {line} of {of} sent together)"
