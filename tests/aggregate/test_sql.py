@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import random
 from pathlib import Path
 from typing import Any
@@ -9,13 +10,20 @@ from typing import Any
 import pytest
 
 from reachwatch.aggregate import CellCounts, aggregate, decide_state
-from reachwatch.aggregate.sql import cell_sql, parse_keys, query_cells
+from reachwatch.aggregate.sql import (
+    cell_sql,
+    day_range,
+    network_names,
+    parse_keys,
+    query_cells,
+    unattributed_count,
+)
 from reachwatch.errors import UserError
 from reachwatch.report.from_store import period_filters
 from reachwatch.store.query import Filters
-from reachwatch.store.readers import ClickHouseReader, DuckDBReader
+from reachwatch.store.readers import ClickHouseReader, DuckDBReader, open_reader
 from reachwatch.store.schema import Row
-from store.backends import clickhouse_url  # noqa: F401 - the session's ClickHouse server
+from store.backends import clickhouse_url, store_location  # noqa: F401 - the session's ClickHouse server
 from store.rows import fill, mixed_rows, row
 
 
@@ -156,3 +164,33 @@ def test_clickhouse_sql_uses_old_functions_only() -> None:
 def test_bad_keys_are_user_errors(bad: str) -> None:
     with pytest.raises(UserError):
         parse_keys(bad)
+
+
+def test_measurements_the_collector_could_not_attribute_are_left_out(store_location: str) -> None:  # noqa: F811
+    """An outside check (session 17): one measurement from an address in no database, claiming a
+    network that does not block and naming it anew, made that network blocking (a DNS artefact)
+    and renamed it in the published report. Cells, names and the period keep to attributed rows
+    unless asked for the others."""
+    rows = [row(n, probe=f"p{n % 2}", network="Net60") for n in range(1, 5)]
+    planted = row(
+        99, day="2018-07-20", blocking="dns", accessible=False, technique="dns-hijack",
+        network="Zz Renamed Telecom", attributed=False,
+    )  # fmt: skip
+    fill(store_location, [*rows, planted])
+    reader = open_reader(store_location)
+    try:
+        keys = ("probe_cc", "probe_asn", "domain")
+        (cell,) = query_cells(reader, keys)
+        assert (cell.state, cell.n_measurements) == ("ok", 4)
+        assert network_names(reader) == {"AS64501": "Net60"}
+        assert day_range(reader) == (dt.date(2018, 7, 25), dt.date(2018, 7, 25))
+        assert unattributed_count(reader) == 1
+        (cell,) = query_cells(reader, keys, unattributed=True)
+        assert (cell.state, cell.n_measurements) == ("blocked", 5)
+        assert network_names(reader, unattributed=True) == {"AS64501": "Zz Renamed Telecom"}
+        assert day_range(reader, unattributed=True) == (dt.date(2018, 7, 20), dt.date(2018, 7, 25))
+        # a filter that says which it wants is kept: the API's attributed=false
+        (cell,) = query_cells(reader, keys, Filters(attributed=False))
+        assert cell.n_measurements == 1
+    finally:
+        reader.close()

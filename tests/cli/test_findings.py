@@ -11,7 +11,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from store.backends import clickhouse_url
-from store.rows import fill, mixed_rows
+from store.rows import fill, mixed_rows, row
 
 __all__ = ["clickhouse_url"]
 
@@ -52,6 +52,60 @@ def test_aggregate_json_and_csv(db: str) -> None:
 def test_aggregate_bad_flags_are_clear_errors(db: str, args: tuple[str, ...], message: str) -> None:
     out = run("aggregate", "--db", db, *args)
     assert out.returncode == 2 and message in out.stderr and "Traceback" not in out.stderr
+
+
+def test_sites_are_named_as_a_person_names_them(tmp_path: Path) -> None:
+    """The API found ``Яндекс.рф`` and ``WWW.Example.ORG.``; the CLI only lower-cased ``--domain``
+    and found nothing for either, nor for a URL (an outside check, session 17)."""
+    path = str(tmp_path / "m.duckdb")
+    fill(
+        path,
+        [
+            row(n + k * 10, domain=d, probe=f"p{n % 2}")
+            for n in range(1, 5)
+            for k, d in enumerate(("xn--d1acpjx3f.xn--p1ai", "www.example.org"))
+        ],
+    )
+    for given, stored in (
+        ("Яндекс.рф", "xn--d1acpjx3f.xn--p1ai"),
+        ("WWW.Example.ORG.", "www.example.org"),
+        ("https://www.example.org/news?x=1", "www.example.org"),
+    ):
+        out = run("aggregate", "--db", path, "--domain", given, "--by", "domain")
+        assert out.returncode == 0, out.stderr
+        assert [orjson.loads(line)["domain"] for line in out.stdout.splitlines()] == [stored], given
+    out = run("aggregate", "--db", path, "--domain", "https:///x")
+    assert out.returncode == 2 and "names no site" in out.stderr
+
+
+def test_unattributed_measurements_are_left_out_and_said_so(tmp_path: Path) -> None:
+    """The per-network findings keep to measurements the collector placed on a network; the others
+    are counted on stderr, and ``--include-unattributed`` takes them in (an outside check, session 17)."""
+    path = str(tmp_path / "m.duckdb")
+    fill(
+        path,
+        [row(n, probe=f"p{n % 2}") for n in range(1, 5)]
+        + [row(9, blocking="dns", accessible=False, technique="dns-hijack", attributed=False)],
+    )
+    out = run("aggregate", "--db", path, "--by", "probe_asn")
+    assert out.returncode == 0, out.stderr
+    (rec,) = [orjson.loads(line) for line in out.stdout.splitlines()]
+    assert (rec["state"], rec["n_measurements"]) == ("ok", 4)
+    assert "note: 1 measurement left out: the collector could not place its submitter" in out.stderr
+    out = run("aggregate", "--db", path, "--by", "probe_asn", "--include-unattributed")
+    (rec,) = [orjson.loads(line) for line in out.stdout.splitlines()]
+    assert (rec["state"], rec["n_measurements"], out.stderr) == ("blocked", 5, "")
+    # a store of unattributed measurements only (a collector run without databases): said how to go on
+    only = str(tmp_path / "only.duckdb")
+    fill(only, [row(n, probe=f"p{n % 2}", attributed=False) for n in range(1, 5)])
+    out = run("report", "--db", only, "--out", str(tmp_path / "r"), "--no-pdf")
+    assert (
+        out.returncode == 2
+        and "no attributed measurements in this selection; 4 measurements left out" in out.stderr
+    )
+    assert "--include-unattributed" in out.stderr
+    out = run("report", "--db", only, "--out", str(tmp_path / "r"), "--no-pdf", "--include-unattributed")
+    assert out.returncode == 0, out.stderr
 
 
 def test_aggregate_without_a_store_is_a_user_error(tmp_path: Path) -> None:

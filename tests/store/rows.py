@@ -30,6 +30,7 @@ def row(
     failure: bool = False,
     measurement: dict[str, Any] | None = None,
     network: str | None = "Indus Fibre",
+    attributed: bool = True,
 ) -> Row:
     start = dt.datetime.fromisoformat(day) + dt.timedelta(seconds=n % 86_000)
     uid = f"{start:%Y%m%d%H%M%S}.000000_{cc}_webconnectivity_{n:016x}"
@@ -43,7 +44,7 @@ def row(
         probe_cc=cc,
         probe_asn=asn,
         probe_network_name=network,
-        attributed=True,
+        attributed=attributed,
         x_probe_cc_claimed=None,
         x_probe_asn_claimed=None,
         measurement_start_time=start,

@@ -6,10 +6,16 @@ technique counts (distinct probes per blocking technique, the dominant one), and
 uids per cell, artefacts first, ``LIMIT 5 BY`` on ClickHouse, ``row_number()`` on DuckDB). Distinct
 probes are counted over ``probe_id_hash`` (a keyed hash of the report id), never identities. The
 row meaning is the one of :mod:`.cells`: ``failure`` stands for "no control answer / no verdict".
+
+Cells, the networks' names and the period count only the measurements the collector placed on a
+network itself (``attributed``), unless asked for the others too (``unattributed=True``): the
+network of an unattributed measurement is whatever its sender claimed, so one such measurement
+could make a network look blocking, or rename it, in a published report.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 from collections.abc import Sequence
 from typing import Any
@@ -75,6 +81,22 @@ class Conditions:
         )
 
 
+def attributed_only(f: Filters, unattributed: bool = False) -> Filters:
+    """``f`` keeping to the measurements the collector attributed, unless ``unattributed`` (or
+    ``f`` says which it wants)."""
+    if unattributed or f.attributed is not None:
+        return f
+    return dataclasses.replace(f, attributed=True)
+
+
+def unattributed_count(reader: Reader, f: Filters | None = None) -> int:
+    """How many measurements of the selection the collector could not attribute (left out of the
+    cells unless asked for)."""
+    clause, params = _where(dataclasses.replace(f or Filters(), attributed=False), "")
+    rows = reader.rows(f"SELECT count(*) FROM {TABLE}{clause}", params)
+    return int(rows[0][0]) if rows else 0
+
+
 def _where(f: Filters, restrict: str, *more: str) -> tuple[str, list[Any]]:
     clause, params = where(f)
     parts = [clause[len(" WHERE ") :]] if clause else []
@@ -138,9 +160,12 @@ def query_cells(
     f: Filters | None = None,
     thresholds: Thresholds | None = None,
     restrict: str = "",
+    *,
+    unattributed: bool = False,
 ) -> list[Cell]:
-    """Every cell of the selection, ordered by key, decided by the same rules as :func:`aggregate`."""
-    f = f or Filters()
+    """Every cell of the selection, ordered by key, decided by the same rules as :func:`aggregate`
+    (of attributed measurements only, unless ``unattributed``)."""
+    f = attributed_only(f or Filters(), unattributed)
     statements = cell_sql(keys, f, reader.dialect, restrict)
     n = len(keys)
     best: dict[tuple[Any, ...], int] = {}  # key -> most distinct probes of one technique
@@ -178,15 +203,19 @@ def query_cells(
     return cells
 
 
-def network_names(reader: Reader, f: Filters | None = None) -> dict[str, str]:
-    """probe_asn -> a network name seen for it (the greatest, for determinism)."""
-    clause, params = _where(f or Filters(), "")
+def network_names(reader: Reader, f: Filters | None = None, *, unattributed: bool = False) -> dict[str, str]:
+    """probe_asn -> a network name seen for it (the greatest, for determinism), from attributed
+    measurements only unless ``unattributed`` (a probe's claim would rename the network)."""
+    clause, params = _where(attributed_only(f or Filters(), unattributed), "")
     sql = f"SELECT probe_asn, max(coalesce(probe_network_name, '')) FROM {TABLE}{clause} GROUP BY probe_asn"
     return {str(a): str(name) for a, name in reader.rows(sql, params)}
 
 
-def day_range(reader: Reader, f: Filters | None = None) -> tuple[dt.date, dt.date] | None:
-    clause, params = _where(f or Filters(), "")
+def day_range(
+    reader: Reader, f: Filters | None = None, *, unattributed: bool = False
+) -> tuple[dt.date, dt.date] | None:
+    """The first and last day of the cells' measurements (attributed only, unless ``unattributed``)."""
+    clause, params = _where(attributed_only(f or Filters(), unattributed), "")
     rows = reader.rows(
         f"SELECT min(measurement_start_day), max(measurement_start_day), count(*) FROM {TABLE}{clause}",
         params,

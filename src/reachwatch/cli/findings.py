@@ -15,13 +15,20 @@ import typer
 from reachwatch.errors import UserError
 from reachwatch.output import write_stdout
 from reachwatch.report.tables import CSV_LINE_END
+from reachwatch.store.query import domain_filter
 
 DB = typer.Option(None, "--db", help="DuckDB file written by `reachwatch serve`.")
 CLICKHOUSE = typer.Option(None, "--clickhouse", help="ClickHouse URL http://HOST:8123/DB.")
 SINCE = typer.Option(None, "--since", help="First day (YYYY-MM-DD), inclusive.")
 UNTIL = typer.Option(None, "--until", help="Last day (YYYY-MM-DD), inclusive.")
 CC = typer.Option(None, "--cc", help="Country code, e.g. PK.")
-DOMAIN = typer.Option(None, "--domain", help="Site, e.g. example.org.")
+DOMAIN = typer.Option(None, "--domain", help="Site, e.g. example.org (any case, Unicode, or a URL).")
+UNATTRIBUTED = typer.Option(
+    False,
+    "--include-unattributed",
+    help="Also count measurements the collector could not place on a network, under the network "
+    "their probe claimed (left out by default: anyone can claim any network).",
+)
 
 
 def location(db: Path | None, clickhouse: str | None) -> str:
@@ -52,11 +59,22 @@ def _filters(since: str | None, until: str | None, cc: str | None, domain: str |
     start, end = day(since, "--since"), day(until, "--until")
     if start and end and end < start:
         raise UserError(f"--until {end} is before --since {start}")
-    if cc is not None and not (len(cc) == 2 and cc.isalpha()):
+    if cc is not None and not (len(cc) == 2 and cc.isascii() and cc.isalpha()):
         raise UserError(f"--cc {cc!r} is not a two-letter country code")
-    return period_filters(
-        start, end, cc=cc.upper() if cc else None, domain=domain.lower() if domain else None
-    )
+    host = domain_filter(domain) if domain is not None else None
+    if domain is not None and not host:
+        raise UserError(f"--domain {domain!r} names no site", fix="give a host name, e.g. example.org")
+    return period_filters(start, end, cc=cc.upper() if cc else None, domain=host)
+
+
+def say_left_out(reader: Any, f: Any, unattributed: bool) -> None:
+    """On stderr: how many measurements of the selection the per-network findings left out."""
+    from reachwatch.aggregate.sql import unattributed_count
+    from reachwatch.report.from_store import INCLUDE_UNATTRIBUTED, left_out
+
+    count = 0 if unattributed else unattributed_count(reader, f)
+    if count:
+        typer.echo(f"note: {left_out(count)}; {INCLUDE_UNATTRIBUTED}", err=True)
 
 
 def aggregate(
@@ -68,6 +86,7 @@ def aggregate(
     cc: str | None = CC,
     domain: str | None = DOMAIN,
     fmt: str = typer.Option("json", "--format", help="json (one object per line) or csv."),
+    unattributed: bool = UNATTRIBUTED,
 ) -> None:
     """One record per cell: state, counts, blocked share with its 95% interval, technique, witnesses."""
     from reachwatch.aggregate.sql import network_names, parse_keys, query_cells
@@ -80,8 +99,9 @@ def aggregate(
     f = _filters(since, until, cc, domain)
     reader = open_reader(location(db, clickhouse))
     try:
-        names = network_names(reader, f) if "probe_asn" in keys else {}
-        recs = records(query_cells(reader, keys, f), names)
+        names = network_names(reader, f, unattributed=unattributed) if "probe_asn" in keys else {}
+        recs = records(query_cells(reader, keys, f, unattributed=unattributed), names)
+        say_left_out(reader, f, unattributed)
     finally:
         reader.close()
     write_records(recs, fmt)
@@ -112,6 +132,7 @@ def report(
     events: Path | None = typer.Option(None, "--events", help="CSV date,label[,end_date][,description]."),
     title: str = typer.Option("Website blocking", "--title"),
     pdf: bool = typer.Option(True, "--pdf/--no-pdf", help="Also print a PDF with Chromium."),
+    unattributed: bool = UNATTRIBUTED,
 ) -> None:
     """The published report (HTML, PDF, CSV/JSON) over the store's measurements."""
     from reachwatch.report import load_events
@@ -121,11 +142,19 @@ def report(
     evs = load_events(events) if events is not None else []
     start, end = day(since, "--since"), day(until, "--until")
     period = (start, end) if start and end else None
+    where = location(db, clickhouse)
     paths = report_from_store(
-        location(db, clickhouse), f, out, events=evs, title=title, period=period, pdf=pdf
+        where, f, out, events=evs, title=title, period=period, pdf=pdf, unattributed=unattributed
     )
     for path in paths.all():
         typer.echo(str(path))
+    from reachwatch.store.readers import open_reader
+
+    reader = open_reader(where)
+    try:
+        say_left_out(reader, f, unattributed)
+    finally:
+        reader.close()
 
 
 def analyze(

@@ -42,7 +42,9 @@ DATE_EXACT = (
     + _TIME
 )
 UID = r"^[0-9]{14}\.[0-9]{6}_[A-Z]{2}_[a-z]{1,64}_[0-9a-f]{16}$"
-FILTERS = ("probe_cc", "probe_asn", "domain", "input", "category_code", "test_name", "since", "until")
+FILTERS = (
+    "probe_cc", "probe_asn", "domain", "input", "category_code", "test_name", "since", "until", "attributed",
+)  # fmt: skip
 #: OONI's test names as stored (``web_connectivity``), as ``MeasurementIn`` takes them
 TEST_NAME = r"^[a-z_]{1,64}$"
 #: OONI's list parameters taken besides the filters both routes share
@@ -247,6 +249,14 @@ def add_routes(app: FastAPI) -> None:
         test_name: str | None = Query(None, pattern=TEST_NAME),
         since: str | None = Query(None, pattern=DATE, json_schema_extra={"pattern": DATE_EXACT}),
         until: str | None = Query(None, pattern=DATE, json_schema_extra={"pattern": DATE_EXACT}),
+        attributed: bool | None = Query(
+            None,
+            description=(
+                "true: only the measurements whose submitter the collector placed on a network (its "
+                "ASN and country databases); false: only the others, counted under the network the "
+                "probe claimed (not OONI's)"
+            ),
+        ),
         blocking: str | None = Query(
             None,
             max_length=32,
@@ -267,7 +277,14 @@ def add_routes(app: FastAPI) -> None:
         t0 = time.perf_counter()
         _once(request, LIST_PARAMS)
         f = _filters(probe_cc, probe_asn, domain, input, category_code, test_name, since, until, blocking)
-        f = dataclasses.replace(f, report_id=report_id, anomaly=anomaly, confirmed=confirmed, failure=failure)
+        f = dataclasses.replace(
+            f,
+            report_id=report_id,
+            anomaly=anomaly,
+            confirmed=confirmed,
+            failure=failure,
+            attributed=attributed,
+        )
         store: Store = request.app.state.store
         await request.app.state.ingestor.verdicts_for_a_read()
         with store_errors("read"):
@@ -306,6 +323,14 @@ def add_routes(app: FastAPI) -> None:
         test_name: str | None = Query(None, pattern=TEST_NAME),
         since: str | None = Query(None, pattern=DATE, json_schema_extra={"pattern": DATE_EXACT}),
         until: str | None = Query(None, pattern=DATE, json_schema_extra={"pattern": DATE_EXACT}),
+        attributed: bool | None = Query(
+            None,
+            description=(
+                "true: only the measurements whose submitter the collector placed on a network (its "
+                "ASN and country databases); false: only the others, counted under the network the "
+                "probe claimed (not OONI's)"
+            ),
+        ),
         time_grain: str | None = Query(
             None,
             pattern=GRAIN_ANY_CASE,
@@ -324,6 +349,7 @@ def add_routes(app: FastAPI) -> None:
         if len(axes) == 2 and axes[0] == axes[1]:
             raise ApiError(422, "axis_x and axis_y must differ")
         f = _filters(probe_cc, probe_asn, domain, input, category_code, test_name, since, until, None)
+        f = dataclasses.replace(f, attributed=attributed)
         grain = _grain(time_grain.lower() if time_grain is not None else None, f)
         store: Store = request.app.state.store
         await request.app.state.ingestor.verdicts_for_a_read()

@@ -10,6 +10,7 @@ import dataclasses
 import datetime as dt
 from typing import Any, Literal
 
+from reachwatch.observations.text import norm_host, url_parts
 from reachwatch.store.schema import COLUMN_NAMES, EARLIEST, LATEST, TABLE
 
 AXES = ("measurement_start_day", "probe_cc", "probe_asn", "domain", "category_code")
@@ -34,6 +35,17 @@ class Filters:
     anomaly: bool | None = None
     confirmed: bool | None = None
     failure: bool | None = None
+    #: whether the collector placed the submitter on a network (ASN and country): None for both
+    attributed: bool | None = None
+
+
+def domain_filter(value: str) -> str:
+    """A site as a person names it (``WWW.Example.ORG.``, ``bücher.de``, or a URL) in the form
+    the store keeps domains (lower case, no final dot, punycode; the collector's
+    ``analysis.domain``); "" when it names no host."""
+    if "://" in value:
+        return url_parts(value.strip())[1]
+    return norm_host(value)
 
 
 #: What the list may be ordered by (OONI's ``order_by``, but ``test_start_time``, not stored)
@@ -67,7 +79,7 @@ def where(f: Filters) -> tuple[str, list[Any]]:
     f = dataclasses.replace(f, since=_whole_second(f.since), until=_whole_second(f.until))
     for name in (
         "probe_cc", "probe_asn", "domain", "input", "category_code", "test_name", "report_id",
-        "anomaly", "confirmed", "failure",
+        "anomaly", "confirmed", "failure", "attributed",
     ):  # fmt: skip
         value = getattr(f, name)
         if value is not None:

@@ -22,6 +22,7 @@ from starlette.routing import Mount, Route, Router
 
 from reachwatch.errors import UserError
 from reachwatch.report.model import Cell, Event, IspSummary, Measurement, Period
+from reachwatch.store.query import domain_filter
 from reachwatch.web import pages
 
 CC = re.compile(r"^[A-Z]{2}$")
@@ -61,11 +62,16 @@ def _base(request: Request) -> str:
     return str(request.scope.get("root_path", "")).rstrip("/")
 
 
-def _param(request: Request, name: str, pattern: re.Pattern[str]) -> str:
-    value = str(request.path_params[name])
+def _param(request: Request, name: str, pattern: re.Pattern[str], norm: Callable[[str], str] = str) -> str:
+    """A path parameter in the form the data keeps it (``norm``), checked against ``pattern``."""
+    value = norm(str(request.path_params[name]))
     if not pattern.match(value):
         raise UserError(f"not a valid {name}", where=request.url.path)
     return value
+
+
+def _upper(value: str) -> str:
+    return value.upper()
 
 
 def _period(request: Request, source: DataSource) -> Period | None:
@@ -104,7 +110,7 @@ def routes(source: DataSource) -> Router:
         return _html(pages.overview_page(source.summary(period=period), period, _base(request)))
 
     def country(request: Request) -> HTMLResponse:
-        cc = _param(request, "cc", CC)
+        cc = _param(request, "cc", CC, _upper)
         period = _period(request, source)
         rows = source.summary(probe_cc=cc, period=period)
         if not rows or period is None:
@@ -117,8 +123,9 @@ def routes(source: DataSource) -> Router:
         return _html(render(_period(request, source) or Period.covering(cells)))
 
     def domain(request: Request) -> HTMLResponse:
-        name = _param(request, "domain", DOMAIN)
-        cc = request.query_params.get("cc") or None
+        # as the API and the CLI take it: any case, a final dot, Unicode (stored as punycode)
+        name = _param(request, "domain", DOMAIN, domain_filter)
+        cc = _upper(request.query_params.get("cc") or "") or None
         if cc is not None and not CC.match(cc):
             raise UserError("cc must be a two-letter country code", where="query")
         period = _period(request, source)
@@ -129,7 +136,7 @@ def routes(source: DataSource) -> Router:
         )
 
     def asn(request: Request) -> HTMLResponse:
-        number = _param(request, "asn", ASN)
+        number = _param(request, "asn", ASN, _upper)
         period = _period(request, source)
         cells = source.cells(probe_asn=number, period=period)
         events = source.events(period=period)
