@@ -10,12 +10,13 @@ import logging
 from pathlib import Path
 from typing import Any
 
+import httpx
 import orjson
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from collector.conftest import MINIMAL, PROBE_V4, PROBE_V6, collector
+from collector.conftest import MINIMAL, OTHER, PROBE_V4, PROBE_V6, collector
 from collector.test_app import OPEN, web
 from reachwatch.collector.attribution import Network
 from reachwatch.collector.batch import POOLED_LINES
@@ -23,7 +24,7 @@ from reachwatch.collector.config import Settings
 from reachwatch.collector.measurement_json import load
 from reachwatch.collector.prepare import stage
 from reachwatch.collector.privacy import Scrubber, scrub, variants
-from reachwatch.store.schema import IDENTITY
+from reachwatch.store.schema import IDENTITY, ORJSON_IDENTITY
 
 PROBE_IP = "192.0.2.55"  # the probe's claimed own address
 
@@ -561,3 +562,79 @@ def test_an_ipv6_address_written_otherwise_in_a_base64_body(codec: str, spelling
     out = orjson.loads(Scrubber(["2001:db8:1234::5"]).json(data))
     text = base64.b64decode(out["body"]["data"]).decode(codec)
     assert text == "<html>Ваш IP: [scrubbed], DNS 2001:db8:1234::6</html>", text
+
+
+@pytest.mark.parametrize("route", ["batch", "ooni"])
+async def test_a_resend_tells_no_one_the_address_scrubbed(
+    route: str, tmp_path: Path, real_measurements: list[dict[str, Any]]
+) -> None:
+    """The content hash was of the measurement as sent, and a resend answers the first uid: anyone
+    could put guesses back where the public copy says ``[scrubbed]`` and learn which guess was
+    the probe's address by the uid it got (an outside check, session 17). The identity is now of
+    the scrubbed content; a resend by the probe itself is still stored once."""
+    m = copy.deepcopy(web(real_measurements)[0])
+    m["probe_ip"] = "127.0.0.1"  # as OONI probes write it: the address is only in a body
+    m["test_keys"]["x_seen"] = f"your address: {PROBE_V4}"
+
+    async def post(http: httpx.AsyncClient, measurement: dict[str, Any]) -> str:
+        if route == "batch":
+            r = await http.post("/api/v1/measurements", content=orjson.dumps(measurement))
+            assert r.status_code == 200, r.text
+            return str(r.json()["measurement_uids"][0])
+        rid = (await http.post("/report", json=OPEN)).json()["report_id"]
+        r = await http.post(f"/report/{rid}", json={"format": "json", "content": measurement})
+        assert r.status_code == 200, r.text
+        return str(r.json()["measurement_uid"])
+
+    async with collector(Settings(store=str(tmp_path / "m.duckdb"), rate=0), client=PROBE_V4) as (
+        app,
+        victim,
+    ):
+        uid = await post(victim, m)
+        assert await post(victim, m) == uid  # the probe's own resend: stored once
+        public = orjson.loads((await victim.get(f"/api/v1/measurement/{uid}")).content)
+        assert public["test_keys"]["x_seen"] == "your address: [scrubbed]"
+        transport = httpx.ASGITransport(app=app, client=(OTHER, 40001))
+        async with httpx.AsyncClient(transport=transport, base_url="http://collector") as other:
+            guesses = {}
+            for guess in ("203.0.113.76", PROBE_V4, "203.0.113.78"):
+                copied = copy.deepcopy(m)
+                copied["test_keys"]["x_seen"] = f"your address: {guess}"
+                guesses[guess] = await post(other, copied)
+            assert uid not in guesses.values()
+            # a measurement holding no address is the same whoever sends it: stored once
+            plain = copy.deepcopy(m)
+            plain["test_keys"]["x_seen"] = "nothing"
+            assert await post(victim, plain) == await post(other, plain)
+
+
+@pytest.mark.parametrize("identity", [IDENTITY, ORJSON_IDENTITY])
+def test_the_top_level_is_scrubbed_apart_from_test_keys_in_its_order(identity: str) -> None:
+    """``test_keys`` is scrubbed once for the identity and the stored form, the top level apart:
+    keys and values holding the address, in the measurement's order; two keys that differ only by
+    the address become one, as when the whole was scrubbed."""
+    parse = load if identity == IDENTITY else orjson.loads
+    m = {
+        "x_first": f"from {PROBE_V4}",
+        **MINIMAL,
+        f"x_{PROBE_V4}": 1,
+        "test_keys": {"seen": PROBE_V4},
+        "x_last": [PROBE_V4, {"k": PROBE_V4}],
+    }
+    staged = stage(parse(orjson.dumps(m)), b"k" * 32, False, PROBE_V4, Network(), identity=identity)
+    stored = orjson.loads(staged.stored)
+    assert list(stored)[:2] == ["x_first", "measurement_start_time"]
+    assert stored["x_first"] == "from [scrubbed]" and stored["x_[scrubbed]"] == 1
+    assert stored["test_keys"] == {"seen": "[scrubbed]"}
+    assert stored["x_last"] == ["[scrubbed]", {"k": "[scrubbed]"}]
+    assert list(stored).index("test_keys") == list(m).index("test_keys")  # added keys go last
+    assert PROBE_V4.encode() not in staged.stored and PROBE_V4.encode() not in staged.canonical
+    # the same content sent with another spelling of the address: the same identity
+    again = dict(m, x_first=f"from {PROBE_V4.replace('.', '-')}")
+    other = stage(parse(orjson.dumps(again)), b"k" * 32, False, PROBE_V4, Network(), identity=identity)
+    assert other.canonical == staged.canonical
+    # keys that differ only by the address: one key, as when the whole was scrubbed
+    m[f"x_{PROBE_V4.replace('.', '-')}"] = 2
+    staged = stage(parse(orjson.dumps(m)), b"k" * 32, False, PROBE_V4, Network(), identity=identity)
+    stored = orjson.loads(staged.stored)
+    assert stored["x_[scrubbed]"] in (1, 2) and PROBE_V4.encode() not in staged.stored

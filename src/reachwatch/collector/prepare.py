@@ -299,17 +299,20 @@ def stage(
             m["x_attributed"] = ["probe_asn", "probe_network_name"] if network.name else ["probe_asn"]
         elif network.cc:
             m["x_attributed"] = ["probe_cc"]
-    # the stored JSON and every column taken from the measurement are scrubbed the same way
+    # the stored JSON, the identity form and every column taken from the measurement are scrubbed
+    # the same way
     scrubber = _scrubber(submitter, base.probe_ip or "")
-    data = orjson.dumps(m)
+    if scrubber:
+        canonical, stored, scrubbed = _scrubbed_forms(m, ident, canonical, scrubber)
+    else:
+        stored, scrubbed = orjson.dumps(m), False
     m["test_keys"] = test_keys
-    stored = scrubber.json(data)
     url = base.input if isinstance(base.input, str) else (base.input[0] if base.input else None)
     url = scrubber.text(url)
     rid = scrubber.text(str(m.get("report_id") or "")) or ""
     verdict: tuple[Any, ...] = (
         analysis.verdict_values(
-            m if stored is data and type(test_keys) is not orjson.Fragment else orjson.loads(stored)
+            m if not scrubbed and type(test_keys) is not orjson.Fragment else orjson.loads(stored)
         )
         if verdict_now
         else _PENDING
@@ -345,6 +348,44 @@ def stage(
         values,
         identity == LEGACY_IDENTITY,
     )
+
+
+def _scrubbed_forms(
+    m: dict[str, Any], ident: dict[str, Any], canonical: bytes, scrubber: Scrubber
+) -> tuple[bytes, bytes, bool]:
+    """(identity form, stored JSON, whether anything was scrubbed) of a measurement whose
+    ``test_keys`` is a Fragment: ``m`` as stored, ``ident`` (and its JSON, ``canonical``) as sent.
+
+    The identity is of the scrubbed content: hashed as sent, a resend answering the first uid
+    told whoever sent the public copy with a guessed address put back whether the guess was the
+    probe's (an outside check, session 17). Where nothing is scrubbed it stays the JSON as sent;
+    otherwise it is the scrubbed top level, a NUL (which no JSON text holds), the scrubbed
+    ``test_keys``. ``test_keys`` (nearly all of the bytes) is scrubbed once for both forms, and the
+    top levels apart (small): scrubbing the whole of each again would read it twice."""
+    whole = orjson.dumps(m["test_keys"])  # a Fragment's text (it has no accessor): a copy
+    test_keys = scrubber.json(whole)
+    ident_top = orjson.dumps({k: v for k, v in ident.items() if k != "test_keys"})
+    ident_top_scrubbed = scrubber.json(ident_top)
+    if test_keys is not whole or ident_top_scrubbed is not ident_top:
+        canonical = ident_top_scrubbed + b"\x00" + test_keys
+    m["test_keys"] = orjson.Fragment(test_keys)
+    top = {k: v for k, v in m.items() if k != "test_keys"}
+    top_json = orjson.dumps(top)
+    top_scrubbed = scrubber.json(top_json)
+    if top_scrubbed is top_json:
+        return canonical, orjson.dumps(m), test_keys is not whole
+    values = orjson.loads(top_scrubbed)
+    if len(values) != len(top):  # keys that differed only by an address are one key now
+        return canonical, scrubber.json(orjson.dumps(m)), True
+    rest = iter(values.items())
+    rebuilt: dict[str, Any] = {}
+    for key in m:  # in the measurement's order, test_keys where it was
+        if key == "test_keys":
+            rebuilt[key] = m[key]
+        else:
+            name, value = next(rest)
+            rebuilt[name] = value
+    return canonical, orjson.dumps(rebuilt), True
 
 
 #: the deepest nesting of arrays and objects orjson writes back (it parses deeper)
