@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import re
+import threading
 from typing import Any
 
 import httpx
@@ -300,3 +301,42 @@ async def test_a_trailing_slash_is_a_404_not_a_redirect(tmp_path) -> None:
             assert r.json()["error"] == "Not Found", (method, path)
         r = await http.get("/dashboard")
         assert r.status_code == 307 and r.headers["location"] == "/dashboard/"
+
+
+async def test_big_bodies_are_staged_off_the_event_loop(
+    tmp_path: Any, monkeypatch: pytest.MonkeyPatch, real_measurements: list[dict[str, Any]]
+) -> None:
+    """A pathological measurement takes seconds to scrub: a big one (POOLED_BYTES) is staged on a
+    thread (or a batch worker), so that no one request holds the event loop (an outside check,
+    session 17); a small one stays on the loop, where it is cheapest."""
+    from reachwatch.collector import app as app_module
+    from reachwatch.collector.batch import POOLED_BYTES
+    from reachwatch.collector.ingest import Ingestor
+
+    on_loop: list[bool] = []
+    stage, stage_lines = Ingestor.stage, app_module.stage_lines
+
+    def staging(self: Ingestor, *args: Any, **kwargs: Any) -> Any:
+        on_loop.append(threading.current_thread() is threading.main_thread())
+        return stage(self, *args, **kwargs)
+
+    def staging_lines(*args: Any, **kwargs: Any) -> Any:
+        on_loop.append(threading.current_thread() is threading.main_thread())
+        return stage_lines(*args, **kwargs)
+
+    monkeypatch.setattr(Ingestor, "stage", staging)
+    monkeypatch.setattr(app_module, "stage_lines", staging_lines)
+    small = web(real_measurements)[0]
+    big = copy.deepcopy(small)
+    big["test_keys"]["x_padding"] = "x" * POOLED_BYTES
+    settings = Settings(store=str(tmp_path / "m.duckdb"), rate=0, ingest_workers=0)
+    async with collector(settings) as (_, http):
+        for m in (small, big):
+            rid = (await http.post("/report", json=OPEN)).json()["report_id"]
+            r = await http.post(f"/report/{rid}", json={"format": "json", "content": m})
+            assert r.status_code == 200, r.text
+            r = await http.post(
+                "/api/v1/measurements", content=orjson.dumps(dict(m, input="http://b.example/"))
+            )
+            assert r.status_code == 200, r.text
+    assert on_loop == [True, True, False, False]

@@ -6,15 +6,17 @@ from __future__ import annotations
 
 import gzip
 import socket
+import time
 import zlib
 from pathlib import Path
 from typing import Any
 
+import httpx
 import orjson
 import pytest
 import zstandard
 
-from collector.conftest import collector, live_server
+from collector.conftest import MINIMAL, collector, live_server
 from collector.test_app import OPEN, web
 from reachwatch.collector import http
 from reachwatch.collector.batch import POOLED_LINES
@@ -151,3 +153,45 @@ def test_a_body_that_stops_arriving_is_a_408(
                 answer += chunk
     assert answer.startswith(b"HTTP/1.1 408"), answer[:200]
     assert b"no part of the request body arrived" in answer
+
+
+def test_bodies_on_their_way_are_held_to_a_budget(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """80 connections each sending 16 MB and holding back the last byte took the collector from
+    188 MB to 1.5 GB (an outside check, session 17): the bytes of bodies still arriving count
+    against one budget, past which a request is a 503 with Retry-After; given back when done."""
+    monkeypatch.setattr(http, "BODY_BUDGET", 150_000)  # with --max-body 100000: 200,000 in all
+    settings = Settings(store=str(tmp_path / "m.duckdb"), rate=0, ingest_workers=0, max_body=100_000)
+    with live_server(settings) as url:
+        host, port = url.removeprefix("http://").split(":")
+        held: list[socket.socket] = []
+        try:
+            for _ in range(2):  # 160,000 bytes held: within the budget
+                sock = socket.create_connection((host, int(port)), timeout=10)
+                held.append(sock)
+                sock.sendall(
+                    b"POST /api/v1/measurements HTTP/1.1\r\nHost: c\r\nContent-Length: 90000\r\n\r\n"
+                    + b" " * 80_000
+                )
+            for _ in range(50):  # until the collector has read them
+                if http.held_bytes() >= 160_000:
+                    break
+                time.sleep(0.05)
+            assert http.held_bytes() == 160_000
+            with socket.create_connection((host, int(port)), timeout=10) as sock:
+                sock.sendall(
+                    b"POST /api/v1/measurements HTTP/1.1\r\nHost: c\r\nContent-Length: 90000\r\n\r\n"
+                    + b" " * 80_000
+                )
+                answer = sock.recv(4096)
+            assert answer.startswith(b"HTTP/1.1 503"), answer[:200]
+            assert b"retry-after: 1" in answer.lower() and b"as many bytes as it holds" in answer
+        finally:
+            for sock in held:
+                sock.close()
+        for _ in range(50):
+            if http.held_bytes() == 0:
+                break
+            time.sleep(0.05)
+        assert http.held_bytes() == 0
+        m = orjson.dumps(dict(MINIMAL, input="http://a.example/"))
+        assert httpx.post(f"{url}/api/v1/measurements", content=m).status_code == 200

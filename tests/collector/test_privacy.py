@@ -21,6 +21,8 @@ from collector.test_app import OPEN, web
 from reachwatch.collector.attribution import Network
 from reachwatch.collector.batch import POOLED_LINES
 from reachwatch.collector.config import Settings
+from reachwatch.collector.http import ApiError
+from reachwatch.collector.ipv6_text import MAX_READ
 from reachwatch.collector.measurement_json import load
 from reachwatch.collector.prepare import stage
 from reachwatch.collector.privacy import Scrubber, scrub, variants
@@ -638,3 +640,20 @@ def test_the_top_level_is_scrubbed_apart_from_test_keys_in_its_order(identity: s
     staged = stage(parse(orjson.dumps(m)), b"k" * 32, False, PROBE_V4, Network(), identity=identity)
     stored = orjson.loads(staged.stored)
     assert stored["x_[scrubbed]"] in (1, 2) and PROBE_V4.encode() not in staged.stored
+
+
+def test_a_measurement_too_many_texts_of_the_network_cannot_hold_is_refused() -> None:
+    """6 MB of other addresses of the probe's /64 held the event loop 5 s, each read as an address
+    (an outside check, session 17). Repeated texts are read once; past MAX_READ different ones the
+    measurement is refused (422), not stored half-scrubbed."""
+    probe = "2001:db8:12:34::5"
+    same = {"seen": ["2001:db8:12:34::2,"] * 20_000 + ["2001:0db8:12:34::5"]}
+    m = {**MINIMAL, "probe_ip": probe, "test_keys": same}
+    staged = stage(load(orjson.dumps(m)), b"k" * 32, False, "127.0.0.1", Network(), identity=IDENTITY)
+    stored = orjson.loads(staged.stored)["test_keys"]["seen"]
+    assert stored[-1] == "[scrubbed]" and stored[0] == "2001:db8:12:34::2,"
+    many = {"seen": [f"2001:db8:12:34::{n:x}" for n in range(MAX_READ + 10)]}
+    m = {**MINIMAL, "probe_ip": probe, "test_keys": many}
+    with pytest.raises(ApiError) as refused:
+        stage(load(orjson.dumps(m)), b"k" * 32, False, "127.0.0.1", Network(), identity=IDENTITY)
+    assert refused.value.status == 422 and "too many to scrub" in refused.value.message

@@ -4,7 +4,8 @@ Three generated statements per request (all valid on DuckDB, ClickHouse 18.16 an
 ClickHouse): per-cell counts (:class:`~.states.CellCounts` fields, first/last seen), per-cell
 technique counts (distinct probes per blocking technique, the dominant one), and witnesses (up to 5
 uids per cell, artefacts first, ``LIMIT 5 BY`` on ClickHouse, ``row_number()`` on DuckDB). Distinct
-probes are counted over ``probe_id_hash`` (a keyed hash of the report id), never identities. The
+probes are counted over ``probe_id_hash`` (a hash of the vantage point, its key gone with its day:
+:mod:`reachwatch.collector.vantage`), never identities. The
 row meaning is the one of :mod:`.cells`: ``failure`` stands for "no control answer / no verdict".
 
 Cells, the networks' names and the period count only the measurements the collector placed on a

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
+import functools
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
@@ -27,6 +28,7 @@ from reachwatch.collector.analyser import close_pool
 from reachwatch.collector.attribution import Attributor
 from reachwatch.collector.batch import (
     EMPTY_BATCH,
+    POOLED_BYTES,
     POOLED_LINES,
     BatchPool,
     lines_of,
@@ -59,7 +61,7 @@ from reachwatch.collector.ooni_protocol import (
     new_report_id,
     valid_report_id,
 )
-from reachwatch.collector.prepare import stage_lines, validation_message
+from reachwatch.collector.prepare import Staged, stage_lines, validation_message
 from reachwatch.collector.ratelimit import RateLimiter, network_key
 from reachwatch.store import default_journal, open_store
 from reachwatch.store.journal_left import note_journal, store_left_journal
@@ -268,18 +270,24 @@ def create_app(settings: Settings) -> CollectorApp:
                 checked.clear()
             checked[report_id] = ingestor.secret
         body = await read_asgi_body(scope, receive, settings.max_body)
-        # the content as a batch line's (measurement_json): the same identity form either way
-        data = parse_json(body, parse=None if ingestor.identity in ORJSON_IDENTITIES else load_submission)
-        del body
-        if not isinstance(data, dict) or data.get("format") != "json" or "content" not in data:
-            raise ApiError(422, 'expected {"format": "json", "content": <measurement>}')
         submitter = submitter_of(scope)
         network = ingestor.network(submitter)
         rate_limit(submitter, network.asn, 1)
-        staged = ingestor.stage(
-            data["content"], submitter=submitter, network=network, report_id=report_id, where="content"
-        )
-        del data  # the parsed request is not needed while the commit is awaited
+
+        def stage_it(raw: bytes) -> Staged:
+            # the content as a batch line's (measurement_json): the same identity form either way
+            parse = None if ingestor.identity in ORJSON_IDENTITIES else load_submission
+            data = parse_json(raw, parse=parse)
+            if not isinstance(data, dict) or data.get("format") != "json" or "content" not in data:
+                raise ApiError(422, 'expected {"format": "json", "content": <measurement>}')
+            return ingestor.stage(
+                data["content"], submitter=submitter, network=network, report_id=report_id, where="content"
+            )
+
+        # a big one on a thread: its content (a pathological one takes seconds to scrub) must not
+        # hold the event loop; the thread lets the loop have the GIL at every switch interval
+        staged = await asyncio.to_thread(stage_it, body) if len(body) >= POOLED_BYTES else stage_it(body)
+        del body  # the request is not needed while the commit is awaited
         (uid,) = await ingestor.submit([staged])
         return orjson.dumps({"measurement_uid": uid})
 
@@ -294,12 +302,18 @@ def create_app(settings: Settings) -> CollectorApp:
         # a big batch goes whole to a worker process: counted here by its newlines, not split (an
         # upper bound of its lines, blank ones included, for the rate limit)
         counted = newlines(body) + (not body.endswith(b"\n"))
-        if pool is not None and counted >= POOLED_LINES:
+        if pool is not None and (counted >= POOLED_LINES or len(body) >= POOLED_BYTES):
             rate_limit(submitter, network.asn, counted)
             # the lines the workers have in hand count too: a flood of big batches is a 503 at
             # once, not a wait for a free worker
             ingestor.check_room(counted, coming=pool.lines)
-            rows = await pool.rows(body, newlines=counted, submitter=submitter, network=network)
+            rows = await pool.rows(
+                body,
+                newlines=counted,
+                submitter=submitter,
+                network=network,
+                vantage=ingestor.vantage(submitter),
+            )
             del body  # not needed while the commit is awaited
             uids = await ingestor.submit_rows(rows)
         else:
@@ -307,13 +321,19 @@ def create_app(settings: Settings) -> CollectorApp:
             if not lines:
                 raise ApiError(400, EMPTY_BATCH)
             rate_limit(submitter, network.asn, len(lines))
-            staged, errors = stage_lines(
+            stage_them = functools.partial(
+                stage_lines,
                 lines,
                 secret=ingestor.secret,
                 verdict_now=ingestor.verdict_now,
                 submitter=submitter,
                 network=network,
                 identity=ingestor.identity,
+                vantage=ingestor.vantage(submitter),
+            )
+            # a big body without the workers (--ingest-workers 0) on a thread, as a big single post
+            staged, errors = (
+                await asyncio.to_thread(stage_them) if len(body) >= POOLED_BYTES else stage_them()
             )
             if errors:
                 raise rejected(errors)

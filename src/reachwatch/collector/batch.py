@@ -44,6 +44,9 @@ log = logging.getLogger(__name__)
 
 #: Smaller batches are staged in the request's process: a round trip to a worker costs ~0.3 ms.
 POOLED_LINES = 32
+#: ... unless they are this big: a few huge lines (or one) are staged in a worker too, so that no
+#: one request's content (a pathological one takes seconds to scrub) holds the event loop
+POOLED_BYTES = 256 << 10
 EMPTY_BATCH = "empty batch: send one measurement per line"
 #: How many errors a rejected batch lists.
 LISTED_ERRORS = 100
@@ -76,14 +79,23 @@ def lines_of(
 
 def newlines(body: bytes, start: int = 0, stop: int | None = None) -> int:
     """How many ``\\n`` in ``body[start:stop]``: found one by one (``memchr``), since ``bytes.count``
-    of one byte walks the bytes in a plain loop (~0.4 ms for a 1.3 MB batch of 200 lines, ~0.04)."""
+    of one byte walks the bytes in a plain loop (~0.4 ms for a 1.3 MB batch of 200 lines, ~0.04);
+    past :data:`FOUND_ONE_BY_ONE` of them, the rest counted so (a body of 16 M newlines, ~500 bytes
+    zstd-compressed, took the event loop 3.5 s one by one: an outside check)."""
     end = len(body) if stop is None else stop
     n = 0
     i = body.find(b"\n", start, end)
     while i >= 0:
         n += 1
+        if n == FOUND_ONE_BY_ONE:
+            return n + body.count(b"\n", i + 1, end)
         i = body.find(b"\n", i + 1, end)
     return n
+
+
+#: Newlines found one by one before the rest are counted in one call (a real batch has at most a
+#: few thousand lines)
+FOUND_ONE_BY_ONE = 4096
 
 
 def pieces(body: bytes, count: int) -> list[tuple[int, memoryview]]:
@@ -121,12 +133,19 @@ def rows_of(
     network: Network,
     identity: str,
     size: int | None = None,
+    vantage: str | None = None,
 ) -> tuple[Any, bytes]:
     """(None, rows) or (errors, b"") for the lines of ``body[:size]`` (numbered from ``first``): the
     finished rows as Arrow IPC bytes (:class:`~reachwatch.store.schema.RowColumns`)."""
     lines = lines_of(body, first, size)
     staged, errors = stage_lines(
-        lines, secret=secret, verdict_now=verdict_now, submitter=submitter, network=network, identity=identity
+        lines,
+        secret=secret,
+        verdict_now=verdict_now,
+        submitter=submitter,
+        network=network,
+        identity=identity,
+        vantage=vantage,
     )
     if errors:
         return errors, b""
@@ -135,7 +154,7 @@ def rows_of(
 
 def worker_main() -> None:
     """The worker's loop: (secret, identity, verdict_now, shared memory fd or None) first, then (first line
-    number, submitter, asn, name, cc, where the piece is) requests: ``(length, shared size)`` in the
+    number, submitter, vantage, asn, name, cc, where the piece is) requests: ``(length, shared size)`` in the
     shared memory, or None for the frame's bulk. Answers (failure, length of the rows in the shared
     memory or None for the frame's bulk)."""
     # buffered whatever PYTHONUNBUFFERED says: read(n) returns n bytes unless at the end
@@ -151,7 +170,7 @@ def worker_main() -> None:
         (secret, identity, verdict_now, shared_fd), _ = read_frame(stdin)
         shared: Shared | None = None
         while True:
-            (first, submitter, asn, name, cc, where), bulk = read_frame(stdin)
+            (first, submitter, vantage, asn, name, cc, where), bulk = read_frame(stdin)
             network = Network(asn=asn, name=name, cc=cc)
             body: bytes | mmap.mmap = bulk
             size = None
@@ -172,6 +191,7 @@ def worker_main() -> None:
                     network=network,
                     size=size,
                     identity=identity,
+                    vantage=vantage,
                 )
             except Exception as exc:  # a bug: say which, never what (the batch holds addresses)
                 failure, rows = type(exc).__name__, b""
@@ -308,7 +328,9 @@ class BatchPool:
     def pids(self) -> list[int]:
         return [w.process.pid for w in self._all]
 
-    async def rows(self, body: bytes, *, newlines: int, submitter: str, network: Network) -> RowColumns:
+    async def rows(
+        self, body: bytes, *, newlines: int, submitter: str, network: Network, vantage: str | None = None
+    ) -> RowColumns:
         """The batch's rows in line order; :class:`ApiError` listing the bad lines, if any. A batch
         of many lines (``newlines``: as the caller counted them) is cut into pieces staged side by
         side, one per worker."""
@@ -316,7 +338,10 @@ class BatchPool:
         self.lines += newlines
         try:
             answers = await asyncio.gather(
-                *(self._piece(piece, first, submitter, network) for first, piece in pieces(body, count))
+                *(
+                    self._piece(piece, first, submitter, vantage, network)
+                    for first, piece in pieces(body, count)
+                )
             )
         finally:
             self.lines -= newlines
@@ -335,7 +360,7 @@ class BatchPool:
         return batch
 
     async def _piece(
-        self, body: memoryview, first: int, submitter: str, network: Network
+        self, body: memoryview, first: int, submitter: str, vantage: str | None, network: Network
     ) -> tuple[Any, bytes] | None:
         """The worker's answer for one piece: (None, Arrow IPC rows), (errors, b"") or (the type of
         a bug, b""); None if the worker died."""
@@ -344,7 +369,8 @@ class BatchPool:
             log.error("a batch worker process died while idle; starting another")
             worker = await self._replace(worker)
         # shielded: a request cancelled mid-call must not leave its answer unread in the pipe
-        return await asyncio.shield(self._call(worker, (first, submitter, *_network(network)), body))
+        header = (first, submitter, vantage, *_network(network))
+        return await asyncio.shield(self._call(worker, header, body))
 
     async def _call(
         self, worker: _Worker, header: tuple[Any, ...], body: memoryview

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import datetime as dt
 import logging
 import time
 from collections.abc import Sequence
@@ -32,6 +33,7 @@ from reachwatch.collector.config import MAX_PENDING
 from reachwatch.collector.deadlines import for_loop
 from reachwatch.collector.http import ApiError
 from reachwatch.collector.prepare import Staged, finish, finish_rows, stage
+from reachwatch.collector.vantage import Vantages
 from reachwatch.store import Store
 from reachwatch.store.schema import Row, RowColumns
 
@@ -134,6 +136,7 @@ class Ingestor:
         self.attributor = attributor
         self.secret = secret
         self.identity = identity
+        self.vantages = Vantages()
         self.max_pending = max_pending
         self.max_batch = max_batch
         self.commit_delay = commit_delay
@@ -164,6 +167,10 @@ class Ingestor:
     def network(self, submitter: str) -> Network:
         return self.attributor.lookup(submitter) if self.attributor.enabled else Network()
 
+    def vantage(self, submitter: str) -> str | None:
+        """The submitter's vantage point, hashed with today's key (:mod:`~reachwatch.collector.vantage`)."""
+        return self.vantages.of(submitter, dt.datetime.now(dt.UTC))
+
     def prepare(
         self,
         m: Any,
@@ -185,7 +192,8 @@ class Ingestor:
         report_id: str | None = None,
         where: str = "measurement",
     ) -> Staged:
-        """:func:`stage` with this collector's secret and analysis mode."""
+        """:func:`stage` with this collector's secret and analysis mode, counted as from the
+        submitter's vantage point."""
         return stage(
             m,
             secret=self.secret,
@@ -195,6 +203,7 @@ class Ingestor:
             report_id=report_id,
             where=where,
             identity=self.identity,
+            vantage=self.vantage(submitter),
         )
 
     # -- group commit --------------------------------------------------------------------------

@@ -22,6 +22,7 @@ from pydantic import ValidationError
 from reachwatch.collector import analysis
 from reachwatch.collector.attribution import Network
 from reachwatch.collector.http import ApiError, bad_json
+from reachwatch.collector.ipv6_text import TooManySpellings
 from reachwatch.collector.measurement_json import load, minified
 from reachwatch.collector.ooni_protocol import (
     BASE_KEYS,
@@ -64,6 +65,9 @@ class Staged:
     #: the store's content hash is keyed BLAKE2b (:data:`~reachwatch.store.schema.LEGACY_IDENTITY`),
     #: not BLAKE3
     legacy: bool = False
+    #: the submitter's vantage point, hashed (:mod:`~reachwatch.collector.vantage`): the row's
+    #: ``probe_id_hash``; None for an unknown submitter (the report id's hash then)
+    vantage: str | None = None
 
 
 #: The columns :func:`stage` writes, in the order it writes them: the store's (checked below)
@@ -118,7 +122,7 @@ def finish_values(staged: Staged, raw: bytes | None = None, keep_gil: bool = Tru
     content_hash = _keyed_hash(staged.canonical, staged.key, keep_gil, staged.legacy)
     v[_UID] = measurement_uid(staged.received, v[_CC], v[_TEST], content_hash)
     v[_HASH] = content_hash
-    v[_PROBE_ID] = _probe_id_hash(v[_REPORT], staged.key)
+    v[_PROBE_ID] = staged.vantage or _probe_id_hash(v[_REPORT], staged.key)
     v[_RAW] = compress(staged.stored) if raw is None else raw
     return v
 
@@ -213,12 +217,14 @@ def stage(
     received: dt.datetime | None = None,
     *,
     identity: str,
+    vantage: str | None = None,
 ) -> Staged:
     """Validate, attribute and scrub ``m`` (every 4xx is raised here); the hashing and compression
     left for :func:`finish`, run off the event loop (both release the GIL). ``verdict_now``: the
     verdict columns are computed here (for a store without an analysis backlog). ``received``:
     when it arrived (now if not given; a batch's lines share their request's). ``identity``: the
-    store's content hash (:meth:`~reachwatch.store.Store.identity`)."""
+    store's content hash (:meth:`~reachwatch.store.Store.identity`). ``vantage``: the submitter's
+    vantage point, hashed (:class:`~reachwatch.collector.vantage.Vantages`), counted as its probe."""
     if not isinstance(m, dict):
         raise ApiError(422, f"{where}: a measurement must be a JSON object")
     base = base_fields(m)
@@ -302,14 +308,24 @@ def stage(
     # the stored JSON, the identity form and every column taken from the measurement are scrubbed
     # the same way
     scrubber = _scrubber(submitter, base.probe_ip or "")
-    if scrubber:
-        canonical, stored, scrubbed = _scrubbed_forms(m, ident, canonical, scrubber)
-    else:
-        stored, scrubbed = orjson.dumps(m), False
-    m["test_keys"] = test_keys
-    url = base.input if isinstance(base.input, str) else (base.input[0] if base.input else None)
-    url = scrubber.text(url)
-    rid = scrubber.text(str(m.get("report_id") or "")) or ""
+    try:
+        if scrubber:
+            canonical, stored, scrubbed = _scrubbed_forms(m, ident, canonical, scrubber)
+        else:
+            stored, scrubbed = orjson.dumps(m), False
+        url = base.input if isinstance(base.input, str) else (base.input[0] if base.input else None)
+        url = scrubber.text(url)
+        rid = scrubber.text(str(m.get("report_id") or "")) or ""
+        network_name = scrubber.text(net_name)
+        category = scrubber.text(analysis.category(m))
+    except TooManySpellings as exc:
+        raise ApiError(
+            422,
+            f"{where}: it holds more than {exc.args[0]} different texts around the first group of "
+            "the probe's IPv6 address, too many to scrub in bounded time: not stored",
+        ) from None
+    finally:
+        m["test_keys"] = test_keys
     verdict: tuple[Any, ...] = (
         analysis.verdict_values(
             m if not scrubbed and type(test_keys) is not orjson.Fragment else orjson.loads(stored)
@@ -325,7 +341,7 @@ def stage(
         analysis.domain(url),
         cc,
         asn,
-        scrubber.text(net_name),
+        network_name,
         network.attributed,
         claimed_cc if claimed_cc != cc else None,
         claimed_asn if claimed_asn != asn else None,
@@ -335,7 +351,7 @@ def stage(
         *verdict[:5],  # blocking, accessible, x_technique, x_rule, anomaly
         False,  # confirmed
         verdict[5],  # failure
-        scrubber.text(analysis.category(m)),
+        category,
         None,  # probe_id_hash, raw: finish_values
         None,
         verdict_now,  # analysed
@@ -347,6 +363,7 @@ def stage(
         received or dt.datetime.now(dt.UTC),
         values,
         identity == LEGACY_IDENTITY,
+        vantage,
     )
 
 
@@ -415,6 +432,7 @@ def stage_lines(
     submitter: str,
     network: Network,
     identity: str,
+    vantage: str | None = None,
 ) -> tuple[list[Staged], list[dict[str, Any]]]:
     """Each line of a batch staged (:func:`stage`), or its error (line number, status, message)."""
     staged: list[Staged] = []
@@ -430,7 +448,16 @@ def stage_lines(
         try:
             staged.append(
                 stage(
-                    m, secret, verdict_now, submitter, network, None, f"line {n}", received, identity=identity
+                    m,
+                    secret,
+                    verdict_now,
+                    submitter,
+                    network,
+                    None,
+                    f"line {n}",
+                    received,
+                    identity=identity,
+                    vantage=vantage,
                 )
             )
         except ApiError as exc:
