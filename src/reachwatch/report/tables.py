@@ -13,6 +13,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from pydantic import BaseModel
+
 from reachwatch.report.model import Cell, Event, IspSummary
 
 Value = str | int | float | None | list[str]
@@ -77,7 +79,7 @@ CELL_COLUMNS = (
 EVENT_COLUMNS = ("date", "end_date", "label", "description")
 
 
-def _row(model: IspSummary | Event, columns: Sequence[str]) -> dict[str, Value]:
+def _row(model: BaseModel, columns: Sequence[str]) -> dict[str, Value]:
     data = model.model_dump(mode="json")
     return {c: data.get(c) for c in columns}
 
