@@ -69,7 +69,8 @@ def _csv_value(value: Value) -> str:
 
 SUMMARY_COLUMNS = (
     "domain", "probe_cc", "probe_asn", "probe_network_name", "n_probes", "n_measurements", "state",
-    "technique", "blocked_share", "ci_low", "ci_high", "first_seen", "last_seen", "witnesses",
+    "technique", "blocked_share", "ci_low", "ci_high", "blocked_since", "last_blocked", "blocked_days",
+    "first_seen", "last_seen", "witnesses",
 )  # fmt: skip
 CELL_COLUMNS = (
     "day", "domain", "probe_cc", "probe_asn", "probe_network_name", "state", "n_probes",
