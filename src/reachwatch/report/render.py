@@ -21,13 +21,6 @@ from reachwatch.report.model import STATES
 from reachwatch.report.text import STATE_INFO, day_span, pct, short_day, state_label, technique_phrase
 
 
-def _fmt_time(value: str | None) -> str:
-    if not value:
-        return "–"
-    text = value.replace("T", " ").removesuffix("Z").removesuffix("+00:00")
-    return text[:16]
-
-
 def _fmt_day(value: dt.date | str) -> str:
     day = value if isinstance(value, dt.date) else dt.date.fromisoformat(value)
     return f"{short_day(day)} {day.year}"
@@ -64,7 +57,6 @@ def environment() -> jinja2.Environment:
         pct=pct,
         state_label=state_label,
         technique=technique_phrase,
-        time=_fmt_time,
         day=_fmt_day,
         seen_span=_seen_span,
         num=_num,
