@@ -114,9 +114,7 @@ def render_html(
     days are taken from ``cells`` (:func:`~reachwatch.report.blocked_days.with_blocked_days`)."""
     css = stylesheet("reachwatch.report", "templates/report.css")
     summary = with_blocked_days(summary, cells)
-    sentences = (
-        [finding] if isinstance(finding, str) else list(finding or auto_findings(summary, period, cells))
-    )
+    sentences = [finding] if isinstance(finding, str) else list(finding or auto_findings(summary, period))
     html = render(
         "report.html.j2",
         title=title,
