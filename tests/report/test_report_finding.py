@@ -31,3 +31,18 @@ def test_not_blocked_and_no_data_sentences(sample) -> None:
     assert domain_finding("dawn.com", "PK", none, PERIOD).startswith(
         "There were too few measurements of dawn.com"
     )
+
+
+def test_dates_are_the_blocked_days_never_the_measurements(sample) -> None:
+    """Without cells the finding dated blocking from the first to the last measurement, which a
+    reader takes for "blocked since" (an outside study, session 17)."""
+    summary, cells = parse_summary(sample[0]), parse_cells(sample[1])
+    late = [c for c in cells if c.domain == "awamiworkersparty.org" and c.probe_asn == "AS64502"]
+    # AS64502 blocks from 10 July; its first measurement is on 1 July
+    assert min(c.day for c in late if c.state in ("blocked", "likely_blocked")) == dt.date(2018, 7, 10)
+    only = [r for r in summary if r.probe_asn == "AS64502"]
+    text = domain_finding("awamiworkersparty.org", "PK", only, PERIOD, late)
+    assert "1 of 1 network measured in Pakistan between 10 and 30 July 2018, by TLS SNI filtering." in text
+    # no daily result: the period as a whole, said as such, not the first and last measurement
+    undated = domain_finding("awamiworkersparty.org", "PK", only, PERIOD)
+    assert "over the period between 1 and 30 July 2018 taken as a whole (no daily result dates" in undated

@@ -135,3 +135,33 @@ def mixed_rows() -> list[Row]:
     # no domain: never a cell
     rows += [row(next(n), domain="")]
     return rows
+
+
+#: since_rows(): (site, network) -> first blocked day; every other pair is reachable throughout
+SINCE_DAYS = tuple(f"2026-11-{d}" for d in range(10, 20))
+SINCE_PLAN = {
+    ("blocked.example", "AS64501"): "2026-11-14",
+    ("blocked.example", "AS64502"): "2026-11-10",
+    **{("news.example", asn): "2026-11-17" for asn in ("AS64501", "AS64502", "AS64503")},
+}
+
+
+def since_rows() -> list[Row]:
+    """Blocking that starts within the period (an outside study, session 17, in small): four
+    networks in PK, two sites, 10-19 Nov 2026, two probes a day each; blocked days by DNS hijack."""
+    rows: list[Row] = []
+    n = iter(range(1, 100_000))
+    for domain in ("blocked.example", "news.example"):
+        for asn in ("AS64501", "AS64502", "AS64503", "AS64504"):
+            since = SINCE_PLAN.get((domain, asn))
+            for day in SINCE_DAYS:
+                blocked = since is not None and day >= since
+                verdict: dict[str, Any] = (
+                    {"blocking": "dns", "accessible": False, "technique": "dns-hijack"} if blocked else {}
+                )
+                rows += [
+                    row(next(n), asn=asn, domain=domain, day=day, probe=f"{asn}-{p}",
+                        network=f"Net {asn[2:]}", **verdict)
+                    for p in ("a", "b")
+                ]  # fmt: skip
+    return rows

@@ -11,6 +11,7 @@ from typing import Any
 from reachwatch import __version__
 from reachwatch.errors import UserError, make_directory
 from reachwatch.report import chromium
+from reachwatch.report.blocked_days import with_blocked_days
 from reachwatch.report.finding import findings as auto_findings
 from reachwatch.report.model import (
     BLOCKING_STATES,
@@ -109,11 +110,11 @@ def render_html(
     tables: Sequence[Table] = (),
     generated: str | None = None,
 ) -> str:
-    """The report as one HTML string (pure: no files, no browser)."""
+    """The report as one HTML string (pure: no files, no browser). The summary rows' blocked
+    days are taken from ``cells`` (:func:`~reachwatch.report.blocked_days.with_blocked_days`)."""
     css = stylesheet("reachwatch.report", "templates/report.css")
-    sentences = (
-        [finding] if isinstance(finding, str) else list(finding or auto_findings(summary, period, cells))
-    )
+    summary = with_blocked_days(summary, cells)
+    sentences = [finding] if isinstance(finding, str) else list(finding or auto_findings(summary, period))
     html = render(
         "report.html.j2",
         title=title,
@@ -166,6 +167,7 @@ def build(
     out = Path(out_dir)
     make_directory(out, "the output folder")
     in_period = [c for c in cell_list if c.day in span]
+    summary = with_blocked_days(summary, in_period)
     tables = [summary_table(summary), cells_table(in_period), events_table(event_list)]
     html = render_html(
         summary,

@@ -4,32 +4,29 @@
 by DNS hijacking and TLS SNI filtering (connection reset)."
 
 A network counts as "measured" only when its state is not ``insufficient``; those are mentioned
-apart, so the sentence never claims more coverage than there was.
+apart, so the sentence never claims more coverage than there was. The dates are the first and
+last *blocked day* of the networks counted as blocking (:mod:`reachwatch.report.blocked_days`),
+never the first and last measurement: the report and the dashboard both write this sentence from
+summary rows that carry them, so they say the same.
 """
 
 from __future__ import annotations
 
-import datetime as dt
 from collections import Counter
 from collections.abc import Sequence
 
+from reachwatch.report.blocked_days import blocked_span, with_blocked_days
 from reachwatch.report.model import BLOCKING_STATES, Cell, IspSummary, Period
 from reachwatch.report.text import country_name, day_range, join_words, technique_phrase
-
-
-def _day(iso: str | None) -> dt.date | None:
-    if not iso:
-        return None
-    try:
-        return dt.date.fromisoformat(iso[:10])
-    except ValueError:
-        return None
 
 
 def domain_finding(
     domain: str, cc: str, rows: Sequence[IspSummary], period: Period, cells: Sequence[Cell] = ()
 ) -> str:
+    """The sentence for ``domain`` in ``cc``; ``cells``, when given, set the rows' blocked days."""
     rows = [r for r in rows if r.domain == domain and r.probe_cc == cc]
+    if cells:
+        rows = with_blocked_days(rows, cells)
     judged = [r for r in rows if r.state != "insufficient"]
     blocking = [r for r in judged if r.state in BLOCKING_STATES]
     unjudged = len(rows) - len(judged)
@@ -47,23 +44,25 @@ def domain_finding(
         extra = f", though {impaired} showed partial interference" if impaired else ""
         return f"{domain} was not blocked by any of the {len(judged)} networks measured {where} {day_range(period.start, period.end)}{extra}.{tail}"
     verb = "was blocked" if all(r.state == "blocked" for r in blocking) else "was blocked or likely blocked"
-    asns = {r.probe_asn for r in blocking}
-    seen = [
-        c.day
-        for c in cells
-        if c.domain == domain and c.probe_cc == cc and c.probe_asn in asns and c.state in BLOCKING_STATES
-    ] or [d for r in blocking for d in (_day(r.first_seen), _day(r.last_seen)) if d is not None]
-    first, last = (min(seen), max(seen)) if seen else (period.start, period.end)
+    span = blocked_span(blocking)
+    when = (
+        day_range(*span)
+        if span
+        else f"over the period {day_range(period.start, period.end)} taken as a whole "
+        "(no daily result dates the blocking)"
+    )
     techniques = Counter(r.technique for r in blocking if r.technique and r.technique != "none")
     ranked = sorted(techniques.items(), key=lambda kv: (-kv[1], kv[0]))
     ordered = list(dict.fromkeys(technique_phrase(t) for t, _ in ranked))
     how = f", by {join_words(ordered)}" if ordered else ""
-    return f"{domain} {verb} by {n} {where} {day_range(first, last)}{how}.{tail}"
+    return f"{domain} {verb} by {n} {where} {when}{how}.{tail}"
 
 
 def findings(rows: Sequence[IspSummary], period: Period, cells: Sequence[Cell] = ()) -> list[str]:
     """One sentence per (domain, country), most-blocked first."""
+    if cells:
+        rows = with_blocked_days(rows, cells)
     keys = sorted({(r.domain, r.probe_cc) for r in rows})
     score = {k: sum(r.state in BLOCKING_STATES for r in rows if (r.domain, r.probe_cc) == k) for k in keys}
     keys.sort(key=lambda k: (-score[k], k))
-    return [domain_finding(d, cc, rows, period, cells) for d, cc in keys]
+    return [domain_finding(d, cc, rows, period) for d, cc in keys]

@@ -25,8 +25,8 @@ class _Model(BaseModel):
     model_config = ConfigDict(frozen=True, extra="ignore", populate_by_name=True)
 
 
-class IspSummary(_Model):
-    """One (country, network, domain) over the selected period."""
+class _Result(_Model):
+    """What a summary row and a daily cell share: the state of measurements grouped by key."""
 
     probe_cc: str = Field(pattern=r"^[A-Z]{2}$")
     probe_asn: str = Field(pattern=r"^AS\d+$")
@@ -46,7 +46,7 @@ class IspSummary(_Model):
     witnesses: tuple[str, ...] = ()
 
     @model_validator(mode="after")
-    def _interval_holds_share(self) -> IspSummary:
+    def _interval_holds_share(self) -> _Result:
         if not self.ci_low <= self.ci_high:
             raise ValueError(f"ci_low {self.ci_low} is above ci_high {self.ci_high}")
         return self
@@ -60,7 +60,31 @@ class IspSummary(_Model):
         return self.probe_network_name or self.probe_asn
 
 
-class Cell(IspSummary):
+class IspSummary(_Result):
+    """One (country, network, domain) over the selected period.
+
+    ``first_seen``/``last_seen`` are the first and last measurement (the coverage);
+    ``blocked_since``/``last_blocked`` the first and last day whose daily cell was blocking, and
+    ``blocked_days`` how many were (:mod:`reachwatch.report.blocked_days` fills them from the cells).
+    """
+
+    blocked_since: dt.date | None = None
+    last_blocked: dt.date | None = None
+    blocked_days: int = Field(default=0, ge=0)
+
+    @model_validator(mode="after")
+    def _blocked_span_holds(self) -> IspSummary:
+        since, last = self.blocked_since, self.last_blocked
+        if (since is None) != (last is None) or (since is None) != (self.blocked_days == 0):
+            raise ValueError("blocked_since, last_blocked and blocked_days go together")
+        if since is not None and last is not None and last < since:
+            raise ValueError(f"last_blocked {last} is before blocked_since {since}")
+        if since is not None and last is not None and self.blocked_days > (last - since).days + 1:
+            raise ValueError(f"{self.blocked_days} blocked days do not fit between {since} and {last}")
+        return self
+
+
+class Cell(_Result):
     """One (country, network, domain, day)."""
 
     day: dt.date

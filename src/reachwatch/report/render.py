@@ -18,19 +18,22 @@ from urllib.parse import quote
 import jinja2
 
 from reachwatch.report.model import STATES
-from reachwatch.report.text import STATE_INFO, pct, short_day, state_label, technique_phrase
-
-
-def _fmt_time(value: str | None) -> str:
-    if not value:
-        return "–"
-    text = value.replace("T", " ").removesuffix("Z").removesuffix("+00:00")
-    return text[:16]
+from reachwatch.report.text import STATE_INFO, day_span, pct, short_day, state_label, technique_phrase
 
 
 def _fmt_day(value: dt.date | str) -> str:
     day = value if isinstance(value, dt.date) else dt.date.fromisoformat(value)
     return f"{short_day(day)} {day.year}"
+
+
+def _seen_span(first: str | None, last: str | None) -> str:
+    """The days of the first and last measurement (ISO times) as one short range; other text as given."""
+    if not first or not last:
+        return "–"
+    try:
+        return day_span(dt.date.fromisoformat(first[:10]), dt.date.fromisoformat(last[:10]))
+    except ValueError:
+        return f"{first} – {last}"
 
 
 def _num(value: float) -> str:
@@ -54,8 +57,8 @@ def environment() -> jinja2.Environment:
         pct=pct,
         state_label=state_label,
         technique=technique_phrase,
-        time=_fmt_time,
         day=_fmt_day,
+        seen_span=_seen_span,
         num=_num,
         urlpart=_urlpart,
     )

@@ -13,6 +13,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from pydantic import BaseModel
+
 from reachwatch.report.model import Cell, Event, IspSummary
 
 Value = str | int | float | None | list[str]
@@ -67,7 +69,8 @@ def _csv_value(value: Value) -> str:
 
 SUMMARY_COLUMNS = (
     "domain", "probe_cc", "probe_asn", "probe_network_name", "n_probes", "n_measurements", "state",
-    "technique", "blocked_share", "ci_low", "ci_high", "first_seen", "last_seen", "witnesses",
+    "technique", "blocked_share", "ci_low", "ci_high", "blocked_since", "last_blocked", "blocked_days",
+    "first_seen", "last_seen", "witnesses",
 )  # fmt: skip
 CELL_COLUMNS = (
     "day", "domain", "probe_cc", "probe_asn", "probe_network_name", "state", "n_probes",
@@ -77,7 +80,7 @@ CELL_COLUMNS = (
 EVENT_COLUMNS = ("date", "end_date", "label", "description")
 
 
-def _row(model: IspSummary | Event, columns: Sequence[str]) -> dict[str, Value]:
+def _row(model: BaseModel, columns: Sequence[str]) -> dict[str, Value]:
     data = model.model_dump(mode="json")
     return {c: data.get(c) for c in columns}
 

@@ -122,6 +122,17 @@ def day_range(first: dt.date, last: dt.date) -> str:
     return f"between {long_day(first)} and {long_day(last)}"
 
 
+def day_span(first: dt.date, last: dt.date) -> str:
+    """'10–19 Nov 2026' style, short, for table cells."""
+    if first == last:
+        return f"{short_day(first)} {first.year}"
+    if (first.year, first.month) == (last.year, last.month):
+        return f"{first.day}–{short_day(last)} {last.year}"
+    if first.year == last.year:
+        return f"{short_day(first)} – {short_day(last)} {last.year}"
+    return f"{short_day(first)} {first.year} – {short_day(last)} {last.year}"
+
+
 def join_words(items: list[str]) -> str:
     if len(items) <= 2:
         return " and ".join(items)

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
 
+from reachwatch.report.blocked_days import with_blocked_days
 from reachwatch.report.build import summary_groups
 from reachwatch.report.finding import findings
 from reachwatch.report.model import BLOCKING_STATES, Cell, Event, IspSummary, Measurement, Period
@@ -93,8 +94,12 @@ def overview_page(summary: Sequence[IspSummary], period: Period | None = None, b
     )
 
 
-def country_page(cc: str, summary: Sequence[IspSummary], period: Period, base: str = "") -> str:
-    mine = [r for r in summary if r.probe_cc == cc]
+def country_page(
+    cc: str, summary: Sequence[IspSummary], period: Period, base: str = "", cells: Sequence[Cell] = ()
+) -> str:
+    """The per-ISP table of ``cc``; its blocked days (and the finding's dates) come from ``cells``,
+    the daily cells of the same period, as in the report (:func:`~reachwatch.report.render_html`)."""
+    mine = with_blocked_days([r for r in summary if r.probe_cc == cc], cells)
     return _page(
         "country.html.j2",
         base,

@@ -32,7 +32,8 @@ UID = re.compile(r"^[A-Za-z0-9_.:-]{1,200}$")
 
 
 class DataSource(Protocol):
-    """What the pages read. Filters left ``None`` mean "all"; ``period`` is inclusive."""
+    """What the pages read. Filters left ``None`` mean "all"; ``period`` is inclusive. When a
+    network blocked a site is read from ``cells()``, whatever the source (``pages.country_page``)."""
 
     def period(self) -> Period | None: ...
 
@@ -115,7 +116,8 @@ def routes(source: DataSource) -> Router:
         rows = source.summary(probe_cc=cc, period=period)
         if not rows or period is None:
             return _html(pages.error_page(404, f"No results for country {cc}.", _base(request)), 404)
-        return _html(pages.country_page(cc, rows, period, _base(request)))
+        cells = source.cells(probe_cc=cc, period=period)
+        return _html(pages.country_page(cc, rows, period, _base(request), cells))
 
     def _timelines(request: Request, cells: Sequence[Cell], render: Callable[[Period], str]) -> HTMLResponse:
         if not cells:
