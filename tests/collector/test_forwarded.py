@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from reachwatch.collector.forwarded import TrustedProxies, entry_address
+from reachwatch.collector.forwarded import TrustedProxies
 
 
 def _scope(peer: str, *headers: tuple[bytes, bytes]) -> dict[str, Any]:
@@ -32,6 +32,10 @@ def _scope(peer: str, *headers: tuple[bytes, bytes]) -> dict[str, Any]:
         (b"198.51.100.7, unknown", ""),
         (b"198.51.100.028", ""),
         (b"fe80::1%eth0", ""),
+        # an IPv4-mapped entry (a dual-stack proxy's) is its IPv4 address, a trusted proxy's too
+        (b"::ffff:198.51.100.7", "198.51.100.7"),
+        (b"[::FFFF:C633:6407]:5060", "198.51.100.7"),
+        (b"198.51.100.7, ::ffff:10.0.0.2", "198.51.100.7"),
     ],
 )
 def test_the_submitter_is_the_nearest_entry_no_trusted_proxy_added(forwarded: bytes, submitter: str) -> None:
@@ -66,10 +70,11 @@ def test_any_peer_trusted_takes_the_entry_the_proxy_added() -> None:
     assert scope["client"] == ("198.51.100.7", 0)
 
 
-@pytest.mark.parametrize(
-    ("entry", "address"),
-    [("::ffff:192.0.2.1", "::ffff:c000:201"), ("[::1]", "::1"), ("1.2.3", None), ("[1.2.3.4", None)],
-)
-def test_entry_address(entry: str, address: str | None) -> None:
-    found = entry_address(entry)
-    assert (None if found is None else str(found)) == address
+def test_a_proxy_seen_as_an_ipv4_mapped_address_is_trusted() -> None:
+    """A collector listening on ``::`` sees an IPv4 proxy as ``::ffff:127.0.0.1``."""
+    scope = _scope("::ffff:127.0.0.1", (b"x-forwarded-for", b"198.51.100.7"))
+    TrustedProxies("127.0.0.1").rewrite(scope)
+    assert scope["client"] == ("198.51.100.7", 0)
+    scope = _scope("127.0.0.1", (b"x-forwarded-for", b"198.51.100.7"))
+    TrustedProxies("::ffff:127.0.0.0/120").rewrite(scope)
+    assert scope["client"] == ("198.51.100.7", 0)

@@ -4,6 +4,7 @@ import dataclasses
 from pathlib import Path
 from typing import Any
 
+import httpx
 import orjson
 import pytest
 
@@ -94,3 +95,47 @@ async def test_the_outbox_gets_through_a_burst_smaller_than_its_batches(
     with live_server(settings) as url:
         result = await box.flush(url, retry_for=10)
     assert (result.sent, result.rejected, result.remaining) == (70, 0, 0)
+
+
+@pytest.mark.parametrize("via", ["peer", "proxy"])
+async def test_an_ipv4_mapped_submitter_is_limited_as_its_ipv4_network(
+    via: str, tmp_path: Path, real_measurements: list[dict[str, Any]]
+) -> None:
+    """Every unattributed IPv4-mapped submitter (``::ffff:10.5.0.1``, from a dual-stack socket or
+    proxy) had the key ``::/48``: one network that used up its bucket got every other IPv4
+    submitter refused. The key is the IPv4 address's /24, however the address was written."""
+    ms = web(real_measurements)
+    settings = Settings(
+        store=str(tmp_path / "m.duckdb"),
+        rate=0.01,
+        burst=3,
+        trusted_proxies="127.0.0.1" if via == "proxy" else None,
+    )
+    async with collector(settings, client="127.0.0.1") as (app, _):
+
+        async def post(submitter: str, m: dict[str, Any]) -> int:
+            peer, headers = (
+                ("127.0.0.1", {"X-Forwarded-For": submitter}) if via == "proxy" else (submitter, {})
+            )
+            transport = httpx.ASGITransport(app=app, client=(peer, 40000))
+            async with httpx.AsyncClient(transport=transport, base_url="http://collector") as http:
+                r = await http.post("/api/v1/measurements", content=orjson.dumps(m), headers=headers)
+                return r.status_code
+
+        assert [await post("::ffff:10.5.0.1", m) for m in ms[:5]] == [200, 200, 200, 429, 429]
+        assert await post("::ffff:192.0.2.1", ms[5]) == 200  # another network: its own bucket
+        assert await post("10.5.0.9", ms[6]) == 429  # the same /24, written plainly
+
+
+async def test_an_ipv4_mapped_loopback_peer_is_exempt(
+    tmp_path: Path, real_measurements: list[dict[str, Any]]
+) -> None:
+    """A collector listening on ``::`` sees its own host's IPv4 clients as ``::ffff:127.0.0.1``:
+    they are loopback, and exempt as such."""
+    ms = web(real_measurements)
+    settings = Settings(store=str(tmp_path / "m.duckdb"), rate=0.01, burst=1)
+    async with collector(settings, client="::ffff:127.0.0.1") as (_, http):
+        codes = [
+            (await http.post("/api/v1/measurements", content=orjson.dumps(m))).status_code for m in ms[:3]
+        ]
+    assert codes == [200, 200, 200]

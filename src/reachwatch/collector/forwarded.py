@@ -6,8 +6,9 @@ whose rule differs where it matters for attribution and privacy: an empty neares
 measurement was attributed to the proxy's own network and the address before it went unscrubbed.
 Here, from a trusted peer, the entries are read from the nearest back: those naming a trusted
 proxy (``--trusted-proxy`` addresses and networks) are passed over; the first other entry is the
-submitter if it is an IP address (bare, with a port, or an IPv6 one in brackets) and an unknown
-submitter ("": unattributed, nothing to scrub) if it is anything else, empty included. A request
+submitter if it is an IP address (bare, with a port, or an IPv6 one in brackets; an IPv4-mapped
+one read as its IPv4 address, :mod:`reachwatch.collector.submitter`) and an unknown submitter ("":
+unattributed, nothing to scrub) if it is anything else, empty included. A request
 from a trusted peer without the header is the proxy's own (a health check): its address is the
 peer's, as for any direct request. ``*`` trusts any peer, but names no entry a proxy: the nearest
 entry, the one the proxy added, is the submitter (what a client wrote before it is never taken).
@@ -15,29 +16,10 @@ entry, the one the proxy added, is the submitter (what a client wrote before it 
 
 from __future__ import annotations
 
-import functools
-import ipaddress
-import re
-
 from starlette.types import Scope
 
 from reachwatch.collector.ratelimit import networks_of
-from reachwatch.urls import is_ip_literal
-
-#: ``198.51.100.7``, ``198.51.100.7:5060``, ``2001:db8::7``, ``[2001:db8::7]:5060``
-_ENTRY = re.compile(r"\[([0-9A-Fa-f:.]+)\](?::[0-9]{1,5})?|([0-9.]+)(?::[0-9]{1,5})?|([0-9A-Fa-f:.]+)")
-Address = ipaddress.IPv4Address | ipaddress.IPv6Address
-
-
-def entry_address(entry: str) -> Address | None:
-    """The IP address an ``X-Forwarded-For`` entry names, None if it names none."""
-    match = _ENTRY.fullmatch(entry.strip())
-    if match is None:
-        return None
-    try:
-        return ipaddress.ip_address(next(g for g in match.groups() if g is not None))
-    except ValueError:
-        return None
+from reachwatch.collector.submitter import Address, address_of
 
 
 class TrustedProxies:
@@ -55,20 +37,20 @@ class TrustedProxies:
         """Whether the peer ``host`` is a trusted proxy."""
         if self.any:
             return True
-        ip = entry_address(host)
+        ip = address_of(host)
         return ip is not None and self._listed(ip)
 
     def submitter(self, forwarded: list[bytes]) -> str:
         """The submitter the ``X-Forwarded-For`` values (in the order received) name; "" if unknown."""
         entries = b",".join(forwarded).decode("latin-1").split(",")
         for entry in reversed(entries):
-            ip = entry_address(entry)
+            ip = address_of(entry)
             if ip is None:
                 return ""  # empty, a name, garbage: no address to attribute or scrub
             if not self._listed(ip):
                 return str(ip)
         # every entry a trusted proxy: the request began on one of them
-        first = entry_address(entries[0])
+        first = address_of(entries[0])
         return "" if first is None else str(first)
 
     def rewrite(self, scope: Scope) -> None:
@@ -85,15 +67,3 @@ class TrustedProxies:
                 scope["scheme"] = value.strip().decode()
         if forwarded:
             scope["client"] = (self.submitter(forwarded), 0)
-
-
-def submitter_of(scope: Scope) -> str:
-    """The submitter's address: the peer's, or behind a trusted proxy the one its X-Forwarded-For
-    names (:meth:`TrustedProxies.rewrite` put it in ``scope["client"]``); "" (unknown) if that is
-    not an IP address, so that no arbitrary text is taken for an address to scrub."""
-    client = scope.get("client")
-    return client[0] if client and _is_address(client[0]) else ""
-
-
-#: a submitter repeats itself: its check is remembered
-_is_address = functools.lru_cache(maxsize=4096)(is_ip_literal)

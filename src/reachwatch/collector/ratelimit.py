@@ -12,6 +12,8 @@ import math
 import time
 from collections.abc import Callable
 
+from reachwatch.collector.submitter import network_of
+
 
 def network_key(asn: str | None, address: str) -> str:
     if asn:
@@ -33,14 +35,15 @@ DEFAULT_BURST = 5_000.0
 
 
 def networks_of(value: str) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
-    """Networks or addresses, comma-separated ("" for none: ``--rate-exempt``, ``--trusted-proxy``);
-    a ValueError naming a bad entry."""
+    """Networks or addresses, comma-separated ("" for none: ``--rate-exempt``, ``--trusted-proxy``),
+    an IPv4-mapped one as its IPv4 network (as submitters are read,
+    :mod:`reachwatch.collector.submitter`); a ValueError naming a bad entry."""
     found = []
     for entry in (item.strip() for item in value.split(",")):
         if not entry:
             continue
         try:
-            found.append(ipaddress.ip_network(entry, strict=False))
+            found.append(network_of(ipaddress.ip_network(entry, strict=False)))
         except ValueError:
             raise ValueError(f"{entry!r} is not an IP address or network") from None
     return tuple(found)
