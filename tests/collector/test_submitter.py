@@ -25,6 +25,14 @@ from reachwatch.collector.submitter import address_of, submitter_of
         ("::192.0.2.1", "::c000:201"),  # IPv4-compatible (deprecated)
         ("64:ff9b::c000:201", "64:ff9b::c000:201"),  # NAT64
         ("2002:c000:201::1", "2002:c000:201::1"),  # 6to4
+        # an IPv6 zone names an interface of the host that wrote it, not the address: dropped
+        ("fe80::1%eth0", "fe80::1"),
+        ("[fe80::1%eth0]:5060", "fe80::1"),
+        ("fe80::1%25eth0", "fe80::1"),  # as in a URI
+        ("::ffff:192.0.2.1%eth0", "192.0.2.1"),
+        ("192.0.2.1%eth0", None),  # IPv4 has no zones
+        ("fe80::1%", None),
+        ("fe80::1%eth0%eth1", None),
         ("", None),
         ("1.2.3", None),
         ("[1.2.3.4", None),
@@ -42,6 +50,7 @@ def test_address_of(text: str, address: str | None) -> None:
     [
         ("203.0.113.77", "203.0.113.77"),
         ("::ffff:203.0.113.77", "203.0.113.77"),
+        ("fe80::1%eth0", "fe80::1"),  # how Python's socket writes a link-local peer
         ("2001:db8::1", "2001:db8::1"),
         ("", ""),
         ("testclient", ""),  # Starlette's TestClient: no address to attribute or scrub

@@ -12,14 +12,24 @@ unattributed, nothing to scrub) if it is anything else, empty included. A reques
 from a trusted peer without the header is the proxy's own (a health check): its address is the
 peer's, as for any direct request. ``*`` trusts any peer, but names no entry a proxy: the nearest
 entry, the one the proxy added, is the submitter (what a client wrote before it is never taken).
+
+RFC 7239's ``Forwarded`` is not read: a proxy writes one of the two headers and passes the other
+on as the client wrote it, and which one it writes is not in the request, so reading both would
+let any client name itself. A request from a trusted peer with ``Forwarded`` and no
+``X-Forwarded-For`` was forwarded by a proxy that names its client only there: its submitter is
+unknown, never the proxy, and the log says once to make the proxy send ``X-Forwarded-For``.
 """
 
 from __future__ import annotations
+
+import logging
 
 from starlette.types import Scope
 
 from reachwatch.collector.ratelimit import networks_of
 from reachwatch.collector.submitter import Address, address_of
+
+log = logging.getLogger(__name__)
 
 
 class TrustedProxies:
@@ -29,6 +39,8 @@ class TrustedProxies:
         entries = [item.strip() for item in spec.split(",") if item.strip()]
         self.any = "*" in entries
         self.networks = networks_of(",".join(entry for entry in entries if entry != "*"))
+        #: whether the log said that a trusted proxy sends only ``Forwarded``
+        self.warned = False
 
     def _listed(self, ip: Address) -> bool:
         return any(ip.version == net.version and ip in net for net in self.networks)
@@ -60,10 +72,23 @@ class TrustedProxies:
         if not client or not self.trusts(client[0]):
             return
         forwarded: list[bytes] = []
+        rfc7239 = False
         for name, value in scope["headers"]:
             if name == b"x-forwarded-for":
                 forwarded.append(value)
             elif name == b"x-forwarded-proto" and value.strip() in (b"http", b"https"):
                 scope["scheme"] = value.strip().decode()
+            elif name == b"forwarded":
+                rfc7239 = True
         if forwarded:
             scope["client"] = (self.submitter(forwarded), 0)
+        elif rfc7239:
+            # forwarded, by a proxy that names its client in a header not read here: not the proxy
+            scope["client"] = ("", 0)
+            if not self.warned:
+                self.warned = True
+                log.warning(
+                    "a trusted proxy sent Forwarded without X-Forwarded-For: its submitters are "
+                    "unknown (unattributed, not scrubbed); make it send X-Forwarded-For "
+                    "(docs/collector.md, --trusted-proxy)"
+                )

@@ -8,7 +8,8 @@ listening on ``::`` sees an IPv4 peer, and what a dual-stack proxy may forward) 
 address: looked up as such (a database need not alias ``::ffff:0:0/96`` to its IPv4 tree),
 rate-limited by its /24 (not every one under ``::/48``), exempt and trusted as the IPv4 address
 is, and scrubbed in every spelling of it, the mapped ones included
-(:mod:`reachwatch.collector.privacy`). Other IPv6 addresses that hold an IPv4 one are left as they
+(:mod:`reachwatch.collector.privacy`). An IPv6 zone (``fe80::1%eth0``: an interface of the host
+that wrote it, not part of the address) is dropped; the address scrubbed, the zone's name stays. Other IPv6 addresses that hold an IPv4 one are left as they
 are: the IPv4-compatible ``::192.0.2.1`` is deprecated (RFC 4291) and no stack writes a peer so;
 a NAT64 or 6to4 address (``64:ff9b::/96``, ``2002::/16``) is the IPv6 side of a translator or
 relay, and names an IPv4 submitter only where the operator's own translator sits in front of the
@@ -26,16 +27,21 @@ from starlette.types import Scope
 Address = ipaddress.IPv4Address | ipaddress.IPv6Address
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
-#: ``198.51.100.7``, ``198.51.100.7:5060``, ``2001:db8::7``, ``[2001:db8::7]:5060``
-_WRITTEN = re.compile(r"\[([0-9A-Fa-f:.]+)\](?::[0-9]{1,5})?|([0-9.]+)(?::[0-9]{1,5})?|([0-9A-Fa-f:.]+)")
+#: ``198.51.100.7``, ``198.51.100.7:5060``, ``2001:db8::7``, ``[2001:db8::7]:5060``, and an
+#: IPv6 one with a zone: ``fe80::1%eth0``, ``[fe80::1%eth0]:5060``
+_WRITTEN = re.compile(
+    r"\[(?P<bracketed>[0-9A-Fa-f:.]+)(?P<zone>%[^\s%\[\]]+)?\](?::[0-9]{1,5})?"
+    r"|(?P<ipv4>[0-9.]+)(?::[0-9]{1,5})?"
+    r"|(?P<bare>[0-9A-Fa-f:.]+)(?P<bare_zone>%[^\s%\[\]]+)?"
+)
 #: longer text is no address, and is not remembered (a header's entry is the client's to write)
 _LONGEST = 100
 _MAPPED = ipaddress.IPv6Network("::ffff:0:0/96")
 
 
 def address_of(text: str) -> Address | None:
-    """The address ``text`` names (bare, with a port, an IPv6 one in brackets) in its one form,
-    an IPv4-mapped one as its IPv4 address; None if it names none."""
+    """The address ``text`` names (bare, with a port, an IPv6 one in brackets or with a zone) in
+    its one form: an IPv4-mapped one as its IPv4 address, a zone dropped; None if it names none."""
     text = text.strip()
     return _address_of(text) if len(text) <= _LONGEST else None
 
@@ -45,10 +51,13 @@ def _address_of(text: str) -> Address | None:
     match = _WRITTEN.fullmatch(text)
     if match is None:
         return None
+    written = match.group("bracketed") or match.group("ipv4") or match.group("bare")
     try:
-        ip = ipaddress.ip_address(next(g for g in match.groups() if g is not None))
+        ip = ipaddress.ip_address(written)
     except ValueError:
         return None
+    if ip.version == 4 and (match.group("zone") or match.group("bare_zone")):
+        return None  # IPv4 has no zones
     if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
         return ip.ipv4_mapped
     return ip
