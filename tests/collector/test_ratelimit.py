@@ -139,3 +139,61 @@ async def test_an_ipv4_mapped_loopback_peer_is_exempt(
             (await http.post("/api/v1/measurements", content=orjson.dumps(m))).status_code for m in ms[:3]
         ]
     assert codes == [200, 200, 200]
+
+
+def test_idle_buckets_go_without_a_refusal() -> None:
+    """Buckets were dropped only when a request was refused with more than 100,000 held: with
+    none refused, every network ever seen stayed in memory. A bucket idle until it is full again
+    is as good as none (a new one is full), and goes as the next requests come."""
+    now = [0.0]
+    rl = RateLimiter(rate=10, burst=20, clock=lambda: now[0], exempt="")
+    for i in range(10_000):
+        assert rl.take(f"old{i}") == 0.0
+    now[0] += 2.0  # every old bucket full again
+    for i in range(10_000):
+        assert rl.take(f"new{i}") == 0.0
+    assert rl.statistics().buckets == 10_000
+    # a bucket not full yet is kept, the full ones before it gone: its network is still limited
+    assert rl.take("busy", 20) == 0.0
+    now[0] += 1.5  # the new buckets full again, busy's not (15 of 20)
+    for i in range(10_000):
+        rl.take(f"later{i}")
+    assert rl.statistics().buckets == 1 + 10_000
+    assert rl.take("busy", 20) > 0
+
+
+def test_the_buckets_held_are_capped() -> None:
+    """Past ``max_buckets`` the network seen least recently is forgotten (its next request finds a
+    full bucket): memory stays bounded however many networks a burst of requests comes from."""
+    now = [0.0]
+    rl = RateLimiter(rate=1, burst=3, clock=lambda: now[0], exempt="", max_buckets=1_000)
+    for _ in range(3):
+        rl.take("busy")
+    for i in range(5_000):
+        rl.take(f"n{i}")
+        if i % 100 == 0:
+            assert rl.take("busy") > 0  # seen recently: kept, and still limited
+    stats = rl.statistics()
+    assert stats.buckets == 1_000 and stats.evicted == 5_001 - 1_000
+    assert rl.take("n0") == 0.0 and rl.statistics().evicted == 5_001 - 1_000 + 1
+
+
+def test_a_request_costs_the_same_whatever_the_buckets_held() -> None:
+    """With 150,000 recent buckets each refused request rebuilt the whole dict (57 ms each, an
+    outside check). A request now looks at a few buckets, the oldest, whatever the number held:
+    counted here, not timed (``benchmarks/ratelimit.py`` times it)."""
+    examined = []
+    for held in (1_000, 10_000, 150_000):
+        # the clock stands still: every bucket recent, none full again
+        rl = RateLimiter(rate=1, burst=3, clock=lambda: 0.0, exempt="", max_buckets=200_000)
+        for i in range(held):
+            rl.take(f"n{i}")
+        for _ in range(3):
+            rl.take("busy")
+        before = rl.statistics().examined
+        for i in range(100):
+            assert rl.take("busy") > 0  # refused
+            assert rl.take(f"new{i}") == 0.0  # a new network
+        examined.append(rl.statistics().examined - before)
+        assert rl.statistics().buckets == held + 1 + 100
+    assert examined[0] <= 3 * 200 and examined == [examined[0]] * 3, examined
