@@ -25,7 +25,7 @@ import re
 from starlette.types import Scope
 
 Address = ipaddress.IPv4Address | ipaddress.IPv6Address
-Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 #: ``198.51.100.7``, ``198.51.100.7:5060``, ``2001:db8::7``, ``[2001:db8::7]:5060``, and an
 #: IPv6 one with a zone: ``fe80::1%eth0``, ``[fe80::1%eth0]:5060``
@@ -63,7 +63,7 @@ def _address_of(text: str) -> Address | None:
     return ip
 
 
-def network_of(net: Network) -> Network:
+def network_of(net: IPNetwork) -> IPNetwork:
     """``net`` in the form its addresses are read in: an IPv4-mapped network
     (``::ffff:10.0.0.0/104``) as its IPv4 one (``10.0.0.0/8``)."""
     if isinstance(net, ipaddress.IPv6Network) and net.prefixlen >= 96 and net.subnet_of(_MAPPED):
