@@ -164,3 +164,45 @@ async def test_a_network_the_databases_know_without_a_name(
     assert (stored["probe_asn"], stored["probe_network_name"]) == ("AS64509", kept)
     assert stored.get("x_probe_network_name_claimed") == (None if kept else "Claimed Net")
     assert stored["x_attributed"] == ["probe_asn"] and stored["x_unattributed"] is True  # no country file
+
+
+@pytest.mark.parametrize(
+    ("via", "sent"),
+    [
+        ("peer", "::ffff:203.0.113.77"),  # a dual-stack socket's peer
+        ("proxy", "::ffff:203.0.113.77"),  # a dual-stack proxy's X-Forwarded-For
+        ("proxy", "[::FFFF:CB00:714D]:5060"),
+    ],
+)
+async def test_an_ipv4_mapped_submitter_is_its_ipv4_address(
+    tmp_path: Path,
+    geo_dbs: tuple[Path, Path],
+    real_measurements: list[dict[str, Any]],
+    via: str,
+    sent: str,
+) -> None:
+    """An IPv4 submitter written as an IPv4-mapped IPv6 address was looked up as that IPv6
+    address: unattributed where a file does not alias ``::ffff:0:0/96`` to its IPv4 tree (as this
+    test's files, and some vendors', do not) though the same address written plainly was
+    attributed. It is attributed, and scrubbed in every spelling, as its IPv4 address."""
+    m = web(real_measurements)[0]
+    m["probe_asn"], m["probe_cc"] = "AS1", "US"
+    m["test_keys"]["x_seen"] = f"from ::ffff:{PROBE_V4}, {PROBE_V4} and ::ffff:cb00:714d"
+    settings = Settings(
+        store=str(tmp_path / "m.duckdb"),
+        asn_db=geo_dbs[0],
+        country_db=geo_dbs[1],
+        rate=0,
+        trusted_proxies="127.0.0.1" if via == "proxy" else None,
+    )
+    headers = {"X-Forwarded-For": sent} if via == "proxy" else {}
+    async with collector(settings, client="127.0.0.1" if via == "proxy" else sent) as (_, http):
+        r = await http.post("/api/v1/measurements", content=orjson.dumps(m), headers=headers)
+        stored = (await http.get(f"/api/v1/measurement/{r.json()['measurement_uids'][0]}")).json()
+    assert (stored["probe_asn"], stored["probe_cc"], stored["probe_network_name"]) == (
+        "AS64501",
+        "PK",
+        "Test Net",
+    )
+    seen = stored["test_keys"]["x_seen"]
+    assert PROBE_V4 not in seen and "cb00" not in seen.lower() and seen.count("[scrubbed]") == 3, seen

@@ -4,6 +4,7 @@ import dataclasses
 from pathlib import Path
 from typing import Any
 
+import httpx
 import orjson
 import pytest
 
@@ -94,3 +95,105 @@ async def test_the_outbox_gets_through_a_burst_smaller_than_its_batches(
     with live_server(settings) as url:
         result = await box.flush(url, retry_for=10)
     assert (result.sent, result.rejected, result.remaining) == (70, 0, 0)
+
+
+@pytest.mark.parametrize("via", ["peer", "proxy"])
+async def test_an_ipv4_mapped_submitter_is_limited_as_its_ipv4_network(
+    via: str, tmp_path: Path, real_measurements: list[dict[str, Any]]
+) -> None:
+    """Every unattributed IPv4-mapped submitter (``::ffff:10.5.0.1``, from a dual-stack socket or
+    proxy) had the key ``::/48``: one network that used up its bucket got every other IPv4
+    submitter refused. The key is the IPv4 address's /24, however the address was written."""
+    ms = web(real_measurements)
+    settings = Settings(
+        store=str(tmp_path / "m.duckdb"),
+        rate=0.01,
+        burst=3,
+        trusted_proxies="127.0.0.1" if via == "proxy" else None,
+    )
+    async with collector(settings, client="127.0.0.1") as (app, _):
+
+        async def post(submitter: str, m: dict[str, Any]) -> int:
+            peer, headers = (
+                ("127.0.0.1", {"X-Forwarded-For": submitter}) if via == "proxy" else (submitter, {})
+            )
+            transport = httpx.ASGITransport(app=app, client=(peer, 40000))
+            async with httpx.AsyncClient(transport=transport, base_url="http://collector") as http:
+                r = await http.post("/api/v1/measurements", content=orjson.dumps(m), headers=headers)
+                return r.status_code
+
+        assert [await post("::ffff:10.5.0.1", m) for m in ms[:5]] == [200, 200, 200, 429, 429]
+        assert await post("::ffff:192.0.2.1", ms[5]) == 200  # another network: its own bucket
+        assert await post("10.5.0.9", ms[6]) == 429  # the same /24, written plainly
+
+
+async def test_an_ipv4_mapped_loopback_peer_is_exempt(
+    tmp_path: Path, real_measurements: list[dict[str, Any]]
+) -> None:
+    """A collector listening on ``::`` sees its own host's IPv4 clients as ``::ffff:127.0.0.1``:
+    they are loopback, and exempt as such."""
+    ms = web(real_measurements)
+    settings = Settings(store=str(tmp_path / "m.duckdb"), rate=0.01, burst=1)
+    async with collector(settings, client="::ffff:127.0.0.1") as (_, http):
+        codes = [
+            (await http.post("/api/v1/measurements", content=orjson.dumps(m))).status_code for m in ms[:3]
+        ]
+    assert codes == [200, 200, 200]
+
+
+def test_idle_buckets_go_without_a_refusal() -> None:
+    """Buckets were dropped only when a request was refused with more than 100,000 held: with
+    none refused, every network ever seen stayed in memory. A bucket idle until it is full again
+    is as good as none (a new one is full), and goes as the next requests come."""
+    now = [0.0]
+    rl = RateLimiter(rate=10, burst=20, clock=lambda: now[0], exempt="")
+    for i in range(10_000):
+        assert rl.take(f"old{i}") == 0.0
+    now[0] += 2.0  # every old bucket full again
+    for i in range(10_000):
+        assert rl.take(f"new{i}") == 0.0
+    assert rl.statistics().buckets == 10_000
+    # a bucket not full yet is kept, the full ones before it gone: its network is still limited
+    assert rl.take("busy", 20) == 0.0
+    now[0] += 1.5  # the new buckets full again, busy's not (15 of 20)
+    for i in range(10_000):
+        rl.take(f"later{i}")
+    assert rl.statistics().buckets == 1 + 10_000
+    assert rl.take("busy", 20) > 0
+
+
+def test_the_buckets_held_are_capped() -> None:
+    """Past ``max_buckets`` the network seen least recently is forgotten (its next request finds a
+    full bucket): memory stays bounded however many networks a burst of requests comes from."""
+    now = [0.0]
+    rl = RateLimiter(rate=1, burst=3, clock=lambda: now[0], exempt="", max_buckets=1_000)
+    for _ in range(3):
+        rl.take("busy")
+    for i in range(5_000):
+        rl.take(f"n{i}")
+        if i % 100 == 0:
+            assert rl.take("busy") > 0  # seen recently: kept, and still limited
+    stats = rl.statistics()
+    assert stats.buckets == 1_000 and stats.evicted == 5_001 - 1_000
+    assert rl.take("n0") == 0.0 and rl.statistics().evicted == 5_001 - 1_000 + 1
+
+
+def test_a_request_costs_the_same_whatever_the_buckets_held() -> None:
+    """With 150,000 recent buckets each refused request rebuilt the whole dict (57 ms each, an
+    outside check). A request now looks at a few buckets, the oldest, whatever the number held:
+    counted here, not timed (``benchmarks/ratelimit.py`` times it)."""
+    examined = []
+    for held in (1_000, 10_000, 150_000):
+        # the clock stands still: every bucket recent, none full again
+        rl = RateLimiter(rate=1, burst=3, clock=lambda: 0.0, exempt="", max_buckets=200_000)
+        for i in range(held):
+            rl.take(f"n{i}")
+        for _ in range(3):
+            rl.take("busy")
+        before = rl.statistics().examined
+        for i in range(100):
+            assert rl.take("busy") > 0  # refused
+            assert rl.take(f"new{i}") == 0.0  # a new network
+        examined.append(rl.statistics().examined - before)
+        assert rl.statistics().buckets == held + 1 + 100
+    assert examined[0] <= 3 * 200 and examined == [examined[0]] * 3, examined

@@ -37,7 +37,7 @@ from reachwatch.collector.batch import (
 )
 from reachwatch.collector.config import Settings
 from reachwatch.collector.error_handlers import add_error_handlers
-from reachwatch.collector.forwarded import TrustedProxies, submitter_of
+from reachwatch.collector.forwarded import TrustedProxies
 from reachwatch.collector.http import (
     ApiError,
     json_response,
@@ -63,6 +63,7 @@ from reachwatch.collector.ooni_protocol import (
 )
 from reachwatch.collector.prepare import Staged, stage_lines, validation_message
 from reachwatch.collector.ratelimit import RateLimiter, network_key
+from reachwatch.collector.submitter import submitter_of
 from reachwatch.store import default_journal, open_store
 from reachwatch.store.journal_left import note_journal, store_left_journal
 from reachwatch.store.schema import ORJSON_IDENTITIES

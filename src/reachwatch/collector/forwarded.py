@@ -6,38 +6,30 @@ whose rule differs where it matters for attribution and privacy: an empty neares
 measurement was attributed to the proxy's own network and the address before it went unscrubbed.
 Here, from a trusted peer, the entries are read from the nearest back: those naming a trusted
 proxy (``--trusted-proxy`` addresses and networks) are passed over; the first other entry is the
-submitter if it is an IP address (bare, with a port, or an IPv6 one in brackets) and an unknown
-submitter ("": unattributed, nothing to scrub) if it is anything else, empty included. A request
+submitter if it is an IP address (bare, with a port, or an IPv6 one in brackets; an IPv4-mapped
+one read as its IPv4 address, :mod:`reachwatch.collector.submitter`) and an unknown submitter ("":
+unattributed, nothing to scrub) if it is anything else, empty included. A request
 from a trusted peer without the header is the proxy's own (a health check): its address is the
 peer's, as for any direct request. ``*`` trusts any peer, but names no entry a proxy: the nearest
 entry, the one the proxy added, is the submitter (what a client wrote before it is never taken).
+
+RFC 7239's ``Forwarded`` is not read: a proxy writes one of the two headers and passes the other
+on as the client wrote it, and which one it writes is not in the request, so reading both would
+let any client name itself. A request from a trusted peer with ``Forwarded`` and no
+``X-Forwarded-For`` was forwarded by a proxy that names its client only there: its submitter is
+unknown, never the proxy, and the log says once to make the proxy send ``X-Forwarded-For``.
 """
 
 from __future__ import annotations
 
-import functools
-import ipaddress
-import re
+import logging
 
 from starlette.types import Scope
 
 from reachwatch.collector.ratelimit import networks_of
-from reachwatch.urls import is_ip_literal
+from reachwatch.collector.submitter import Address, address_of
 
-#: ``198.51.100.7``, ``198.51.100.7:5060``, ``2001:db8::7``, ``[2001:db8::7]:5060``
-_ENTRY = re.compile(r"\[([0-9A-Fa-f:.]+)\](?::[0-9]{1,5})?|([0-9.]+)(?::[0-9]{1,5})?|([0-9A-Fa-f:.]+)")
-Address = ipaddress.IPv4Address | ipaddress.IPv6Address
-
-
-def entry_address(entry: str) -> Address | None:
-    """The IP address an ``X-Forwarded-For`` entry names, None if it names none."""
-    match = _ENTRY.fullmatch(entry.strip())
-    if match is None:
-        return None
-    try:
-        return ipaddress.ip_address(next(g for g in match.groups() if g is not None))
-    except ValueError:
-        return None
+log = logging.getLogger(__name__)
 
 
 class TrustedProxies:
@@ -47,6 +39,8 @@ class TrustedProxies:
         entries = [item.strip() for item in spec.split(",") if item.strip()]
         self.any = "*" in entries
         self.networks = networks_of(",".join(entry for entry in entries if entry != "*"))
+        #: whether the log said that a trusted proxy sends only ``Forwarded``
+        self.warned = False
 
     def _listed(self, ip: Address) -> bool:
         return any(ip.version == net.version and ip in net for net in self.networks)
@@ -55,20 +49,20 @@ class TrustedProxies:
         """Whether the peer ``host`` is a trusted proxy."""
         if self.any:
             return True
-        ip = entry_address(host)
+        ip = address_of(host)
         return ip is not None and self._listed(ip)
 
     def submitter(self, forwarded: list[bytes]) -> str:
         """The submitter the ``X-Forwarded-For`` values (in the order received) name; "" if unknown."""
         entries = b",".join(forwarded).decode("latin-1").split(",")
         for entry in reversed(entries):
-            ip = entry_address(entry)
+            ip = address_of(entry)
             if ip is None:
                 return ""  # empty, a name, garbage: no address to attribute or scrub
             if not self._listed(ip):
                 return str(ip)
         # every entry a trusted proxy: the request began on one of them
-        first = entry_address(entries[0])
+        first = address_of(entries[0])
         return "" if first is None else str(first)
 
     def rewrite(self, scope: Scope) -> None:
@@ -78,22 +72,23 @@ class TrustedProxies:
         if not client or not self.trusts(client[0]):
             return
         forwarded: list[bytes] = []
+        rfc7239 = False
         for name, value in scope["headers"]:
             if name == b"x-forwarded-for":
                 forwarded.append(value)
             elif name == b"x-forwarded-proto" and value.strip() in (b"http", b"https"):
                 scope["scheme"] = value.strip().decode()
+            elif name == b"forwarded":
+                rfc7239 = True
         if forwarded:
             scope["client"] = (self.submitter(forwarded), 0)
-
-
-def submitter_of(scope: Scope) -> str:
-    """The submitter's address: the peer's, or behind a trusted proxy the one its X-Forwarded-For
-    names (:meth:`TrustedProxies.rewrite` put it in ``scope["client"]``); "" (unknown) if that is
-    not an IP address, so that no arbitrary text is taken for an address to scrub."""
-    client = scope.get("client")
-    return client[0] if client and _is_address(client[0]) else ""
-
-
-#: a submitter repeats itself: its check is remembered
-_is_address = functools.lru_cache(maxsize=4096)(is_ip_literal)
+        elif rfc7239:
+            # forwarded, by a proxy that names its client in a header not read here: not the proxy
+            scope["client"] = ("", 0)
+            if not self.warned:
+                self.warned = True
+                log.warning(
+                    "a trusted proxy sent Forwarded without X-Forwarded-For: its submitters are "
+                    "unknown (unattributed, not scrubbed); make it send X-Forwarded-For "
+                    "(docs/collector.md, --trusted-proxy)"
+                )

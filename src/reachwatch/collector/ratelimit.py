@@ -3,14 +3,27 @@
 Only network prefixes are held, in memory, never a full address. Submitters in the exempt networks
 (``--rate-exempt``; by default loopback: the collector's own host, its local probes, load tests and
 tools) are not limited: the limit keeps one volunteer network from crowding out the others.
+
+The buckets are held least recently used first. A bucket idle until it is full again is as good
+as none (a network not held gets a full one), so each request looks at the oldest few and drops
+those that are full: idle networks go as requests come, a few buckets' work a request whatever
+the number held (a refused request used to rebuild the whole table past 100,000, 57 ms at
+150,000, and nothing went until one was refused). Past ``max_buckets`` the network seen least
+recently is forgotten even if its bucket is not full: memory stays bounded (~25 MB at the
+default 100,000) however many networks the requests come from, at the price of a fresh bucket
+for a network idle while that many others came.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import ipaddress
 import math
 import time
+from collections import OrderedDict
 from collections.abc import Callable
+
+from reachwatch.collector.submitter import network_of
 
 
 def network_key(asn: str | None, address: str) -> str:
@@ -33,22 +46,38 @@ DEFAULT_BURST = 5_000.0
 
 
 def networks_of(value: str) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
-    """Networks or addresses, comma-separated ("" for none: ``--rate-exempt``, ``--trusted-proxy``);
-    a ValueError naming a bad entry."""
+    """Networks or addresses, comma-separated ("" for none: ``--rate-exempt``, ``--trusted-proxy``),
+    an IPv4-mapped one as its IPv4 network (as submitters are read,
+    :mod:`reachwatch.collector.submitter`); a ValueError naming a bad entry."""
     found = []
     for entry in (item.strip() for item in value.split(",")):
         if not entry:
             continue
         try:
-            found.append(ipaddress.ip_network(entry, strict=False))
+            found.append(network_of(ipaddress.ip_network(entry, strict=False)))
         except ValueError:
             raise ValueError(f"{entry!r} is not an IP address or network") from None
     return tuple(found)
 
 
+#: buckets held at most: past it the network seen least recently is forgotten
+MAX_BUCKETS = 100_000
+#: buckets a request looks at, oldest first, to drop the full ones: more than the one a request
+#: may add, so that idle buckets go faster than new ones come
+_PRUNE_STEP = 2
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class LimiterStatistics:
+    buckets: int  # networks held now
+    examined: int  # buckets looked at to drop the full ones, since the start (a few a request)
+    evicted: int  # buckets dropped before they were full, ``max_buckets`` being held
+
+
 class RateLimiter:
     """``rate`` tokens per second per key, up to ``burst``; ``rate <= 0`` disables limiting.
-    Submitters in ``exempt`` networks are not limited (:meth:`exempts`)."""
+    Submitters in ``exempt`` networks are not limited (:meth:`exempts`). At most ``max_buckets``
+    keys are held (the module's docstring)."""
 
     def __init__(
         self,
@@ -56,11 +85,16 @@ class RateLimiter:
         burst: float,
         clock: Callable[[], float] = time.monotonic,
         exempt: str = LOOPBACK,
+        max_buckets: int = MAX_BUCKETS,
     ) -> None:
         self.rate = rate
         self.burst = max(burst, 1.0)
         self._clock = clock
-        self._buckets: dict[str, tuple[float, float]] = {}
+        #: key: (tokens, when they were counted), least recently used first
+        self._buckets: OrderedDict[str, tuple[float, float]] = OrderedDict()
+        self._max_buckets = max(max_buckets, 1)
+        self._examined = 0
+        self._evicted = 0
         self._exempt = networks_of(exempt)
 
     def exempts(self, address: str) -> bool:
@@ -75,18 +109,40 @@ class RateLimiter:
         return any(ip in net for net in self._exempt if net.version == ip.version)
 
     def take(self, key: str, cost: float = 1.0) -> float:
-        """0.0 when allowed (tokens taken), else the seconds to wait before retrying."""
+        """0.0 when allowed (tokens taken), else the seconds to wait before retrying (``inf`` for
+        more than ``burst``, which never passes)."""
         if self.rate <= 0:
             return 0.0
-        now = self._clock()
-        tokens, last = self._buckets.get(key, (self.burst, now))
-        tokens = min(self.burst, tokens + (now - last) * self.rate)
         if cost > self.burst:
             return math.inf
+        now = self._clock()
+        held = self._buckets.pop(key, None)
+        tokens = self.burst if held is None else min(self.burst, held[0] + (now - held[1]) * self.rate)
+        self._prune(now)
+        wait = 0.0
         if tokens >= cost:
-            self._buckets[key] = (tokens - cost, now)
-            return 0.0
-        self._buckets[key] = (tokens, now)
-        if len(self._buckets) > 100_000:
-            self._buckets = {k: v for k, v in self._buckets.items() if now - v[1] < 60}
-        return (cost - tokens) / self.rate
+            tokens -= cost
+        else:
+            wait = (cost - tokens) / self.rate
+        self._buckets[key] = (tokens, now)  # the most recently used
+        return wait
+
+    def _prune(self, now: float) -> None:
+        """Drop the oldest buckets that are full again (up to :data:`_PRUNE_STEP`), then the
+        oldest one if ``max_buckets`` are held: room for one more."""
+        buckets = self._buckets
+        for _ in range(_PRUNE_STEP):
+            if not buckets:
+                return
+            oldest = next(iter(buckets))
+            tokens, last = buckets[oldest]
+            self._examined += 1
+            if tokens + (now - last) * self.rate < self.burst:
+                break  # those after it may be full too: each goes once it is the oldest
+            del buckets[oldest]
+        if len(buckets) >= self._max_buckets:
+            buckets.popitem(last=False)
+            self._evicted += 1
+
+    def statistics(self) -> LimiterStatistics:
+        return LimiterStatistics(len(self._buckets), self._examined, self._evicted)

@@ -1,6 +1,7 @@
 """Run the collector under uvicorn: uvloop, httptools when present, access log off (privacy),
 HTTPS with ``--tls-cert``/``--tls-key``, the submitter from ``X-Forwarded-For`` behind a trusted
-proxy (uvicorn's proxy-headers middleware: the nearest address the trusted proxies did not add)."""
+proxy (read by the app, :mod:`reachwatch.collector.forwarded`: the nearest address the trusted
+proxies did not add)."""
 
 from __future__ import annotations
 
