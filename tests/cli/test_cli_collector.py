@@ -82,6 +82,8 @@ def test_submit_names_the_lines_the_collector_refused(tmp_path: Path) -> None:
         ": refused: " in s and " line " in s.split(": refused: ")[1].split("(line")[0] for s in said
     )
     assert "correct those lines and submit them again" in r.stderr
+    # in the file's order, not the outbox's (an outside check, session 17)
+    assert r.stderr.index(f"{jsonl}:2, ") < r.stderr.index(f"{jsonl}:4: ")
     errors = sorted((outbox / "rejected").glob("*.error"))
     assert sorted(e.read_text().splitlines()[0] for e in errors) == [
         f"from {jsonl}:2, {jsonl}:5",

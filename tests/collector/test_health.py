@@ -7,9 +7,11 @@ from pathlib import Path
 from typing import Any
 
 import orjson
+import pytest
 
 from collector.conftest import collector
 from collector.test_app import web
+from reachwatch.collector import http
 from reachwatch.collector.config import Settings
 
 
@@ -57,3 +59,15 @@ async def test_health_answers_head(tmp_path: Path) -> None:
         assert list(app.openapi()["paths"]["/api/v1/health"]) == ["get"]
         # a method it lacks names both in its Allow
         assert (await http.post("/api/v1/health")).headers["allow"] == "GET, HEAD"
+
+
+async def test_health_says_busy_while_bodies_on_their_way_fill_their_budget(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Uploads holding the body budget answered every other request 503 while health said ok (an
+    outside check, session 17)."""
+    async with collector(Settings(store=str(tmp_path / "m.duckdb"), rate=0)) as (_, http_client):
+        assert (await http_client.get("/api/v1/health")).status_code == 200
+        monkeypatch.setattr(http, "_held_bytes", http.BODY_BUDGET)
+        r = await http_client.get("/api/v1/health")
+        assert r.status_code == 503 and r.json()["status"] == "busy" and r.headers["retry-after"] == "1"

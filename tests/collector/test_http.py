@@ -158,40 +158,44 @@ def test_a_body_that_stops_arriving_is_a_408(
 def test_bodies_on_their_way_are_held_to_a_budget(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """80 connections each sending 16 MB and holding back the last byte took the collector from
     188 MB to 1.5 GB (an outside check, session 17): the bytes of bodies still arriving count
-    against one budget, past which a request is a 503 with Retry-After; given back when done."""
+    against one budget, past which a request is a 503 with Retry-After; one sender (a /24) holds at
+    most a share of it, so that it cannot keep every other volunteer out; given back when done."""
     monkeypatch.setattr(http, "BODY_BUDGET", 150_000)  # with --max-body 100000: 200,000 in all
     settings = Settings(store=str(tmp_path / "m.duckdb"), rate=0, ingest_workers=0, max_body=100_000)
+    head = b"POST /api/v1/measurements HTTP/1.1\r\nHost: c\r\nContent-Length: 90000\r\n\r\n"
+
+    def upload(source: str) -> socket.socket:
+        sock = socket.create_connection((host, int(port)), timeout=10, source_address=(source, 0))
+        sock.sendall(head + b" " * 80_000)
+        return sock
+
+    def refused(sock: socket.socket) -> bytes:
+        answer = sock.recv(4096)
+        sock.close()
+        assert answer.startswith(b"HTTP/1.1 503"), answer[:200]
+        assert b"retry-after: 1" in answer.lower() and b"as many bytes as it holds" in answer
+        return answer
+
+    def held(size: int) -> None:
+        for _ in range(100):  # until the collector has read them
+            if http.held_bytes() == size:
+                return
+            time.sleep(0.05)
+        assert http.held_bytes() == size
+
     with live_server(settings) as url:
         host, port = url.removeprefix("http://").split(":")
-        held: list[socket.socket] = []
+        kept: list[socket.socket] = []
         try:
-            for _ in range(2):  # 160,000 bytes held: within the budget
-                sock = socket.create_connection((host, int(port)), timeout=10)
-                held.append(sock)
-                sock.sendall(
-                    b"POST /api/v1/measurements HTTP/1.1\r\nHost: c\r\nContent-Length: 90000\r\n\r\n"
-                    + b" " * 80_000
-                )
-            for _ in range(50):  # until the collector has read them
-                if http.held_bytes() >= 160_000:
-                    break
-                time.sleep(0.05)
-            assert http.held_bytes() == 160_000
-            with socket.create_connection((host, int(port)), timeout=10) as sock:
-                sock.sendall(
-                    b"POST /api/v1/measurements HTTP/1.1\r\nHost: c\r\nContent-Length: 90000\r\n\r\n"
-                    + b" " * 80_000
-                )
-                answer = sock.recv(4096)
-            assert answer.startswith(b"HTTP/1.1 503"), answer[:200]
-            assert b"retry-after: 1" in answer.lower() and b"as many bytes as it holds" in answer
+            kept.append(upload("127.0.0.2"))
+            held(80_000)
+            refused(upload("127.0.0.3"))  # the same /24: past its share (half the budget here)
+            kept.append(upload("127.0.1.2"))  # another sender: room
+            held(160_000)
+            refused(upload("127.0.2.2"))  # past the budget
         finally:
-            for sock in held:
+            for sock in kept:
                 sock.close()
-        for _ in range(50):
-            if http.held_bytes() == 0:
-                break
-            time.sleep(0.05)
-        assert http.held_bytes() == 0
+        held(0)
         m = orjson.dumps(dict(MINIMAL, input="http://a.example/"))
         assert httpx.post(f"{url}/api/v1/measurements", content=m).status_code == 200

@@ -11,7 +11,7 @@ import orjson
 from collector.conftest import PROBE_V4, collector
 from collector.test_app import OPEN, web
 from reachwatch.collector.config import Settings
-from reachwatch.collector.vantage import Vantages, vantage_point
+from reachwatch.collector.vantage import KEY_FILE, Vantages, vantage_point
 
 DAY = dt.datetime(2026, 11, 12, 10, tzinfo=dt.UTC)
 
@@ -57,3 +57,33 @@ async def test_one_volunteer_running_the_test_again_is_one_probe(
     hashes = {r["probe_id_hash"] for r in rows}
     assert len(rows) == 43 and len(hashes) == 1
     assert PROBE_V4 not in str(rows) and PROBE_V4.encode() not in db.read_bytes()
+
+
+def test_the_days_key_is_kept_for_a_restart_that_day_and_replaced_the_next(tmp_path: Path) -> None:
+    """Three runs of one volunteer with restarts between them were three probes (a new key each
+    start), and the network's day "blocked" (an outside check, session 17)."""
+    kept = tmp_path / "journal" / KEY_FILE
+    first = Vantages(kept).of("192.0.2.1", DAY)
+    assert Vantages(kept).of("192.0.2.1", DAY + dt.timedelta(hours=5)) == first  # restarted
+    assert kept.stat().st_mode & 0o777 == 0o600 and kept.read_text().startswith("2026-11-12 ")
+    later = Vantages(kept)
+    assert later.of("192.0.2.1", DAY + dt.timedelta(days=1)) != first
+    assert kept.read_text().startswith("2026-11-13 ")  # the day before's key is gone
+    kept.write_text("not a key")
+    assert Vantages(kept).of("192.0.2.1", DAY) != first  # unreadable: a new one, kept
+    assert kept.read_text().startswith("2026-11-12 ")
+
+
+async def test_a_collector_restarted_within_a_day_counts_a_vantage_point_once(
+    tmp_path: Path, real_measurements: list[dict[str, Any]]
+) -> None:
+    m = web(real_measurements)[0]
+    db = tmp_path / "m.duckdb"
+    for n in range(2):
+        async with collector(Settings(store=str(db), rate=0), client=PROBE_V4) as (_, http):
+            r = await http.post(
+                "/api/v1/measurements", content=orjson.dumps(dict(m, input=f"http://r{n}.example/"))
+            )
+            assert r.status_code == 200, r.text
+            rows = (await http.get("/api/v1/measurements")).json()["results"]
+    assert len(rows) == 2 and len({r["probe_id_hash"] for r in rows}) == 1

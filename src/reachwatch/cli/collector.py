@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import math
 from pathlib import Path
+from typing import Any
 
 import typer
 
@@ -175,7 +176,7 @@ def submit(
     result = asyncio.run(box.flush(collector, retry_for=retry_for))
     rejected = f" (see {box.rejected_dir})" if result.rejected else ""
     typer.echo(f"sent {result.sent}, rejected {result.rejected}{rejected}, pending {result.remaining}")
-    for rejection in result.rejections[:SHOWN_REJECTIONS]:
+    for rejection in sorted(result.rejections, key=_in_file_order)[:SHOWN_REJECTIONS]:
         typer.echo(f"{rejection.where()}: refused: {rejection.reason}", err=True)
     if result.rejected > SHOWN_REJECTIONS:
         typer.echo(f"... and {result.rejected - SHOWN_REJECTIONS} more refused", err=True)
@@ -198,6 +199,14 @@ def submit(
 
 #: Refused measurements ``submit`` names one by one (the rest are counted)
 SHOWN_REJECTIONS = 20
+
+
+def _in_file_order(rejection: Any) -> tuple[str, int]:
+    """A refusal's place in the files it came from (the outbox sends in no such order)."""
+    if not rejection.origins:
+        return (str(rejection.path), 0)
+    name, _, line = rejection.origins[0].rpartition(":")
+    return (name, int(line) if line.isdigit() else 0)
 
 
 @geoip_app.command("update")

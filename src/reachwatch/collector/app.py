@@ -13,6 +13,7 @@ import datetime as dt
 import functools
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
 from typing import Any
 
 import orjson
@@ -64,6 +65,8 @@ from reachwatch.collector.ooni_protocol import (
 from reachwatch.collector.prepare import Staged, stage_lines, validation_message
 from reachwatch.collector.ratelimit import RateLimiter, network_key
 from reachwatch.collector.submitter import submitter_of
+from reachwatch.collector.vantage import KEY_FILE as VANTAGE_KEY_FILE
+from reachwatch.collector.vantage import Vantages
 from reachwatch.store import default_journal, open_store
 from reachwatch.store.journal_left import note_journal, store_left_journal
 from reachwatch.store.schema import ORJSON_IDENTITIES
@@ -194,6 +197,8 @@ def create_app(settings: Settings) -> CollectorApp:
             identity=await store.identity(),
             max_pending=settings.max_pending,
         )
+        if journal is not None:  # the day's vantage key kept for a restart that day
+            ingestor.vantages = Vantages(Path(journal) / VANTAGE_KEY_FILE)
         ingestor.start()
         pool = None
         if settings.ingest_workers > 0:

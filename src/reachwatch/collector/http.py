@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ipaddress
 import logging
 import weakref
 from collections.abc import Callable, Iterator
@@ -131,7 +132,7 @@ async def read_asgi_body(scope: Scope, receive: Receive, limit: int) -> bytes:
                 raise ApiError(415, str(exc)) from None
     if len(applied) > content_encoding.MAX_CODINGS:  # each a pass over the whole body
         raise ApiError(415, f"{len(applied)} codings one over the other: send the body compressed once")
-    held = _Held(limit)
+    held = _Held(limit, _sender(scope))
     try:
         body = await _read(receive, limit, held)
         if not applied:
@@ -155,40 +156,74 @@ async def read_asgi_body(scope: Scope, receive: Receive, limit: int) -> bytes:
 #: together: past it, a request is answered 503 with Retry-After. Without it, 80 connections each
 #: sending 16 MB and holding back the last byte took the collector from 188 MB to 1.5 GB (an
 #: outside check); the rate limit and --max-pending count measurements, not bytes on their way.
-#: At least two bodies of the largest size taken (``--max-body``).
+#: At least two bodies of the largest size taken (``--max-body``). One sender (an IPv4 /24, an IPv6
+#: /48) holds at most a :data:`SENDER_SHARE` of it: one client filling it (16 uploads of 16 MB, a
+#: byte every 20 s to stay within the idle timeout) answered every volunteer 503 (an outside check).
 BODY_BUDGET = 256 << 20
+SENDER_SHARE = 4
 _held_bytes = 0
+_held_by: dict[str, int] = {}
+
+
+def _sender(scope: Scope) -> str:
+    """The sender a body's bytes are counted for: the peer's /24 or /48 (not the attributed
+    network: the databases are not read for bytes still arriving)."""
+    client = scope.get("client")
+    if not client:
+        return ""
+    try:
+        ip = ipaddress.ip_address(str(client[0]).split("%", 1)[0])
+    except ValueError:
+        return ""
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        ip = ip.ipv4_mapped
+    return str(ipaddress.ip_network((ip, 24 if ip.version == 4 else 48), strict=False))
 
 
 class _Held:
     """One request's share of :data:`BODY_BUDGET`, given back by :meth:`release`."""
 
-    __slots__ = ("budget", "size")
+    __slots__ = ("budget", "sender", "share", "size")
 
-    def __init__(self, limit: int) -> None:
+    def __init__(self, limit: int, sender: str) -> None:
         self.size = 0
         self.budget = max(BODY_BUDGET, 2 * limit)
+        self.share = max(self.budget // SENDER_SHARE, limit)  # one body of the largest size at least
+        self.sender = sender
 
     def add(self, size: int) -> None:
         global _held_bytes
-        if _held_bytes + size > self.budget:
+        mine = _held_by.get(self.sender, 0)
+        if _held_bytes + size > self.budget or mine + size > self.share:
             raise ApiError(
                 503,
                 "the collector is receiving as many bytes as it holds at once: send this again shortly",
                 headers={"Retry-After": "1"},
             )
         _held_bytes += size
+        _held_by[self.sender] = mine + size
         self.size += size
 
     def release(self) -> None:
         global _held_bytes
-        _held_bytes -= self.size
+        if self.size:
+            _held_bytes -= self.size
+            left = _held_by.get(self.sender, 0) - self.size
+            if left > 0:
+                _held_by[self.sender] = left
+            else:
+                _held_by.pop(self.sender, None)
         self.size = 0
 
 
 def held_bytes() -> int:
     """The bytes of request bodies held now (:data:`BODY_BUDGET`)."""
     return _held_bytes
+
+
+def bodies_full() -> bool:
+    """Whether the bytes held leave less than a tenth of :data:`BODY_BUDGET` (health says busy)."""
+    return _held_bytes * 10 > BODY_BUDGET * 9
 
 
 #: Compressed bodies up to this size are decoded on the event loop (a median measurement's zstd,

@@ -31,7 +31,7 @@ from reachwatch.collector.analyser import Analyser, Backlog
 from reachwatch.collector.attribution import Attributor, Network
 from reachwatch.collector.config import MAX_PENDING
 from reachwatch.collector.deadlines import for_loop
-from reachwatch.collector.http import ApiError
+from reachwatch.collector.http import ApiError, bodies_full
 from reachwatch.collector.prepare import Staged, finish, finish_rows, stage
 from reachwatch.collector.vantage import Vantages
 from reachwatch.store import Store
@@ -259,7 +259,8 @@ class Ingestor:
         since = self._committing_since
         stalled = since is not None and time.monotonic() - since > STORE_WAIT
         failing = recent or stalled or bool(getattr(self.store, "failing", False))
-        full = self._in_hand() >= self.max_pending
+        # or the bytes of bodies on their way fill their budget (http.BODY_BUDGET)
+        full = self._in_hand() >= self.max_pending or bodies_full()
         return {
             "status": "store failing" if failing else "busy" if full else "ok",
             "pending": self._pending,

@@ -12,8 +12,14 @@ drawn at random for each UTC day, held in this process's memory only and dropped
 over. Within a day the collector tells the same vantage point again; from the stored data no one,
 the collector's operator included, can tell which address it was (the key is gone, and a key
 kept would let the 2^32 IPv4 addresses be tried), nor link one day's vantage point to another's.
-So a period's count of probes is of vantage-point days; a collector restarted within a day, or
-several collectors sharing a store, count the same vantage point once per key.
+So a period's count of probes is of vantage-point days.
+
+A collector restarted within a day would draw a new key and count a vantage point again: three
+runs of one volunteer with restarts between them were three probes, and the network's day
+"blocked" (an outside check). With a journal, the day's key is kept in it (:data:`KEY_FILE`, read
+and written by its owner only), replaced by the next day's: the day's hashes can be tried against
+addresses only by someone who can read the collector's disk that day, who could as well watch
+its traffic. Several collectors sharing one store still count a vantage point once each.
 """
 
 from __future__ import annotations
@@ -22,18 +28,29 @@ import datetime as dt
 import functools
 import hashlib
 import ipaddress
+import logging
+import os
 import secrets
+from pathlib import Path
+
+log = logging.getLogger(__name__)
 
 #: An IPv6 submitter's vantage point: its /64
 IPV6_PREFIX = 64
 
 
-class Vantages:
-    """Keyed hashes of submitters' vantage points, the key drawn anew each UTC day."""
+#: The day's key in the journal's directory: ``YYYY-MM-DD`` and the key in hex
+KEY_FILE = "vantage-key"
 
-    def __init__(self) -> None:
+
+class Vantages:
+    """Keyed hashes of submitters' vantage points, the key drawn anew each UTC day (kept in
+    ``key_file`` for that day, if given)."""
+
+    def __init__(self, key_file: Path | None = None) -> None:
         self._day: dt.date | None = None
         self._key = b""
+        self._key_file = key_file
         #: today's hashes by submitter (single posts repeat their submitter), dropped with the key
         self._known: dict[str, str] = {}
 
@@ -44,7 +61,7 @@ class Vantages:
             return None
         day = now.astimezone(dt.UTC).date() if now.tzinfo else now.date()
         if day != self._day:
-            self._day, self._key = day, secrets.token_bytes(32)
+            self._day, self._key = day, self._key_of(day)
             self._known = {}
         known = self._known.get(submitter)
         if known is None:
@@ -53,6 +70,31 @@ class Vantages:
                 self._known = {}
             self._known[submitter] = known
         return known
+
+    def _key_of(self, day: dt.date) -> bytes:
+        """The day's key: the one kept for it, or a new one (kept, replacing the day before's)."""
+        path = self._key_file
+        if path is not None:
+            try:
+                kept_day, _, kept = path.read_text().partition(" ")
+                if kept_day == day.isoformat():
+                    return bytes.fromhex(kept.strip())
+            except (OSError, ValueError):
+                pass  # none yet, or unreadable: a new one
+        key = secrets.token_bytes(32)
+        if path is not None:
+            try:
+                path.parent.mkdir(parents=True, exist_ok=True)
+                tmp = path.with_name(f".{path.name}.tmp")
+                fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+                with os.fdopen(fd, "w") as fh:
+                    fh.write(f"{day.isoformat()} {key.hex()}\n")
+                    fh.flush()
+                    os.fsync(fh.fileno())
+                os.replace(tmp, path)
+            except OSError as exc:  # a full disk: the key stays in memory (a restart counts anew)
+                log.warning("could not keep the day's vantage key: %s", type(exc).__name__)
+        return key
 
 
 #: Submitters whose hash is remembered within a day

@@ -75,6 +75,12 @@ def _upper(value: str) -> str:
     return value.upper()
 
 
+def _asn(value: str) -> str:
+    """``AS64501`` as the API takes it: any case, with or without ``AS``, leading zeros dropped."""
+    digits = value.upper().removeprefix("AS")
+    return f"AS{int(digits)}" if digits.isdigit() and len(digits) <= 10 else value
+
+
 def _period(request: Request, source: DataSource) -> Period | None:
     since, until = request.query_params.get("since"), request.query_params.get("until")
     default = source.period()
@@ -138,7 +144,7 @@ def routes(source: DataSource) -> Router:
         )
 
     def asn(request: Request) -> HTMLResponse:
-        number = _param(request, "asn", ASN, _upper)
+        number = _param(request, "asn", ASN, _asn)
         period = _period(request, source)
         cells = source.cells(probe_asn=number, period=period)
         events = source.events(period=period)
