@@ -80,6 +80,7 @@ def test_measure_https_with_lab_control(
         keys = m["test_keys"]
         assert keys["control_failure"] is None
         assert keys["control"]["http_request"]["status_code"] == 200
+        assert "x_probe_address" not in keys["control"]  # asked for, then taken out
         assert keys["requests"][0]["response"]["code"] == 200
     redirected = next(m for m in lines if m["input"].endswith("/redirect"))
     [hop] = redirected["test_keys"]["x_controls"]

@@ -111,3 +111,21 @@ async def test_an_upper_case_https_scheme_gets_tls(https_server: HttpServer, ca_
     key = f"127.0.0.1:{https_server.port}"
     assert control["tls_handshake"][key] == {"server_name": "localhost", "status": True, "failure": None}
     assert (control["http_request"]["status_code"], control["http_request"]["failure"]) == (200, None)
+
+
+async def test_a_probe_that_asks_is_told_the_address_it_is_seen_from(
+    https_server: HttpServer, ca_file: Path
+) -> None:
+    """The probe scrubs that address from its own measurements: the collector scrubs the address
+    a measurement is sent from, which is not the one it was measured from if the volunteer moved
+    network before the outbox could send (an outside check, session 17). Told only when asked:
+    a probe that keeps the helper's answer whole (OONI's keeps it in test_keys) keeps no address."""
+    app = make_app(lab=True, ca_file=ca_file)
+    request = th(f"{https_server.named}/", [f"127.0.0.1:{https_server.port}"])
+    transport = httpx.ASGITransport(app=app, client=("203.0.113.9", 40000))
+    async with httpx.AsyncClient(transport=transport, base_url="http://control") as client:
+        asked = (await client.post("/", json={**request, "x_probe_address": True})).json()
+        unasked = (await client.post("/", json=request)).json()
+        not_true = (await client.post("/", json={**request, "x_probe_address": "yes"})).json()
+    assert asked["x_probe_address"] == "203.0.113.9"
+    assert "x_probe_address" not in unasked and "x_probe_address" not in not_true

@@ -77,7 +77,18 @@ async def handle(request: Request) -> Response:
     except BadRequest as exc:
         return _error(400, str(exc))
     cfg: ProbeConfig = request.app.state.cfg
-    return Response(orjson.dumps(await th_measure(th_request, cfg)), media_type="application/json")
+    answer = await th_measure(th_request, cfg)
+    if _asks_for_its_address(raw) and request.client is not None:
+        # a reachwatch probe asks where it is seen from, to scrub that address from its own
+        # measurements before they leave it (OONI's probes do so with their own lookup); never
+        # told unasked, so that a probe that keeps the answer whole does not keep its address
+        answer["x_probe_address"] = request.client.host
+    return Response(orjson.dumps(answer), media_type="application/json")
+
+
+def _asks_for_its_address(raw: bytes) -> bool:
+    """Whether the request (already parsed once: valid) has ``"x_probe_address": true``."""
+    return b'"x_probe_address"' in raw and orjson.loads(raw).get("x_probe_address") is True
 
 
 def make_app(*, lab: bool = False, ca_file: Path | None = None) -> Starlette:

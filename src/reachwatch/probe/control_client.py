@@ -22,6 +22,7 @@ from reachwatch.probe.config import make_ssl_context
 from reachwatch.probe.http import request_headers
 from reachwatch.probe.stream import ByteStream, TlsStream, open_tcp
 from reachwatch.probe.tls import sni_for
+from reachwatch.urls import is_ip_literal
 
 CONTROL_TIMEOUT = 30.0
 MAX_ANSWER_BYTES = 4 * 1024 * 1024
@@ -35,6 +36,9 @@ def th_request(url: str, endpoints: list[str]) -> dict[str, Any]:
         "http_request_headers": headers,
         "tcp_connect": endpoints,
         "x_quic_enabled": False,
+        # reachwatch's helper answers the address it sees the probe from (x_probe_address): the
+        # probe scrubs it from its measurements; OONI's helper ignores the key
+        "x_probe_address": True,
     }
 
 
@@ -91,6 +95,9 @@ class ControlClient:
         self._idle: list[_Conn] = []
         self._slots = asyncio.Semaphore(max(1, parallel))
         self._ip: str | None = None
+        #: the addresses the helper saw this probe from (x_probe_address): scrubbed from its
+        #: measurements before they are written or sent (:func:`reachwatch.probe.runner.run_share`)
+        self.seen_as: set[str] = set()
 
     async def ask(self, url: str, endpoints: list[str]) -> tuple[dict[str, Any] | None, str | None]:
         """(control, None) or (None, control_failure); never raises for network or helper errors."""
@@ -108,6 +115,9 @@ class ControlClient:
             return None, "http_invalid_response"
         if not isinstance(control, dict) or not is_th_answer(control):
             return None, "http_invalid_response"
+        seen = control.pop("x_probe_address", None)  # not kept in the measurement
+        if isinstance(seen, str) and is_ip_literal(seen):
+            self.seen_as.add(seen)
         return control, None
 
     async def _post(self, body: bytes) -> tuple[int, bytes]:

@@ -8,6 +8,7 @@ sent to the collector in the background; the run ends with a bounded final send.
 from __future__ import annotations
 
 import asyncio
+import functools
 import importlib
 import sys
 from collections.abc import Awaitable, Callable, Iterable
@@ -18,6 +19,7 @@ from typing import TYPE_CHECKING, Any, TextIO
 
 import orjson
 
+from reachwatch.collector.privacy import Scrubber
 from reachwatch.probe.config import DEFAULT_PARALLEL, MAX_ADDRESSES, ProbeConfig
 from reachwatch.probe.control_client import ControlClient
 from reachwatch.probe.dns import retry_lost_queries
@@ -93,13 +95,26 @@ async def measure_many(
             except Exception as exc:
                 print(f"reachwatch: error: measuring {target.url} failed: {exc!r}", file=sys.stderr)
                 continue
-            await emit(orjson.dumps(measurement))
+            line = orjson.dumps(measurement)
+            if control is not None and control.seen_as:
+                # the probe's own public address, as the helper saw it, out of everything it
+                # writes or sends: the collector scrubs the address it is sent from, which is
+                # not this one if the volunteer moved network before the outbox could send
+                line = own_scrubber(frozenset(control.seen_as)).json(line)
+            await emit(line)
 
     try:
         await asyncio.gather(*(worker() for _ in range(max(1, parallel))))
     finally:
         if control is not None:
             await control.aclose()
+
+
+@functools.lru_cache(maxsize=16)
+def own_scrubber(addresses: frozenset[str]) -> Scrubber:
+    """The scrubbing the collector does (:mod:`reachwatch.collector.privacy`), of the probe's own
+    addresses."""
+    return Scrubber(sorted(addresses))
 
 
 class Sink:
