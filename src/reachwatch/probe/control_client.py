@@ -116,7 +116,8 @@ class ControlClient:
         if not isinstance(control, dict) or not is_th_answer(control):
             return None, "http_invalid_response"
         seen = control.pop("x_probe_address", None)  # not kept in the measurement
-        if isinstance(seen, str) and is_ip_literal(seen):
+        # a probe on the helper's own host is seen from the helper's address: no one's to hide
+        if isinstance(seen, str) and is_ip_literal(seen) and seen != self._ip:
             self.seen_as.add(seen)
         return control, None
 
