@@ -3,27 +3,52 @@
 Works on the parsed measurement written back (by orjson; its ``test_keys`` minified by simdjson,
 :mod:`reachwatch.collector.measurement_json`), never on the request bytes: parsing undoes every
 JSON escape (``1\\u002e2.3.4`` is ``1.2.3.4`` once parsed), and both write the digits, dots, hex
-letters and colons of an address as themselves, so one byte replacement per
-spelling reaches every string (keys, bodies, headers, TLS fields, failure strings) at any depth.
-Plain substring replacement errs on the side of scrubbing (``1.2.3.4`` inside ``11.2.3.45``); it is
-also several times faster than one compiled regex (word boundaries or not) on CPython's ``re``.
+letters and colons of an address as themselves, so a search of the serialised text reaches every
+string (keys, bodies, headers, TLS fields, failure strings) at any depth.
+
+The text is searched *folded* (:func:`_fold`: lower case, dashes as dots, the same length) and,
+where it holds ``%2e`` or ``%3a`` in either case, with those decoded (:func:`_percent_decoded`);
+each place found is replaced at the same place of the text as written (:func:`_replaced`), so a
+spelling is found in any mix of cases, of dashes and dots, of percent-encoded and plain
+separators (``::FFff:7F00:102``, ``127%2e0.1%2E2``, ``2001%3adb8%3A%3a5``). What is sought, for
+each address (:func:`_searches`):
+
+- IPv4 ``127.0.1.2``: as written (dots or dashes, ``ec2-127-0-1-2.example``), each octet
+  zero-padded or not (``127.000.001.002``, ``127.0.1.002``: one regex with a literal prefix);
+  reversed, as PTR and reverse DNS names write it (``2.1.0.127.in-addr.arpa``,
+  ``2-1-0-127.pool.example``; not padded); embedded
+  in an IPv6 address, its 32 bits last, in any valid spelling of it, hex or dotted: mapped
+  (``::ffff:7f00:102``, ``0:0:0:0:0:ffff:7f00:0102``), compatible (``::7f00:102``) or under
+  NAT64's well-known prefix (``64:ff9b::7f00:102``), read where the longer of its two hex
+  groups is (``7f00``).
+- IPv6 ``2001:db8::5``: in any valid spelling (compression anywhere, groups padded or not, any
+  case), its colons as they are, percent-encoded or as dashes (``2001-db8-0--5.ipv6.example``),
+  read where its first group is (:mod:`reachwatch.collector.ipv6_text`); its PTR name
+  (``...8.b.d.0.1.0.0.2.ip6.arpa``).
+
+Replacement errs on the side of scrubbing: a spelling inside a longer one goes (``1.2.3.4`` in
+``11.2.3.45``), and a JSON escape a spelling begins in is kept whole (:func:`_escape_end`).
 
 A body that is not UTF-8 (a page in windows-1251 or Shift JIS, say) is written by OONI probes as
 ``{"data": <base64>, "format": "base64"}``, where no spelling of an address appears as such: such
-values are decoded, scrubbed (the text spellings, in ASCII-compatible encodings and in UTF-16) and
-encoded again. An IPv6 address written in any other valid form (``2001:db8:0::1``, a run of zeros
-compressed elsewhere than the longest, groups padded unevenly, mixed case) is found by its first
-group and read (:func:`~reachwatch.collector.ipv6_text.written_otherwise`). An address only in binary form (four bytes of a
-certificate's SAN) is not sought; nor are other separators than dots, dashes and colons,
-percent-encoded, text in UTF-32, and base64 outside OONI's ``{"data", "format"}`` object. A
-probe_ip or submitter naming several addresses (``192.0.2.1, 192.0.2.2``) or a network
-(``192.0.2.55/32``) has each address scrubbed.
+values are decoded, scrubbed as ASCII-compatible bytes and as UTF-16 either way (sought in every
+other byte first: the characters of an address in UTF-16), and encoded again. A probe_ip or
+submitter naming several addresses (``192.0.2.1, 192.0.2.2``) or a network (``192.0.2.55/32``)
+has each address scrubbed.
+
+Not sought: an address as a number (``2130706690``, ``0x7f000102``: replacing a JSON number
+breaks the JSON, and would reach unrelated numbers, an ASN, a byte count, a time), in octal
+(``0177.0.1.2``), with other separators (``127_0_1_2``, full-width dots), IPv6 hex without
+colons (``20010db8...0005``), an IPv4 address under another IPv6 prefix (6to4, Teredo, a NAT64
+prefix of a network's own), reversed and zero-padded, in binary form (four bytes of a
+certificate's SAN), text in UTF-32, base64 outside OONI's ``{"data", "format"}`` object.
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
+import bisect
 import functools
 import ipaddress
 import re
@@ -32,7 +57,7 @@ from typing import Any
 
 import orjson
 
-from reachwatch.collector.ipv6_text import first_group, written_otherwise
+from reachwatch.collector.ipv6_text import first_group, read_around, written_otherwise
 
 SCRUBBED = b"[scrubbed]"
 LOCAL = "127.0.0.1"
@@ -50,12 +75,16 @@ def variants(address: str) -> set[bytes]:
 
 @functools.lru_cache(maxsize=4096)  # a batch repeats its submitter and probe_ip on every line
 def _variants(address: str) -> frozenset[bytes]:
-    """As written; IPv4 with dashes (host names), both reversed (``55.2.0.192.in-addr.arpa``,
-    ``55-2-0-192.dyn.example.net``: reverse DNS names), zero-padded (``192.000.002.055``),
-    percent-encoded dots, and as an IPv4-mapped IPv6 address in hex (``::ffff:c000:237``, each
-    IPv6 spelling); IPv6 compressed, exploded and uncompressed, either case, colons as they are,
-    percent-encoded or as dashes (``2001-db8--1.ipv6.example``), its PTR name; an IPv4-mapped
-    address's IPv4 spellings too."""
+    """The listed spellings: as written; IPv4 with dashes (host names), both reversed
+    (``55.2.0.192.in-addr.arpa``, ``55-2-0-192.dyn.example.net``: reverse DNS names), zero-padded
+    (``192.000.002.055``), percent-encoded dots, and as an IPv4-mapped IPv6 address in hex
+    (``::ffff:c000:237``, each IPv6 spelling); IPv6 compressed, exploded and uncompressed, either
+    case, colons as they are, percent-encoded or as dashes (``2001-db8--1.ipv6.example``), its
+    PTR name; an IPv4-mapped address's IPv4 spellings too.
+
+    The scrubber seeks each folded (:func:`_searches`), so in any mix of cases, of dashes and
+    dots, of percent-encoded and plain separators, and more than these (an IPv4 address padded
+    unevenly, an IPv6 address in any valid form): the list is what the tests check is gone."""
     ip = _address(address)
     if ip is None or ip.is_unspecified or ip in _NOT_SCRUBBED:
         # not an address (a hostname, a JSON fragment...): replacing its bytes could reach the
@@ -87,8 +116,7 @@ def _ipv6_spellings(ip: ipaddress.IPv6Address) -> set[bytes]:
         for case in (spelling, spelling.upper()):
             # and percent-encoded, as in a URL's query (``?ip=2001%3Adb8%3A%3A1``)
             out |= {case.encode(), case.replace(":", "%3A").encode(), case.replace(":", "%3a").encode()}
-    for case in (str(ip), str(ip).upper()):
-        out.add(case.replace(":", "-").encode())  # ipv6-literal host names
+            out.add(case.replace(":", "-").encode())  # ipv6-literal host names
     return out
 
 
@@ -121,9 +149,6 @@ _BASE64_VALUE = re.compile(
     rb'|\{\s*"format"\s*:\s*"base64"\s*,\s*"data"\s*:\s*' + _B64 + rb"\s*\}"
 )
 _BASE64_MARK = b'"base64"'
-#: how a decoded value may spell an address: ASCII (the same bytes in UTF-8, windows-1251, Shift JIS...)
-#: or UTF-16 either way
-_CODECS = ("ascii", "utf-16-le", "utf-16-be")
 
 
 #: what separates the addresses of a probe_ip that names several (``192.0.2.1, 192.0.2.2``)
@@ -139,55 +164,141 @@ def _named(text: str) -> list[str]:
 
 
 def _fold(data: bytes) -> bytes:
-    """Dashes as dots and letters in lower case: what the spellings of an address differ by.
+    """Dashes as dots and letters in lower case: what the spellings of an address differ by. The
+    same length as ``data``, so that a spelling found in it is at the same place in ``data``.
     (``lower`` and ``replace`` run at ~2 GB/s, ``bytes.translate`` at ~0.7: 5 against 9 us for a
     median measurement.)"""
     return data.lower().replace(b"-", b".")
 
 
+#: a dot or a colon percent-encoded, once in lower case (``%2E``, ``%3a``)
+_PERCENT = re.compile(rb"%(?:2e|3a)")
+_ZERO = 48
+_TWO = 50
+
+
+def _percent_decoded(lowered: bytes) -> tuple[bytes, list[int]]:
+    """``lowered`` with each ``%2e`` a dot and each ``%3a`` a colon, and where in it those are
+    (ascending), to find a place of ``lowered`` again (:func:`_unmapped`)."""
+    parts: list[bytes] = []
+    marks: list[int] = []
+    done = 0
+    size = 0
+    for match in _PERCENT.finditer(lowered):
+        at = match.start()
+        parts.append(lowered[done:at])
+        size += at - done
+        marks.append(size)
+        parts.append(b"." if lowered[at + 1] == _TWO else b":")
+        size += 1
+        done = at + 3
+    parts.append(lowered[done:])
+    return b"".join(parts), marks
+
+
+def _unmapped(start: int, end: int, marks: list[int]) -> tuple[int, int]:
+    """The span of the text as written of ``[start, end)`` of its percent-decoded form, whose
+    decoded characters are at ``marks`` (:func:`_percent_decoded`): each before it was 3 bytes."""
+    before = bisect.bisect_left(marks, start)
+    last = bisect.bisect_left(marks, end - 1)
+    decoded = last < len(marks) and marks[last] == end - 1
+    return start + 2 * before, end - 1 + 2 * last + (3 if decoded else 1)
+
+
+@functools.lru_cache(maxsize=4096)  # a batch repeats its submitter and probe_ip on every line
+def _searches(
+    address: str,
+) -> tuple[
+    tuple[tuple[re.Pattern[bytes], int, frozenset[int]], ...],
+    frozenset[bytes],
+    tuple[tuple[bytes, frozenset[bytes], frozenset[int]], ...],
+]:
+    """How the spellings of one address are sought in a folded text (:func:`_fold`): (patterns,
+    needles, anchored), each folded spelling (:func:`_variants`, the percent-encoded ones
+    apart: the text is searched percent-decoded) where it costs least.
+
+    - patterns: (pattern, zeros, addresses) for an IPv4 address, as written with each octet
+      padded with zeros or not (``127.0.1.002``; up to ``zeros`` more before the first), each
+      place it is read as an IPv6 address embedding it (``::ffff:127.0.1.2``) too: one search
+      for all of them (a regex with a literal prefix: about the time of a substring search,
+      ~3x its instructions), where the plain and the padded form took one each.
+    - needles: sought everywhere (an IPv4 address reversed; an IPv6 address's PTR name).
+    - anchored: (anchor, needles, addresses): the spellings sought only where ``anchor`` is,
+      which each of them holds (an IPv6 address's first group; for an IPv4 address, the longer
+      of its two hex groups, ``7f00`` of ``::ffff:7f00:102``), and the IPv6 addresses read
+      there in any valid spelling (:func:`~reachwatch.collector.ipv6_text.written_otherwise`):
+      the address itself, or for an IPv4 one the IPv6 addresses that embed it (mapped
+      ``::ffff:0:0/96``, compatible ``::/96``, NAT64's ``64:ff9b::/96``).
+    """
+    listed = _variants(address)
+    ip = _address(address)
+    if not listed or ip is None:
+        return (), frozenset(), ()
+    folded = {_fold(spelling) for spelling in listed if b"%" not in spelling}
+    v4 = ip.ipv4_mapped if isinstance(ip, ipaddress.IPv6Address) else ip
+    patterns: list[tuple[re.Pattern[bytes], int, frozenset[int]]] = []
+    if v4 is None:  # IPv6
+        anchor = first_group(ipaddress.IPv6Address(ip))
+        values = frozenset({int(ip)})
+    else:
+        embedded = frozenset(int(ipaddress.IPv6Address(f"{prefix}{v4}")) for prefix in _EMBEDDING)
+        octets = str(v4).split(".")
+        if v4 not in _NOT_SCRUBBED:
+            padded = [
+                o.encode() if len(o) == 3 else b"0{0,%d}%s" % (3 - len(o), o.encode()) for o in octets[1:]
+            ]
+            pattern = re.compile(rb"\.".join([octets[0].encode(), *padded]))
+            patterns.append((pattern, 3 - len(octets[0]), embedded))
+        groups = [f"{int(v4) >> 16:x}".encode(), f"{int(v4) & 0xFFFF:x}".encode()]
+        anchor = max((g for g in groups if g != b"0"), key=len)
+        values = embedded
+        if len(anchor) < 3:  # too common to seek everywhere (0.0.0.10): the mapped forms only
+            anchor, values = b"ffff", frozenset({int(ipaddress.IPv6Address(f"::ffff:{v4}"))})
+    needles = set()
+    anchored = set()
+    for spelling in folded:
+        if anchor in spelling:
+            anchored.add(spelling)
+        elif not any(pattern.search(spelling) for pattern, _, _ in patterns):
+            needles.add(spelling)
+    return tuple(patterns), frozenset(needles), ((anchor, frozenset(anchored), values),)
+
+
+#: the IPv6 prefixes an IPv4 address is sought embedded in (its 32 bits last)
+_EMBEDDING = ("::ffff:", "::", "64:ff9b::")
+
+
 class Scrubber:
     """Replaces the spellings of some addresses in serialised JSON and in column values."""
 
-    __slots__ = ("binary", "detect", "detect_v6", "hex", "needles", "percent", "v6")
+    __slots__ = ("anchored", "needles", "patterns")
 
     def __init__(self, addresses: Iterable[str]) -> None:
-        spellings: set[bytes] = set()
-        v6: dict[int, bytes] = {}
+        patterns: dict[bytes, tuple[re.Pattern[bytes], int, frozenset[int]]] = {}
+        needles: set[bytes] = set()
+        anchored: dict[bytes, tuple[set[bytes], set[int]]] = {}
         for address in addresses:
             for named in _named(address) if address else ():
-                found = _variants(named)
-                spellings |= found
-                ip = _address(named)
-                if found and isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is None:
-                    v6[int(ip)] = first_group(ip)
-        #: (first group, address) of each IPv6 address, for the spellings not listed
-        #: (:func:`~reachwatch.collector.ipv6_text.written_otherwise`)
-        self.v6 = tuple((group, value) for value, group in v6.items())
-        # longest first so an exploded IPv6 form is not half-replaced by a shorter spelling
-        every = sorted(spellings, key=len, reverse=True)
-        # each spelling is sought only where a part of it is: one search for that part, where each
-        # spelling sought costs one search over the whole measurement (~0.5-2 us for a median one)
-        #: those holding ``ffff`` (an IPv4 address mapped into IPv6, in hex), either case
-        self.hex = tuple(n for n in every if b"ffff" in n or b"FFFF" in n)
-        #: the other percent-encoded ones, sought only where a ``%`` is
-        self.percent = tuple(n for n in every if b"%" in n and n not in self.hex)
-        self.needles = tuple(n for n in every if b"%" not in n and n not in self.hex)
-        #: the plain spellings with dashes as dots and hex in lower case, sought in the data so
-        #: folded (:func:`_fold`): one search finds a spelling in any of its separators and cases,
-        #: so a measurement holding none (nearly all) costs a third of the searches
-        folded = tuple(dict.fromkeys(_fold(n) for n in self.needles))
-        groups = [group for group, _ in self.v6]
-        #: those holding an IPv6 address's first group, sought only where one of those is
-        self.detect_v6 = tuple(n for n in folded if any(group in n for group in groups))
-        self.detect = tuple(n for n in folded if n not in self.detect_v6)
-        #: (spellings, replacement) for decoded base64 values, in each of :data:`_CODECS`
-        self.binary = tuple(
-            (tuple(n.decode().encode(codec) for n in every), SCRUBBED.decode().encode(codec))
-            for codec in _CODECS
+                found = _searches(named)
+                for pattern in found[0]:
+                    patterns[pattern[0].pattern] = pattern
+                needles |= found[1]
+                for anchor, spellings, values in found[2]:
+                    both = anchored.setdefault(anchor, (set(), set()))
+                    both[0].update(spellings)
+                    both[1].update(values)
+        #: (pattern, zeros, addresses) of each IPv4 address (:func:`_searches`)
+        self.patterns = tuple(patterns.values())
+        #: the folded spellings sought everywhere
+        self.needles = tuple(sorted(needles))
+        #: (anchor, folded spellings, addresses) sought where the anchor is
+        self.anchored = tuple(
+            (anchor, tuple(sorted(spellings)), frozenset(values))
+            for anchor, (spellings, values) in sorted(anchored.items())
         )
 
     def __bool__(self) -> bool:
-        return bool(self.needles)
+        return bool(self.patterns or self.needles or self.anchored)
 
     def json(self, data: bytes) -> bytes:
         """``data`` (serialised JSON) with every spelling replaced, base64 values included, and no
@@ -195,23 +306,49 @@ class Scrubber:
         return self._scrubbed(data, True)
 
     def _scrubbed(self, data: bytes, json: bool) -> bytes:
-        if not self.needles:
+        if not self:
             return data
-        folded = _fold(data)
-        v6 = tuple(address for address in self.v6 if address[0] in folded) if self.v6 else ()
-        if v6:  # an IPv6 address's first group: it may be there, in any spelling
-            others = written_otherwise(data, folded, v6)
-            if others:  # replaced first: the searches below read ``folded`` only to detect
-                data = _replaced(data, tuple(sorted(others, key=len, reverse=True)), SCRUBBED, json)
-        if self.hex and b"ffff" in folded:
-            data = _replaced(data, self.hex, SCRUBBED, json)
-        if self.percent and b"%" in data and (b"%2e" in folded or b"%3a" in folded):  # memchr first
-            data = _replaced(data, self.percent, SCRUBBED, json)
-        if any(n in folded for n in self.detect) or (v6 and any(n in folded for n in self.detect_v6)):
-            data = _replaced(data, self.needles, SCRUBBED, json)
+        spans = self._spans(data)
+        if spans:
+            data = _replaced(data, spans, SCRUBBED, json)
         if json and _BASE64_MARK in data:
             data = self._base64_values(data)
         return data
+
+    def _spans(self, data: bytes) -> list[tuple[int, int]]:
+        """Where in ``data`` a spelling is, in any case and with dashes or dots, percent-encoded or
+        not (each of its dots and colons): (start, end), unordered, overlapping or not. Sought in
+        ``data`` folded (:func:`_fold`) and percent-decoded where it holds ``%2e`` or ``%3a``."""
+        lowered = data.lower()
+        marks: list[int] = []
+        if b"%" in lowered and (b"%2e" in lowered or b"%3a" in lowered):  # memchr first
+            lowered, marks = _percent_decoded(lowered)
+        folded = lowered.replace(b"-", b".")
+        spans: list[tuple[int, int]] = []
+        for pattern, zeros, embedding in self.patterns:
+            found = pattern.search(folded)  # nearly always None: no iterator made
+            if found is None:
+                continue
+            for match in pattern.finditer(folded, found.start()):
+                start, end = match.span()
+                first_octet = start - zeros  # its zeros, which the pattern leaves out
+                while start > first_octet and start > 0 and folded[start - 1] == _ZERO:
+                    start -= 1
+                spans.append((start, end))
+                first, last, _ = read_around(lowered, start, end, embedding)  # ::ffff:10.20.30.40
+                if first >= 0:
+                    spans.append((first, last))
+        for needle in self.needles:
+            _occurrences(folded, needle, spans)
+        for anchor, needles, values in self.anchored:
+            at = folded.find(anchor)
+            if at >= 0:
+                for needle in needles:
+                    _occurrences(folded, needle, spans)
+                spans += written_otherwise(lowered, folded, anchor, values, at)
+        if marks and spans:
+            return [_unmapped(start, end, marks) for start, end in spans]
+        return spans
 
     def _base64_values(self, data: bytes) -> bytes:
         """``data`` with the base64 values holding an address decoded, scrubbed, encoded again;
@@ -240,70 +377,74 @@ class Scrubber:
         return b"".join(parts)
 
     def _decoded_value(self, decoded: bytes) -> bytes:
-        """A decoded base64 value with every spelling replaced, in each of :data:`_CODECS`, an
-        IPv6 address written otherwise included (:func:`~reachwatch.collector.ipv6_text.written_otherwise`, on the text read
-        in each codec); ``decoded`` itself when none occurs."""
-        scrubbed = decoded
-        for needles, replacement in self.binary:
-            scrubbed = _replaced(scrubbed, needles, replacement)
-        if not self.v6:
+        """A decoded base64 value with every spelling replaced, as ASCII-compatible bytes and in
+        UTF-16 either way (read as text from either byte, :func:`_spans` on it, and what it found
+        replaced in that codec); ``decoded`` itself when none occurs."""
+        spans = self._spans(decoded)
+        scrubbed = _replaced(decoded, spans, SCRUBBED) if spans else decoded
+        if b"\x00" not in scrubbed:  # no ASCII character in UTF-16 (a page in cp1251, say)
             return scrubbed
-        for codec in _CODECS:
-            replacement = SCRUBBED.decode().encode(codec)
-            # the value read in this codec, as ASCII-compatible bytes (UTF-16 from either byte)
-            if codec == "ascii":
-                views = [scrubbed]
-            else:
-                views = [
-                    scrubbed[skip:].decode(codec, "replace").encode("utf-8", "replace") for skip in (0, 1)
-                ]
+        # the characters of an address in UTF-16 are every other byte, from the first or the
+        # second: sought there first (two slices, where decoding four ways took ~60 us for the two
+        # certificates of a tor measurement, binary, many errors to replace); what else those
+        # bytes hold can add places, but none of the address's is lost
+        if not self._spans(scrubbed[0::2]) and not self._spans(scrubbed[1::2]):
+            return scrubbed
+        for codec, replacement in _UTF16:
             found: set[bytes] = set()
-            for view in views:
-                found |= written_otherwise(view, _fold(view), self.v6)
+            for skip in (0, 1):
+                view = scrubbed[skip:].decode(codec, "replace").encode("utf-8", "replace")
+                found.update(view[start:end] for start, end in self._spans(view))
             if found:
-                spellings = tuple(sorted((f.decode().encode(codec) for f in found), key=len, reverse=True))
-                scrubbed = _replaced(scrubbed, spellings, replacement)
+                spans = []
+                for text in found:
+                    _occurrences(scrubbed, text.decode().encode(codec), spans)
+                scrubbed = _replaced(scrubbed, spans, replacement)
         return scrubbed
 
     def text(self, value: str | None) -> str | None:
         """A column value (input, network name...) scrubbed like the stored JSON."""
-        if value is None or not self.needles:
+        if value is None or not self:
             return value
         data = value.encode()
         scrubbed = self._scrubbed(data, False)
         return value if scrubbed is data else scrubbed.decode()
 
 
-def _replaced(data: bytes, needles: tuple[bytes, ...], replacement: bytes, json: bool = False) -> bytes:
-    """``data`` with each needle replaced, in order; ``data`` itself when none occurs. In ``json``
-    (serialised JSON), an escape a needle begins in is kept whole (:func:`_escape_end`)."""
-    for needle in needles:
-        if needle in data:
-            if json and b"\\" in data:
-                data = _replaced_around_escapes(data, needle, replacement)
-            else:
-                data = data.replace(needle, replacement)
-    return data
+#: UTF-16 either way, and the replacement in it
+_UTF16 = tuple((codec, SCRUBBED.decode().encode(codec)) for codec in ("utf-16-le", "utf-16-be"))
 
 
-def _replaced_around_escapes(data: bytes, needle: bytes, replacement: bytes) -> bytes:
-    """``data.replace(needle, replacement)``, but where an occurrence begins inside a JSON escape
-    the escape is kept and only the rest of the occurrence replaced: ``\\u000127.0.5.9`` (a
-    control character, then ``27.0.5.9``) becomes ``\\u0001[scrubbed]``, valid JSON with no
-    address in its bytes (erring towards scrubbing, as everywhere here)."""
-    parts: list[bytes] = []
-    done = 0
+def _occurrences(data: bytes, needle: bytes, spans: list[tuple[int, int]]) -> None:
+    """Each place of ``needle`` in ``data``, overlapping ones included, added to ``spans``."""
     at = data.find(needle)
     while at >= 0:
-        end = at + len(needle)
-        cut = _escape_end(data, at)
-        keep = at if cut < 0 else cut
-        if keep < end:
-            parts += (data[done:keep], replacement)
-            done = end
-            at = data.find(needle, end)
-        else:
-            at = data.find(needle, at + 1)
+        spans.append((at, at + len(needle)))
+        at = data.find(needle, at + 1)
+
+
+def _replaced(data: bytes, spans: list[tuple[int, int]], replacement: bytes, json: bool = False) -> bytes:
+    """``data`` with each span replaced, overlapping ones as one; ``data`` itself when none is.
+    In ``json`` (serialised JSON), where a span begins inside a JSON escape the escape is kept and
+    only the rest of the span replaced: ``\\u000127.0.5.9`` (a control character, then
+    ``27.0.5.9``) becomes ``\\u0001[scrubbed]``, valid JSON with no address in its bytes (erring
+    towards scrubbing, as everywhere here). A span holds no backslash (no spelling does), so
+    none ends inside an escape."""
+    escapes = json and b"\\" in data
+    parts: list[bytes] = []
+    done = 0
+    for start, end in sorted(spans):
+        if start < done:  # overlaps the one replaced before: that replacement covers it
+            done = max(done, end)
+            continue
+        if escapes:
+            cut = _escape_end(data, start)
+            if cut >= 0:
+                start = cut
+                if start >= end:
+                    continue
+        parts += (data[done:start], replacement)
+        done = end
     if not parts:
         return data
     parts.append(data[done:])
