@@ -68,6 +68,18 @@ HOURLY_DAYS = 7
 NOT_FOUND: dict[int | str, dict[str, Any]] = {404: {"description": "no such measurement"}, **STORE_FAILING}
 
 
+def _attributed() -> Any:
+    """The ``attributed`` filter (ours, not OONI's), one for each route that takes it."""
+    return Query(
+        None,
+        description=(
+            "true: only the measurements whose submitter the collector placed on a network (its "
+            "ASN and country databases); false: only the others, counted under the network the "
+            "probe claimed (not OONI's)"
+        ),
+    )
+
+
 def _when(value: str | None, name: str) -> dt.datetime | None:
     if value is None:
         return None
@@ -249,14 +261,7 @@ def add_routes(app: FastAPI) -> None:
         test_name: str | None = Query(None, pattern=TEST_NAME),
         since: str | None = Query(None, pattern=DATE, json_schema_extra={"pattern": DATE_EXACT}),
         until: str | None = Query(None, pattern=DATE, json_schema_extra={"pattern": DATE_EXACT}),
-        attributed: bool | None = Query(
-            None,
-            description=(
-                "true: only the measurements whose submitter the collector placed on a network (its "
-                "ASN and country databases); false: only the others, counted under the network the "
-                "probe claimed (not OONI's)"
-            ),
-        ),
+        attributed: bool | None = _attributed(),
         blocking: str | None = Query(
             None,
             max_length=32,
@@ -323,14 +328,7 @@ def add_routes(app: FastAPI) -> None:
         test_name: str | None = Query(None, pattern=TEST_NAME),
         since: str | None = Query(None, pattern=DATE, json_schema_extra={"pattern": DATE_EXACT}),
         until: str | None = Query(None, pattern=DATE, json_schema_extra={"pattern": DATE_EXACT}),
-        attributed: bool | None = Query(
-            None,
-            description=(
-                "true: only the measurements whose submitter the collector placed on a network (its "
-                "ASN and country databases); false: only the others, counted under the network the "
-                "probe claimed (not OONI's)"
-            ),
-        ),
+        attributed: bool | None = _attributed(),
         time_grain: str | None = Query(
             None,
             pattern=GRAIN_ANY_CASE,
