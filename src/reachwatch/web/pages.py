@@ -108,6 +108,7 @@ def country_page(
         country=country_title(cc),
         findings=findings(mine, period),
         groups=summary_groups(mine),
+        period=period,
     )
 
 
