@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import ipaddress
 import logging
 import weakref
 from collections.abc import Callable, Iterator
@@ -21,6 +20,8 @@ from starlette.types import Message, Receive, Scope, Send
 
 from reachwatch.collector import content_encoding
 from reachwatch.collector.deadlines import for_loop
+from reachwatch.collector.ratelimit import network_key
+from reachwatch.collector.submitter import submitter_of
 
 log = logging.getLogger(__name__)
 _JSON_HEADERS = [(b"content-type", b"application/json")]
@@ -166,18 +167,9 @@ _held_by: dict[str, int] = {}
 
 
 def _sender(scope: Scope) -> str:
-    """The sender a body's bytes are counted for: the peer's /24 or /48 (not the attributed
-    network: the databases are not read for bytes still arriving)."""
-    client = scope.get("client")
-    if not client:
-        return ""
-    try:
-        ip = ipaddress.ip_address(str(client[0]).split("%", 1)[0])
-    except ValueError:
-        return ""
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-        ip = ip.ipv4_mapped
-    return str(ipaddress.ip_network((ip, 24 if ip.version == 4 else 48), strict=False))
+    """The sender a body's bytes are counted for: the submitter's /24 or /48, as the rate limit
+    keys an unattributed one (the databases are not read for bytes still arriving)."""
+    return network_key(None, submitter_of(scope))
 
 
 class _Held:

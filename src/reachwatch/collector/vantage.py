@@ -33,6 +33,8 @@ import os
 import secrets
 from pathlib import Path
 
+from reachwatch.collector.submitter import address_of
+
 log = logging.getLogger(__name__)
 
 #: An IPv6 submitter's vantage point: its /64
@@ -104,13 +106,11 @@ KNOWN = 65_536
 @functools.lru_cache(maxsize=4096)  # a collector hears from the same submitters again and again
 def vantage_point(submitter: str) -> bytes:
     """The bytes naming ``submitter``'s vantage point: an IPv4 address (an IPv4-mapped IPv6 one
-    too) whole, an IPv6 address's /64; text that is no address, as it is."""
-    try:
-        ip = ipaddress.ip_address(submitter.split("%", 1)[0])
-    except ValueError:
+    too: :func:`~reachwatch.collector.submitter.address_of`) whole, an IPv6 address's /64; text
+    that is no address, as it is."""
+    ip = address_of(submitter)
+    if ip is None:
         return submitter.encode()
     if isinstance(ip, ipaddress.IPv6Address):
-        if ip.ipv4_mapped is not None:
-            return ip.ipv4_mapped.packed
         return ipaddress.IPv6Network((ip, IPV6_PREFIX), strict=False).network_address.packed[:8]
     return ip.packed
