@@ -227,14 +227,32 @@ async def test_a_report_opens_for_any_version_a_measurement_may_carry(tmp_path) 
             r = await http.post("/report", json={**OPEN, field: value})
             assert r.status_code == 200 and r.json()["report_id"], (field, r.text)
         for field, value in (
-            ("software_version", ""),
             ("software_version", "3.22\n"),
             ("software_name", "x" * 129),
             ("test_name", "Web Connectivity"),
-            ("probe_cc", "pk"),
+            ("probe_cc", "pak"),
         ):
             r = await http.post("/report", json={**OPEN, field: value})
             assert r.status_code == 422 and field in r.json()["error"], (field, value, r.text)
+
+
+async def test_a_report_opens_as_ooni_backend_opens_it(tmp_path) -> None:
+    """What OONI's backend takes when a report is opened, reachwatch takes too (ooni/backend,
+    ooniprobe/routers/reports.py): a country in lower case, a test name in upper case, an empty
+    software version, no test version; a test name with digits."""
+    without_version = {k: v for k, v in OPEN.items() if k != "test_version"}
+    async with collector(Settings(store=str(tmp_path / "m.duckdb"), rate=0)) as (_, http):
+        for body in (
+            {**OPEN, "probe_cc": "pk"},
+            {**OPEN, "test_name": "WEB_CONNECTIVITY"},
+            {**OPEN, "software_version": ""},
+            without_version,
+        ):
+            r = await http.post("/report", json=body)
+            assert r.status_code == 200, (body, r.text)
+            assert r.json()["report_id"].split("_")[1:4] == ["webconnectivity", "PK", "64501"]
+        r = await http.post("/report", json={**OPEN, "test_name": "ndt7"})
+        assert r.status_code == 200 and "_ndt7_PK_" in r.json()["report_id"]
 
 
 async def test_resends_after_a_restart_answer_the_first_uids(

@@ -20,6 +20,7 @@ from reachwatch.collector.ooni_protocol import (
     ASN_MAX,
     START_TIME,
     START_TIME_EXACT,
+    MeasurementIn,
     ReportOpen,
     new_report_id,
 )
@@ -149,3 +150,20 @@ def test_a_report_id_carries_the_asns_number() -> None:
         }
     )
     assert "_openvpn_PK_1_n1_" in new_report_id(b"s" * 32, req, dt.datetime(2026, 1, 1, tzinfo=dt.UTC))
+
+
+def test_a_test_name_may_hold_digits_as_ooni_probes_write_them() -> None:
+    """Lower case, digits, underscores; nothing else (OONI's backend takes lower-case names)."""
+    base = {
+        "measurement_start_time": "2026-01-01 00:00:00",
+        "probe_asn": "AS1",
+        "probe_cc": "PK",
+        "software_name": "ooniprobe",
+        "software_version": "3.22.0",
+        "data_format_version": "0.2.0",
+        "test_keys": {},
+    }
+    assert MeasurementIn.model_validate({**base, "test_name": "ndt7"}).test_name == "ndt7"
+    for bad in ("Web_Connectivity", "web connectivity", "web-connectivity", ""):
+        with pytest.raises(ValidationError):
+            MeasurementIn.model_validate({**base, "test_name": bad})

@@ -14,7 +14,7 @@ import secrets
 import string
 from typing import Annotated, Any, Literal, NamedTuple
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field
 from pydantic_core import PydanticCustomError
 
 BACKEND_VERSION = "reachwatch-collector-0.1.0"
@@ -30,6 +30,9 @@ ASN_DIGITS_EXACT = (
 #: ASN as OpenAPI tells clients, and as the fast envelope check takes it: exactly the ASNs taken
 ASN_EXACT = rf"^AS{ASN_DIGITS_EXACT}$"
 CC = r"^[A-Z]{2}$"
+#: a test's name as OONI's probes write it (``web_connectivity``, ``ndt``, ``dnscheck``): lower
+#: case, digits and underscores (OONI's backend takes lower-case names of up to 30 characters)
+TEST_NAME = r"^[a-z0-9_]{1,64}$"
 #: one line of printable text (no control characters)
 TEXT = r"^[^\x00-\x1f\x7f]+$"
 #: months, days, hours... in range: what is validated (Feb 30 and a date outside what the store
@@ -90,19 +93,28 @@ Asn = Annotated[
 ]
 
 
+def _upper(value: Any) -> Any:
+    return value.upper() if isinstance(value, str) else value
+
+
+def _lower(value: Any) -> Any:
+    return value.lower() if isinstance(value, str) else value
+
+
 class ReportOpen(BaseModel):
     """What ooniprobe sends to open a report. Only ``test_name``, ``probe_cc`` and ``probe_asn`` go
     into the report id; the other fields take what :class:`MeasurementIn` takes for them (a semver
     build like ``3.22.0-alpha+git.1a2b`` included), so a probe whose measurements are accepted can
-    always open a report for them."""
+    always open a report for them. As OONI's backend does, a country in lower case is taken (upper
+    cased), a test name in upper case (lower cased), and an empty ``software_version`` or a missing ``test_version`` too (neither is kept)."""
 
     model_config = ConfigDict(extra="ignore")
     probe_asn: Asn
-    probe_cc: str = Field(pattern=CC)
+    probe_cc: Annotated[str, BeforeValidator(_upper), Field(pattern=CC)]
     software_name: str = Field(pattern=TEXT, max_length=128)
-    software_version: str = Field(pattern=TEXT, max_length=128)
-    test_name: str = Field(pattern=r"^[a-z_]{1,64}$")
-    test_version: str = Field(pattern=TEXT, max_length=64)
+    software_version: str = Field(pattern=r"^[^\x00-\x1f\x7f]*$", max_length=128)
+    test_name: Annotated[str, BeforeValidator(_lower), Field(pattern=TEST_NAME)]
+    test_version: str = Field(default="", pattern=r"^[^\x00-\x1f\x7f]*$", max_length=64)
     data_format_version: str = Field(pattern=TEXT, max_length=32)
     format: Literal["json"]
 
@@ -131,7 +143,7 @@ class MeasurementIn(BaseModel):
     report_id: str | None = Field(default=None, max_length=256)
     software_name: str = Field(max_length=128)
     software_version: str = Field(max_length=128)
-    test_name: str = Field(pattern=r"^[a-z_]{1,64}$")
+    test_name: str = Field(pattern=TEST_NAME)
     data_format_version: str = Field(max_length=32)
     annotations: dict[str, Any] | None = None
     test_keys: dict[str, Any]
@@ -165,7 +177,7 @@ FAST_PATTERNS = tuple(
         ("measurement_start_time", START_TIME),
         ("probe_asn", ASN_EXACT),
         ("probe_cc", CC),
-        ("test_name", r"^[a-z_]{1,64}$"),
+        ("test_name", TEST_NAME),
     )
 )
 FAST_REQUIRED = tuple((n, _limits(n)) for n in ("software_name", "software_version", "data_format_version"))
