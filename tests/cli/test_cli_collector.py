@@ -106,6 +106,10 @@ def test_serve_rejects_bad_arguments(tmp_path: Path) -> None:
         "serve", "--db", str(tmp_path / "x.duckdb"), "--no-journal", "--journal-dir", str(tmp_path)
     )
     assert r.returncode == 2 and "--journal-dir and --no-journal" in r.stderr
+    r = reachwatch("serve", "--db", str(tmp_path / "x.duckdb"), "--db-memory", "lots")
+    assert r.returncode == 2 and "--db-memory" in r.stderr and "512MB" in r.stderr
+    r = reachwatch("serve", "--clickhouse", "http://127.0.0.1:1/db", "--db-memory", "1GB")
+    assert r.returncode == 2 and "ClickHouse" in r.stderr
     r = reachwatch("submit", str(tmp_path / "missing.jsonl"), "--collector", "http://127.0.0.1:1")
     assert r.returncode == 2 and "no such file" in r.stderr
 

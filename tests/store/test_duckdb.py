@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import sys
 import threading
 from pathlib import Path
@@ -12,7 +13,7 @@ import duckdb
 import pytest
 
 from reachwatch.errors import UserError
-from reachwatch.store.duckdb import DuckDBStore
+from reachwatch.store.duckdb import MEMORY_FLOOR_MB, DuckDBStore, default_memory_limit
 from reachwatch.store.query import Filters
 from reachwatch.store.schema import Analysis
 from store.test_store import row
@@ -168,3 +169,27 @@ async def test_a_data_file_is_not_taken_for_a_store(tmp_path: Path, name: str) -
         await store.open()
     await store.close()
     assert path.read_text() == '{"probe_cc": "PK"}\n'
+
+
+def _limit_mib(con: duckdb.DuckDBPyConnection) -> float:
+    """DuckDB's memory_limit in MiB (it answers ``286.1 MiB``, ``4.5 GiB``)."""
+    (text,) = con.execute("SELECT current_setting('memory_limit')").fetchone() or ("",)
+    number, unit = text.split()
+    return float(number) * {"KiB": 1 / 1024, "MiB": 1, "GiB": 1024, "TiB": 1024**2}[unit]
+
+
+async def test_duckdb_holds_a_bounded_share_of_memory(tmp_path: Path) -> None:
+    """DuckDB's own default (80 % of the machine) let a collector's cache grow with its file, never
+    given back (an outside soak: ~60 MB a minute); the store asks for a quarter, or what it is given."""
+    total_mib = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**20
+    assert int(default_memory_limit().removesuffix("MB")) == max(MEMORY_FLOOR_MB, int(total_mib * 0.25))
+    for given, most in ((None, max(MEMORY_FLOOR_MB, total_mib * 0.25) + 1), ("300MB", 300)):
+        store = DuckDBStore(str(tmp_path / f"{given}.duckdb"), memory_limit=given)
+        await store.open()
+        try:
+            assert store._con is not None
+            assert _limit_mib(store._con) <= most
+        finally:
+            await store.close()
+    with pytest.raises(UserError, match="512MB"):
+        DuckDBStore(str(tmp_path / "x.duckdb"), memory_limit="plenty")

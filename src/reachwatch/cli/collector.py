@@ -71,6 +71,12 @@ def serve(
         help="The journal's directory (one per collector): the default beside a DuckDB file; "
         "give one to put a journal in front of ClickHouse.",
     ),
+    db_memory: str | None = typer.Option(
+        None,
+        "--db-memory",
+        help="What DuckDB may hold in memory, its cache above all (512MB, 2GB). Default: a quarter of "
+        "the machine's memory.",
+    ),
     tls_cert: Path | None = typer.Option(
         None, "--tls-cert", help="Serve HTTPS with this certificate chain (PEM); with --tls-key."
     ),
@@ -88,6 +94,7 @@ def serve(
     from reachwatch.collector.ratelimit import networks_of
     from reachwatch.collector.server import check_tls, trusted_proxies
     from reachwatch.collector.server import serve as run
+    from reachwatch.store.duckdb import check_memory_limit
 
     if not 0 < port < 65536:
         raise UserError(f"--port {port} is not a port number")
@@ -127,6 +134,10 @@ def serve(
     if journal_dir is not None and not journal:
         raise UserError("--journal-dir and --no-journal: give one or the other")
     check_tls(tls_cert, tls_key)
+    if db_memory is not None:
+        if clickhouse is not None:
+            raise UserError("--db-memory is DuckDB's: ClickHouse sets its own (max_memory_usage)")
+        check_memory_limit(db_memory)
     proxies = trusted_proxies(trusted_proxy) if trusted_proxy is not None else None
     token = admin_token_file.read_text().strip() if admin_token_file else None
     if admin_token_file and not token:
@@ -147,6 +158,7 @@ def serve(
         trusted_proxies=proxies,
         tls_cert=tls_cert,
         tls_key=tls_key,
+        db_memory=db_memory,
     )
     run(settings, host, port)
 

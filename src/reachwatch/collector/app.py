@@ -187,7 +187,7 @@ def create_app(settings: Settings) -> CollectorApp:
             await asyncio.to_thread(store_left_journal, settings.store, besides=journal)
             if settings.journal_dir is not None:
                 await asyncio.to_thread(note_journal, settings.store, settings.journal_dir)
-        store = open_store(settings.store, journal=journal)
+        store = open_store(settings.store, journal=journal, memory_limit=settings.db_memory)
         await store.open()
         attributor = Attributor(settings.asn_db, settings.country_db)
         ingestor = Ingestor(

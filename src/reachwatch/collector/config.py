@@ -33,6 +33,8 @@ class Settings:
     trusted_proxies: str | None = None
     tls_cert: Path | None = None  # HTTPS without a proxy: the certificate chain (PEM)...
     tls_key: Path | None = None  # ...and its private key
+    #: what a DuckDB store may hold in memory (``2GB``); None: a quarter of the machine's
+    db_memory: str | None = None
 
     def journal_location(self) -> str | None:
         """The journal's directory, or None for none."""

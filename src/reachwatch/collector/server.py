@@ -106,7 +106,9 @@ def check_store(settings: Settings) -> None:
     (a clear message, exit 2), not a traceback in uvicorn's startup log."""
 
     async def check() -> None:
-        store = open_store(settings.store, journal=settings.journal_location())
+        store = open_store(
+            settings.store, journal=settings.journal_location(), memory_limit=settings.db_memory
+        )
         try:
             await store.check()
         finally:

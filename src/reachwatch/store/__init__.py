@@ -77,9 +77,10 @@ def default_journal(location: str) -> str | None:
     return f"{location}.journal"
 
 
-def open_store(location: str, *, journal: str | None = None) -> Store:
+def open_store(location: str, *, journal: str | None = None, memory_limit: str | None = None) -> Store:
     """A store for ``location`` (not yet opened: ``await store.open()``), behind a journal in the
-    directory ``journal`` if given (:mod:`reachwatch.store.journal`)."""
+    directory ``journal`` if given (:mod:`reachwatch.store.journal`). ``memory_limit``: what a
+    DuckDB store may hold in memory (default: a quarter of the machine's)."""
     store: Store
     if location.startswith(("http://", "https://")):
         from reachwatch.store.clickhouse import ClickHouseStore
@@ -88,7 +89,7 @@ def open_store(location: str, *, journal: str | None = None) -> Store:
     else:
         from reachwatch.store.duckdb import DuckDBStore
 
-        store = DuckDBStore(location)
+        store = DuckDBStore(location, memory_limit=memory_limit)
     if journal is None:
         return store
     from reachwatch.store.journal import JournaledStore
