@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import httpx
@@ -29,7 +30,7 @@ async def test_admin_needs_the_token(store_location: str, real_measurements: lis
         assert (await http.delete(f"/api/v1/measurement/{uids[0]}", headers=AUTH)).status_code == 404
         await app.state.ingestor.settled()  # verdicts come after the acknowledgement
         before = (await http.get("/api/v1/measurements")).json()["results"]
-        r = await http.post("/api/v1/admin/reanalyse", headers=AUTH)
+        r = await http.post("/api/v1/admin/reanalyse", headers=AUTH, params={"wait": "true"})
         assert r.status_code == 200 and r.json()["reanalysed"] == len(ms) - 1
         after = (await http.get("/api/v1/measurements")).json()["results"]
         assert [(x["measurement_uid"], x["blocking"], x["x_rule"]) for x in before] == [
@@ -63,8 +64,52 @@ async def test_a_reanalysis_clears_fingerprint_findings_for_analyze_to_make_agai
     assert analyze_store(store_location, fingerprints=FPS, workers=1).measurements == 1
     async with collector(settings) as (_, http):
         assert await row(http) == ("fingerprint.blockpage", True, True, False)
-        assert (await http.post("/api/v1/admin/reanalyse", headers=AUTH)).json() == {"reanalysed": 1}
+        waited = await http.post("/api/v1/admin/reanalyse", headers=AUTH, params={"wait": "true"})
+        assert waited.json() == {"reanalysed": 1}
         assert await row(http) == ("http.control-failed", False, False, True)
     assert analyze_store(store_location, fingerprints=FPS, workers=1).measurements == 1
     async with collector(settings) as (_, http):
         assert await row(http) == ("fingerprint.blockpage", True, True, False)
+
+
+async def test_a_reanalysis_runs_in_the_background_and_says_how_far_it_is(
+    store_location: str, real_measurements: list[dict[str, Any]]
+) -> None:
+    """It took ~2 minutes at 180,000 rows (an outside soak): one request that long meets a proxy's
+    timeout, so the POST starts it (202) and the GET follows it."""
+    ms = web(real_measurements)[:6]
+    async with collector(Settings(store=store_location, rate=0, admin_token="s3cret")) as (app, http):
+        assert (await http.get("/api/v1/admin/reanalyse")).status_code == 401
+        assert (await http.get("/api/v1/admin/reanalyse", headers=AUTH)).json()["status"] == "idle"
+        await http.post("/api/v1/measurements", content=b"\n".join(orjson.dumps(m) for m in ms))
+        await app.state.ingestor.settled()
+        started = await http.post("/api/v1/admin/reanalyse", headers=AUTH)
+        assert started.status_code == 202 and started.json()["status"] == "running"
+        assert started.json()["started"] and started.json()["finished"] is None
+        again = await http.post("/api/v1/admin/reanalyse", headers=AUTH)
+        assert again.status_code == 409 and again.json()["status"] == "running"
+        await app.state.reanalysis.task
+        done = (await http.get("/api/v1/admin/reanalyse", headers=AUTH)).json()
+        assert done["status"] == "done" and done["reanalysed"] == len(ms) and done["finished"]
+
+
+async def test_a_stop_interrupts_a_reanalysis_and_analyze_makes_its_findings_again(tmp_path) -> None:
+    """A collector stopped half-way through: the rows done keep their new verdicts, and analyze's
+    record is already gone, so that its next run makes every finding again."""
+    settings = Settings(store=str(tmp_path / "m.duckdb"), rate=0, admin_token="s3cret")
+    async with collector(settings) as (app, http):
+        await http.post("/api/v1/measurements", content=orjson.dumps(MINIMAL))
+        await app.state.ingestor.settled()
+        job = app.state.reanalysis
+        started = asyncio.Event()
+        forget = app.state.store.forget_findings
+
+        async def forget_then_hang() -> None:
+            await forget()
+            started.set()
+            await asyncio.Event().wait()  # until cancelled by the stop
+
+        app.state.store.forget_findings = forget_then_hang
+        assert (await http.post("/api/v1/admin/reanalyse", headers=AUTH)).status_code == 202
+        await started.wait()
+    assert job.status == "interrupted" and job.finished

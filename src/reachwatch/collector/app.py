@@ -215,6 +215,7 @@ def create_app(settings: Settings) -> CollectorApp:
         try:
             yield
         finally:
+            await app.state.reanalysis.stop()
             if pool is not None:
                 await pool.close()
             await ingestor.stop()
