@@ -24,7 +24,7 @@ from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route, Router
 from starlette.types import Receive, Scope, Send
 
-from reachwatch.collector import admin, health, reads
+from reachwatch.collector import admin, health, probe_services, reads
 from reachwatch.collector.analyser import close_pool
 from reachwatch.collector.attribution import Attributor
 from reachwatch.collector.batch import (
@@ -384,6 +384,7 @@ def create_app(settings: Settings) -> CollectorApp:
         return _json_bytes(await submit_many(request.scope, request.receive, ""))
 
     reads.add_routes(app)
+    probe_services.add_routes(app, settings, ingest_one, rate_limit)
     health.add_routes(app)
     admin.add_routes(app, settings)
     _add_dashboard(app)

@@ -33,6 +33,10 @@ class Settings:
     trusted_proxies: str | None = None
     tls_cert: Path | None = None  # HTTPS without a proxy: the certificate chain (PEM)...
     tls_key: Path | None = None  # ...and its private key
+    #: Citizen Lab test lists (global.csv, <cc>.csv, or directories of them) for OONI's check-in
+    test_lists: tuple[Path, ...] = ()
+    #: the control helper's URL, announced to OONI probes as their web-connectivity test helper
+    test_helper: str | None = None
 
     def journal_location(self) -> str | None:
         """The journal's directory, or None for none."""
