@@ -87,6 +87,19 @@ def serve(
         help="Behind a reverse proxy: its addresses or networks, comma-separated; the submitter is "
         "then the address its X-Forwarded-For names (used, like a direct one, and forgotten).",
     ),
+    test_lists: list[Path] = typer.Option(
+        [],
+        "--test-lists",
+        help="Citizen Lab test lists for OONI probes' check-in: a directory holding global.csv and "
+        "<cc>.csv files (citizenlab/test-lists' lists/), or such files; repeatable. None: no URLs.",
+        show_default=False,
+    ),
+    test_helper: str | None = typer.Option(
+        None,
+        "--test-helper",
+        help="The control helper's URL (reachwatch control serve), announced to OONI probes as "
+        "their web-connectivity test helper. None: an empty /api/v1/test-helpers.",
+    ),
 ) -> None:
     """Run the collector (OONI collector protocol + native batch API)."""
     from reachwatch.collector.batch import default_workers
@@ -138,6 +151,12 @@ def serve(
         if clickhouse is not None:
             raise UserError("--db-memory is DuckDB's: ClickHouse sets its own (max_memory_usage)")
         check_memory_limit(db_memory)
+    if test_helper is not None:
+        check_test_helper(test_helper)
+    if test_lists:
+        from reachwatch.collector.url_lists import UrlLists
+
+        UrlLists.load(test_lists)  # a bad list is an error now, not at the first check-in
     proxies = trusted_proxies(trusted_proxy) if trusted_proxy is not None else None
     token = admin_token_file.read_text().strip() if admin_token_file else None
     if admin_token_file and not token:
@@ -159,8 +178,19 @@ def serve(
         tls_cert=tls_cert,
         tls_key=tls_key,
         db_memory=db_memory,
+        test_lists=tuple(test_lists),
+        test_helper=test_helper,
     )
     run(settings, host, port)
+
+
+def check_test_helper(url: str) -> None:
+    """``--test-helper``: an absolute http(s) URL (probes POST their control requests to it)."""
+    from reachwatch.urls import split_url
+
+    _, problem = split_url(url)
+    if problem is not None:
+        raise UserError(f"--test-helper: {problem}", fix="e.g. --test-helper https://th.example.org/")
 
 
 def submit(

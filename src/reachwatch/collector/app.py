@@ -24,7 +24,7 @@ from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route, Router
 from starlette.types import Receive, Scope, Send
 
-from reachwatch.collector import admin, health, reads
+from reachwatch.collector import admin, health, probe_services, reads
 from reachwatch.collector.analyser import close_pool
 from reachwatch.collector.attribution import Attributor
 from reachwatch.collector.batch import (
@@ -62,6 +62,8 @@ from reachwatch.collector.ooni_protocol import (
     new_report_id,
     valid_report_id,
 )
+from reachwatch.collector.openapi import inline_schema
+from reachwatch.collector.openapi import json_body as _json_body
 from reachwatch.collector.prepare import Staged, stage_lines, validation_message
 from reachwatch.collector.ratelimit import RateLimiter, network_key
 from reachwatch.collector.submitter import submitter_of
@@ -86,40 +88,13 @@ ERRORS: dict[int | str, dict[str, Any]] = {
 }
 
 
-def _json_body(model: Any) -> dict[str, Any]:
-    return {
-        "requestBody": {
-            "required": True,
-            "content": {"application/json": {"schema": inline_schema(model.model_json_schema())}},
-        }
-    }
-
-
-def inline_schema(schema: dict[str, Any]) -> dict[str, Any]:
-    """``schema`` with its ``$defs`` written in place of their ``$ref`` s: embedded in the OpenAPI
-    document, ``#/$defs/...`` would point at the document's root, where nothing is (clients and
-    fuzzers then know nothing of the body). Our request models are not recursive."""
-    defs = schema.get("$defs", {})
-
-    def walk(node: Any) -> Any:
-        if isinstance(node, dict):
-            ref = node.get("$ref")
-            if isinstance(ref, str) and ref.startswith("#/$defs/"):
-                return walk(defs[ref[len("#/$defs/") :]])
-            return {k: walk(v) for k, v in node.items() if k != "$defs"}
-        if isinstance(node, list):
-            return [walk(v) for v in node]
-        return node
-
-    out: dict[str, Any] = walk(schema)
-    return out
-
-
 def _json_bytes(body: bytes) -> Response:
     return Response(body, media_type="application/json")
 
 
 Handler = Callable[[Scope, Receive, str], Awaitable[bytes]]
+#: takes a measurement and its report id out of a request body (``app.create_app``'s ``ingest_one``)
+Unwrap = Callable[[bytes, Ingestor], tuple[Any, str]]
 
 
 class CollectorApp(FastAPI):
@@ -268,27 +243,21 @@ def create_app(settings: Settings) -> CollectorApp:
     #: measurements to one report); bounded: emptied when full
     checked: dict[str, bytes] = {}
 
-    async def submit_one(scope: Scope, receive: Receive, report_id: str) -> bytes:
+    async def ingest_one(scope: Scope, body: bytes, unwrap: Unwrap) -> bytes:
+        """One measurement, by every route that takes one (``POST /report/{id}``, OONI's
+        ``submit_measurement``): ``unwrap`` takes it and its report id out of the body (its 4xx
+        raised there); then validation, attribution, scrubbing, the duplicate check and the commit
+        as for a batch line. ``body`` is held by nothing else, so that it is freed while the commit
+        is awaited."""
         ingestor: Ingestor = app.state.ingestor
-        if checked.get(report_id) is not ingestor.secret:
-            if not valid_report_id(ingestor.secret, report_id):
-                raise ApiError(404, "unknown report id: open one with POST /report")
-            if len(checked) >= 65_536:
-                checked.clear()
-            checked[report_id] = ingestor.secret
-        body = await read_asgi_body(scope, receive, settings.max_body)
         submitter = submitter_of(scope)
         network = ingestor.network(submitter)
         rate_limit(submitter, network.asn, 1)
 
         def stage_it(raw: bytes) -> Staged:
-            # the content as a batch line's (measurement_json): the same identity form either way
-            parse = None if ingestor.identity in ORJSON_IDENTITIES else load_submission
-            data = parse_json(raw, parse=parse)
-            if not isinstance(data, dict) or data.get("format") != "json" or "content" not in data:
-                raise ApiError(422, 'expected {"format": "json", "content": <measurement>}')
+            content, report_id = unwrap(raw, ingestor)
             return ingestor.stage(
-                data["content"], submitter=submitter, network=network, report_id=report_id, where="content"
+                content, submitter=submitter, network=network, report_id=report_id, where="content"
             )
 
         # a big one on a thread: its content (a pathological one takes seconds to scrub) must not
@@ -297,6 +266,25 @@ def create_app(settings: Settings) -> CollectorApp:
         del body  # the request is not needed while the commit is awaited
         (uid,) = await ingestor.submit([staged])
         return orjson.dumps({"measurement_uid": uid})
+
+    async def submit_one(scope: Scope, receive: Receive, report_id: str) -> bytes:
+        ingestor: Ingestor = app.state.ingestor
+        if checked.get(report_id) is not ingestor.secret:
+            if not valid_report_id(ingestor.secret, report_id):
+                raise ApiError(404, "unknown report id: open one with POST /report")
+            if len(checked) >= 65_536:
+                checked.clear()
+            checked[report_id] = ingestor.secret
+
+        def unwrap(raw: bytes, ingestor: Ingestor) -> tuple[Any, str]:
+            # the content as a batch line's (measurement_json): the same identity form either way
+            parse = None if ingestor.identity in ORJSON_IDENTITIES else load_submission
+            data = parse_json(raw, parse=parse)
+            if not isinstance(data, dict) or data.get("format") != "json" or "content" not in data:
+                raise ApiError(422, 'expected {"format": "json", "content": <measurement>}')
+            return data["content"], report_id
+
+        return await ingest_one(scope, await read_asgi_body(scope, receive, settings.max_body), unwrap)
 
     async def submit_many(scope: Scope, receive: Receive, _: str) -> bytes:
         """JSON lines in, uids out in input order. All or nothing: any bad line rejects the batch (4xx
@@ -397,6 +385,7 @@ def create_app(settings: Settings) -> CollectorApp:
         return _json_bytes(await submit_many(request.scope, request.receive, ""))
 
     reads.add_routes(app)
+    probe_services.add_routes(app, settings, ingest_one, rate_limit)
     health.add_routes(app)
     admin.add_routes(app, settings)
     _add_dashboard(app)

@@ -35,6 +35,10 @@ class Settings:
     tls_key: Path | None = None  # ...and its private key
     #: what a DuckDB store may hold in memory (``2GB``); None: a quarter of the machine's
     db_memory: str | None = None
+    #: Citizen Lab test lists (global.csv, <cc>.csv, or directories of them) for OONI's check-in
+    test_lists: tuple[Path, ...] = ()
+    #: the control helper's URL, announced to OONI probes as their web-connectivity test helper
+    test_helper: str | None = None
 
     def journal_location(self) -> str | None:
         """The journal's directory, or None for none."""

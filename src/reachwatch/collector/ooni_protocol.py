@@ -218,8 +218,14 @@ def _mac(secret: bytes, text: str, size: int) -> str:
 
 
 def new_report_id(secret: bytes, req: ReportOpen, now: dt.datetime) -> str:
-    test = req.test_name.replace("_", "")
-    prefix = f"{now:%Y%m%dT%H%M%SZ}_{test}_{req.probe_cc}_{canonical_asn(req.probe_asn)[2:]}_n1_"
+    return report_id_for(secret, req.test_name, req.probe_cc, req.probe_asn, now)
+
+
+def report_id_for(secret: bytes, test_name: str, probe_cc: str, probe_asn: str, now: dt.datetime) -> str:
+    """A report id this collector accepts (:func:`valid_report_id`): for ``POST /report`` and
+    for the report ids OONI's check-in hands a probe, one per test."""
+    test = test_name.replace("_", "")
+    prefix = f"{now:%Y%m%dT%H%M%SZ}_{test}_{probe_cc}_{canonical_asn(probe_asn)[2:]}_n1_"
     nonce = "".join(secrets.choice(_ALNUM) for _ in range(8))
     return prefix + nonce + _mac(secret, prefix + nonce, 12)
 

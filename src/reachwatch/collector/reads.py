@@ -139,7 +139,7 @@ def _blocking(value: str | None) -> str | None:
     return known
 
 
-def _once(request: Request, names: tuple[str, ...]) -> None:
+def once(request: Request, names: tuple[str, ...]) -> None:
     """Each parameter one of ``names``, given at most once: a misspelt or unsupported filter
     (``cc=PK``, OONI's ``anomaly=true``) would silently widen the answer to every measurement, and a
     parameter given twice would silently take its last value; both are refused instead."""
@@ -280,7 +280,7 @@ def add_routes(app: FastAPI) -> None:
         offset: int = Query(0, ge=0, le=1_000_000),
     ) -> Response:
         t0 = time.perf_counter()
-        _once(request, LIST_PARAMS)
+        once(request, LIST_PARAMS)
         f = _filters(probe_cc, probe_asn, domain, input, category_code, test_name, since, until, blocking)
         f = dataclasses.replace(
             f,
@@ -342,7 +342,7 @@ def add_routes(app: FastAPI) -> None:
         download: bool = Query(False, description="answer as a file to save (Content-Disposition)"),
     ) -> Response:
         t0 = time.perf_counter()
-        _once(request, AGGREGATION_PARAMS)
+        once(request, AGGREGATION_PARAMS)
         axes: list[str] = [a for a in (axis_x, axis_y) if a is not None]
         if len(axes) == 2 and axes[0] == axes[1]:
             raise ApiError(422, "axis_x and axis_y must differ")

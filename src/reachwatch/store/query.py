@@ -37,6 +37,10 @@ class Filters:
     failure: bool | None = None
     #: whether the collector placed the submitter on a network (ASN and country): None for both
     attributed: bool | None = None
+    #: one measurement by its uid (OONI's ``measurement_meta``, ``raw_measurement``)
+    measurement_uid: str | None = None
+    #: True: only measurements without an input (OONI's lookup by ``report_id`` with no ``input``)
+    no_input: bool = False
 
 
 def domain_filter(value: str) -> str:
@@ -79,12 +83,14 @@ def where(f: Filters) -> tuple[str, list[Any]]:
     f = dataclasses.replace(f, since=_whole_second(f.since), until=_whole_second(f.until))
     for name in (
         "probe_cc", "probe_asn", "domain", "input", "category_code", "test_name", "report_id",
-        "anomaly", "confirmed", "failure", "attributed",
+        "anomaly", "confirmed", "failure", "attributed", "measurement_uid",
     ):  # fmt: skip
         value = getattr(f, name)
         if value is not None:
             parts.append(f"{name} = ?")
             params.append(value)
+    if f.no_input:
+        parts.append("input IS NULL")
     # every stored time is within EARLIEST..LATEST (the collector refuses others): a bound outside
     # them is decided here, as ClickHouse's DateTime cannot even hold it (it would wrap)
     if (f.since is not None and f.since > LATEST) or (f.until is not None and f.until <= EARLIEST):

@@ -1,0 +1,112 @@
+"""The Citizen Lab test lists a collector hands OONI probes (``POST /api/v1/check-in``,
+``GET /api/v1/test-list/urls``): ``global.csv`` and one ``<cc>.csv`` per country, as in the
+citizenlab/test-lists repository's ``lists/`` directory, read once at start with
+:func:`reachwatch.testlists.read_testlist`."""
+
+from __future__ import annotations
+
+import random
+import re
+from collections.abc import Collection, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+from reachwatch.errors import UserError
+from reachwatch.testlists import read_testlist, same_url_key
+
+#: the country_code OONI gives a URL of the global list (its ``ZZ`` written so, as OONI's API does)
+GLOBAL = "XX"
+_COUNTRY_FILE = re.compile(r"^[A-Za-z]{2}$")
+
+
+@dataclass(frozen=True, slots=True)
+class UrlEntry:
+    """One URL as OONI's check-in answers it."""
+
+    url: str
+    category_code: str
+    country_code: str
+
+    def as_json(self) -> dict[str, str]:
+        return {"category_code": self.category_code, "country_code": self.country_code, "url": self.url}
+
+
+def _country_of(path: Path) -> str | None:
+    """``GLOBAL`` for ``global.csv``, ``PK`` for ``pk.csv``, None for any other name."""
+    stem = path.stem
+    if path.suffix.lower() != ".csv":
+        return None
+    if stem.lower() == "global":
+        return GLOBAL
+    return stem.upper() if _COUNTRY_FILE.match(stem) else None
+
+
+class UrlLists:
+    """The URLs of each country's list and the global one, without duplicates within a list."""
+
+    def __init__(self, by_country: dict[str, tuple[UrlEntry, ...]] | None = None) -> None:
+        self.by_country = by_country or {}
+
+    def __len__(self) -> int:
+        return sum(len(v) for v in self.by_country.values())
+
+    @classmethod
+    def load(cls, paths: Iterable[Path]) -> UrlLists:
+        """Files named ``global.csv`` or ``<cc>.csv``, or directories holding them (other files in
+        a directory, the repository's ``00-LEGEND-*.csv`` say, are not lists: skipped). A
+        :class:`UserError` for a file of another name, a directory with no list, or a bad row."""
+        files: list[tuple[Path, str]] = []
+        for path in paths:
+            if path.is_dir():
+                found = [(p, cc) for p in sorted(path.iterdir()) if p.is_file() and (cc := _country_of(p))]
+                if not found:
+                    raise UserError(
+                        "no test list in this directory",
+                        where=str(path),
+                        fix="give the directory holding global.csv and <cc>.csv files (citizenlab/test-lists' lists/)",
+                    )
+                files += found
+            else:
+                cc = _country_of(path)
+                if cc is None and path.exists():
+                    raise UserError(
+                        "a test list's name says its country: global.csv, or a two-letter country code (pk.csv)",
+                        where=str(path),
+                        fix="rename the file, or give the directory holding the lists",
+                    )
+                files.append((path, cc or GLOBAL))  # a missing file: read_testlist names it
+        lists: dict[str, dict[str, UrlEntry]] = {}
+        for path, cc in files:
+            kept = lists.setdefault(cc, {})
+            for target in read_testlist(path):
+                key = same_url_key(target.url)
+                if key not in kept:
+                    code = target.category_code.upper() or "MISC"  # OONI's default category
+                    kept[key] = UrlEntry(target.url, code, cc)
+        return cls({cc: tuple(entries.values()) for cc, entries in lists.items()})
+
+    def select(
+        self,
+        probe_cc: str,
+        categories: Collection[str] = (),
+        limit: int | None = None,
+        *,
+        sample: bool = False,
+    ) -> list[UrlEntry]:
+        """The country's URLs, then the global ones not already among them, of ``categories`` (upper
+        case; all when empty), at most ``limit``: the first ones, or (``sample``) as many drawn at
+        random, so that probes with a short budget between them cover the whole list."""
+        seen: set[str] = set()
+        out: list[UrlEntry] = []
+        sources = (self.by_country.get(probe_cc, ()), self.by_country.get(GLOBAL, ()))
+        for entries in sources if probe_cc != GLOBAL else sources[1:]:
+            for entry in entries:
+                if categories and entry.category_code not in categories:
+                    continue
+                key = same_url_key(entry.url)
+                if key not in seen:
+                    seen.add(key)
+                    out.append(entry)
+        if limit is not None and len(out) > limit:
+            out = random.sample(out, limit) if sample else out[:limit]
+        return out
