@@ -67,6 +67,7 @@ from reachwatch.collector.openapi import json_body as _json_body
 from reachwatch.collector.prepare import Staged, stage_lines, validation_message
 from reachwatch.collector.ratelimit import RateLimiter, network_key
 from reachwatch.collector.submitter import submitter_of
+from reachwatch.collector.url_lists import Categories
 from reachwatch.collector.vantage import KEY_FILE as VANTAGE_KEY_FILE
 from reachwatch.collector.vantage import Vantages
 from reachwatch.store import default_journal, open_store
@@ -174,6 +175,8 @@ def create_app(settings: Settings) -> CollectorApp:
         )
         if journal is not None:  # the day's vantage key kept for a restart that day
             ingestor.vantages = Vantages(Path(journal) / VANTAGE_KEY_FILE)
+        if len(app.state.url_lists):  # categories for OONI probes' measurements, which name none
+            ingestor.categories = Categories(app.state.url_lists)
         ingestor.start()
         pool = None
         if settings.ingest_workers > 0:

@@ -33,6 +33,7 @@ from reachwatch.collector.config import MAX_PENDING
 from reachwatch.collector.deadlines import for_loop
 from reachwatch.collector.http import ApiError, bodies_full
 from reachwatch.collector.prepare import Staged, finish, finish_rows, stage
+from reachwatch.collector.url_lists import Categories
 from reachwatch.collector.vantage import Vantages
 from reachwatch.store import Store
 from reachwatch.store.schema import Row, RowColumns
@@ -137,6 +138,8 @@ class Ingestor:
         self.secret = secret
         self.identity = identity
         self.vantages = Vantages()
+        #: the test lists' categories for rows that name none (``--test-lists``), or None
+        self.categories: Categories | None = None
         self.max_pending = max_pending
         self.max_batch = max_batch
         self.commit_delay = commit_delay
@@ -369,6 +372,8 @@ class Ingestor:
                 size += len(groups[-1][1])
             batch = [item for b, _, _ in groups for item in b]
             rows = RowColumns.concat([r for _, r, _ in groups])
+            if self.categories is not None:
+                rows = self.categories.fill(rows)
             lengths = [n for _, _, ns in groups for n in ns]
             self._committing_since = time.monotonic()
             try:

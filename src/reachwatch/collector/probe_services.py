@@ -181,7 +181,7 @@ def unwrap_submission(raw: bytes, ingestor: Ingestor) -> tuple[Any, str]:
 
 
 def add_routes(app: FastAPI, settings: Settings, ingest: Ingest, rate_limit: RateLimit) -> None:
-    lists = UrlLists.load(settings.test_lists) if settings.test_lists else UrlLists()
+    lists = app.state.url_lists = UrlLists.load(settings.test_lists) if settings.test_lists else UrlLists()
     helpers = test_helpers(settings.test_helper)
 
     @app.get("/api/v1/test-helpers", responses={422: _4XX[422]})

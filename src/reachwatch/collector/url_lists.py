@@ -1,7 +1,8 @@
 """The Citizen Lab test lists a collector hands OONI probes (``POST /api/v1/check-in``,
 ``GET /api/v1/test-list/urls``): ``global.csv`` and one ``<cc>.csv`` per country, as in the
 citizenlab/test-lists repository's ``lists/`` directory, read once at start with
-:func:`reachwatch.testlists.read_testlist`."""
+:func:`reachwatch.testlists.read_testlist`. The same lists give a measured URL its category
+(:class:`Categories`) where the measurement names none."""
 
 from __future__ import annotations
 
@@ -11,7 +12,10 @@ from collections.abc import Collection, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
+import pyarrow as pa
+
 from reachwatch.errors import UserError
+from reachwatch.store.schema import RowColumns
 from reachwatch.testlists import read_testlist, same_url_key
 
 #: the country_code OONI gives a URL of the global list (its ``ZZ`` written so, as OONI's API does)
@@ -110,3 +114,44 @@ class UrlLists:
         if limit is not None and len(out) > limit:
             out = random.sample(out, limit) if sample else out[:limit]
         return out
+
+
+class Categories:
+    """The category of a measured URL in the lists, for a measurement that names none: OONI's
+    probes do not (their measurements carry no ``annotations.category_code``; OONI's API joins its
+    citizenlab table at read time), so without this every OONI measurement's ``category_code`` was
+    null and the category filter and axis found nothing (an outside check). The probe's country's
+    list is asked first, then the global one; URLs compare as the lists' own duplicates do
+    (:func:`~reachwatch.testlists.same_url_key`)."""
+
+    def __init__(self, lists: UrlLists) -> None:
+        self._by_country = {
+            cc: {same_url_key(e.url): e.category_code for e in entries}
+            for cc, entries in lists.by_country.items()
+        }
+        self._global = self._by_country.get(GLOBAL, {})
+
+    def of(self, probe_cc: str | None, url: str) -> str | None:
+        try:
+            key = same_url_key(url)
+        except ValueError:  # not a URL the lists could hold (a port out of range, say)
+            return None
+        return self._by_country.get(probe_cc or "", {}).get(key) or self._global.get(key)
+
+    def fill(self, rows: RowColumns) -> RowColumns:
+        """``rows`` with the category of each row that has none and whose input the lists hold."""
+        table = rows.table
+        index = table.schema.get_field_index("category_code")
+        column = table.column(index)
+        if column.null_count == 0:
+            return rows
+        codes = column.to_pylist()
+        inputs, countries = table.column("input").to_pylist(), table.column("probe_cc").to_pylist()
+        found = False
+        for i, (code, url, cc) in enumerate(zip(codes, inputs, countries, strict=True)):
+            if code is None and url and (listed := self.of(cc, url)) is not None:
+                codes[i], found = listed, True
+        if not found:
+            return rows
+        field = table.schema.field(index)
+        return RowColumns(table.set_column(index, field, pa.array(codes, type=field.type)))
