@@ -56,8 +56,8 @@ CC_QUERY, ASN_QUERY, ASN_QUERY_EXACT, TEST_NAME = (
 )  # fmt: skip
 #: the longest comma list a filter takes, in characters (each item is a literal in the SQL)
 LIST_CHARS = 4096
-#: the most rows a page of the list has: a page is read into memory (~6 KB a row as Python
-#: objects, with its JSON) before it is answered; OONI's API takes up to 1,000,000
+#: the most rows a page of the list has: a page is read into memory (~5 KB a row: the store's
+#: row, the answer's, its JSON), ~50 MB at this limit; OONI's API takes up to 1,000,000
 LIST_ROWS = 10_000
 #: a time of day and UTC offset after a date, optional
 _TIME = r"([T ]([01][0-9]|2[0-3]):[0-5][0-9](:[0-5][0-9](\.[0-9]{1,6})?)?(Z|[+-]([01][0-9]|2[0-3]):[0-5][0-9])?)?$"
