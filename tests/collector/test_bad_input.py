@@ -115,7 +115,7 @@ async def test_bad_ooni_submissions(tmp_path: Path, good: dict[str, Any]) -> Non
             assert 400 <= r.status_code < 500, r.text
         assert (await http.post(f"/report/{rid}", json={"content": good})).status_code == 422
         assert (await http.get("/api/v1/measurement/nope")).status_code == 404
-        assert (await http.get("/api/v1/measurements", params={"limit": 0})).status_code == 422
+        assert (await http.get("/api/v1/measurements", params={"limit": 10001})).status_code == 422
         assert (await http.get("/api/v1/measurements", params={"since": "yesterday"})).status_code == 422
         assert (await http.get("/api/v1/measurements")).json()["metadata"]["count"] == 0
 

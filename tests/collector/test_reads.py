@@ -25,7 +25,7 @@ from reachwatch.store.readers import reader_for_store
 
 LIST = "/api/v1/measurements"
 AGGREGATION = "/api/v1/aggregation"
-AXES = ("measurement_start_day", "probe_cc", "probe_asn", "domain", "category_code")
+AXES = ("measurement_start_day", "probe_cc", "probe_asn", "domain", "category_code", "test_name", "input")
 
 
 def _one(m: dict[str, Any], url: str, cc: str = "IT", asn: str = "AS30722") -> dict[str, Any]:
@@ -87,11 +87,15 @@ async def test_filters_are_normalised_like_the_stored_columns(
             {"probe_asn": "AS4294967296"},
             {"probe_asn": "9999999999"},
         )
-        empty = tuple({name: value} for name in FILTERS for value in ("", " "))  # as the other empty values
-        for bad in (*bad_values, *empty):
+        for bad in bad_values:
             for route in (LIST, AGGREGATION):
                 r = await http.get(route, params=bad)
                 assert r.status_code == 422 and r.json()["error"], (bad, route, r.text)
+        # empty or blank: left out, as OONI's API reads probe_cc= (a form's empty field)
+        for name in FILTERS:
+            for value in ("", " ", "\t"):
+                assert await count(**{name: value}) == 3, (name, value)
+                assert await count(AGGREGATION, **{name: value}) == 3, (name, value)
 
 
 async def test_a_parameter_given_twice_is_422(tmp_path: Path) -> None:
@@ -107,12 +111,165 @@ async def test_a_parameter_given_twice_is_422(tmp_path: Path) -> None:
             assert name in r.json()["error"]
 
 
+async def test_oonis_comma_lists_on_both_stores(
+    store_location: str, real_measurements: list[dict[str, Any]]
+) -> None:
+    """OONI's ``probe_cc=IT,DE``, ``probe_asn=AS1,2``, ``test_name=a,b`` and ``domain=a, b`` were a
+    422: any one of the values now, each item in the spellings one value takes, on both stores."""
+    base = web(real_measurements)[0]
+    places = (("IT", "AS30722"), ("DE", "AS3320"), ("FR", "AS3215"), ("IT", "AS3269"))
+    ms = [_one(base, f"https://Site{i}.example/", cc=cc, asn=asn) for i, (cc, asn) in enumerate(places)]
+    other = next(m for m in real_measurements if m["test_name"] == "telegram")
+    ms.append({**other, "probe_cc": "DE", "probe_asn": "AS3320"})
+    async with collector(Settings(store=store_location, rate=0)) as (_, http):
+        r = await http.post(LIST, content=b"\n".join(orjson.dumps(m) for m in ms))
+        assert r.status_code == 200, r.text
+
+        async def uids(route: str = LIST, **params: str) -> Any:
+            r = await http.get(route, params=params)
+            assert r.status_code == 200, (params, r.text)
+            if route == AGGREGATION:
+                return r.json()["result"]["measurement_count"]
+            return {row["measurement_uid"] for row in r.json()["results"]}
+
+        everything = await uids(limit="1000")
+        by_cc = {cc: await uids(probe_cc=cc) for cc in ("IT", "DE", "FR")}
+        assert [len(by_cc[cc]) for cc in ("IT", "DE", "FR")] == [2, 2, 1]
+        for route in (LIST, AGGREGATION):
+            for params, want in (
+                ({"probe_cc": "IT,DE"}, by_cc["IT"] | by_cc["DE"]),
+                ({"probe_cc": "it, de ,,IT"}, by_cc["IT"] | by_cc["DE"]),
+                ({"probe_asn": "AS30722,3320"}, by_cc["DE"] | (await uids(probe_asn="AS30722"))),
+                ({"probe_asn": "as3215,AS03269, 3215"}, by_cc["FR"] | (await uids(probe_asn="3269"))),
+                ({"test_name": "telegram,web_connectivity"}, everything),
+                ({"test_name": "telegram,ndt"}, await uids(test_name="telegram")),
+                ({"domain": "site0.example, SITE1.example.,https://site2.example/x"}, None),
+                ({"probe_cc": "IT,DE", "probe_asn": "AS3320,AS3269"}, None),
+            ):
+                got = await uids(route, **params)
+                if want is None:  # the domains: three sites; the pair: DE's two and IT's AS3269
+                    want_n = 3
+                else:
+                    want_n = len(want)
+                    if route == LIST:
+                        assert got == want, params
+                assert (got if route == AGGREGATION else len(got)) == want_n, (route, params)
+            for params, item in (
+                ({"probe_asn": "AS1,xyz"}, "probe_asn: 'xyz' is not an ASN"),
+                ({"probe_cc": "IT,ITA"}, "probe_cc: 'ITA' is not a two-letter country code"),
+                ({"test_name": "telegram,Web"}, "test_name: 'Web' is not a test name"),
+                ({"domain": "a.org, a b.org"}, "domain: 'a b.org' is not one host name"),
+                ({"probe_asn": "1,AS4294967296"}, "probe_asn: AS4294967296 is past 4294967295"),
+            ):
+                r = await http.get(route, params=params)
+                assert r.status_code == 422 and r.json()["error"].startswith(item), (route, params, r.text)
+
+        # paging through a list filter: every row once, in order, as without pages
+        whole = (await http.get(LIST, params={"probe_cc": "IT,DE", "limit": "100"})).json()
+        seen: list[str] = []
+        url: str | None = f"{LIST}?probe_cc=IT,DE&probe_asn=&limit=2"
+        while url:
+            page = (await http.get(url)).json()
+            assert page["metadata"]["count"] == 4
+            seen += [row["measurement_uid"] for row in page["results"]]
+            url = page["metadata"]["next_url"]
+        assert seen == [row["measurement_uid"] for row in whole["results"]]
+        # limit=0: the count alone (OONI's API takes 0 to 1,000,000)
+        meta = (await http.get(LIST, params={"probe_cc": "IT,DE", "limit": "0"})).json()
+        assert (
+            meta["results"] == [] and meta["metadata"]["count"] == 4 and meta["metadata"]["next_url"] is None
+        )
+        r = await http.get(LIST, params={"limit": "10000"})
+        assert r.status_code == 200 and len(r.json()["results"]) == len(ms)
+
+
+async def test_list_time_edges_are_oonis(
+    store_location: str, real_measurements: list[dict[str, Any]]
+) -> None:
+    """OONI's list has the measurements after ``since``, up to and including ``until``; its
+    aggregation from ``since`` to before ``until``. The list had since's and not until's."""
+    base = web(real_measurements)[0]
+    times = ("2024-03-01 00:00:00", "2024-03-01 12:00:00", "2024-03-02 00:00:00")
+    ms = [{**_one(base, f"https://t{i}.example/"), "measurement_start_time": t} for i, t in enumerate(times)]
+    async with collector(Settings(store=store_location, rate=0)) as (_, http):
+        r = await http.post(LIST, content=b"\n".join(orjson.dumps(m) for m in ms))
+        assert r.status_code == 200, r.text
+        for params, listed, counted in (
+            ({"since": "2024-03-01", "until": "2024-03-02"}, ["12:00", "00:00@02"], 2),
+            ({"since": "2024-03-01T12:00:00Z", "until": "2024-03-01 12:00:01"}, [], 1),
+            ({"since": "2024-03-01T11:59:59", "until": "2024-03-01T12:00:00"}, ["12:00"], 0),
+            ({"since": "2024-02-29", "until": "2024-03-01"}, ["00:00@01"], 0),
+            ({"since": "2024-03-01T13:00:00+01:00"}, ["00:00@02"], 2),
+        ):
+            rows = (await http.get(LIST, params=params)).json()["results"]
+            got = [
+                f"{t[11:16]}" + (f"@{t[8:10]}" if t.endswith("00:00:00Z") else "")
+                for t in sorted(row["measurement_start_time"] for row in rows)
+            ]
+            assert got == listed, (params, got)
+            body = (await http.get(AGGREGATION, params=params)).json()
+            assert body["result"]["measurement_count"] == counted, (params, body)
+
+
+async def test_aggregation_by_test_name_and_input(
+    store_location: str, real_measurements: list[dict[str, Any]]
+) -> None:
+    """OONI's axes test_name and input (a 422 before); a group without an input has no ``input``
+    key, as OONI's answer leaves out a null; OONI's blocking_type is refused by name."""
+    ms = [*web(real_measurements)[:2], *(m for m in real_measurements if not m.get("input"))][:5]
+    async with collector(Settings(store=store_location, rate=0)) as (_, http):
+        r = await http.post(LIST, content=b"\n".join(orjson.dumps(m) for m in ms))
+        assert r.status_code == 200, r.text
+        rows = (await http.get(LIST, params={"limit": "100"})).json()["results"]
+        by_test: dict[str, int] = {}
+        for row in rows:
+            by_test[row["test_name"]] = by_test.get(row["test_name"], 0) + 1
+        result = (await http.get(AGGREGATION, params={"axis_x": "test_name"})).json()["result"]
+        assert {g["test_name"]: g["measurement_count"] for g in result} == by_test
+        assert [g["test_name"] for g in result] == sorted(by_test)
+        result = (await http.get(AGGREGATION, params={"axis_x": "input", "axis_y": "test_name"})).json()[
+            "result"
+        ]
+        with_input = sorted((row["input"], row["test_name"]) for row in rows if row["input"])
+        assert [(g["input"], g["test_name"]) for g in result if "input" in g] == with_input
+        assert (
+            sum(g["measurement_count"] for g in result if "input" not in g) == len(rows) - len(with_input) > 0
+        )
+        csv_lines = (
+            await http.get(AGGREGATION, params={"axis_x": "input", "format": "csv"})
+        ).text.splitlines()
+        assert csv_lines[0].startswith("input,measurement_count") and csv_lines[-1].startswith(",")
+        r = await http.get(AGGREGATION, params={"axis_x": "blocking_type"})
+        assert r.status_code == 422 and "blocking=" in r.json()["error"], r.text
+
+
+def test_the_spec_documents_the_list_forms(tmp_path: Path) -> None:
+    """OpenAPI says the comma lists, the empty values and the limit this collector takes."""
+    import re
+
+    from reachwatch.collector.app import create_app
+
+    spec = create_app(Settings(store=str(tmp_path / "m.duckdb"))).openapi()
+    for path in (LIST, AGGREGATION):
+        params = {p["name"]: p for p in spec["paths"][path]["get"]["parameters"]}
+        for name, value in (("probe_cc", "IT, de,"), ("probe_asn", "AS1,2"), ("test_name", "a_b,c")):
+            schema = params[name]["schema"]  # the exact pattern, beside anyOf's string and null
+            assert re.fullmatch(schema["pattern"], value) and "commas" in params[name]["description"], name
+        for name in ("since", "until"):
+            assert re.fullmatch(params[name]["schema"]["pattern"], "")
+        assert "commas" in params["domain"]["description"]
+    params = {p["name"]: p for p in spec["paths"][LIST]["get"]["parameters"]}
+    assert params["limit"]["schema"]["maximum"] == 10000 and params["limit"]["schema"]["minimum"] == 0
+    assert "after it" in params["since"]["description"] and "it included" in params["until"]["description"]
+    params = {p["name"]: p for p in spec["paths"][AGGREGATION]["get"]["parameters"]}
+    assert {"test_name", "input"} <= set(params["axis_x"]["schema"]["enum"])
+
+
 async def test_an_unknown_parameter_is_422_not_ignored(tmp_path: Path) -> None:
     """A misspelt filter must not silently answer for every measurement."""
     async with collector(Settings(store=str(tmp_path / "m.duckdb"))) as (_, http):
         for path, query in (
             ("/api/v1/measurements", "cc=PK"),
-            ("/api/v1/measurements", "ooni_run_link_id=7"),
             ("/api/v1/aggregation", "blocking=dns"),
             ("/api/v1/aggregation", "anomaly=true"),
         ):
@@ -122,21 +279,49 @@ async def test_an_unknown_parameter_is_422_not_ignored(tmp_path: Path) -> None:
         assert (await http.get("/api/v1/aggregation?probe_cc=PK&axis_x=probe_asn")).status_code == 200
 
 
+async def test_oonis_filters_not_stored_are_refused_by_name(tmp_path: Path) -> None:
+    """OONI's list takes software_version, test_version, engine_version and ooni_run_link_id (its
+    aggregation ooni_run_link_id): they are not columns here, so they are refused as unsupported
+    (not "unknown", never ignored); empty, they are left out, as every filter."""
+    async with collector(Settings(store=str(tmp_path / "m.duckdb"), rate=0)) as (_, http):
+        for route, name in (
+            (LIST, "software_version"),
+            (LIST, "test_version"),
+            (LIST, "engine_version"),
+            (LIST, "ooni_run_link_id"),
+            (AGGREGATION, "ooni_run_link_id"),
+        ):
+            r = await http.get(route, params={name: "3.1.0,3.2.0"})
+            error = r.json()["error"]
+            assert r.status_code == 422 and error.startswith(f"{name}: OONI's filter, not supported"), r.text
+            assert "unknown" not in error and "leave the parameter out" in error
+            assert (await http.get(route, params={name: ""})).status_code == 200, (route, name)
+        for name in ("software_version", "test_version", "engine_version"):
+            r = await http.get(AGGREGATION, params={name: "1"})  # not OONI's aggregation's either
+            assert r.status_code == 422 and "unknown query parameter" in r.json()["error"], r.text
+
+
 async def test_bad_parameters_answer_an_error_message(tmp_path: Path) -> None:
     async with collector(Settings(store=str(tmp_path / "m.duckdb"), rate=0)) as (_, http):
         for route, params in (
-            (LIST, {"limit": "0"}),
             (LIST, {"limit": "-1"}),
             (LIST, {"limit": "1.5"}),
             (LIST, {"offset": "99999999999999999999999"}),
             (LIST, {"since": "yesterday"}),
-            (AGGREGATION, {"axis_x": "test_name"}),
         ):
             r = await http.get(route, params=params)
             assert r.status_code == 422, (route, params, r.text)
             body = r.json()
             name = next(iter(params))
             assert name in body["error"] and body["detail"], body
+        for route, params, says in (
+            (AGGREGATION, {"axis_x": "blocking_type"}, "axis_x: blocking_type is OONI's axis, not supported"),
+            (AGGREGATION, {"axis_y": "probe_ip"}, "axis_y: 'probe_ip' is not an axis: one of"),
+            (LIST, {"limit": "10001"}, "limit: at most 10000 rows a page"),
+            (LIST, {"limit": "1000000"}, "metadata.next_url"),
+        ):
+            r = await http.get(route, params=params)
+            assert r.status_code == 422 and says in r.json()["error"], (params, r.text)
 
 
 async def test_aggregation_matches_sql_for_every_pair_of_axes(
@@ -173,9 +358,11 @@ async def test_aggregation_matches_sql_for_every_pair_of_axes(
             body = (await http.get(AGGREGATION, params=params)).json()
             assert body["dimension_count"] == len(combo)
             result = body["result"] if combo else [body["result"]]
-            got = {tuple(r[a] for a in combo): tuple(r[n] for n in names) for r in result}
+            # as OONI's, a group without a value (no category, no input) has no key for that axis
+            got = {tuple(r.get(a) for a in combo): tuple(r[n] for n in names) for r in result}
             assert got == expected, combo
-            assert all(set(r) == {*combo, *names} for r in result), combo
+            assert all(set(r) == {*(a for a in combo if r.get(a) is not None), *names} for r in result)
+            assert any(None in key for key in got) == any(a in ("category_code", "input") for a in combo)
 
 
 async def test_blocking_filter_values(tmp_path: Path, small_measurements: list[dict[str, Any]]) -> None:
@@ -197,7 +384,7 @@ async def test_blocking_filter_values(tmp_path: Path, small_measurements: list[d
                 body = (await http.get(LIST, params={"blocking": spelling, "limit": 1000})).json()
                 assert body["metadata"]["count"] == want, (spelling, body)
         assert seen >= len(small_measurements)  # every row is under some value ('true' overlaps)
-        for garbage in ("garbage", "anomaly", "", "dns,tcp_ip", "1"):
+        for garbage in ("garbage", "anomaly", "dns,tcp_ip", "1"):
             r = await http.get(LIST, params={"blocking": garbage})
             assert r.status_code == 422, (garbage, r.text)
             assert "blocking" in r.json()["error"] and "http-diff" in r.json()["error"]
@@ -225,7 +412,7 @@ async def test_test_name_filter(tmp_path: Path, real_measurements: list[dict[str
             agg = (await http.get(AGGREGATION, params={"test_name": name, "axis_x": "probe_cc"})).json()
             assert sum(r["measurement_count"] for r in agg["result"]) == want
         assert (await http.get(LIST, params={"test_name": "nope"})).json()["metadata"]["count"] == 0
-        for bad in ("Web Connectivity", "web-connectivity", ""):
+        for bad in ("Web Connectivity", "web-connectivity", "web_connectivity,ndt7"):
             r = await http.get(LIST, params={"test_name": bad})
             assert r.status_code == 422 and "test_name" in r.json()["error"], (bad, r.text)
 
@@ -241,11 +428,15 @@ async def test_a_domain_of_dots_or_a_list_and_since_after_until_are_422(
         r = await http.post(LIST, content=b"\n".join(orjson.dumps(m) for m in ms))
         assert r.status_code == 200, r.text
         for route in (LIST, AGGREGATION):
-            for params in ({"domain": "..."}, {"domain": "."}):
+            for params in (
+                {"domain": "..."},
+                {"domain": "."},
+                {"domain": "a.org,..."},
+                {"domain": "https:///"},
+            ):
                 r = await http.get(route, params=params)
-                assert r.status_code == 422 and "domain: empty" in r.json()["error"], (route, params, r.text)
-            # OONI's API reads a comma as a list: here it matched nothing, silently
-            for host in ("archive.org,www.example.org", "a.example b.example", "https://a.example/"):
+                assert r.status_code == 422 and "names no host" in r.json()["error"], (route, params, r.text)
+            for host in ("a.example b.example", "archive.org,a@b.example", "x.org, a/b"):
                 r = await http.get(route, params={"domain": host})
                 assert r.status_code == 422 and "not one host name" in r.json()["error"], (
                     route,
@@ -302,14 +493,23 @@ async def test_times_at_the_ends_of_what_both_stores_hold(
             ({"since": "9999-12-31"}, 0),
             ({"until": "9999-12-31"}, 3),
             ({"since": "1900-01-01", "until": "2200-01-01"}, 3),
-            ({"since": "1970-01-02 00:00:01", "until": "2105-12-31 23:59:59"}, 1),
+            # OONI's list: after since, up to and including until (the aggregation: from since,
+            # until excluded, as OONI's)
+            ({"since": "1970-01-02 00:00:01", "until": "2105-12-31 23:59:59"}, (2, 1)),
+            ({"since": "1970-01-02 00:00:00", "until": "2105-12-31 23:59:59"}, (2, 2)),
+            ({"since": "1970-01-01 23:59:59", "until": "2105-12-31 23:59:58"}, (2, 2)),
+            ({"since": "1970-01-01 23:59:59.5", "until": "2105-12-31 23:59:59.5"}, (3, 3)),
+            ({"since": "1970-01-02 00:00:00.5", "until": "2105-12-31 23:59:58.5"}, (1, 1)),
+            ({"since": "2105-12-31 23:59:59"}, (0, 1)),
+            ({"until": "1970-01-02"}, (1, 0)),
         ):
             for route in (LIST, AGGREGATION):
                 r = await http.get(route, params=params)
                 assert r.status_code == 200, (params, r.text)
                 body = r.json()
                 got = body["metadata"]["count"] if route == LIST else body["result"]["measurement_count"]
-                assert got == expected, (route, params)
+                want = expected if isinstance(expected, int) else expected[route == AGGREGATION]
+                assert got == want, (route, params)
 
 
 @pytest.mark.clickhouse
@@ -366,7 +566,7 @@ def test_the_specs_since_and_until_are_exactly_the_dates_taken() -> None:
     import re
 
     from reachwatch.collector.http import ApiError
-    from reachwatch.collector.reads import DATE, DATE_EXACT, _when
+    from reachwatch.collector.reads import DATE, DATE_EXACT, DATE_EXACT_OR_EMPTY, DATE_OR_EMPTY, _when
 
     def taken(value: str) -> bool:
         try:
@@ -382,6 +582,13 @@ def test_the_specs_since_and_until_are_exactly_the_dates_taken() -> None:
         for clock in ("", "T00:00", " 23:59:59.5Z", "T12:00+05:30"):
             value = f"{year:04d}-{month:02d}-{day:02d}{clock}"
             assert bool(exact(value)) == (bool(loose(value)) and taken(value)), value
+    # empty or blank: left out (the route's _given), and said so in the spec
+    for value, left_out in (("", True), (" \t", True), (" 2024-01-01", False), ("2024-01-01 ", False)):
+        assert (
+            bool(re.fullmatch(DATE_OR_EMPTY, value))
+            == bool(re.fullmatch(DATE_EXACT_OR_EMPTY, value))
+            == left_out
+        )
 
 
 def test_the_specs_blocking_values_are_exactly_those_taken() -> None:
@@ -410,8 +617,10 @@ def test_the_specs_blocking_values_are_exactly_those_taken() -> None:
             f"\x1c{value}",
         ):
             assert bool(re.fullmatch(BLOCKING_EXACT, spelling)) == taken(spelling), repr(spelling)
-    for other in ("", "anomaly", "dns,tcp_ip", "1", "http_diff", "\ufefftrue"):
+    for other in ("anomaly", "dns,tcp_ip", "1", "http_diff", "\ufefftrue"):
         assert not re.fullmatch(BLOCKING_EXACT, other) and not taken(other), repr(other)
+    for empty in ("", " ", "\t\n"):  # left out, as every filter
+        assert re.fullmatch(BLOCKING_EXACT, empty) and _blocking(empty) is None, repr(empty)
 
 
 async def test_aggregation_answers_the_asn_as_oonis_does(
@@ -460,17 +669,19 @@ async def test_an_asn_has_one_form_in_the_columns_whatever_the_probe_wrote(
 
 
 def test_the_specs_asn_filter_is_exactly_what_is_taken() -> None:
+    """One ASN or OONI's comma list of them, blanks around each item and empty items ignored."""
     import random
     import re
 
     from reachwatch.collector.http import ApiError
-    from reachwatch.collector.reads import ASN_QUERY, ASN_QUERY_EXACT, _asn
+    from reachwatch.collector.reads import ASN_QUERY_EXACT, _filters
+
+    def asns(value: str) -> Any:
+        return _filters(None, value, None, None, None, None, None, None, None).probe_asn
 
     def taken(value: str) -> bool:
-        if not re.fullmatch(ASN_QUERY, value):
-            return False  # FastAPI's 422
         try:
-            _asn(value)
+            asns(value)
         except ApiError:
             return False
         return True
@@ -479,11 +690,14 @@ def test_the_specs_asn_filter_is_exactly_what_is_taken() -> None:
     numbers += random.Random(7).sample(range(10**10), 300)
     for n in numbers:
         for spelling in (f"AS{n}", f"as{n}", f"As{n}", str(n), f"{n:010d}", f"AS{n:010d}", f"AS{n:011d}"):
-            assert bool(re.fullmatch(ASN_QUERY_EXACT, spelling)) == taken(spelling), spelling
+            for value in (spelling, f"AS1,{spelling}", f" {spelling} ,,", f"{spelling},x"):
+                assert bool(re.fullmatch(ASN_QUERY_EXACT, value)) == taken(value), value
             if taken(spelling):
-                assert _asn(spelling) == f"AS{n}", spelling
-    for other in ("", "AS", "ASN1", "-1", "1\n", "AS 1"):
+                assert asns(spelling) == (f"AS{n}",) and asns(f"AS7, {spelling}") == ("AS7", f"AS{n}")
+    for other in ("AS", "ASN1", "-1", "AS 1", "AS1;AS2", "AS1,AS"):
         assert not re.fullmatch(ASN_QUERY_EXACT, other) and not taken(other), repr(other)
+    for empty in ("", " ", ",", " , \n"):  # left out
+        assert re.fullmatch(ASN_QUERY_EXACT, empty) and asns(empty) is None, repr(empty)
 
 
 async def test_oonis_list_parameters(tmp_path: Path, real_measurements: list[dict[str, Any]]) -> None:
@@ -517,7 +731,7 @@ async def test_oonis_list_parameters(tmp_path: Path, real_measurements: list[dic
             {"order_by": "test_start_time"},
             {"order": "up"},
             {"anomaly": "maybe"},
-            {"report_id": ""},
+            {"report_id": "x" * 257},
         ):
             r = await http.get(LIST, params=bad)
             assert r.status_code == 422 and next(iter(bad)) in r.text, (bad, r.text)

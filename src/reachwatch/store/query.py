@@ -8,26 +8,37 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import operator
 from typing import Any, Literal
 
 from reachwatch.observations.text import norm_host, url_parts
 from reachwatch.store.schema import COLUMN_NAMES, EARLIEST, LATEST, TABLE
 
-AXES = ("measurement_start_day", "probe_cc", "probe_asn", "domain", "category_code")
+#: The aggregation's axes: OONI's, but its ``blocking_type`` (read from its scores, not stored here)
+AXES = ("measurement_start_day", "probe_cc", "probe_asn", "domain", "category_code", "test_name", "input")
 Dialect = Literal["duckdb", "clickhouse"]
 LIST_COLUMNS = tuple(c for c in COLUMN_NAMES if c not in ("raw", "content_hash"))
 
 
+#: What a filter of several values takes: any one of them (OONI's ``probe_cc=IT,DE``)
+AnyOf = str | tuple[str, ...] | None
+
+
 @dataclasses.dataclass(frozen=True)
 class Filters:
-    probe_cc: str | None = None
-    probe_asn: str | None = None
-    domain: str | None = None
+    probe_cc: AnyOf = None
+    probe_asn: AnyOf = None
+    domain: AnyOf = None
     input: str | None = None
     category_code: str | None = None
-    test_name: str | None = None
+    test_name: AnyOf = None
     since: dt.datetime | None = None
     until: dt.datetime | None = None
+    #: the window's edges: by default ``since`` is in it and ``until`` is not (the reports' whole
+    #: days, the aggregation); OONI's list has the measurements after ``since``, up to and
+    #: including ``until`` (``since_included=False, until_included=True``)
+    since_included: bool = True
+    until_included: bool = False
     blocking: str | None = None
     report_id: str | None = None
     #: OONI's list flags, each row's as stored (``anomaly``: blocking found; ``confirmed``: by a
@@ -66,44 +77,68 @@ class ListOrder:
     descending: bool = True
 
 
-def _whole_second(when: dt.datetime | None) -> dt.datetime | None:
-    """``when`` rounded up to a whole second. Stored times are whole seconds (OONI's
-    ``measurement_start_time``; ClickHouse's DateTime holds no more), so ``>= 10:00:00.5`` is
-    ``>= 10:00:01`` and ``< 10:00:00.5`` is ``< 10:00:01``: the same rows on both backends, where
-    ClickHouse dropped the fraction of a bound and DuckDB kept it."""
+def _whole_second(when: dt.datetime | None, up: bool) -> dt.datetime | None:
+    """``when`` as a whole second, rounded up (``up``) or down. Stored times are whole seconds
+    (OONI's ``measurement_start_time``; ClickHouse's DateTime holds no more), so ``>= 10:00:00.5``
+    is ``>= 10:00:01``, ``< 10:00:00.5`` is ``< 10:00:01`` (up), and ``> 10:00:00.5`` is
+    ``> 10:00:00``, ``<= 10:00:00.5`` is ``<= 10:00:00`` (down): the same rows on both backends,
+    where ClickHouse dropped the fraction of a bound and DuckDB kept it."""
     if when is None or not when.microsecond:
         return when
-    return when.replace(microsecond=0) + dt.timedelta(seconds=1)
+    return when.replace(microsecond=0) + dt.timedelta(seconds=1 if up else 0)
+
+
+def _equal(name: str, value: str | tuple[str, ...]) -> tuple[str, list[Any]]:
+    """``name = ?``, or ``name IN (?, ...)`` for several values (both stores, ClickHouse 18.16 too)."""
+    values = list(value) if isinstance(value, tuple) else [value]
+    if not values:
+        raise ValueError(f"{name}: an empty list of values (leave the filter out: None)")
+    if len(values) == 1:
+        return f"{name} = ?", values
+    return f"{name} IN ({', '.join('?' * len(values))})", values
+
+
+#: the comparisons a time bound is made with, as Python evaluates them on the stored ends
+_COMPARE: dict[str, Any] = {">=": operator.ge, ">": operator.gt, "<=": operator.le, "<": operator.lt}
 
 
 def where(f: Filters) -> tuple[str, list[Any]]:
     """The WHERE clause (possibly empty) and its parameters."""
     parts: list[str] = []
     params: list[Any] = []
-    f = dataclasses.replace(f, since=_whole_second(f.since), until=_whole_second(f.until))
+    since = _whole_second(f.since, up=f.since_included)
+    until = _whole_second(f.until, up=not f.until_included)
     for name in (
         "probe_cc", "probe_asn", "domain", "input", "category_code", "test_name", "report_id",
         "anomaly", "confirmed", "failure", "attributed", "measurement_uid",
     ):  # fmt: skip
         value = getattr(f, name)
-        if value is not None:
+        if isinstance(value, (str, tuple)):
+            part, values = _equal(name, value)
+            parts.append(part)
+            params += values
+        elif value is not None:
             parts.append(f"{name} = ?")
             params.append(value)
     if f.no_input:
         parts.append("input IS NULL")
     # every stored time is within EARLIEST..LATEST (the collector refuses others): a bound outside
     # them is decided here, as ClickHouse's DateTime cannot even hold it (it would wrap)
-    if (f.since is not None and f.since > LATEST) or (f.until is not None and f.until <= EARLIEST):
+    after = ">=" if f.since_included else ">"
+    before = "<=" if f.until_included else "<"
+    if (since is not None and not _COMPARE[after](LATEST, since)) or (
+        until is not None and not _COMPARE[before](EARLIEST, until)
+    ):
         parts.append("1 = 0")  # nothing stored can match
     else:
         # the day too, the same bound: ClickHouse skips the other days' partitions (its partition
         # key; a time alone reads every part), DuckDB the row groups of other days
-        if f.since is not None and f.since > EARLIEST:
-            parts.append("measurement_start_day >= ? AND measurement_start_time >= ?")
-            params += (f.since.date(), f.since)
-        if f.until is not None and f.until <= LATEST:
-            parts.append("measurement_start_day <= ? AND measurement_start_time < ?")
-            params += (f.until.date(), f.until)
+        if since is not None and not _COMPARE[after](EARLIEST, since):
+            parts.append(f"measurement_start_day >= ? AND measurement_start_time {after} ?")
+            params += (since.date(), since)
+        if until is not None and not _COMPARE[before](LATEST, until):
+            parts.append(f"measurement_start_day <= ? AND measurement_start_time {before} ?")
+            params += (until.date(), until)
     if f.blocking is not None:
         if f.blocking == "true":
             parts.append("anomaly = ?")
