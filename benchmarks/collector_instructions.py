@@ -28,6 +28,7 @@ when DuckDB checkpoints): repeat a run to see the spread before reading a change
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import shutil
 import signal
@@ -120,6 +121,17 @@ def wait_idle(pid: int) -> None:
         last = now
 
 
+def group_gone(group: int, limit: float = 120.0) -> None:
+    """Until no process of the process group ``group`` is left (at most ``limit`` s)."""
+    deadline = time.monotonic() + limit
+    while time.monotonic() < deadline:
+        try:
+            os.killpg(group, 0)
+        except ProcessLookupError:
+            return
+        time.sleep(0.5)
+
+
 def bodies(template: bytes, mode: str, groups: int, size: int, first: int = 0) -> list[tuple[str, bytes]]:
     """(path, body) of every request: ``groups`` batches of ``size`` distinct lines numbered from
     ``first``, or as many single posts (the path's report id filled in later)."""
@@ -185,7 +197,11 @@ def count(
         env = {**os.environ, "PYTHONPATH": str(tree / "src")}
         log = out / "server.log"
         with log.open("wb") as sink:
-            proc = subprocess.Popen(cmd, env=env, stdout=sink, stderr=subprocess.STDOUT, cwd=out)
+            # a session of its own: a benchmark stopped half-way takes the server and its
+            # children (batch workers, analysis) down with it, by the group's id
+            proc = subprocess.Popen(
+                cmd, env=env, stdout=sink, stderr=subprocess.STDOUT, cwd=out, start_new_session=True
+            )
         try:
             wait_up(port, proc, log)
             # a warm-up, the same in every run (so it cancels): the batch workers start, callgrind
@@ -196,10 +212,11 @@ def count(
             wait_idle(proc.pid)
             proc.send_signal(signal.SIGTERM)
             proc.wait(timeout=START_LIMIT)
+            group_gone(proc.pid)  # its children write their counts as they exit
         finally:
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait()
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
         return Count(lines, totals(out))
 
 
@@ -231,6 +248,7 @@ def main() -> None:
     )
     ap.add_argument("--against", type=Path, help="another source tree, counted the same way")
     args = ap.parse_args()
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit("stopped"))  # the servers' clean-up runs
     if shutil.which("valgrind") is None:
         sys.exit("valgrind is not installed: apt-get install valgrind (this benchmark counts with callgrind)")
     few, many = args.batches
