@@ -108,6 +108,13 @@ def test_serve_rejects_bad_arguments(tmp_path: Path) -> None:
     assert r.returncode == 2 and "--journal-dir and --no-journal" in r.stderr
     r = reachwatch("serve", "--db", str(tmp_path / "x.duckdb"), "--db-memory", "lots")
     assert r.returncode == 2 and "--db-memory" in r.stderr and "512MB" in r.stderr
+    for size, said in (
+        ("1KB", "too little"),
+        ("0MB", "too little"),
+        ("100000000TB", "more than this machine"),
+    ):
+        r = reachwatch("serve", "--db", str(tmp_path / "x.duckdb"), "--db-memory", size)
+        assert r.returncode == 2 and said in r.stderr and "Traceback" not in r.stderr, (size, r.stderr)
     r = reachwatch("serve", "--clickhouse", "http://127.0.0.1:1/db", "--db-memory", "1GB")
     assert r.returncode == 2 and "ClickHouse" in r.stderr
     r = reachwatch("submit", str(tmp_path / "missing.jsonl"), "--collector", "http://127.0.0.1:1")

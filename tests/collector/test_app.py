@@ -253,6 +253,10 @@ async def test_a_report_opens_as_ooni_backend_opens_it(tmp_path) -> None:
             assert r.json()["report_id"].split("_")[1:4] == ["webconnectivity", "PK", "64501"]
         r = await http.post("/report", json={**OPEN, "test_name": "ndt7"})
         assert r.status_code == 200 and "_ndt7_PK_" in r.json()["report_id"]
+        # ASCII letters only: Python's own case mapping made "ß" the country SS (an outside check)
+        for field, value in (("probe_cc", "ß"), ("probe_cc", "\ufb00"), ("test_name", "\u212atest")):
+            r = await http.post("/report", json={**OPEN, field: value})
+            assert r.status_code == 422 and field in r.text, (field, value, r.text)
 
 
 async def test_resends_after_a_restart_answer_the_first_uids(

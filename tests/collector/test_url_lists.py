@@ -5,10 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 
 import orjson
+import pytest
 
 from collector.conftest import MINIMAL, collector
 from reachwatch.collector.config import Settings
 from reachwatch.collector.url_lists import Categories, UrlLists
+from reachwatch.errors import UserError
 
 HEADER = "url,category_code,category_description,date_added,source,notes\n"
 
@@ -85,3 +87,16 @@ async def test_ooni_measurements_get_their_category_from_the_lists(
             None: 1,
             "ANON": 1,
         }
+
+
+def test_a_list_a_probe_could_not_use_is_refused_where_it_is(tmp_path: Path) -> None:
+    """A category no probe could ask for (not letters) and files named for no country (ZZ, OONI's
+    unknown one; XX, its name for the global list) were served as they were (an outside check)."""
+    (tmp_path / "pk.csv").write_text(HEADER + 'https://a.example/,"NE,WS",News,2017-01-01,,\n')
+    with pytest.raises(UserError) as bad:
+        UrlLists.load([tmp_path / "pk.csv"])
+    assert "pk.csv:2" in str(bad.value.where) and "not a category code" in str(bad.value)
+    for name in ("zz.csv", "XX.csv"):
+        (tmp_path / name).write_text(HEADER + "https://a.example/,NEWS,News,2017-01-01,,\n")
+        with pytest.raises(UserError, match="no country"):
+            UrlLists.load([tmp_path / name])

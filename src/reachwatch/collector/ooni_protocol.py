@@ -94,11 +94,13 @@ Asn = Annotated[
 
 
 def _upper(value: Any) -> Any:
-    return value.upper() if isinstance(value, str) else value
+    """ASCII letters only: Python's own mapping makes ``ß`` ``SS`` and ``ﬀ`` ``FF`` (a country)."""
+    return value.upper() if isinstance(value, str) and value.isascii() else value
 
 
 def _lower(value: Any) -> Any:
-    return value.lower() if isinstance(value, str) else value
+    """ASCII letters only: the Kelvin sign's lower case is ``k``."""
+    return value.lower() if isinstance(value, str) and value.isascii() else value
 
 
 class ReportOpen(BaseModel):

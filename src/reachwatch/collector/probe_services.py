@@ -50,6 +50,8 @@ CHECK_IN_TESTS = (
 MANUAL_URLS, CHARGING_URLS, ON_BATTERY_URLS = 9999, 100, 20
 #: a Citizen Lab category code (``NEWS``, ``HUMR``...)
 CATEGORY = r"^[A-Za-z]{1,16}$"
+#: codes comma-separated, spaces and empty items allowed (OpenAPI says what a 422 would refuse)
+CATEGORY_LIST = r"^[ \t]*(?:[A-Za-z]{1,16}[ \t]*)?(?:,[ \t]*(?:[A-Za-z]{1,16}[ \t]*)?)*$"
 CATEGORIES_MAX = 64
 
 Ingest = Callable[[Scope, bytes, Callable[[bytes, Ingestor], tuple[Any, str]]], Awaitable[bytes]]
@@ -73,7 +75,7 @@ class CheckInWebConnectivity(BaseModel):
     #: probe-cli sends a list (``null`` when empty); OONI's API also takes a comma-separated string
     category_codes: (
         Annotated[list[Annotated[str, Field(pattern=CATEGORY)]], Field(max_length=CATEGORIES_MAX)]
-        | Annotated[str, Field(max_length=1024)]
+        | Annotated[str, Field(max_length=1024, pattern=CATEGORY_LIST)]
         | None
     ) = None
 
@@ -117,7 +119,7 @@ class SubmitMeasurement(BaseModel):
     is taken too)."""
 
     format: str = Field(pattern="^json$")
-    content: str | dict[str, Any]
+    content: Annotated[str, Field(min_length=2)] | Annotated[dict[str, Any], Field(min_length=1)]
 
 
 def test_helpers(url: str | None) -> dict[str, list[dict[str, str]]]:
@@ -235,7 +237,9 @@ def add_routes(app: FastAPI, settings: Settings, ingest: Ingest, rate_limit: Rat
         request: Request,
         country_code: str | None = Query(None, pattern=CC_QUERY),
         probe_cc: str | None = Query(None, pattern=CC_QUERY, description="as country_code"),
-        category_codes: str | None = Query(None, max_length=1024, description="comma-separated"),
+        category_codes: str | None = Query(
+            None, max_length=1024, pattern=CATEGORY_LIST, description="comma-separated"
+        ),
         limit: int = Query(-1, ge=-1, le=1_000_000, description="-1: all"),
         debug: bool = Query(False, description="taken, as OONI's; adds nothing here"),
     ) -> Response:

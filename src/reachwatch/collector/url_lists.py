@@ -35,6 +35,12 @@ class UrlEntry:
         return {"category_code": self.category_code, "country_code": self.country_code, "url": self.url}
 
 
+#: names that are no country's: OONI's unknown country and its name for the global list
+_NOT_COUNTRIES = ("ZZ", GLOBAL)
+#: a category code as the lists write them (NEWS, HUMR, POLR...)
+_CATEGORY_CODE = re.compile(r"^[A-Z]{1,16}$")
+
+
 def _country_of(path: Path) -> str | None:
     """``GLOBAL`` for ``global.csv``, ``PK`` for ``pk.csv``, None for any other name."""
     stem = path.stem
@@ -42,6 +48,12 @@ def _country_of(path: Path) -> str | None:
         return None
     if stem.lower() == "global":
         return GLOBAL
+    if stem.upper() in _NOT_COUNTRIES:
+        raise UserError(
+            f"{stem.upper()} is no country (OONI's unknown country and its name for the global list)",
+            where=str(path),
+            fix="name the global list global.csv, and a country's list <cc>.csv",
+        )
     return stem.upper() if _COUNTRY_FILE.match(stem) else None
 
 
@@ -84,8 +96,14 @@ class UrlLists:
             kept = lists.setdefault(cc, {})
             for target in read_testlist(path):
                 key = same_url_key(target.url)
+                code = target.category_code.strip().upper() or "MISC"  # OONI's default category
+                if not _CATEGORY_CODE.match(code):  # no probe could ask for it
+                    raise UserError(
+                        f"{target.category_code!r} is not a category code",
+                        where=f"{path}:{target.line}" if target.line else str(path),
+                        fix="give Citizen Lab's codes: letters only, as NEWS or HUMR",
+                    )
                 if key not in kept:
-                    code = target.category_code.upper() or "MISC"  # OONI's default category
                     kept[key] = UrlEntry(target.url, code, cc)
         return cls({cc: tuple(entries.values()) for cc, entries in lists.items()})
 

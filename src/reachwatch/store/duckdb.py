@@ -103,13 +103,33 @@ def default_memory_limit() -> str:
     return f"{max(MEMORY_FLOOR_MB, int(total * MEMORY_SHARE) >> 20)}MB"
 
 
+#: the least ``--db-memory`` takes: below it DuckDB cannot even open the store
+MEMORY_LEAST_MB = 64
+_UNITS = {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
+
+
 def check_memory_limit(value: str) -> str:
-    """``value`` if DuckDB takes it as a size, else a :class:`UserError` saying how to write one."""
-    if not MEMORY_SIZE.match(value):
+    """``value`` if DuckDB takes it as a size the store can work in (from :data:`MEMORY_LEAST_MB`
+    to the machine's memory), else a :class:`UserError` saying what to give."""
+    match = MEMORY_SIZE.match(value)
+    if not match:
         raise UserError(
             f"{value!r} is not a size",
             where="--db-memory",
             fix="give a number and a unit, like 512MB or 2GB (KB, MB, GB, TB, or KiB...TiB)",
+        )
+    unit = match.group(2).upper()
+    # DuckDB's KB is 1,000 bytes and its KiB 1,024: the difference does not matter for the bounds
+    size = float(value.strip()[: -len(unit)]) * _UNITS[unit[0]]
+    try:
+        physical = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):
+        physical = 1 << 50
+    if size < MEMORY_LEAST_MB << 20 or size > physical:
+        raise UserError(
+            f"{value.strip()} is {'too little' if size < MEMORY_LEAST_MB << 20 else 'more than this machine has'}",
+            where="--db-memory",
+            fix=f"give from {MEMORY_LEAST_MB}MB to the machine's memory ({physical >> 20}MB), as 512MB or 2GB",
         )
     return value.strip()
 
