@@ -34,6 +34,10 @@ def test_the_countrys_list_first_then_the_global_one_urls_as_the_lists_compare_t
     assert categories.of("PK", "https://www.hrw.org/other") is None
     assert categories.of(None, "https://www.hrw.org/") == "HUMR"
     assert categories.of("PK", "http://x.example:99999/") is None  # not a URL a list could hold
+    # what HTTP leaves implicit, written or not (an OONI input has no path where the list has /)
+    assert categories.of("IR", "https://www.hrw.org") == "HUMR"
+    assert categories.of("IR", "https://www.hrw.org:443/") == "HUMR"
+    assert categories.of("IR", "http://www.hrw.org/") is None  # another scheme, another URL
 
 
 async def test_ooni_measurements_get_their_category_from_the_lists(

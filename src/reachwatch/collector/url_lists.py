@@ -11,6 +11,7 @@ import re
 from collections.abc import Collection, Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pyarrow as pa
 
@@ -143,15 +144,16 @@ class Categories:
     (:func:`~reachwatch.testlists.same_url_key`)."""
 
     def __init__(self, lists: UrlLists) -> None:
-        self._by_country = {
-            cc: {same_url_key(e.url): e.category_code for e in entries}
-            for cc, entries in lists.by_country.items()
-        }
+        self._by_country: dict[str, dict[str, str]] = {}
+        for cc, entries in lists.by_country.items():
+            codes = self._by_country[cc] = {}
+            for e in entries:
+                codes.setdefault(_category_key(e.url), e.category_code)
         self._global = self._by_country.get(GLOBAL, {})
 
     def of(self, probe_cc: str | None, url: str) -> str | None:
         try:
-            key = same_url_key(url)
+            key = _category_key(url)
         except ValueError:  # not a URL the lists could hold (a port out of range, say)
             return None
         return self._by_country.get(probe_cc or "", {}).get(key) or self._global.get(key)
@@ -173,3 +175,18 @@ class Categories:
             return rows
         field = table.schema.field(index)
         return RowColumns(table.set_column(index, field, pa.array(codes, type=field.type)))
+
+
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+
+
+def _category_key(url: str) -> str:
+    """:func:`~reachwatch.testlists.same_url_key`, and one URL whatever a probe wrote of what HTTP
+    leaves implicit: no path is ``/``, the scheme's default port is none (an OONI input
+    ``https://www.csmonitor.com`` is the list's ``https://www.csmonitor.com/``)."""
+    parts = urlsplit(same_url_key(url))
+    if parts.port is not None and _DEFAULT_PORTS.get(parts.scheme) == parts.port:
+        parts = parts._replace(netloc=parts.netloc.rsplit(":", 1)[0])
+    if not parts.path and parts.scheme in _DEFAULT_PORTS:
+        parts = parts._replace(path="/")
+    return parts.geturl()
