@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
@@ -102,14 +103,13 @@ async def test_a_stop_interrupts_a_reanalysis_and_analyze_makes_its_findings_aga
         await app.state.ingestor.settled()
         job = app.state.reanalysis
         started = asyncio.Event()
-        forget = app.state.store.forget_findings
 
-        async def forget_then_hang() -> None:
-            await forget()
+        async def hang(size: int) -> AsyncIterator[list[tuple[str, bytes]]]:
             started.set()
             await asyncio.Event().wait()  # until cancelled by the stop
+            yield []
 
-        app.state.store.forget_findings = forget_then_hang
+        app.state.store.raw_batches = hang
         assert (await http.post("/api/v1/admin/reanalyse", headers=AUTH)).status_code == 202
         await started.wait()
     assert job.status == "interrupted" and job.finished

@@ -75,7 +75,7 @@ def add_routes(app: FastAPI, settings: Settings) -> None:
         check_token(request, settings)
         if job.running:
             return json_response(job.view(), 409)
-        job.start(request.app.state.store, request.app.state.ingestor)
+        await job.start(request.app.state.store, request.app.state.ingestor)
         if not wait:
             return json_response(job.view(), 202)
         assert job.task is not None
@@ -122,21 +122,18 @@ class Reanalysis:
     def view(self) -> dict[str, Any]:
         return {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name != "task"}
 
-    def start(self, store: Store, ingestor: Ingestor) -> None:
-        self.status, self.reanalysed, self.started, self.finished, self.error = (
-            "running",
-            0,
-            _now(),
-            None,
-            None,
-        )
+    async def start(self, store: Store, ingestor: Ingestor) -> None:
+        """Begin: analyze's record is dropped in the request (a store that is down is its 503),
+        the rows' verdicts follow in the background. The record goes first so that a re-analysis
+        stopped half-way leaves rows cleared of their findings for analyze's next run to make."""
+        with store_errors("re-analyse"):
+            await store.forget_findings()
+        self.status, self.reanalysed, self.error = "running", 0, None
+        self.started, self.finished = _now(), None
         self.task = asyncio.get_running_loop().create_task(self._run(store, ingestor))
 
     async def _run(self, store: Store, ingestor: Ingestor) -> None:
         try:
-            # analyze's record goes first too: a re-analysis stopped half-way leaves rows cleared
-            # of their findings, which the next analyze run must then make again
-            await store.forget_findings()
             async for batch in store.raw_batches(500):
                 # off the event loop (~0.5 s of verdicts a batch): ingest goes on meanwhile
                 updates = await _verdicts(ingestor, batch)
