@@ -55,6 +55,19 @@ PLACEHOLDER = "__N__"
 NUMBER_WIDTH = 10
 
 
+#: how the load opens its report (single posts)
+OPEN_REPORT = {
+    "probe_asn": "AS64501",
+    "probe_cc": "PK",
+    "software_name": "bench",
+    "software_version": "1",
+    "test_name": "web_connectivity",
+    "test_version": "0.5.0",
+    "data_format_version": "0.2.0",
+    "format": "json",
+}
+
+
 # -- the bare endpoint -------------------------------------------------------------------------
 def echo_server(port: int) -> None:
     import uvicorn
@@ -111,19 +124,7 @@ async def load(
     counter = iter(range(10**9))
     path = b"/echo"
     if mode in ("single", "batch"):
-        rid = httpx.post(
-            f"{url}/report",
-            json={
-                "probe_asn": "AS64501",
-                "probe_cc": "PK",
-                "software_name": "bench",
-                "software_version": "1",
-                "test_name": "web_connectivity",
-                "test_version": "0.5.0",
-                "data_format_version": "0.2.0",
-                "format": "json",
-            },
-        ).json()["report_id"]
+        rid = httpx.post(f"{url}/report", json=OPEN_REPORT).json()["report_id"]
         path = f"/report/{rid}".encode() if mode == "single" else b"/api/v1/measurements"
     latencies: list[float] = []
     stats = {"ok": 0, "busy": 0, "other": 0}

@@ -41,7 +41,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
-from collector_ingest import PLACEHOLDER, cpu_seconds, free_port, sample
+from collector_ingest import OPEN_REPORT, PLACEHOLDER, cpu_seconds, free_port, sample
 
 HERE = Path(__file__).resolve()
 TREE = HERE.parents[1]
@@ -140,18 +140,6 @@ def bodies(template: bytes, mode: str, groups: int, size: int, first: int = 0) -
     if mode == "batch":
         return [("/api/v1/measurements", b"\n".join(lines[k * size : (k + 1) * size])) for k in range(groups)]
     return [("/report/{rid}", b'{"format":"json","content":' + line + b"}") for line in lines]
-
-
-OPEN_REPORT = {
-    "probe_asn": "AS64501",
-    "probe_cc": "PK",
-    "software_name": "bench",
-    "software_version": "1",
-    "test_name": "web_connectivity",
-    "test_version": "0.5.0",
-    "data_format_version": "0.2.0",
-    "format": "json",
-}
 
 
 def send(url: str, requests: list[tuple[str, bytes]], source: str, echo: bool) -> None:
