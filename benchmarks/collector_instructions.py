@@ -18,7 +18,7 @@ bodies in the same way (what the framework alone costs).
 ``--against``: another source tree (a git worktree of an older commit, say, with its compiled
 modules built: ``setup.py build_ext --inplace``) counted the same way in the same run, and the
 ratio of the two printed: how a change moved the cost, without the machine's swings. ``single``
-posts measurements one by one through OONI's protocol (``--batches`` then counts groups of
+posts measurements through OONI's protocol, ``--connections`` (32) at once (``--batches`` then counts groups of
 ``--batch`` posts). Expect a few minutes: callgrind runs code ~50x slower.
 
 Timing-dependent work moves the counts a little between runs (how the analysis groups its rows,
@@ -28,6 +28,7 @@ when DuckDB checkpoints): repeat a run to see the spread before reading a change
 from __future__ import annotations
 
 import argparse
+import asyncio
 import contextlib
 import os
 import shutil
@@ -142,19 +143,34 @@ def bodies(template: bytes, mode: str, groups: int, size: int, first: int = 0) -
     return [("/report/{rid}", b'{"format":"json","content":' + line + b"}") for line in lines]
 
 
-def send(url: str, requests: list[tuple[str, bytes]], source: str, echo: bool) -> None:
-    transport = httpx.HTTPTransport(local_address=source)
-    with httpx.Client(base_url=url, transport=transport, timeout=600) as client:
-        rid = "" if echo else client.post("/report", json=OPEN_REPORT).json()["report_id"]
-        for path, body in requests:
-            # under callgrind the collector may answer busy (503, 429): retried, as a probe would
-            while (r := client.post("/echo" if echo else path.format(rid=rid), content=body)).status_code in (
-                429,
-                503,
-            ):
-                time.sleep(float(r.headers.get("Retry-After", "1")))
-            if r.status_code != 200:
-                sys.exit(f"{path}: {r.status_code} {r.text[:500]}")
+def send(url: str, requests: list[tuple[str, bytes]], source: str, echo: bool, connections: int) -> None:
+    """Every request, over ``connections`` connections at once: single posts one at a time would
+    each be a group commit of one (a DuckDB statement and a journal write per post), which no
+    loaded collector does; side by side they are grouped as under load."""
+    asyncio.run(_send(url, requests, source, echo, connections))
+
+
+async def _send(
+    url: str, requests: list[tuple[str, bytes]], source: str, echo: bool, connections: int
+) -> None:
+    transport = httpx.AsyncHTTPTransport(local_address=source)
+    limits = httpx.Limits(max_connections=connections)
+    async with httpx.AsyncClient(base_url=url, transport=transport, timeout=600, limits=limits) as client:
+        rid = "" if echo else (await client.post("/report", json=OPEN_REPORT)).json()["report_id"]
+        todo = iter(requests)
+
+        async def worker() -> None:
+            for path, body in todo:
+                # under callgrind the collector may answer busy (503, 429): retried, as a probe would
+                while True:
+                    r = await client.post("/echo" if echo else path.format(rid=rid), content=body)
+                    if r.status_code not in (429, 503):
+                        break
+                    await asyncio.sleep(float(r.headers.get("Retry-After", "1")))
+                if r.status_code != 200:
+                    sys.exit(f"{path}: {r.status_code} {r.text[:500]}")
+
+        await asyncio.gather(*(worker() for _ in range(connections)))
 
 
 def count(
@@ -164,6 +180,7 @@ def count(
     lines: int,
     source: str,
     warm_up: list[tuple[str, bytes]],
+    connections: int,
 ) -> Count:
     """One run of ``kind`` (collector or echo) from source tree ``tree`` under callgrind."""
     with tempfile.TemporaryDirectory(prefix="rw-instructions-") as tmp:
@@ -194,9 +211,9 @@ def count(
             wait_up(port, proc, log)
             # a warm-up, the same in every run (so it cancels): the batch workers start, callgrind
             # translates the code's paths once
-            send(f"http://127.0.0.1:{port}", warm_up, source, kind == ECHO)
+            send(f"http://127.0.0.1:{port}", warm_up, source, kind == ECHO, connections)
             wait_idle(proc.pid)
-            send(f"http://127.0.0.1:{port}", requests, source, kind == ECHO)
+            send(f"http://127.0.0.1:{port}", requests, source, kind == ECHO, connections)
             wait_idle(proc.pid)
             proc.send_signal(signal.SIGTERM)
             proc.wait(timeout=START_LIMIT)
@@ -212,7 +229,15 @@ def per_line(tree: Path, kind: str, args: argparse.Namespace, template: bytes) -
     few, many = args.batches
     warm_up = bodies(template, args.mode, 1, args.batch, first=10**9)
     runs = [
-        count(tree, kind, bodies(template, args.mode, n, args.batch), n * args.batch, args.source, warm_up)
+        count(
+            tree,
+            kind,
+            bodies(template, args.mode, n, args.batch),
+            n * args.batch,
+            args.source,
+            warm_up,
+            args.connections if args.mode == "single" else 1,
+        )
         for n in (few, many)
     ]
     return runs[1].minus(runs[0])
@@ -234,6 +259,7 @@ def main() -> None:
     ap.add_argument(
         "--source", default="127.0.0.1", help="the load's address (127.0.0.0/8), as in collector_ingest.py"
     )
+    ap.add_argument("--connections", type=int, default=32, help="single posts sent side by side")
     ap.add_argument("--against", type=Path, help="another source tree, counted the same way")
     args = ap.parse_args()
     signal.signal(signal.SIGTERM, lambda *_: sys.exit("stopped"))  # the servers' clean-up runs
