@@ -258,11 +258,13 @@ def measured_load(
     return result
 
 
-def wait_idle(pid: int, last: tuple[float, float, float], limit: float = 120) -> tuple[float, float, float]:
-    """Wait until the server and its children have been idle for a second (at most ``limit`` s);
-    their CPU seconds then."""
+def wait_idle(
+    pid: int, last: tuple[float, float, float], limit: float = 120, quiet: float = 1.0
+) -> tuple[float, float, float]:
+    """Wait until the server and its children have been idle for ``quiet`` seconds (at most
+    ``limit`` s); their CPU seconds then."""
     start = still = time.perf_counter()
-    while time.perf_counter() - still < 1.0 and time.perf_counter() - start < limit:
+    while time.perf_counter() - still < quiet and time.perf_counter() - start < limit:
         time.sleep(0.1)
         now = cpu_seconds(pid)
         if sum(now) - sum(last) > 0.01:  # > 10 % of a core in 0.1 s: still working

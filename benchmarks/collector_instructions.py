@@ -42,7 +42,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
-from collector_ingest import OPEN_REPORT, PLACEHOLDER, cpu_seconds, free_port, sample
+from collector_ingest import OPEN_REPORT, PLACEHOLDER, cpu_seconds, free_port, sample, wait_idle
 
 HERE = Path(__file__).resolve()
 TREE = HERE.parents[1]
@@ -109,17 +109,6 @@ def wait_up(port: int, proc: subprocess.Popen[bytes], log: Path) -> None:
             time.sleep(0.5)
     proc.kill()
     sys.exit(f"the server did not start within {START_LIMIT:.0f} s under callgrind")
-
-
-def wait_idle(pid: int) -> None:
-    """Until the server and every process under it have used no CPU for :data:`IDLE` seconds."""
-    last, still = sum(cpu_seconds(pid)), time.monotonic()
-    while time.monotonic() - still < IDLE:
-        time.sleep(0.5)
-        now = sum(cpu_seconds(pid))
-        if now - last > 0.02:
-            still = time.monotonic()
-        last = now
 
 
 def group_gone(group: int, limit: float = 120.0) -> None:
@@ -212,9 +201,9 @@ def count(
             # a warm-up, the same in every run (so it cancels): the batch workers start, callgrind
             # translates the code's paths once
             send(f"http://127.0.0.1:{port}", warm_up, source, kind == ECHO, connections)
-            wait_idle(proc.pid)
+            wait_idle(proc.pid, cpu_seconds(proc.pid), limit=START_LIMIT, quiet=IDLE)
             send(f"http://127.0.0.1:{port}", requests, source, kind == ECHO, connections)
-            wait_idle(proc.pid)
+            wait_idle(proc.pid, cpu_seconds(proc.pid), limit=START_LIMIT, quiet=IDLE)
             proc.send_signal(signal.SIGTERM)
             proc.wait(timeout=START_LIMIT)
             group_gone(proc.pid)  # its children write their counts as they exit

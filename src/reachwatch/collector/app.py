@@ -62,7 +62,7 @@ from reachwatch.collector.ooni_protocol import (
     new_report_id,
     valid_report_id,
 )
-from reachwatch.collector.openapi import inline_schema
+from reachwatch.collector.openapi import error_answers, inline_schema
 from reachwatch.collector.openapi import json_body as _json_body
 from reachwatch.collector.prepare import Staged, stage_lines, validation_message
 from reachwatch.collector.ratelimit import RateLimiter, network_key
@@ -75,18 +75,15 @@ from reachwatch.store.journal_left import note_journal, store_left_journal
 from reachwatch.store.schema import ORJSON_IDENTITIES
 
 log = logging.getLogger(__name__)
-ERRORS: dict[int | str, dict[str, Any]] = {
-    code: {"description": text, "content": {"application/json": {"schema": {"type": "object"}}}}
-    for code, text in (
-        (400, "bad JSON"),
-        (404, "unknown"),
-        (413, "body too large"),
-        (415, "a Content-Encoding other than zstd, gzip, deflate"),
-        (422, "invalid measurement"),
-        (429, "rate limited"),
-        (503, "busy, retry"),
-    )
-}
+ERRORS = error_answers(
+    (400, "bad JSON"),
+    (404, "unknown"),
+    (413, "body too large"),
+    (415, "a Content-Encoding other than zstd, gzip, deflate"),
+    (422, "invalid measurement"),
+    (429, "rate limited"),
+    (503, "busy, retry"),
+)
 
 
 def _json_bytes(body: bytes) -> Response:

@@ -6,6 +6,15 @@ from __future__ import annotations
 from typing import Any
 
 
+def error_answers(*answers: tuple[int, str]) -> dict[int | str, dict[str, Any]]:
+    """A route's error answers for OpenAPI, ``(status, what it means)`` each: a JSON object
+    (``{"error": ...}``, :mod:`~reachwatch.collector.error_handlers`)."""
+    return {
+        code: {"description": text, "content": {"application/json": {"schema": {"type": "object"}}}}
+        for code, text in answers
+    }
+
+
 def json_body(model: Any) -> dict[str, Any]:
     """``openapi_extra`` declaring ``model`` (a pydantic model) as the route's JSON body."""
     return {

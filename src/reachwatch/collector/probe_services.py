@@ -10,6 +10,7 @@ ooni/backend answers them. A submission goes down the ingest path of ``POST /rep
 from __future__ import annotations
 
 import datetime as dt
+import re
 from collections.abc import Awaitable, Callable
 from typing import Annotated, Any
 
@@ -31,11 +32,11 @@ from reachwatch.collector.ooni_protocol import (
     report_id_for,
     valid_report_id,
 )
-from reachwatch.collector.openapi import json_body
+from reachwatch.collector.openapi import error_answers, json_body
 from reachwatch.collector.prepare import validation_message
 from reachwatch.collector.reads import CC_QUERY, once
 from reachwatch.collector.submitter import submitter_of
-from reachwatch.collector.url_lists import UrlLists
+from reachwatch.collector.url_lists import CATEGORY, UrlLists
 from reachwatch.store.schema import ORJSON_IDENTITIES
 
 #: what OONI's check-in hands out a report id for (ooni/backend's list): a probe running any of
@@ -48,8 +49,6 @@ CHECK_IN_TESTS = (
 )  # fmt: skip
 #: URLs a check-in answers, as OONI's: the whole list for a manual run, fewer for a timed one
 MANUAL_URLS, CHARGING_URLS, ON_BATTERY_URLS = 9999, 100, 20
-#: a Citizen Lab category code (``NEWS``, ``HUMR``...)
-CATEGORY = r"^[A-Za-z]{1,16}$"
 #: codes comma-separated, spaces and empty items allowed (OpenAPI says what a 422 would refuse)
 CATEGORY_LIST = r"^[ \t]*(?:[A-Za-z]{1,16}[ \t]*)?(?:,[ \t]*(?:[A-Za-z]{1,16}[ \t]*)?)*$"
 CATEGORIES_MAX = 64
@@ -57,17 +56,14 @@ CATEGORIES_MAX = 64
 Ingest = Callable[[Scope, bytes, Callable[[bytes, Ingestor], tuple[Any, str]]], Awaitable[bytes]]
 RateLimit = Callable[[str, "str | None", int], None]
 
-_4XX: dict[int | str, dict[str, Any]] = {
-    code: {"description": text, "content": {"application/json": {"schema": {"type": "object"}}}}
-    for code, text in (
-        (400, "bad JSON"),
-        (413, "body too large"),
-        (415, "a Content-Encoding other than zstd, gzip, deflate"),
-        (422, "invalid request"),
-        (429, "rate limited"),
-        (503, "busy, retry"),
-    )
-}
+_4XX = error_answers(
+    (400, "bad JSON"),
+    (413, "body too large"),
+    (415, "a Content-Encoding other than zstd, gzip, deflate"),
+    (422, "invalid request"),
+    (429, "rate limited"),
+    (503, "busy, retry"),
+)
 
 
 class CheckInWebConnectivity(BaseModel):
@@ -136,7 +132,7 @@ def _categories(value: list[str] | str | None) -> frozenset[str]:
         return frozenset()
     codes = value.split(",") if isinstance(value, str) else value
     out = frozenset(c.strip().upper() for c in codes if c.strip())
-    bad = next((c for c in out if not c.isascii() or not c.isalpha() or len(c) > 16), None)
+    bad = next((c for c in out if not re.fullmatch(CATEGORY, c)), None)
     if bad is not None:
         raise ApiError(
             422,

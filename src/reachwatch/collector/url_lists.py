@@ -38,8 +38,8 @@ class UrlEntry:
 
 #: names that are no country's: OONI's unknown country and its name for the global list
 _NOT_COUNTRIES = ("ZZ", GLOBAL)
-#: a category code as the lists write them (NEWS, HUMR, POLR...)
-_CATEGORY_CODE = re.compile(r"^[A-Z]{1,16}$")
+#: a Citizen Lab category code (NEWS, HUMR, POLR...), in any case: the lists' and a probe's
+CATEGORY = r"^[A-Za-z]{1,16}$"
 
 
 def _country_of(path: Path) -> str | None:
@@ -98,7 +98,7 @@ class UrlLists:
             for target in read_testlist(path):
                 key = same_url_key(target.url)
                 code = target.category_code.strip().upper() or "MISC"  # OONI's default category
-                if not _CATEGORY_CODE.match(code):  # no probe could ask for it
+                if not re.fullmatch(CATEGORY, code):  # no probe could ask for it
                     raise UserError(
                         f"{target.category_code!r} is not a category code",
                         where=f"{path}:{target.line}" if target.line else str(path),

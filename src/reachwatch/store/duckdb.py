@@ -94,11 +94,18 @@ MEMORY_FLOOR_MB = 256
 MEMORY_SIZE = re.compile(r"^\s*[0-9]+(\.[0-9]+)?\s*([KMGT]i?B)\s*$", re.IGNORECASE)
 
 
+def _physical_memory() -> int | None:
+    """The machine's physical memory in bytes, or None where the system does not say."""
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):
+        return None
+
+
 def default_memory_limit() -> str:
     """:data:`MEMORY_SHARE` of the machine's physical memory, as DuckDB's ``memory_limit``."""
-    try:
-        total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
-    except (ValueError, OSError, AttributeError):
+    total = _physical_memory()
+    if total is None:
         return "1GB"
     return f"{max(MEMORY_FLOOR_MB, int(total * MEMORY_SHARE) >> 20)}MB"
 
@@ -121,10 +128,7 @@ def check_memory_limit(value: str) -> str:
     unit = match.group(2).upper()
     # DuckDB's KB is 1,000 bytes and its KiB 1,024: the difference does not matter for the bounds
     size = float(value.strip()[: -len(unit)]) * _UNITS[unit[0]]
-    try:
-        physical = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
-    except (ValueError, OSError, AttributeError):
-        physical = 1 << 50
+    physical = _physical_memory() or 1 << 50
     if size < MEMORY_LEAST_MB << 20 or size > physical:
         raise UserError(
             f"{value.strip()} is {'too little' if size < MEMORY_LEAST_MB << 20 else 'more than this machine has'}",
