@@ -170,8 +170,10 @@ def count(
     source: str,
     warm_up: list[tuple[str, bytes]],
     connections: int,
+    keep: Path | None = None,
 ) -> Count:
-    """One run of ``kind`` (collector or echo) from source tree ``tree`` under callgrind."""
+    """One run of ``kind`` (collector or echo) from source tree ``tree`` under callgrind; its
+    callgrind files copied to ``keep`` if given (for ``callgrind_annotate``)."""
     with tempfile.TemporaryDirectory(prefix="rw-instructions-") as tmp:
         out = Path(tmp)
         port = free_port()
@@ -211,6 +213,10 @@ def count(
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
+            if keep is not None:
+                keep.mkdir(parents=True, exist_ok=True)
+                for path in out.glob("cg.*"):
+                    shutil.copy(path, keep / path.name)
         return Count(lines, totals(out))
 
 
@@ -226,6 +232,7 @@ def per_line(tree: Path, kind: str, args: argparse.Namespace, template: bytes) -
             args.source,
             warm_up,
             args.connections if args.mode == "single" else 1,
+            args.keep / f"{tree.name}-{kind}-{n}" if args.keep else None,
         )
         for n in (few, many)
     ]
@@ -250,6 +257,11 @@ def main() -> None:
     )
     ap.add_argument("--connections", type=int, default=32, help="single posts sent side by side")
     ap.add_argument("--against", type=Path, help="another source tree, counted the same way")
+    ap.add_argument(
+        "--keep",
+        type=Path,
+        help="copy callgrind's files here, a folder a run (TREE-KIND-BATCHES), for callgrind_annotate",
+    )
     args = ap.parse_args()
     signal.signal(signal.SIGTERM, lambda *_: sys.exit("stopped"))  # the servers' clean-up runs
     if shutil.which("valgrind") is None:
