@@ -6,11 +6,13 @@ from typing import Any
 
 import httpx
 import orjson
+import pytest
 
 from analyze.test_work import CONTROL_TIMED_OUT, FPS, URL, vb
 from collector.conftest import MINIMAL, collector
 from collector.test_app import web
 from reachwatch.analyze import analyze_store
+from reachwatch.collector import admin
 from reachwatch.collector.config import Settings
 
 AUTH = {"authorization": "Bearer s3cret"}
@@ -113,3 +115,63 @@ async def test_a_stop_interrupts_a_reanalysis_and_analyze_makes_its_findings_aga
         assert (await http.post("/api/v1/admin/reanalyse", headers=AUTH)).status_code == 202
         await started.wait()
     assert job.status == "interrupted" and job.finished
+
+
+async def test_a_reanalysis_in_small_batches_judges_every_row_once(
+    store_location: str, real_measurements: list[dict[str, Any]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The next batch is read and the last one written while one is judged: every row is
+    counted once, and the rows' verdicts are the analysis' again once it is done."""
+    monkeypatch.setattr(admin, "BATCH", 2)
+    ms = web(real_measurements)[:7]
+    async with collector(Settings(store=store_location, rate=0, admin_token="s3cret")) as (app, http):
+        await http.post("/api/v1/measurements", content=b"\n".join(orjson.dumps(m) for m in ms))
+        await app.state.ingestor.settled()
+        before = (await http.get("/api/v1/measurements", params={"limit": 100})).json()["results"]
+        store = app.state.store
+        written: list[int] = []
+        update = store.update_analysis
+
+        async def counted(rows: Any) -> None:
+            written.append(len(rows))
+            await update(rows)
+
+        monkeypatch.setattr(store, "update_analysis", counted)
+        assert (await http.post("/api/v1/admin/reanalyse", headers=AUTH)).status_code == 202
+        await app.state.reanalysis.task
+        done = (await http.get("/api/v1/admin/reanalyse", headers=AUTH)).json()
+        assert done["status"] == "done" and done["reanalysed"] == len(ms)
+        assert sorted(written) == [1, 2, 2, 2]
+        after = (await http.get("/api/v1/measurements", params={"limit": 100})).json()["results"]
+        assert sorted(before, key=str) == sorted(after, key=str)
+
+
+async def test_a_store_failing_half_way_through_a_reanalysis_is_its_status(
+    tmp_path, real_measurements: list[dict[str, Any]], monkeypatch: pytest.MonkeyPatch, caplog: Any
+) -> None:
+    """A write that fails ends it as failed, the rows written before counted, no task left behind."""
+    monkeypatch.setattr(admin, "BATCH", 2)
+    ms = web(real_measurements)[:7]
+    settings = Settings(store=str(tmp_path / "m.duckdb"), rate=0, admin_token="s3cret")
+    async with collector(settings) as (app, http):
+        await http.post("/api/v1/measurements", content=b"\n".join(orjson.dumps(m) for m in ms))
+        await app.state.ingestor.settled()
+        store = app.state.store
+        update = store.update_analysis
+        calls = 0
+
+        async def failing(rows: Any) -> None:
+            nonlocal calls
+            calls += 1
+            if calls == 2:
+                raise OSError("No space left on device")
+            await update(rows)
+
+        monkeypatch.setattr(store, "update_analysis", failing)
+        assert (await http.post("/api/v1/admin/reanalyse", headers=AUTH)).status_code == 202
+        await app.state.reanalysis.task
+        done = (await http.get("/api/v1/admin/reanalyse", headers=AUTH)).json()
+        assert done["status"] == "failed" and done["error"] == "storage error" and done["finished"]
+        assert done["reanalysed"] == 2
+    assert "No space left on device" in caplog.text
+    assert "never retrieved" not in caplog.text

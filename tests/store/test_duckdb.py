@@ -13,7 +13,7 @@ import duckdb
 import pytest
 
 from reachwatch.errors import UserError
-from reachwatch.store.duckdb import MEMORY_FLOOR_MB, DuckDBStore, default_memory_limit
+from reachwatch.store.duckdb import MEMORY_FLOOR_MB, DuckDBStore, _raws_of, default_memory_limit
 from reachwatch.store.query import Filters
 from reachwatch.store.schema import Analysis
 from store.test_store import row
@@ -73,9 +73,9 @@ async def test_the_backlog_update_looks_between_row_ids_and_the_uid_decides(tmp_
         await store.insert([row(i, analysed=False) for i in range(6)])
         pending = [uid for uid, _ in await store.unanalysed(3)]
         assert len(pending) == 3
-        right = dict(store._backlog_rowids)
+        right = dict(store._rowids)
         # as if the rows had moved: a range past the table
-        store._backlog_rowids = {uid: rowid + 1_000 for uid, rowid in right.items()}
+        store._rowids = {uid: rowid + 1_000 for uid, rowid in right.items()}
         await store.update_analysis(
             [Analysis(uid, "dns", False, "dns-nx", "r", True, False) for uid in pending]
         )
@@ -93,6 +93,26 @@ async def test_the_backlog_update_looks_between_row_ids_and_the_uid_decides(tmp_
         assert await store.unanalysed(10) == []
         count, got = await store.search(Filters(blocking="dns"), 10, 0)
         assert count == 3 and sorted(g["measurement_uid"] for g in got) == sorted(pending)
+    finally:
+        await store.close()
+
+
+async def test_a_reanalysis_batch_is_read_between_its_row_ids_or_else_by_uid(tmp_path: Path) -> None:
+    """Each batch's ``raw`` is looked for between its rows' ids; rows no longer there (renumbered
+    by a checkpoint after a delete) are then found by uid, and a deleted one is left out."""
+    store = DuckDBStore(str(tmp_path / "m.duckdb"))
+    await store.open()
+    try:
+        rows = [row(i) for i in range(6)]
+        await store.insert(rows)
+        places = await store._read(
+            lambda cur: cur.execute("SELECT measurement_uid, rowid FROM measurements").fetchall()
+        )
+        assert await store.delete(rows[5].measurement_uid)
+        moved = [(uid, rowid + 1_000) for uid, rowid in places[:3]] + places[3:]
+        got = await store._read(lambda cur: _raws_of(cur, moved))
+        assert sorted(r[0] for r in got) == sorted(r.measurement_uid for r in rows[:5])
+        assert {r[0]: bytes(r[1]) for r in got} == {r.measurement_uid: r.raw for r in rows[:5]}
     finally:
         await store.close()
 

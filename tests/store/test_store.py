@@ -13,6 +13,8 @@ import pytest
 
 from reachwatch.errors import UserError
 from reachwatch.store import Filters, ListOrder, open_store
+from reachwatch.store import clickhouse as clickhouse_store
+from reachwatch.store import duckdb as duckdb_store
 from reachwatch.store.compression import compress, decompress
 from reachwatch.store.schema import (
     COLUMNS,
@@ -137,6 +139,32 @@ async def test_raw_batches_skip_no_row_when_one_is_deleted_meanwhile(store_varia
                 assert await store.delete(batch[0][0])
             seen.extend(uid for uid, _ in batch)
         assert sorted(seen) == sorted(r.measurement_uid for r in rows)
+    finally:
+        await store.close()
+
+
+async def test_raw_batches_read_their_uids_ahead_in_chunks(
+    store_variant: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The uids come a chunk at a time (``UID_CHUNK``), each batch's ``raw`` by its uids: every row
+    once, across chunks, batches and deletes, with its own ``raw``."""
+    monkeypatch.setattr(duckdb_store, "UID_CHUNK", 7)
+    monkeypatch.setattr(clickhouse_store, "UID_CHUNK", 7)
+    store = open_location(store_variant)
+    await store.open()
+    try:
+        rows = {r.measurement_uid: r for r in (row(i) for i in range(23))}
+        await store.insert(list(rows.values()))
+        gone = sorted(rows)[15]  # in the third chunk, deleted while the first is read
+        seen: list[str] = []
+        async for batch in store.raw_batches(3):
+            assert 0 < len(batch) <= 3
+            if not seen:
+                assert await store.delete(gone)
+            for uid, raw in batch:
+                assert decompress(raw) == decompress(rows[uid].raw)
+            seen.extend(uid for uid, _ in batch)
+        assert sorted(seen) == sorted(set(rows) - {gone})
     finally:
         await store.close()
 

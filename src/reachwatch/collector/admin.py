@@ -133,12 +133,22 @@ class Reanalysis:
         self.task = asyncio.get_running_loop().create_task(self._run(store, ingestor))
 
     async def _run(self, store: Store, ingestor: Ingestor) -> None:
+        """Batch by batch, three at once: the next batch is read and the last one's verdicts
+        written while this one's are made (off the event loop: ingest goes on meanwhile)."""
+        batches = store.raw_batches(BATCH)
+        reading: asyncio.Future[list[tuple[str, bytes]] | None] | None = None
+        writing: asyncio.Task[int] | None = None
         try:
-            async for batch in store.raw_batches(500):
-                # off the event loop (~0.5 s of verdicts a batch): ingest goes on meanwhile
+            reading = asyncio.ensure_future(anext(batches, None))
+            while (batch := await reading) is not None:
+                reading = asyncio.ensure_future(anext(batches, None))
                 updates = await _verdicts(ingestor, batch)
-                await store.update_analysis(updates)
-                self.reanalysed += len(updates)
+                if writing is not None:
+                    self.reanalysed += await writing
+                writing = asyncio.create_task(_write(store, updates))
+            if writing is not None:
+                self.reanalysed += await writing
+                writing = None
             await store.forget_findings()
             self.status = "done"
         except asyncio.CancelledError:
@@ -148,6 +158,17 @@ class Reanalysis:
             log.error("re-analysis failed: %s: %.300s", type(exc).__name__, exc)
             self.status, self.error = "failed", "storage error"
         finally:
+            if reading is not None and not reading.done():
+                reading.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await reading
+            if writing is not None:  # the verdicts in hand are written: they are right
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    self.reanalysed += await asyncio.shield(writing)
+            close = getattr(batches, "aclose", None)  # an async generator's, in every store
+            if close is not None:
+                with contextlib.suppress(Exception):
+                    await close()
             self.finished = _now()
 
     async def stop(self) -> None:
@@ -157,6 +178,15 @@ class Reanalysis:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+
+
+#: Rows a re-analysis reads, judges and writes at a time
+BATCH = 500
+
+
+async def _write(store: Store, updates: list[Analysis]) -> int:
+    await store.update_analysis(updates)
+    return len(updates)
 
 
 async def _verdicts(ingestor: Ingestor, batch: list[tuple[str, bytes]]) -> list[Analysis]:

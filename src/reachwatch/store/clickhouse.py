@@ -68,6 +68,8 @@ NARROWING_DAYS = 1_000
 INSERT_ID = "reachwatch-insert-"
 #: Days (partitions) one insert writes at most: ClickHouse refuses more than 100 by default
 DAYS_PER_INSERT = 100
+#: uids a re-analysis reads ahead in one query (~6 MB of them)
+UID_CHUNK = 100_000
 #: Seconds :meth:`ClickHouseStore.open` waits at most for inserts still running from before it
 EARLIER_INSERTS_WAIT = 60.0
 
@@ -347,17 +349,30 @@ class ClickHouseStore:
         return [decode({k: r[k] for k in columns}) for r in rows]
 
     async def raw_batches(self, batch: int) -> AsyncIterator[list[tuple[str, bytes]]]:
-        # after the last uid of the batch before, not at an offset (a delete would skip rows)
+        """Every row's (uid, raw), ``batch`` (at most :data:`IN_LIST`) at a time, in uid order: the
+        uids read ahead, :data:`UID_CHUNK` at a time, each chunk after the last uid of the one
+        before (not at an offset: a delete would skip rows); each batch's ``raw`` then by
+        ``PREWHERE`` on its uids, so that only their granules' ``raw`` is read. Until session 19 each
+        batch was ``ORDER BY measurement_uid LIMIT`` over ``raw`` too: the whole table's ``raw`` read
+        for every 500 rows (the table is not ordered by uid)."""
         after = ""
         while True:
-            rows = await self._rows(
-                f"SELECT measurement_uid, raw FROM {TABLE} WHERE measurement_uid > {literal(after)} "
-                f"ORDER BY measurement_uid LIMIT {batch:d}"
+            chunk = await self._rows(
+                f"SELECT measurement_uid FROM {TABLE} WHERE measurement_uid > {literal(after)} "
+                f"ORDER BY measurement_uid LIMIT {UID_CHUNK:d}"
             )
-            if not rows:
+            if not chunk:
                 return
-            yield [(r["measurement_uid"], base64.b64decode(r["raw"])) for r in rows]
-            after = rows[-1]["measurement_uid"]
+            uids = [r["measurement_uid"] for r in chunk]
+            step = min(batch, IN_LIST)
+            for part in (uids[i : i + step] for i in range(0, len(uids), step)):
+                rows = await self._rows(
+                    f"SELECT measurement_uid, raw FROM {TABLE} "
+                    f"PREWHERE measurement_uid IN ({', '.join(map(literal, part))})"
+                )
+                if rows:
+                    yield [(r["measurement_uid"], base64.b64decode(r["raw"])) for r in rows]
+            after = uids[-1]
 
 
 def by_days(rows: Sequence[Row], most: int = DAYS_PER_INSERT) -> list[Sequence[Row]]:
