@@ -133,20 +133,27 @@ class Reanalysis:
         self.task = asyncio.get_running_loop().create_task(self._run(store, ingestor))
 
     async def _run(self, store: Store, ingestor: Ingestor) -> None:
-        """Batch by batch, three at once: the next batch is read and the last one's verdicts
-        written while this one's are made (off the event loop: ingest goes on meanwhile)."""
+        """Batch by batch, three at once: the next batch is read and the last verdicts written
+        while this one's are made (off the event loop: ingest goes on meanwhile). The verdicts
+        are written as many at once as the store takes best (:attr:`Store.update_rows`)."""
         batches = store.raw_batches(BATCH)
         reading: asyncio.Future[list[tuple[str, bytes]] | None] | None = None
         writing: asyncio.Task[int] | None = None
+        judged: list[Analysis] = []
         try:
             reading = asyncio.ensure_future(anext(batches, None))
             while (batch := await reading) is not None:
                 reading = asyncio.ensure_future(anext(batches, None))
-                updates = await _verdicts(ingestor, batch)
-                if writing is not None:
-                    self.reanalysed += await writing
-                writing = asyncio.create_task(_write(store, updates))
+                judged += await _verdicts(ingestor, batch)
+                if len(judged) + BATCH > store.update_rows:  # the next batch would not fit
+                    if writing is not None:
+                        self.reanalysed += await writing
+                    writing, judged = asyncio.create_task(_write(store, judged)), []
             if writing is not None:
+                self.reanalysed += await writing
+                writing = None
+            if judged:
+                writing, judged = asyncio.create_task(_write(store, judged)), []
                 self.reanalysed += await writing
                 writing = None
             await store.forget_findings()

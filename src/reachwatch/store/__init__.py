@@ -64,6 +64,12 @@ class Store(Protocol):
         """The rules' verdict columns of ``rows`` (``confirmed`` false: no fingerprints here)."""
         ...
 
+    @property
+    def update_rows(self) -> int:
+        """How many rows a re-analysis gives :meth:`update_analysis` at once at most: what one
+        write of the store takes best."""
+        ...
+
     async def forget_findings(self) -> None:
         """Forget what ``reachwatch analyze`` judged each row by, so that it redoes them all."""
         ...

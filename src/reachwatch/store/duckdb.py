@@ -363,6 +363,9 @@ class DuckDBStore:
 
         await self._write(drop)
 
+    #: a re-analysis writes each batch it judged (500 rows): small writes, each in its rows' range
+    update_rows = 500
+
     async def update_analysis(self, rows: Sequence[Analysis]) -> None:
         """Set the verdict columns of ``rows`` (and ``analysed``; ``confirmed`` false: the rules'
         verdict, without fingerprints) in one statement, one commit.

@@ -378,6 +378,10 @@ class JournaledStore:
     async def update_analysis(self, rows: Sequence[Analysis]) -> None:
         await self.inner.update_analysis(rows)
 
+    @property
+    def update_rows(self) -> int:
+        return self.inner.update_rows
+
     async def forget_findings(self) -> None:
         await self.inner.forget_findings()
 
