@@ -181,3 +181,26 @@ async def test_a_store_failing_half_way_through_a_reanalysis_is_its_status(
         assert done["reanalysed"] == 2
     assert "No space left on device" in caplog.text
     assert "never retrieved" not in caplog.text
+
+
+async def test_a_store_failing_to_read_a_reanalysis_batch_is_its_status(tmp_path, caplog: Any) -> None:
+    """A read that fails while the batch before is judged ends it as failed, that batch's
+    verdicts written, nothing left behind."""
+    settings = Settings(store=str(tmp_path / "m.duckdb"), rate=0, admin_token="s3cret")
+    async with collector(settings) as (app, http):
+        await http.post("/api/v1/measurements", content=orjson.dumps(MINIMAL))
+        await app.state.ingestor.settled()
+        store = app.state.store
+        first = [item async for batch in store.raw_batches(10) for item in batch]
+
+        async def failing(size: int) -> AsyncIterator[list[tuple[str, bytes]]]:
+            yield first
+            raise OSError("I/O error reading the file")
+
+        store.raw_batches = failing
+        assert (await http.post("/api/v1/admin/reanalyse", headers=AUTH)).status_code == 202
+        await app.state.reanalysis.task
+        done = (await http.get("/api/v1/admin/reanalyse", headers=AUTH)).json()
+        assert done["status"] == "failed" and done["reanalysed"] == 1
+    assert "I/O error reading the file" in caplog.text
+    assert "never retrieved" not in caplog.text

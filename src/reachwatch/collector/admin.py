@@ -165,7 +165,7 @@ class Reanalysis:
             log.error("re-analysis failed: %s: %.300s", type(exc).__name__, exc)
             self.status, self.error = "failed", "storage error"
         finally:
-            if reading is not None and not reading.done():
+            if reading is not None:  # cancelled if still reading; its failure, if any, retrieved
                 reading.cancel()
                 with contextlib.suppress(asyncio.CancelledError, Exception):
                     await reading
