@@ -151,7 +151,21 @@ async def test_a_reset_while_sending_halves_the_batch(
         async with httpx.AsyncClient(transport=Cutting()) as http:
             result = await box.flush("http://collector", client=http)
     assert (result.sent, result.remaining) == (8, 0)
-    assert sizes[:2] == [8, 4] and max(sizes[1:]) <= 4  # halved, never grown back
+    assert sizes == [8, 4, 4]  # halved until it passes, then as big as what is left
+
+
+async def test_a_batch_size_cut_twice_is_not_tried_again(
+    tmp_path: Path, real_measurements: list[dict[str, Any]]
+) -> None:
+    """A collector that cuts every batch past a size (its early 413 to a body too big): a size cut
+    twice is too big for good, so the flush does not go back and forth."""
+    box = _queued(tmp_path, real_measurements, 12)
+    cut = httpx.WriteError("connection reset by peer")
+    script = Scripted(cut, cut, None, cut)  # 8 cut, 4 cut, 2 pass, 4 cut again: 2 from then on
+    async with httpx.AsyncClient(transport=script) as http:
+        result = await box.flush("http://collector", batch=8, client=http)
+    assert result.sent == 12
+    assert script.sizes == [8, 4, 2, 4, 2, 2, 2, 2, 2]
 
 
 async def test_a_refusal_that_is_not_about_the_measurements_keeps_them_queued(
@@ -384,3 +398,163 @@ async def test_a_wrong_path_to_a_collector_says_what_to_check(tmp_path: Path) ->
         result = await box.flush("http://collector/api/", client=http)
     assert result.remaining == 1 and result.error is not None
     assert "404" in result.error and "is http://collector/api/ the collector's base URL" in result.error
+
+
+class Scripted(httpx.AsyncBaseTransport):
+    """A collector's stand-in that answers each request by the next of ``script``: an exception
+    to raise, (status, headers, body), or None for a collector's 200 with a uid a line, as every
+    request past the script's end."""
+
+    def __init__(self, *script: Any) -> None:
+        self.script = list(script)
+        self.sizes: list[int] = []
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        lines = sent(request).count(b"\n") + 1
+        self.sizes.append(lines)
+        if not self.script:
+            uids = [f"uid{len(self.sizes)}-{i}" for i in range(lines)]
+            return httpx.Response(200, json={"measurement_uids": uids})
+        step = self.script.pop(0)
+        if step is None:  # a collector's answer, in the script's course
+            return httpx.Response(
+                200, json={"measurement_uids": [f"u{len(self.sizes)}-{i}" for i in range(lines)]}
+            )
+        if isinstance(step, Exception):
+            raise step
+        status, headers, body = step
+        return httpx.Response(status, headers=headers, content=body)
+
+
+def _queued(tmp_path: Path, real_measurements: list[dict[str, Any]], n: int) -> Outbox:
+    box = Outbox(tmp_path / "box")
+    for i, m in enumerate(web(real_measurements)[:1] * n):
+        box.put({**m, "input": f"https://site{i}.example/"})
+    return box
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        (200, {"content-type": "text/html"}, b"<html>Sign in to the hotel's wifi</html>"),
+        (204, {}, b""),
+        (200, {}, b"[]"),
+        (200, {}, b'{"ok": true}'),
+        (200, {}, b'{"measurement_uids": ["only-one"]}'),
+        (200, {}, b'{"measurement_uids": [1, 2, 3]}'),
+    ],
+)
+async def test_a_2xx_that_does_not_acknowledge_each_line_keeps_them_queued(
+    tmp_path: Path, real_measurements: list[dict[str, Any]], answer: Any
+) -> None:
+    """A captive portal's page, a proxy's or another service's 2xx: not an acknowledgement. They
+    were deleted (uids fewer than lines) or a traceback ended the flush (an outside check)."""
+    box = _queued(tmp_path, real_measurements, 3)
+    async with httpx.AsyncClient(transport=Scripted(answer)) as http:
+        result = await box.flush("http://collector", client=http)
+    assert (result.sent, result.remaining) == (0, 3) and len(box.pending()) == 3
+    assert result.error is not None and "without a measurement uid for each of the 3" in result.error
+
+
+async def test_a_cut_connection_does_not_keep_the_batches_small(
+    tmp_path: Path, real_measurements: list[dict[str, Any]]
+) -> None:
+    """One cut (a collector restarting) halved every later batch for good: 2,007 one-line requests
+    for 3,000 lines after a few (an outside check). They grow back once a batch passes."""
+    box = _queued(tmp_path, real_measurements, 40)
+    script = Scripted(httpx.ReadError(""))
+    async with httpx.AsyncClient(transport=script) as http:
+        result = await box.flush("http://collector", batch=16, client=http)
+    assert result.sent == 40
+    assert script.sizes == [16, 8, 16, 16]
+
+
+async def test_retry_for_counts_from_the_failure_not_from_the_start(
+    tmp_path: Path, real_measurements: list[dict[str, Any]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A flush longer than ``retry_for`` gave up at the first failed connection after it."""
+    box = _queued(tmp_path, real_measurements, 6)
+    script = Scripted()
+    clock = [1000.0]
+    monkeypatch.setattr(queue, "_clock", lambda: clock[0])
+
+    class Slow(httpx.AsyncBaseTransport):
+        async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+            clock[0] += 10.0  # each batch takes 10 s: past retry_for after the first
+            if len(script.sizes) == 2 and len(script.script) == 0 and not hasattr(self, "failed"):
+                self.failed = True
+                raise httpx.ConnectError("All connection attempts failed")
+            return await script.handle_async_request(request)
+
+    async with httpx.AsyncClient(transport=Slow()) as http:
+        result = await box.flush("http://collector", batch=2, retry_for=5.0, client=http)
+    assert (result.sent, result.remaining) == (6, 0)
+
+
+async def test_busy_past_retry_for_stops_without_a_last_wait(
+    tmp_path: Path, real_measurements: list[dict[str, Any]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A wait that would end past ``retry_for`` is not waited (with ``--retry-for 0`` a 429 of
+    ``Retry-After: 60`` took two minutes); ``Retry-After: nan`` is no reason not to wait."""
+    slept: list[float] = []
+
+    async def sleep(seconds: float) -> None:
+        slept.append(seconds)
+
+    monkeypatch.setattr(queue.asyncio, "sleep", sleep)
+    box = _queued(tmp_path, real_measurements, 2)
+    busy = (429, {"retry-after": "60"}, b'{"error": "slow down"}')
+    async with httpx.AsyncClient(transport=Scripted(busy)) as http:
+        result = await box.flush("http://collector", retry_for=0.0, client=http)
+    assert (result.sent, result.remaining, slept) == (0, 2, [])
+    nan = (503, {"retry-after": "nan"}, b'{"error": "busy"}')
+    async with httpx.AsyncClient(transport=Scripted(nan)) as http:
+        result = await box.flush("http://collector", retry_for=30.0, client=http)
+    assert (result.sent, slept) == (2, [1.0])
+
+
+async def test_a_line_named_twice_in_a_refusal_is_refused_once(
+    tmp_path: Path, real_measurements: list[dict[str, Any]]
+) -> None:
+    box = _queued(tmp_path, real_measurements, 3)
+    errors = [
+        {"line": 1, "status": 422, "error": "line 1: a"},
+        {"line": 1, "status": 422, "error": "line 1: b"},
+    ]
+    refusal = (422, {}, orjson.dumps({"error": "1 bad line(s)", "errors": errors}))
+    async with httpx.AsyncClient(transport=Scripted(refusal)) as http:
+        result = await box.flush("http://collector", client=http)
+    assert (result.sent, result.rejected, result.remaining) == (2, 1, 0)
+    assert "a (line 1 of 3" in result.rejections[0].reason
+
+
+async def test_a_queued_file_of_several_lines_is_sent_as_one_or_refused_alone(
+    tmp_path: Path, real_measurements: list[dict[str, Any]]
+) -> None:
+    """Each queued file is one line of the batch: one holding two measurements shifted the
+    numbering, and the collector's refusal of one landed on others (an outside check)."""
+    box = _queued(tmp_path, real_measurements, 2)
+    (box.pending_dir / "0001.json").write_bytes(b'{"a": 1}\n{"b": 2}')
+    (box.pending_dir / "0002.json").write_bytes(b'{\n  "pretty": true\n}\n')
+    (box.pending_dir / "0003.json").mkdir()  # not a file: left alone
+    script = Scripted()
+    async with httpx.AsyncClient(transport=script) as http:
+        result = await box.flush("http://collector", client=http)
+    assert (result.sent, result.rejected, result.remaining) == (3, 1, 0)
+    assert result.rejections[0].path.name == "0001.json"
+    assert "not one measurement" in result.rejections[0].reason
+    assert (box.pending_dir / "0003.json").is_dir()
+
+
+def test_a_full_disk_while_queuing_is_said(small_disk: Path, real_measurements: list[dict[str, Any]]) -> None:
+    box = Outbox(small_disk / "box")
+    m = web(real_measurements)[0]
+    big = b"\n".join(
+        orjson.dumps({**m, "input": f"https://s{i}.example/", "pad": "x" * 60_000}) for i in range(100)
+    )
+    with pytest.raises(UserError, match="cannot queue in the outbox: No space left on device") as raised:
+        box.put_lines(io.BytesIO(big), "many.jsonl")
+    assert "measurements of many.jsonl were queued" in str(raised.value) or "nothing from" in str(
+        raised.value
+    )
+    assert not list(box.pending_dir.glob(".*.tmp"))

@@ -34,3 +34,8 @@ def main() -> None:
     except KeyboardInterrupt:
         print("reachwatch: interrupted", file=sys.stderr)
         sys.exit(130)
+    except SystemExit as exc:
+        # Typer turns a ^C inside a command into a silent exit 130: say it, as above
+        if exc.code == 130 and isinstance(getattr(exc.__context__, "__cause__", None), KeyboardInterrupt):
+            print("reachwatch: interrupted", file=sys.stderr)
+        raise

@@ -213,9 +213,17 @@ def submit(
     if not file.exists():  # not is_file(): /dev/stdin and <(zcat x.jsonl.gz) are read too
         raise UserError("no such file", where=str(file))
     box = Outbox(outbox)
-    with open(file, "rb") as fh:
-        box.put_lines(fh, str(file))  # all or none: a bad line queues nothing
-    result = asyncio.run(box.flush(collector, retry_for=retry_for))
+    try:
+        with open(file, "rb") as fh:
+            box.put_lines(fh, str(file))  # all or none: a bad line queues nothing
+        result = asyncio.run(box.flush(collector, retry_for=retry_for))
+    except KeyboardInterrupt:
+        typer.echo(
+            f"interrupted: what was queued stays in {box.pending_dir}, what was acknowledged is "
+            "not sent again; run submit again to send the rest",
+            err=True,
+        )
+        raise typer.Exit(130) from None
     rejected = f" (see {box.rejected_dir})" if result.rejected else ""
     typer.echo(f"sent {result.sent}, rejected {result.rejected}{rejected}, pending {result.remaining}")
     for rejection in sorted(result.rejections, key=_in_file_order)[:SHOWN_REJECTIONS]:

@@ -5,6 +5,8 @@ Kept apart from :mod:`~reachwatch.collector.queue`, which decides what to do wit
 
 from __future__ import annotations
 
+import math
+
 import httpx
 import orjson
 
@@ -14,9 +16,12 @@ def retry_after(resp: httpx.Response, default: float = 1.0) -> float:
     50 ms and a minute; ``default`` without one."""
     value = resp.headers.get("retry-after", "")
     try:
-        return min(max(float(value), 0.05), 60.0)
+        seconds = float(value)
     except ValueError:
         return default
+    if math.isnan(seconds):  # "nan" parses, and compares false with everything: no wait at all
+        return default
+    return min(max(seconds, 0.05), 60.0)
 
 
 def reason_of(resp: httpx.Response) -> str:
@@ -31,7 +36,12 @@ def reason_of(resp: httpx.Response) -> str:
     # not a reachwatch collector's answer: a proxy's short text as it is, an HTML page by its reason
     # (the whole page made a message of many lines)
     text = resp.text.strip()
-    if text and "html" not in resp.headers.get("content-type", "") and "\n" not in text[:200]:
+    if (
+        text
+        and "html" not in resp.headers.get("content-type", "")
+        and "\n" not in text[:200]
+        and text[:200].isprintable()  # not bytes shown as text
+    ):
         return text[:200]
     phrase = resp.reason_phrase or "no reason given"
     return f"{phrase} (not a reachwatch collector's answer: is --collector the collector's base URL?)"

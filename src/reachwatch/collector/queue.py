@@ -109,20 +109,24 @@ class Outbox:
         data = data.strip()
         name = hashlib.sha256(data).hexdigest()[:32] + ".json"
         final = self.pending_dir / name
-        if origin is not None:
-            # not fsynced: it only names the measurement in a rejection, and a crash that loses
-            # it loses no measurement
-            with open(final.with_suffix(ORIGIN_SUFFIX), "a", encoding="utf-8") as fh:
-                fh.write(origin.replace("\n", " ") + "\n")
-        if final.exists():
-            return final
         tmp = self.pending_dir / f".{name}.{os.getpid()}.tmp"
-        with open(tmp, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, final)
-        _fsync_dir(self.pending_dir)
+        try:
+            if origin is not None:
+                # not fsynced: it only names the measurement in a rejection, and a crash that
+                # loses it loses no measurement
+                with open(final.with_suffix(ORIGIN_SUFFIX), "a", encoding="utf-8") as fh:
+                    fh.write(origin.replace("\n", " ") + "\n")
+            if final.exists():
+                return final
+            with open(tmp, "wb") as fh:
+                fh.write(data)
+                fh.flush()
+                os.fsync(fh.fileno())
+            os.replace(tmp, final)
+            _fsync_dir(self.pending_dir)
+        except OSError as exc:  # a full disk, a read-only one: said, not a traceback
+            tmp.unlink(missing_ok=True)
+            raise OutboxFull(exc, self.pending_dir) from None
         return final
 
     def put_lines(self, source: BinaryIO, name: str) -> int:
@@ -140,17 +144,32 @@ class Outbox:
                 line = line.strip()
                 if line:
                     _check_line(line, name, n)
-                    spool.write(b"%d %s\n" % (n, line))
+                    try:
+                        spool.write(b"%d %s\n" % (n, line))
+                    except OSError as exc:
+                        raise OutboxFull(exc, self.path, f"nothing from {name} was queued") from None
                     count += 1
             spool.seek(0)
-            for line in spool:  # each with its number in the source before it
+            for put, line in enumerate(spool):  # each with its number in the source before it
                 number, _, data = line.partition(b" ")
-                self.put(data, f"{name}:{int(number)}")
+                try:
+                    self.put(data, f"{name}:{int(number)}")
+                except OutboxFull as exc:
+                    raise OutboxFull(
+                        exc.cause,
+                        self.pending_dir,
+                        f"{put} of the {count} measurements of {name} were queued (putting them "
+                        "again queues none twice)",
+                    ) from None
         return count
 
     def pending(self) -> list[Path]:
+        """The queued measurements' files; anything else there (a directory, a dangling link: a
+        hand-made mess) is left alone rather than sent or tripped over."""
         return sorted(
-            p for p in self.pending_dir.iterdir() if p.suffix == ".json" and not p.name.startswith(".")
+            p
+            for p in self.pending_dir.iterdir()
+            if p.suffix == ".json" and not p.name.startswith(".") and p.is_file()
         )
 
     async def flush(
@@ -186,16 +205,36 @@ class Outbox:
         http = client or httpx.AsyncClient(timeout=60.0)
         endpoint = url.rstrip("/") + "/api/v1/measurements"
         result = FlushResult()
-        deadline = time.monotonic() + retry_for
-        size = batch
-        busy = False  # the last answer was a 429 or 503
+        # retry_for counts from the first failure since the collector last took a batch: a long
+        # flush whose collector restarts once is not given up at once (until session 19 it counted
+        # from the flush's start)
+        deadline: float | None = None
+        size = ceiling = batch  # ceiling: lowered by a 413, which says the batch was too big
+        cut_at = 0  # the batch size a connection was last cut at (maybe an early 413)
         compressed = True  # zstd, until a collector from before compressed uploads answers 415
         files: list[Path] = []
+
+        def give_up_after(wait: float) -> bool:
+            """Whether waiting ``wait`` more seconds would end past ``retry_for`` (started now, at
+            a first failure)."""
+            nonlocal deadline
+            if deadline is None:
+                deadline = _clock() + retry_for
+            return _clock() + wait > deadline
+
         try:
             files = self.pending()
             while files:
                 chunk = _chunk(files, size)
-                body = b"\n".join(p.read_bytes() for p in chunk)
+                lines, unreadable = _lines(chunk)
+                if unreadable:
+                    for p, reason in unreadable:
+                        result.rejections.append(self._reject(p, reason))
+                    result.rejected += len(unreadable)
+                    gone = {p for p, _ in unreadable}
+                    files = [p for p in files if p not in gone]
+                    continue
+                body = b"\n".join(lines)
                 headers = {"content-type": "application/x-ndjson"}
                 if compressed:
                     body = compress(body)
@@ -203,38 +242,51 @@ class Outbox:
                 try:
                     resp = await http.post(endpoint, content=body, headers=headers)
                 except httpx.TransportError as exc:
-                    result.error = f"cannot reach {endpoint}: {type(exc).__name__}: {exc}"
+                    result.error = f"cannot reach {endpoint}: {_transport_failure(exc)}"
                     if len(chunk) > 1 and isinstance(exc, CUT_OFF):
                         # connected, then cut off while sending: maybe an early 413 for a body too
                         # big for this collector; a smaller batch tells (an unreachable one does not,
-                        # nor one that never answers: each half would wait out the timeout again)
-                        size = max(1, len(chunk) // 2)
-                    elif time.monotonic() >= deadline:
+                        # nor one that never answers: each half would wait out the timeout again).
+                        # Cut twice at one size, that size is too big for good
+                        if len(chunk) == cut_at:
+                            ceiling = max(1, len(chunk) // 2)
+                        cut_at, size = len(chunk), max(1, len(chunk) // 2)
+                    elif give_up_after(RETRY_PAUSE):
                         break
-                    await asyncio.sleep(0.2)
+                    await asyncio.sleep(RETRY_PAUSE)
                     continue
                 if resp.status_code in (429, 503):
                     result.error = f"{endpoint} answered {resp.status_code}: {reason_of(resp)}"
-                    await asyncio.sleep(retry_after(resp))
-                    if busy and time.monotonic() >= deadline:
-                        break  # busy again after its Retry-After, and past retry_for: it stays queued
-                    busy = True
+                    wait = retry_after(resp)
+                    if give_up_after(wait):
+                        break  # still busy past retry_for: they stay queued
+                    await asyncio.sleep(wait)
                     continue
-                busy = False
                 if resp.status_code == 415 and compressed:
                     compressed = False  # an older collector: the same batch again, uncompressed
                     continue
                 if resp.status_code == 413 and size > 1:
-                    size = max(1, size // 2)
+                    size = ceiling = max(1, size // 2)
                     continue
                 if 200 <= resp.status_code < 300:
-                    result.uids.extend(orjson.loads(resp.content).get("measurement_uids", []))
+                    uids = _acknowledged(resp, len(chunk))
+                    if uids is None:
+                        # a captive portal's page, a proxy's or another service's 2xx: no
+                        # acknowledgement of each measurement, so none is taken as stored
+                        result.error = (
+                            f"{endpoint} answered {resp.status_code} without a measurement uid for "
+                            f"each of the {len(chunk)} measurements sent (is {url} a reachwatch "
+                            "collector, reached directly?)"
+                        )
+                        break
+                    result.uids.extend(uids)
                     for p in chunk:
                         p.unlink(missing_ok=True)
                         p.with_suffix(ORIGIN_SUFFIX).unlink(missing_ok=True)
                     _fsync_dir(self.pending_dir)
                     result.sent += len(chunk)
                     files = files[len(chunk) :]
+                    deadline, size = None, min(ceiling, size * 2)
                     continue
                 if 400 <= resp.status_code < 500:
                     bad = self._bad_lines(resp, chunk)
@@ -253,9 +305,10 @@ class Outbox:
                     result.rejected += len(bad)
                     gone = {p for p, _ in bad}
                     files = [p for p in files if p not in gone]
+                    deadline = None
                     continue
                 result.error = f"{endpoint} answered {resp.status_code}: {reason_of(resp)}"
-                if time.monotonic() >= deadline:  # 5xx: the collector's fault, keep the files
+                if give_up_after(1.0):  # 5xx: the collector's fault, keep the files
                     break
                 await asyncio.sleep(1.0)
         finally:
@@ -275,16 +328,15 @@ class Outbox:
         if isinstance(errors, list) and errors:
             # the collector numbers the lines of the batch ("line 3: ..."), which are not the
             # lines of the user's file: said as the batch's
-            named = [
-                (
-                    chunk[e["line"] - 1],
-                    batch_line_reason(resp.status_code, e["line"], len(chunk), e.get("error")),
-                )
-                for e in errors
-                if isinstance(e, dict) and isinstance(e.get("line"), int) and 0 < e["line"] <= len(chunk)
-            ]
+            named: dict[Path, str] = {}  # a line named twice is refused once, for its first reason
+            for e in errors:
+                if isinstance(e, dict) and isinstance(e.get("line"), int) and 0 < e["line"] <= len(chunk):
+                    named.setdefault(
+                        chunk[e["line"] - 1],
+                        batch_line_reason(resp.status_code, e["line"], len(chunk), e.get("error")),
+                    )
             if named:
-                return named
+                return list(named.items())
         if len(chunk) == 1 and resp.status_code in LINE_STATUSES:
             return [(chunk[0], f"{resp.status_code}: {reason_of(resp)}")]
         return None
@@ -343,6 +395,76 @@ def _check_line(line: bytes, name: str, n: int) -> None:
         fix=f"make line {n} one measurement (a JSON object on one line) or remove it, and run "
         f"submit again: nothing from {name} was queued",
     )
+
+
+#: Seconds between tries of a collector that could not be reached
+RETRY_PAUSE = 0.2
+#: The clock ``retry_for`` is counted by (a test's to move)
+_clock = time.monotonic
+
+
+def _transport_failure(exc: httpx.TransportError) -> str:
+    """What went wrong on the way, said even where httpx's exception has no message."""
+    text = str(exc).strip()
+    if text:
+        return f"{type(exc).__name__}: {text}"
+    if isinstance(exc, httpx.TimeoutException):
+        return f"{type(exc).__name__}: no answer in time"
+    return f"{type(exc).__name__}: the connection was closed before the collector answered"
+
+
+def _acknowledged(resp: httpx.Response, sent: int) -> list[str] | None:
+    """The uids of a 2xx answer to a batch, one for each of the ``sent`` lines (a collector's
+    ``{"measurement_uids": [...]}``), or None if the answer is anything else."""
+    try:
+        answer = orjson.loads(resp.content)
+    except orjson.JSONDecodeError:
+        return None
+    uids = answer.get("measurement_uids") if isinstance(answer, dict) else None
+    if not isinstance(uids, list) or len(uids) != sent or not all(isinstance(u, str) and u for u in uids):
+        return None
+    return uids
+
+
+def _lines(chunk: list[Path]) -> tuple[list[bytes], list[tuple[Path, str]]]:
+    """The batch's lines, one a file, and the files that are not one measurement on one line (an
+    outbox edited by hand, or damaged): each queued file holds one JSON object; one spread over
+    lines is sent on one, and a file holding several measurements (or none) is refused here, so
+    that the batch's line numbers stay those of its files."""
+    lines: list[bytes] = []
+    unreadable: list[tuple[Path, str]] = []
+    for path in chunk:
+        try:
+            data = path.read_bytes()
+        except OSError as exc:
+            unreadable.append((path, f"cannot be read: {exc.strerror}"))
+            continue
+        if b"\n" in data or b"\r" in data:
+            try:
+                value = orjson.loads(data)
+            except orjson.JSONDecodeError:
+                value = None
+            if not isinstance(value, dict):
+                unreadable.append(
+                    (path, "not one measurement: the file holds several lines that are not one JSON object")
+                )
+                continue
+            data = orjson.dumps(value)
+        lines.append(data)
+    return lines, unreadable
+
+
+class OutboxFull(UserError):
+    """A measurement could not be written to the outbox (a full or read-only disk)."""
+
+    def __init__(self, cause: OSError, where: Path, done: str = "") -> None:
+        self.cause = cause
+        fix = "free some space (or give --outbox a directory on another disk) and run it again"
+        super().__init__(
+            f"cannot queue in the outbox: {cause.strerror or cause}" + (f"; {done}" if done else ""),
+            where=str(where),
+            fix=fix,
+        )
 
 
 def _chunk(files: list[Path], size: int) -> list[Path]:
