@@ -494,8 +494,9 @@ async def test_retry_for_counts_from_the_failure_not_from_the_start(
 async def test_busy_past_retry_for_stops_without_a_last_wait(
     tmp_path: Path, real_measurements: list[dict[str, Any]], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """A wait that would end past ``retry_for`` is not waited (with ``--retry-for 0`` a 429 of
-    ``Retry-After: 60`` took two minutes); ``Retry-After: nan`` is no reason not to wait."""
+    """The first ``Retry-After`` is waited; busy again, a wait that would end past ``retry_for``
+    is not (with ``--retry-for 0`` two 429s of ``Retry-After: 60`` took two minutes, the second
+    wait for nothing); ``Retry-After: nan`` is no reason not to wait."""
     slept: list[float] = []
 
     async def sleep(seconds: float) -> None:
@@ -504,9 +505,10 @@ async def test_busy_past_retry_for_stops_without_a_last_wait(
     monkeypatch.setattr(queue.asyncio, "sleep", sleep)
     box = _queued(tmp_path, real_measurements, 2)
     busy = (429, {"retry-after": "60"}, b'{"error": "slow down"}')
-    async with httpx.AsyncClient(transport=Scripted(busy)) as http:
+    async with httpx.AsyncClient(transport=Scripted(busy, busy)) as http:
         result = await box.flush("http://collector", retry_for=0.0, client=http)
-    assert (result.sent, result.remaining, slept) == (0, 2, [])
+    assert (result.sent, result.remaining, slept) == (0, 2, [60.0])
+    slept.clear()
     nan = (503, {"retry-after": "nan"}, b'{"error": "busy"}')
     async with httpx.AsyncClient(transport=Scripted(nan)) as http:
         result = await box.flush("http://collector", retry_for=30.0, client=http)

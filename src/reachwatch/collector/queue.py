@@ -66,6 +66,8 @@ class FlushResult:
     rejections: list[Rejection] = dataclasses.field(default_factory=list)
     #: why the last attempt kept measurements queued (unreachable, a 5xx, a 4xx about the request)
     error: str | None = None
+    #: seconds the collector asked to be left alone (``Retry-After``) when the flush stopped busy
+    retry_after: float = 0.0
 
 
 #: Seconds between tries of the flush lock while another process flushes the outbox.
@@ -211,6 +213,7 @@ class Outbox:
         deadline: float | None = None
         size = ceiling = batch  # ceiling: lowered by a 413, which says the batch was too big
         cut_at = 0  # the batch size a connection was last cut at (maybe an early 413)
+        busy = False  # the last answer was a 429 or 503
         compressed = True  # zstd, until a collector from before compressed uploads answers 415
         files: list[Path] = []
 
@@ -258,10 +261,17 @@ class Outbox:
                 if resp.status_code in (429, 503):
                     result.error = f"{endpoint} answered {resp.status_code}: {reason_of(resp)}"
                     wait = retry_after(resp)
-                    if give_up_after(wait):
-                        break  # still busy past retry_for: they stay queued
+                    # its first Retry-After is always waited (a flush of measure --collector,
+                    # with retry_for 0, would otherwise ask again at once); busy again, a wait
+                    # that would end past retry_for is not (until session 19 it was, and then
+                    # the flush stopped)
+                    if give_up_after(wait) and busy:
+                        result.retry_after = wait  # for the caller's next flush to wait
+                        break  # they stay queued
+                    busy = True
                     await asyncio.sleep(wait)
                     continue
+                busy = False
                 if resp.status_code == 415 and compressed:
                     compressed = False  # an older collector: the same batch again, uncompressed
                     continue

@@ -84,6 +84,7 @@ class Submitter:
             pending = result.remaining > 0
             stuck = pending and not result.sent and not result.rejected
             delay = min(delay * 2, MAX_BACKOFF) if stuck else self.interval
+            delay = max(delay, result.retry_after)  # a busy collector's Retry-After
 
     async def finish(self, timeout: float) -> SubmitResult:
         """Stop the background sender, send the rest within ``timeout`` seconds, count what is left."""
@@ -94,8 +95,8 @@ class Submitter:
                     await self._task
                 while self.outbox.pending():
                     result = await self._flush()
-                    if not result.sent and not result.rejected:  # unreachable: wait a little, retry
-                        await asyncio.sleep(min(0.5, self.interval))
+                    if not result.sent and not result.rejected:  # unreachable or busy: wait, retry
+                        await asyncio.sleep(max(min(0.5, self.interval), result.retry_after))
         except TimeoutError:
             self.result.timed_out = True
         finally:
