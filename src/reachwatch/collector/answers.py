@@ -63,3 +63,26 @@ def batch_line_reason(status: int, line: int, of: int, error: object) -> str:
     text = str(error)
     text = text.removeprefix(f"line {line}: ")
     return f"{status}: {text} (line {line} of {of} sent together)"
+
+
+def transport_failure(exc: httpx.TransportError) -> str:
+    """What went wrong on the way, said even where httpx's exception has no message."""
+    text = str(exc).strip()
+    if text:
+        return f"{type(exc).__name__}: {text}"
+    if isinstance(exc, httpx.TimeoutException):
+        return f"{type(exc).__name__}: no answer in time"
+    return f"{type(exc).__name__}: the connection was closed before the collector answered"
+
+
+def acknowledged(resp: httpx.Response, sent: int) -> list[str] | None:
+    """The uids of a 2xx answer to a batch, one for each of the ``sent`` lines (a collector's
+    ``{"measurement_uids": [...]}``), or None if the answer is anything else."""
+    try:
+        answer = orjson.loads(resp.content)
+    except orjson.JSONDecodeError:
+        return None
+    uids = answer.get("measurement_uids") if isinstance(answer, dict) else None
+    if not isinstance(uids, list) or len(uids) != sent or not all(isinstance(u, str) and u for u in uids):
+        return None
+    return uids

@@ -38,7 +38,15 @@ from typing import Any, BinaryIO
 import httpx
 import orjson
 
-from reachwatch.collector.answers import CUT_OFF, LINE_STATUSES, batch_line_reason, reason_of, retry_after
+from reachwatch.collector.answers import (
+    CUT_OFF,
+    LINE_STATUSES,
+    acknowledged,
+    batch_line_reason,
+    reason_of,
+    retry_after,
+    transport_failure,
+)
 from reachwatch.errors import UserError, make_directory
 from reachwatch.runtime import alive
 from reachwatch.store.compression import compress
@@ -245,7 +253,7 @@ class Outbox:
                 try:
                     resp = await http.post(endpoint, content=body, headers=headers)
                 except httpx.TransportError as exc:
-                    result.error = f"cannot reach {endpoint}: {_transport_failure(exc)}"
+                    result.error = f"cannot reach {endpoint}: {transport_failure(exc)}"
                     if len(chunk) > 1 and isinstance(exc, CUT_OFF):
                         # connected, then cut off while sending: maybe an early 413 for a body too
                         # big for this collector; a smaller batch tells (an unreachable one does not,
@@ -279,7 +287,7 @@ class Outbox:
                     size = ceiling = max(1, size // 2)
                     continue
                 if 200 <= resp.status_code < 300:
-                    uids = _acknowledged(resp, len(chunk))
+                    uids = acknowledged(resp, len(chunk))
                     if uids is None:
                         # a captive portal's page, a proxy's or another service's 2xx: no
                         # acknowledgement of each measurement, so none is taken as stored
@@ -411,29 +419,6 @@ def _check_line(line: bytes, name: str, n: int) -> None:
 RETRY_PAUSE = 0.2
 #: The clock ``retry_for`` is counted by (a test's to move)
 _clock = time.monotonic
-
-
-def _transport_failure(exc: httpx.TransportError) -> str:
-    """What went wrong on the way, said even where httpx's exception has no message."""
-    text = str(exc).strip()
-    if text:
-        return f"{type(exc).__name__}: {text}"
-    if isinstance(exc, httpx.TimeoutException):
-        return f"{type(exc).__name__}: no answer in time"
-    return f"{type(exc).__name__}: the connection was closed before the collector answered"
-
-
-def _acknowledged(resp: httpx.Response, sent: int) -> list[str] | None:
-    """The uids of a 2xx answer to a batch, one for each of the ``sent`` lines (a collector's
-    ``{"measurement_uids": [...]}``), or None if the answer is anything else."""
-    try:
-        answer = orjson.loads(resp.content)
-    except orjson.JSONDecodeError:
-        return None
-    uids = answer.get("measurement_uids") if isinstance(answer, dict) else None
-    if not isinstance(uids, list) or len(uids) != sent or not all(isinstance(u, str) and u for u in uids):
-        return None
-    return uids
 
 
 def _lines(chunk: list[Path]) -> tuple[list[bytes], list[tuple[Path, str]]]:
