@@ -16,7 +16,7 @@ import pytest
 
 from collector.conftest import collector, live_server
 from collector.test_app import web
-from reachwatch.collector import queue
+from reachwatch.collector import outbox_files, queue
 from reachwatch.collector.config import Settings
 from reachwatch.collector.queue import Outbox
 from reachwatch.errors import UserError
@@ -119,11 +119,11 @@ def test_a_batch_stops_at_the_byte_cap(tmp_path: Path, monkeypatch: pytest.Monke
     box = Outbox(tmp_path / "box")
     for i in range(10):
         box.put({"n": i, "pad": "x" * 1000})
-    monkeypatch.setattr(queue, "MAX_BATCH_BYTES", 3500)
-    chunk = queue._chunk(box.pending(), 500)
+    monkeypatch.setattr(outbox_files, "MAX_BATCH_BYTES", 3500)
+    chunk = outbox_files.next_batch(box.pending(), 500)
     assert len(chunk) == 3
-    monkeypatch.setattr(queue, "MAX_BATCH_BYTES", 10)
-    assert len(queue._chunk(box.pending(), 500)) == 1  # never empty
+    monkeypatch.setattr(outbox_files, "MAX_BATCH_BYTES", 10)
+    assert len(outbox_files.next_batch(box.pending(), 500)) == 1  # never empty
 
 
 async def test_a_reset_while_sending_halves_the_batch(

@@ -47,7 +47,15 @@ from reachwatch.collector.answers import (
     retry_after,
     transport_failure,
 )
-from reachwatch.errors import UserError, make_directory
+from reachwatch.collector.outbox_files import (
+    ORIGIN_SUFFIX,
+    OutboxFull,
+    batch_lines,
+    check_line,
+    fsync_dir,
+    next_batch,
+)
+from reachwatch.errors import make_directory
 from reachwatch.runtime import alive
 from reachwatch.store.compression import compress
 
@@ -82,10 +90,6 @@ class FlushResult:
 LOCK_POLL = 0.05
 #: Lines per batch the outbox posts (``reachwatch submit`` and ``measure --collector``).
 BATCH = 500
-#: Bytes per batch at most (half the collector's default --max-body): 500 real measurements with
-#: large bodies pass 16 MB, and a collector may answer 413 while the body is still being sent,
-#: which the client sees as a reset, not as the 413 that would have halved the batch
-MAX_BATCH_BYTES = 8 << 20
 
 
 class Outbox:
@@ -133,7 +137,7 @@ class Outbox:
                 fh.flush()
                 os.fsync(fh.fileno())
             os.replace(tmp, final)
-            _fsync_dir(self.pending_dir)
+            fsync_dir(self.pending_dir)
         except OSError as exc:  # a full disk, a read-only one: said, not a traceback
             tmp.unlink(missing_ok=True)
             raise OutboxFull(exc, self.pending_dir) from None
@@ -153,7 +157,7 @@ class Outbox:
                     line = line.removeprefix(codecs.BOM_UTF8)  # as Windows editors save UTF-8
                 line = line.strip()
                 if line:
-                    _check_line(line, name, n)
+                    check_line(line, name, n)
                     try:
                         spool.write(b"%d %s\n" % (n, line))
                     except OSError as exc:
@@ -236,8 +240,8 @@ class Outbox:
         try:
             files = self.pending()
             while files:
-                chunk = _chunk(files, size)
-                lines, unreadable = _lines(chunk)
+                chunk = next_batch(files, size)
+                lines, unreadable = batch_lines(chunk)
                 if unreadable:
                     for p, reason in unreadable:
                         result.rejections.append(self._reject(p, reason))
@@ -301,7 +305,7 @@ class Outbox:
                     for p in chunk:
                         p.unlink(missing_ok=True)
                         p.with_suffix(ORIGIN_SUFFIX).unlink(missing_ok=True)
-                    _fsync_dir(self.pending_dir)
+                    fsync_dir(self.pending_dir)
                     result.sent += len(chunk)
                     files = files[len(chunk) :]
                     deadline, size = None, min(ceiling, size * 2)
@@ -378,105 +382,7 @@ class Outbox:
         return rejection
 
 
-#: Beside a pending measurement: the ``FILE:LINE`` of each line that held it, one a line
-ORIGIN_SUFFIX = ".from"
-
-
-_JSON_TYPES = {
-    list: "array",
-    str: "string",
-    int: "number",
-    float: "number",
-    bool: "boolean",
-    type(None): "null",
-}
-
-
-def _check_line(line: bytes, name: str, n: int) -> None:
-    """:class:`UserError` unless ``line`` (line ``n`` of ``name``) is a JSON object."""
-    try:
-        value = orjson.loads(line)
-    except orjson.JSONDecodeError as exc:
-        try:
-            line.decode("utf-8")
-        except UnicodeDecodeError as bad:  # orjson says only "surrogates not allowed" at column 1
-            why = f"not valid UTF-8: byte 0x{line[bad.start]:02x} at byte {bad.start + 1}"
-        else:
-            why = f"{exc.msg} at column {exc.colno}"
-    else:
-        if isinstance(value, dict):
-            return
-        why = f"a JSON {_JSON_TYPES.get(type(value), type(value).__name__)}"
-    raise UserError(
-        f"not a JSON object ({why})",
-        where=f"{name}:{n}",
-        fix=f"make line {n} one measurement (a JSON object on one line) or remove it, and run "
-        f"submit again: nothing from {name} was queued",
-    )
-
-
 #: Seconds between tries of a collector that could not be reached
 RETRY_PAUSE = 0.2
 #: The clock ``retry_for`` is counted by (a test's to move)
 _clock = time.monotonic
-
-
-def _lines(chunk: list[Path]) -> tuple[list[bytes], list[tuple[Path, str]]]:
-    """The batch's lines, one a file, and the files that are not one measurement on one line (an
-    outbox edited by hand, or damaged): each queued file holds one JSON object; one spread over
-    lines is sent on one, and a file holding several measurements (or none) is refused here, so
-    that the batch's line numbers stay those of its files."""
-    lines: list[bytes] = []
-    unreadable: list[tuple[Path, str]] = []
-    for path in chunk:
-        try:
-            data = path.read_bytes()
-        except OSError as exc:
-            unreadable.append((path, f"cannot be read: {exc.strerror}"))
-            continue
-        if b"\n" in data or b"\r" in data:
-            try:
-                value = orjson.loads(data)
-            except orjson.JSONDecodeError:
-                value = None
-            if not isinstance(value, dict):
-                unreadable.append(
-                    (path, "not one measurement: the file holds several lines that are not one JSON object")
-                )
-                continue
-            data = orjson.dumps(value)
-        lines.append(data)
-    return lines, unreadable
-
-
-class OutboxFull(UserError):
-    """A measurement could not be written to the outbox (a full or read-only disk)."""
-
-    def __init__(self, cause: OSError, where: Path, done: str = "") -> None:
-        self.cause = cause
-        fix = "free some space (or give --outbox a directory on another disk) and run it again"
-        super().__init__(
-            f"cannot queue in the outbox: {cause.strerror or cause}" + (f"; {done}" if done else ""),
-            where=str(where),
-            fix=fix,
-        )
-
-
-def _chunk(files: list[Path], size: int) -> list[Path]:
-    """The next batch: at most ``size`` files and :data:`MAX_BATCH_BYTES` (at least one file)."""
-    chunk: list[Path] = []
-    total = 0
-    for path in files[:size]:
-        total += path.stat().st_size + 1
-        if chunk and total > MAX_BATCH_BYTES:
-            break
-        chunk.append(path)
-    return chunk
-
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
