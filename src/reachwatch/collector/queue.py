@@ -243,11 +243,7 @@ class Outbox:
                 chunk = next_batch(files, size)
                 lines, unreadable = batch_lines(chunk)
                 if unreadable:
-                    for p, reason in unreadable:
-                        result.rejections.append(self._reject(p, reason))
-                    result.rejected += len(unreadable)
-                    gone = {p for p, _ in unreadable}
-                    files = [p for p in files if p not in gone]
+                    files = self._reject_all(unreadable, files, result)
                     continue
                 body = b"\n".join(lines)
                 headers = {"content-type": "application/x-ndjson"}
@@ -322,11 +318,7 @@ class Outbox:
                         if resp.status_code in (404, 405) and "base URL" not in result.error:
                             result.error += f" (is {url} the collector's base URL, as http://HOST:PORT?)"
                         break
-                    for p, reason in bad:
-                        result.rejections.append(self._reject(p, reason))
-                    result.rejected += len(bad)
-                    gone = {p for p, _ in bad}
-                    files = [p for p in files if p not in gone]
+                    files = self._reject_all(bad, files, result)
                     deadline = None
                     continue
                 result.error = f"{endpoint} answered {resp.status_code}: {reason_of(resp)}"
@@ -362,6 +354,16 @@ class Outbox:
         if len(chunk) == 1 and resp.status_code in LINE_STATUSES:
             return [(chunk[0], f"{resp.status_code}: {reason_of(resp)}")]
         return None
+
+    def _reject_all(
+        self, refused: list[tuple[Path, str]], files: list[Path], result: FlushResult
+    ) -> list[Path]:
+        """:meth:`_reject` each (file, reason), counted in ``result``; ``files`` without them."""
+        for path, reason in refused:
+            result.rejections.append(self._reject(path, reason))
+        result.rejected += len(refused)
+        gone = {path for path, _ in refused}
+        return [p for p in files if p not in gone]
 
     def _reject(self, path: Path, reason: str) -> Rejection:
         """Move a refused measurement to ``rejected/``, its reason and origins in a ``.error``

@@ -369,8 +369,7 @@ class ClickHouseStore:
             if not chunk:
                 return
             uids = [r["measurement_uid"] for r in chunk]
-            step = min(batch, IN_LIST)
-            for part in (uids[i : i + step] for i in range(0, len(uids), step)):
+            for part in chunks(uids, batch):
                 rows = await self._rows(
                     f"SELECT measurement_uid, raw FROM {TABLE} "
                     f"PREWHERE measurement_uid IN ({', '.join(map(literal, part))})"

@@ -16,10 +16,11 @@ from reachwatch.store.schema import COLUMN_NAMES, COLUMNS, EARLIEST, LATEST, Row
 IN_LIST = 2_000
 
 
-def chunks(values: Sequence[str]) -> Iterator[Sequence[str]]:
-    """``values`` cut into IN lists of at most :data:`IN_LIST`."""
-    for start in range(0, len(values), IN_LIST):
-        yield values[start : start + IN_LIST]
+def chunks(values: Sequence[str], size: int = IN_LIST) -> Iterator[Sequence[str]]:
+    """``values`` cut into IN lists of at most ``size`` (at most :data:`IN_LIST`)."""
+    size = min(size, IN_LIST)
+    for start in range(0, len(values), size):
+        yield values[start : start + size]
 
 
 def literal(value: Any) -> str:
