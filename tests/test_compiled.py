@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import importlib.machinery
 import os
 import subprocess
 import sys
@@ -41,6 +42,7 @@ def test_plain_python_gives_the_same_verdicts() -> None:
         "tests/collector/test_fast_paths.py",
         "tests/collector/test_privacy.py",
         "tests/collector/test_batch.py",
+        "tests/collector/test_measurement_json.py",
     ]
     run = subprocess.run(
         [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *tests],
@@ -70,6 +72,34 @@ def test_a_stale_extension_is_never_run(tmp_path: Path) -> None:
     assert run.returncode == 0, run.stderr
     assert run.stdout.split() == [str(ROOT / "src/reachwatch/verdict/engine.py"), "False"]
     assert "make install" in run.stderr
+
+
+def test_a_stale_c_extension_is_never_run() -> None:
+    """Hand-written C (``compiled.txt``'s ``.c`` entries) older than its source: its module's own
+    Python runs instead, the same rules; fresh, the extension runs."""
+    source = compiled.c_sources()["reachwatch.collector._json_text"]
+    built = [Path(f"{source.with_suffix('')}{s}") for s in importlib.machinery.EXTENSION_SUFFIXES]
+    extension = next((p for p in built if p.exists()), None)
+    if extension is None or compiled.state() != "compiled":
+        pytest.skip("the C extension is not built")
+    code = "import reachwatch.collector.json_text as j; print(j.compact is j.py_compact)"
+    env = {k: v for k, v in os.environ.items() if k != "REACHWATCH_MYPYC"}
+
+    def python_runs() -> str:
+        run = subprocess.run(
+            [sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60
+        )
+        assert run.returncode == 0, run.stderr
+        return run.stdout.strip()
+
+    assert python_runs() == "False"
+    old = source.stat().st_mtime - 3600
+    os.utime(extension, (old, old))
+    try:
+        assert python_runs() == "True"
+    finally:
+        now = source.stat().st_mtime + 1
+        os.utime(extension, (now, now))
 
 
 def _awaits_in_except(tree: ast.AST) -> list[int]:

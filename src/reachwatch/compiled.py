@@ -44,9 +44,8 @@ def listed_modules() -> list[Listed]:
         return []
     suffixes = importlib.machinery.EXTENSION_SUFFIXES
     out: list[Listed] = []
-    for line in LIST_FILE.read_text().splitlines():
-        entry = line.split("#")[0].strip()
-        if not entry:
+    for entry in _entries():
+        if entry.endswith(".c"):
             continue
         path = PACKAGE_DIR / entry
         for source in sorted(path.glob("*.py")) if path.is_dir() else [path]:
@@ -57,6 +56,38 @@ def listed_modules() -> list[Listed]:
             name = ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
             out.append(Listed(name, source, extension))
     return out
+
+
+def _entries() -> list[str]:
+    if not LIST_FILE.exists():
+        return []
+    return [e for e in (line.split("#")[0].strip() for line in LIST_FILE.read_text().splitlines()) if e]
+
+
+def c_sources() -> dict[str, Path]:
+    """The hand-written C extensions ``compiled.txt`` lists (``.c`` files), by module name."""
+    out: dict[str, Path] = {}
+    for entry in _entries():
+        if entry.endswith(".c"):
+            source = PACKAGE_DIR / entry
+            out[".".join(source.relative_to(PACKAGE_DIR.parent).with_suffix("").parts)] = source
+    return out
+
+
+def c_extension(module: str) -> bool:
+    """Whether to import the hand-written C extension ``module`` (listed in ``compiled.txt``): not
+    with ``REACHWATCH_MYPYC=0`` (which stale mypyc modules set too), nor, in a checkout, where it is
+    missing or older than its C source (the caller then runs its Python version, the same rules)."""
+    if os.environ.get("REACHWATCH_MYPYC") == "0":
+        return False
+    source = c_sources().get(module)
+    if source is None:
+        return False
+    built = [Path(f"{source.with_suffix('')}{suffix}") for suffix in importlib.machinery.EXTENSION_SUFFIXES]
+    extension = next((p for p in built if p.exists()), None)
+    if extension is None:
+        return not IN_SOURCE_TREE  # an installed wheel may keep it elsewhere: let the import decide
+    return not IN_SOURCE_TREE or extension.stat().st_mtime >= source.stat().st_mtime
 
 
 def state(modules: list[Listed] | None = None) -> State:

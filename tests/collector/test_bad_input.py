@@ -145,7 +145,7 @@ def _nested(good: dict[str, Any], depth: int) -> bytes:
 async def test_deep_nesting_is_stored_as_deep_as_json_is_read(
     tmp_path: Path, good: dict[str, Any], depth: int, status: int
 ) -> None:
-    """A store's test_keys are minified by simdjson (collector/measurement_json.py), not written
+    """A store's test_keys are its text made compact (collector/json_text.py), not written
     back by orjson: stored as deep as JSON is read anywhere here (1,024 levels, orjson.loads's
     limit too); deeper is a 400 that says so."""
     line = _nested(good, depth)

@@ -1,5 +1,6 @@
-"""A measurement's text to the dict staging takes, test_keys minified by simdjson: the same values
-as orjson reads, one identity form whichever way a measurement comes, nothing an address hides in."""
+"""A measurement's text to the dict staging takes, test_keys as its text made compact (a new store's
+form) or minified by simdjson (a store of sessions 10-19): the same values as orjson reads, one
+identity form whichever way a measurement comes, nothing an address hides in."""
 
 from __future__ import annotations
 
@@ -20,10 +21,16 @@ from reachwatch.collector.attribution import Network
 from reachwatch.collector.batch import POOLED_LINES
 from reachwatch.collector.config import Settings
 from reachwatch.collector.http import InexactNumber
-from reachwatch.collector.measurement_json import load, load_submission, minified
+from reachwatch.collector.measurement_json import (
+    load,
+    load_simdjson_form,
+    load_submission,
+    load_submission_simdjson_form,
+    minified,
+)
 from reachwatch.collector.prepare import stage
 from reachwatch.store.compression import decompress
-from reachwatch.store.schema import IDENTITY, TABLE
+from reachwatch.store.schema import IDENTITY, META_TABLE, SIMDJSON_IDENTITY, TABLE
 from store.backends import SHARED
 
 #: numbers simdjson writes otherwise than orjson (seen in OONI's own data): 2.336e-05 and
@@ -53,23 +60,54 @@ def as_orjson_reads(m: Any) -> Any:
     return out
 
 
-def test_real_measurements_load_to_what_orjson_reads_and_one_identity_form() -> None:
+def orjson_form(test_keys: Any) -> orjson.Fragment:
+    """The test_keys text a new store takes for a measurement given as Python values (prepare.stage)."""
+    return orjson.Fragment(orjson.dumps(test_keys))
+
+
+#: (line loader, submission loader, the form of Python values) of a new store and of a store of
+#: sessions 10-19
+FORMS = [(load, load_submission, orjson_form), (load_simdjson_form, load_submission_simdjson_form, minified)]
+Load = Any
+
+
+@pytest.mark.parametrize(("load_line", "_", "python_form"), FORMS, ids=["compact", "simdjson"])
+def test_real_measurements_load_to_what_orjson_reads_and_one_identity_form(
+    load_line: Load, _: Load, python_form: Load
+) -> None:
     for line in shared_lines():
-        m = load(line)
+        m = load_line(line)
         assert isinstance(m["test_keys"], orjson.Fragment)
         assert as_orjson_reads(m) == orjson.loads(line)
         # a measurement given as Python values (an import, a test) gets the same test_keys text
-        assert orjson.dumps(minified(orjson.loads(line)["test_keys"])) == orjson.dumps(m["test_keys"])
+        # as its text written by orjson, however spaced
+        again = orjson.loads(line)
+        for text in (orjson.dumps(again), orjson.dumps(again, option=orjson.OPT_INDENT_2)):
+            assert orjson.dumps(python_form(again["test_keys"])) == orjson.dumps(load_line(text)["test_keys"])
+        if load_line is load_simdjson_form:  # simdjson writes the numbers back: whoever wrote them
+            assert orjson.dumps(python_form(again["test_keys"])) == orjson.dumps(m["test_keys"])
 
 
-def test_numbers_written_otherwise_than_orjson_have_one_identity_form() -> None:
+def test_numbers_written_otherwise_than_orjson_have_one_identity_form_in_simdjsons() -> None:
     m = {**MINIMAL, "test_keys": {**FLOATS, "list": [1.5e300, 1e-7, 12345678901234567]}}
     line = orjson.dumps(m)
-    loaded = load(line)
+    loaded = load_simdjson_form(line)
     assert as_orjson_reads(loaded) == orjson.loads(line)
     assert orjson.dumps(minified(m["test_keys"])) == orjson.dumps(loaded["test_keys"])
-    spaced = orjson.dumps(m, option=orjson.OPT_INDENT_2)  # another writer's whitespace
-    assert orjson.dumps(load(spaced)["test_keys"]) == orjson.dumps(loaded["test_keys"])
+    spaced = json.dumps(m, indent=2).encode()  # another writer's whitespace and numbers (1e-05)
+    assert orjson.dumps(load_simdjson_form(spaced)["test_keys"]) == orjson.dumps(loaded["test_keys"])
+
+
+def test_numbers_are_kept_as_sent_in_the_compact_form() -> None:
+    """Never rewritten, so never rounded: ``1E2`` stays ``1E2``, Go's ``2.336e-05`` and Python's
+    ``1e-05`` as they came; spaces and escapes do not change the text."""
+    line = b'{"test_keys": {"a": 1E2, "b": 2.336e-05, "c": [1e-05, -0.0, 0.1000], "d": 12345678901234567}}'
+    want = b'{"a":1E2,"b":2.336e-05,"c":[1e-05,-0.0,0.1000],"d":12345678901234567}'
+    assert orjson.dumps(load(line)["test_keys"]) == want
+    spaced = line.replace(b", ", b" ,\n\t ").replace(b": ", b" : ")
+    assert orjson.dumps(load(spaced)["test_keys"]) == want
+    m = {**MINIMAL, "test_keys": FLOATS}
+    assert orjson.dumps(load(orjson.dumps(m))["test_keys"]) == orjson.dumps(FLOATS)
 
 
 @settings(max_examples=150, deadline=None)
@@ -87,34 +125,47 @@ def test_numbers_written_otherwise_than_orjson_have_one_identity_form() -> None:
 def test_any_test_keys_load_as_orjson_reads_them_with_one_identity_form(value: Any) -> None:
     m = {**MINIMAL, "test_keys": {"v": value}}
     line = orjson.dumps(m)
-    loaded = load(line)
-    assert as_orjson_reads(loaded) == orjson.loads(line)
-    assert orjson.dumps(minified(m["test_keys"])) == orjson.dumps(loaded["test_keys"])
+    for load_line, _, python_form in FORMS:
+        loaded = load_line(line)
+        assert as_orjson_reads(loaded) == orjson.loads(line)
+        assert orjson.dumps(python_form(m["test_keys"])) == orjson.dumps(loaded["test_keys"])
 
 
-def test_escapes_are_undone_so_an_address_cannot_hide_in_them() -> None:
+@pytest.mark.parametrize(("load_line", "load_body", "_"), FORMS, ids=["compact", "simdjson"])
+def test_escapes_are_undone_so_an_address_cannot_hide_in_them(
+    load_line: Load, load_body: Load, _: Load
+) -> None:
     line = b'{"test_keys": {"ip": "\\u0032\\u0030\\u0033.0.113.77", "b": "\\u003chtml\\u003e \\/"}}'
-    assert orjson.dumps(load(line)["test_keys"]) == b'{"ip":"203.0.113.77","b":"<html> /"}'
+    assert orjson.dumps(load_line(line)["test_keys"]) == b'{"ip":"203.0.113.77","b":"<html> /"}'
+    body = b'{"content": ' + line + b"}"
+    assert orjson.dumps(load_body(body)["content"]["test_keys"]) == b'{"ip":"203.0.113.77","b":"<html> /"}'
 
 
-def test_what_simdjson_and_orjson_disagree_on_is_decided_as_orjson_does() -> None:
+@pytest.mark.parametrize(("load_line", "load_body"), [f[:2] for f in FORMS], ids=["compact", "simdjson"])
+def test_what_simdjson_and_orjson_disagree_on_is_decided_as_orjson_does(
+    load_line: Load,
+    load_body: Load,
+) -> None:
     with pytest.raises(orjson.JSONDecodeError):  # simdjson skips a byte order mark
-        load(b'\xef\xbb\xbf{"test_keys": {}}')
+        load_line(b'\xef\xbb\xbf{"test_keys": {}}')
     assert (
-        orjson.dumps(load(b'{"test_keys": {"n": 18446744073709551615}}')["test_keys"])
+        orjson.dumps(load_line(b'{"test_keys": {"n": 18446744073709551615}}')["test_keys"])
         == b'{"n":18446744073709551615}'
     )
     # a key simdjson cannot look up by name
-    assert load(b'{"a\\u0000b": 1, "test_keys": {}}') == {"a\x00b": 1, "test_keys": {}}
-    assert load(b'[1, {"a": 2}]') == [1, {"a": 2}] and load(b'"x"') == "x"
-    assert load(b'{"a": 1, "a": 2, "test_keys": {}}')["a"] == 1  # the first of a key given twice
+    assert as_orjson_reads(load_line(b'{"a\\u0000b": 1, "test_keys": {}}')) == {"a\x00b": 1, "test_keys": {}}
+    assert load_line(b'[1, {"a": 2}]') == [1, {"a": 2}] and load_line(b'"x"') == "x"
+    assert load_line(b'{"a": 1, "a": 2, "test_keys": {}}')["a"] == 1  # the first of a key given twice
     for bad in (b'{"a": 1,}', b'{"a": "\\ud800"}', b'{"a": "\xff"}', b"[" * 1030 + b"]" * 1030):
         with pytest.raises(orjson.JSONDecodeError):
-            load(bad)
+            load_line(bad)
 
 
 @pytest.mark.parametrize("number", [b"18446744073709551616", b"-9223372036854775809", b"1" + b"0" * 30])
-def test_an_integer_past_64_bits_is_refused_not_rounded(number: bytes) -> None:
+@pytest.mark.parametrize(("load_line", "load_body"), [f[:2] for f in FORMS], ids=["compact", "simdjson"])
+def test_an_integer_past_64_bits_is_refused_not_rounded(
+    load_line: Load, load_body: Load, number: bytes
+) -> None:
     """orjson reads it as a float: the measurement would have been stored rounded
     (``12345678901234567890123`` as ``1.2345678901234568e+22``), silently."""
     for line in (
@@ -122,35 +173,43 @@ def test_an_integer_past_64_bits_is_refused_not_rounded(number: bytes) -> None:
         b'{"annotations": {"n": %s}, "test_keys": {}}' % number,
     ):
         with pytest.raises(InexactNumber, match="integer past 64 bits"):
-            load(line)
+            load_line(line)
         with pytest.raises(InexactNumber):
-            load_submission(b'{"format": "json", "content": %s}' % line)
+            load_body(b'{"format": "json", "content": %s}' % line)
     with pytest.raises(orjson.JSONDecodeError) as refused:  # a float past the doubles: orjson's error
-        load(b'{"test_keys": {"n": 1e400}}')
+        load_line(b'{"test_keys": {"n": 1e400}}')
     assert not isinstance(refused.value, InexactNumber)
     with pytest.raises(orjson.JSONDecodeError) as refused:  # and the text's own fault, if any
-        load(b'{"test_keys": {"n": 18446744073709551616}')
+        load_line(b'{"test_keys": {"n": 18446744073709551616}')
     assert not isinstance(refused.value, InexactNumber)
 
 
-def test_a_submission_has_its_content_loaded_as_a_line() -> None:
+@pytest.mark.parametrize(("load_line", "load_body"), [f[:2] for f in FORMS], ids=["compact", "simdjson"])
+def test_a_submission_has_its_content_loaded_as_a_line(
+    load_line: Load,
+    load_body: Load,
+) -> None:
     body = orjson.dumps({"format": "json", "content": {**MINIMAL, "test_keys": FLOATS}, "x": {"y": [1]}})
-    got = load_submission(body)
+    got = load_body(body)
     assert got["x"] == {"y": [1]} and got["format"] == "json"
     assert orjson.dumps(got["content"]["test_keys"]) == orjson.dumps(
-        load(orjson.dumps(got["content"]))["test_keys"]
+        load_line(orjson.dumps(got["content"]))["test_keys"]
     )
-    assert load_submission(b'{"a\\u0000": 1}') == {"a\x00": 1}
+    assert load_body(b'{"a\\u0000": 1}') == {"a\x00": 1}
 
 
-def test_a_proxy_left_alive_does_not_break_the_next_parse() -> None:
+@pytest.mark.parametrize(("load_line", "load_body"), [f[:2] for f in FORMS], ids=["compact", "simdjson"])
+def test_a_proxy_left_alive_does_not_break_the_next_parse(
+    load_line: Load,
+    load_body: Load,
+) -> None:
     import simdjson
 
     from reachwatch.collector import measurement_json
 
     kept = measurement_json._parser().parse(b'{"a": {"b": 1}}')["a"]
     assert isinstance(kept, simdjson.Object)
-    assert load(b'{"test_keys": {"c": 2}}')["test_keys"] is not None
+    assert load_line(b'{"test_keys": {"c": 2}}')["test_keys"] is not None
     del kept
 
 
@@ -163,16 +222,25 @@ def _measurement(i: int) -> dict[str, Any]:
     }
 
 
-async def test_every_route_gives_one_measurement_one_hash(tmp_path: Path) -> None:
+@pytest.mark.parametrize("identity", [IDENTITY, SIMDJSON_IDENTITY])
+async def test_every_route_gives_one_measurement_one_hash(tmp_path: Path, identity: str) -> None:
     """Single post, a small batch (staged in the collector's process), a big one (in the worker
     processes) and a measurement given as Python values: one content hash, so resends by any
-    route are recognised; the address written with an escape is scrubbed from what is stored."""
+    route are recognised; the address written with an escape is scrubbed from what is stored.
+    A store of sessions 10-19 keeps simdjson's form on every route (its numbers written back)."""
     lines = [orjson.dumps(_measurement(i)) for i in range(POOLED_LINES + 3)]
     # the escape, as JSON text: \\u0032 in the dict is a backslash; make it a real JSON escape
     lines = [line.replace(b"\\\\u0032", b"\\u0032") for line in lines]
     db = tmp_path / "m.duckdb"
+    if identity != IDENTITY:
+        with duckdb.connect(str(db)) as con:
+            con.execute(f"CREATE TABLE {META_TABLE} (key VARCHAR PRIMARY KEY, value BLOB)")
+            con.execute(
+                f"INSERT INTO {META_TABLE} VALUES ('secret', ?), ('identity', ?)",
+                [b"s" * 32, identity.encode()],
+            )
     async with collector(Settings(store=str(db), rate=0, ingest_workers=2)) as (app, http):
-        assert app.state.ingestor.identity == IDENTITY
+        assert app.state.ingestor.identity == app.state.batch_pool.identity == identity
         rid = (await http.post("/report", json=OPEN)).json()["report_id"]
         single = await http.post(f"/report/{rid}", content=b'{"format":"json","content":' + lines[0] + b"}")
         small = await http.post("/api/v1/measurements", content=b"\n".join(lines[:3]))
@@ -190,11 +258,19 @@ async def test_every_route_gives_one_measurement_one_hash(tmp_path: Path) -> Non
     assert len(rows) == len(lines)
     assert (
         staged.canonical
-        == stage(load(lines[1]), b"s" * 32, False, PROBE_V4, Network(), identity=IDENTITY).canonical
+        == stage(
+            (load if identity == IDENTITY else load_simdjson_form)(lines[1]),
+            b"s" * 32,
+            False,
+            PROBE_V4,
+            Network(),
+            identity=identity,
+        ).canonical
     )
     for _, raw in rows:
         text = decompress(raw)
         assert PROBE_V4.encode() not in text and b"[scrubbed]" in text
+        assert (b'"t":0.00002336,' if identity == IDENTITY else b'"t":2.336e-05,') in text
 
 
 async def test_a_line_with_a_nul_key_is_still_one_measurement(tmp_path: Path) -> None:
@@ -219,7 +295,10 @@ _LINE = orjson.dumps({**MINIMAL, "test_keys": {**FLOATS, "s": "é\u2028<>", "l":
         max_size=4,
     )
 )
+@pytest.mark.parametrize(("load_line", "load_body"), [f[:2] for f in FORMS], ids=["compact", "simdjson"])
 def test_a_damaged_line_is_a_json_error_and_nothing_orjson_refuses_is_taken(
+    load_line: Load,
+    load_body: Load,
     edits: list[tuple[int, int, bytes]],
 ) -> None:
     """Bytes cut, replaced and inserted anywhere in a line: what load takes, orjson takes too (the
@@ -230,7 +309,7 @@ def test_a_damaged_line_is_a_json_error_and_nothing_orjson_refuses_is_taken(
         line[at : at + cut] = new
     data = bytes(line)
     body = b'{"format":"json","content":' + data + b"}"
-    for parse, text in ((load, data), (load_submission, body)):
+    for parse, text in ((load_line, data), (load_body, body)):
         try:
             parse(text)
         except orjson.JSONDecodeError:
@@ -238,7 +317,10 @@ def test_a_damaged_line_is_a_json_error_and_nothing_orjson_refuses_is_taken(
         orjson.loads(text)
 
 
-def test_a_big_document_leaves_no_buffers_behind(monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.parametrize(("load_line", "load_body"), [f[:2] for f in FORMS], ids=["compact", "simdjson"])
+def test_a_big_document_leaves_no_buffers_behind(
+    load_line: Load, load_body: Load, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """The thread's parser keeps buffers for the largest document it has read (~7 bytes a byte):
     one past KEPT_PARSER_BYTES is read by a parser of its own, freed with it."""
     import simdjson
@@ -259,9 +341,9 @@ def test_a_big_document_leaves_no_buffers_behind(monkeypatch: pytest.MonkeyPatch
         {**MINIMAL, "test_keys": {"a": ["x" * 100] * (measurement_json.KEPT_PARSER_BYTES // 100)}}
     )
     assert len(big) > measurement_json.KEPT_PARSER_BYTES
-    assert as_orjson_reads(load(line)) == orjson.loads(line)
+    assert as_orjson_reads(load_line(line)) == orjson.loads(line)
     assert made == []  # the thread's parser
-    assert as_orjson_reads(load(big)) == orjson.loads(big)
+    assert as_orjson_reads(load_line(big)) == orjson.loads(big)
     assert len(made) == 1  # one of its own
 
 
@@ -297,8 +379,9 @@ _LAYOUTS = [
     st.integers(0, 5),
     st.integers(0, len(_LAYOUTS) - 1),
 )
+@pytest.mark.parametrize(("load_line", "load_body"), [f[:2] for f in FORMS], ids=["compact", "simdjson"])
 def test_load_reads_what_orjson_reads_however_the_line_is_laid_out(
-    others: dict[str, Any], test_keys: dict[str, Any], at: int, layout: int
+    load_line: Load, load_body: Load, others: dict[str, Any], test_keys: dict[str, Any], at: int, layout: int
 ) -> None:
     """Keys named like test_keys elsewhere (nested, in strings), holding a NUL or a backslash,
     test_keys anywhere among the members, any layout: the members and test_keys read back as orjson
@@ -308,13 +391,16 @@ def test_load_reads_what_orjson_reads_however_the_line_is_laid_out(
     items.insert(min(at, len(items)), ("test_keys", test_keys))
     m = dict(items)
     line = _LAYOUTS[layout](m)
-    loaded = load(line)
+    loaded = load_line(line)
     assert as_orjson_reads(loaded) == orjson.loads(line)
     assert list(loaded) == list(orjson.loads(line))
-    submission = load_submission(b'{"format":"json","content":' + line + b"}")
+    submission = load_body(b'{"format":"json","content":' + line + b"}")
     assert as_orjson_reads(submission["content"]) == orjson.loads(line)
     assert orjson.dumps(submission["content"]["test_keys"]) == orjson.dumps(loaded["test_keys"])
-    assert orjson.dumps(loaded["test_keys"]) == orjson.dumps(load(orjson.dumps(m))["test_keys"])
+    # one text whatever the spaces and escapes; in the compact form numbers stay as their writer
+    # spelled them (Python's json 1e-05, orjson 0.00001)
+    same_numbers = orjson.dumps(m) if load_line is load_simdjson_form or layout == 0 else _LAYOUTS[2](m)
+    assert orjson.dumps(loaded["test_keys"]) == orjson.dumps(load_line(same_numbers)["test_keys"])
 
 
 @pytest.mark.parametrize(
@@ -325,10 +411,11 @@ def test_load_reads_what_orjson_reads_however_the_line_is_laid_out(
         {"test_keys": {"q": 1}, "a\x00": 1, "a": 2},
     ],
 )
-def test_a_key_holding_a_nul_gets_its_own_value(m: dict[str, Any]) -> None:
+@pytest.mark.parametrize(("load_line", "load_body"), [f[:2] for f in FORMS], ids=["compact", "simdjson"])
+def test_a_key_holding_a_nul_gets_its_own_value(load_line: Load, load_body: Load, m: dict[str, Any]) -> None:
     """pysimdjson looks a key up cut at its NUL: ``"a\\u0000b"`` found the value of ``"a"``.
     Such lines are read by orjson, alone and as a submission's content."""
     line = orjson.dumps(m)
-    assert as_orjson_reads(load(line)) == m
-    submission = load_submission(b'{"format":"json","content":' + line + b"}")
+    assert as_orjson_reads(load_line(line)) == m
+    submission = load_body(b'{"format":"json","content":' + line + b"}")
     assert as_orjson_reads(submission["content"]) == m

@@ -50,7 +50,7 @@ from reachwatch.collector.http import (
 )
 from reachwatch.collector.ingest import Ingestor
 from reachwatch.collector.linger import LingeringBody, closes_after
-from reachwatch.collector.measurement_json import load_submission
+from reachwatch.collector.measurement_json import submission_loader
 from reachwatch.collector.ooni_protocol import (
     BACKEND_VERSION,
     BatchSubmitted,
@@ -72,7 +72,6 @@ from reachwatch.collector.vantage import KEY_FILE as VANTAGE_KEY_FILE
 from reachwatch.collector.vantage import Vantages
 from reachwatch.store import default_journal, open_store
 from reachwatch.store.journal_left import note_journal, store_left_journal
-from reachwatch.store.schema import ORJSON_IDENTITIES
 
 log = logging.getLogger(__name__)
 ERRORS = error_answers(
@@ -278,8 +277,7 @@ def create_app(settings: Settings) -> CollectorApp:
 
         def unwrap(raw: bytes, ingestor: Ingestor) -> tuple[Any, str]:
             # the content as a batch line's (measurement_json): the same identity form either way
-            parse = None if ingestor.identity in ORJSON_IDENTITIES else load_submission
-            data = parse_json(raw, parse=parse)
+            data = parse_json(raw, parse=submission_loader(ingestor.identity))
             if not isinstance(data, dict) or data.get("format") != "json" or "content" not in data:
                 raise ApiError(422, 'expected {"format": "json", "content": <measurement>}')
             return data["content"], report_id

@@ -2,25 +2,28 @@
 building Python objects for its ``test_keys``.
 
 ``test_keys`` is nearly all of a measurement's bytes, and the collector never reads it: it only
-validates it, writes it back into the stored form and hashes it. Parsing it into Python objects
-(``orjson.loads``) and writing them back cost ~25 us of a median 6.6 KB measurement, a fifth of a
-batch line's whole cost. simdjson validates the line (the same JSON grammar, strict UTF-8,
-surrogates checked) in ~3 us into its own tape, from which the top-level keys are taken as Python
-values and ``test_keys`` is written back minified (~7 us) as an :class:`orjson.Fragment`.
+validates it, writes it into the stored form and hashes it. Parsing it into Python objects
+(``orjson.loads``) and writing them back cost ~25 us of a median 6.6 KB measurement. Here simdjson
+validates the line (the same JSON grammar, strict UTF-8, surrogates checked; ~4 us), and then:
 
-That minified form is the measurement's identity form too, so it is a store's choice, recorded
-with its secret (:data:`~reachwatch.store.schema.IDENTITY`): it differs from orjson's in how some
-numbers are written (``2.336e-05`` for ``0.00002336``), so a store whose rows were hashed from
-orjson's form (:data:`~reachwatch.store.schema.ORJSON_IDENTITIES`) keeps parsing with orjson.
+- **a new store** (:data:`~reachwatch.store.schema.IDENTITY`, ``blake3-compact``): ``test_keys`` is
+  its text as sent, made compact by :mod:`reachwatch.collector.json_text` (spaces dropped, escapes
+  written as orjson writes them, numbers as sent), and the rest of the measurement is read by
+  ``orjson.loads`` with ``test_keys`` cut out of the text (~7 us in all, session 20);
+- **a store made in sessions 10-19** (``blake3-simdjson``, :func:`load_simdjson_form`): the top
+  level is taken from simdjson's proxies and ``test_keys`` is written back by simdjson (its
+  ``mini``, ~9 us: numbers rewritten, ``2.336e-05`` for ``0.00002336``), ~18 us in all;
+- an older store (:data:`~reachwatch.store.schema.ORJSON_IDENTITIES`) parses with orjson.
 
-Written back minified, strings lose their escapes (``\\u0031`` becomes ``1``) as with orjson, so
-the scrubbing of addresses from the stored bytes sees them as the probe meant them. What simdjson
-takes and orjson does not is refused as orjson refuses it (a UTF-8 byte order mark); what orjson
-takes and simdjson does not (integers past 64 bits, which orjson reads as floats) goes through
-orjson, and so does an object with a key holding a NUL (pysimdjson looks keys up cut at a NUL). Keys
-given twice: the first is read (orjson keeps the last); in ``test_keys`` both are stored, as sent.
-Nesting: simdjson, like ``orjson.loads``, reads up to 1,024 levels, and a minified ``test_keys`` is
-stored as deep as it came (orjson writes back at most 254 levels).
+Either way ``test_keys`` comes as an :class:`orjson.Fragment`, and strings lose their escapes
+(``\\u0031`` becomes ``1``) as with orjson, so the scrubbing of addresses from the stored bytes sees
+them as the probe meant them. What simdjson takes and orjson does not is refused as orjson refuses
+it (a UTF-8 byte order mark); what orjson takes and simdjson does not (integers past 64 bits, which
+orjson reads as floats) is refused as inexact, and an object with a key holding a NUL goes through
+orjson (pysimdjson looks keys up cut at a NUL). Keys given twice: the first is read (orjson keeps
+the last); in ``test_keys`` both are stored, as sent. Nesting: simdjson, like ``orjson.loads``,
+reads up to 1,024 levels, and ``test_keys`` is stored as deep as it came (orjson writes back at
+most 254 levels).
 """
 
 from __future__ import annotations
@@ -33,6 +36,8 @@ import orjson
 import simdjson
 
 from reachwatch.collector.http import InexactNumber
+from reachwatch.collector.json_text import object_member
+from reachwatch.store.schema import ORJSON_IDENTITIES, SIMDJSON_IDENTITY
 
 _BOM = b"\xef\xbb\xbf"
 #: Documents bigger than this get a parser of their own, freed with them: a parser keeps buffers
@@ -97,32 +102,87 @@ def _value(element: Any) -> Any:
     return element
 
 
-def _top(doc: Any) -> Any:
+def _top(doc: Any, test_keys: bytes | None) -> Any:
     """The document's top level as Python values, ``test_keys`` (if an object) as a Fragment of
-    its minified text; anything but an object as Python values."""
+    the text given, or else its text as simdjson writes it back; anything but an object as Python
+    values."""
     if type(doc) is not simdjson.Object:
         return _value(doc)
     m: dict[str, Any] = {}
     for key in doc:
         value = _member(doc, key)
         if key == "test_keys" and type(value) is simdjson.Object:
-            m[key] = orjson.Fragment(_mini(value))
+            m[key] = orjson.Fragment(_mini(value) if test_keys is None else test_keys)
         else:
             m[key] = _value(value)
     return m
 
 
-def _submission(doc: Any) -> Any:
+def _member_text(raw: bytes, start: int, key: bytes, compact: bool = True) -> tuple[int, int, bytes | None]:
+    """:func:`~reachwatch.collector.json_text.object_member`; raises KeyError where it cannot follow
+    text simdjson took (a fault of json_text's: none is known, the tests look for one), so that the
+    measurement is read by orjson (its test_keys then written back by orjson: the same form but for
+    how its numbers are spelled), never refused nor lost."""
+    try:
+        found = object_member(raw, start, key, compact)
+    except ValueError:
+        raise KeyError(key) from None
+    if found is None:
+        raise KeyError(key)
+    return found
+
+
+def _simdjson_top(raw: bytes, doc: Any) -> Any:
+    return _top(doc, None)
+
+
+def _compact_top(raw: bytes, doc: Any) -> Any:
+    """:func:`_top` with ``test_keys`` compact (json_text), read without simdjson's proxies: the
+    text but ``test_keys`` by orjson, ``test_keys`` by :func:`~reachwatch.collector.json_text.object_member`."""
+    if type(doc) is not simdjson.Object:
+        return _value(doc)
+    start, end, text = _member_text(raw, 0, b"test_keys")
+    if text is None or raw[start] != 0x7B:  # none, or not an object: Python values
+        return _top(doc, None)
+    m = orjson.loads(raw[:start] + b"0" + raw[end:])
+    if len(m) != len(doc):  # a key given twice: the first is read, as simdjson does
+        return _top(doc, text)
+    m["test_keys"] = orjson.Fragment(text)
+    return m
+
+
+def _simdjson_submission(raw: bytes, doc: Any) -> Any:
     """A submission's top level as Python values, its ``content`` as :func:`_top` gives it."""
     if type(doc) is not simdjson.Object:
         return _value(doc)
-    return {key: _top(_member(doc, key)) if key == "content" else _value(_member(doc, key)) for key in doc}
+    return {
+        key: _top(_member(doc, key), None) if key == "content" else _value(_member(doc, key)) for key in doc
+    }
 
 
-def _load(data: bytes | memoryview, shape: Callable[[Any], Any]) -> Any:
-    doc = _parse(data)
+def _compact_submission(raw: bytes, doc: Any) -> Any:
+    """:func:`_simdjson_submission` with the content's ``test_keys`` compact, as :func:`_compact_top`."""
+    if type(doc) is not simdjson.Object:
+        return _value(doc)
+    content_start = _member_text(raw, 0, b"content", compact=False)[0]
+    if content_start < 0 or raw[content_start] != 0x7B:
+        return _simdjson_submission(raw, doc)  # no content object: no test_keys written back
+    start, end, text = _member_text(raw, content_start, b"test_keys")
+    if text is None or raw[start] != 0x7B:
+        return _simdjson_submission(raw, doc)  # no test_keys object: nothing written back
+    m = orjson.loads(raw[:start] + b"0" + raw[end:])
+    content = m["content"]
+    if len(m) != len(doc) or len(content) != len(_member(doc, "content")):  # a key given twice
+        return {k: _value(_member(doc, k)) if k != "content" else _top(_member(doc, k), text) for k in doc}
+    content["test_keys"] = orjson.Fragment(text)
+    return m
+
+
+def _load(data: bytes | memoryview, shape: Callable[[bytes, Any], Any]) -> Any:
+    raw = data if type(data) is bytes else bytes(data)
+    doc = _parse(raw)
     if doc is _NUMBER_ERROR:
-        orjson.loads(data)  # its error if the text is not JSON, or the number is not a double
+        orjson.loads(raw)  # its error if the text is not JSON, or the number is not a double
         # else it would be stored rounded: the measurement would not be kept as sent
         raise InexactNumber(
             "it holds an integer past 64 bits, which would be stored rounded (as a float): write "
@@ -132,26 +192,50 @@ def _load(data: bytes | memoryview, shape: Callable[[Any], Any]) -> Any:
         )
     if doc is not None:
         try:
-            return shape(doc)
+            return shape(raw, doc)
         except KeyError:  # a key pysimdjson cannot look up (one holding a NUL): orjson's way
             pass
-    return orjson.loads(data)
+    return orjson.loads(raw)
 
 
 def load(data: bytes | memoryview) -> Any:
-    """One measurement (a batch line): see the module's docs. Raises
+    """One measurement (a batch line), ``test_keys`` compact: see the module's docs. Raises
     :class:`orjson.JSONDecodeError` for text that is not JSON."""
-    return _load(data, _top)
+    return _load(data, _compact_top)
 
 
 def load_submission(body: bytes) -> Any:
     """An OONI collector submission, ``{"format": "json", "content": <measurement>}``, with its
     content as :func:`load` gives a measurement. Raises :class:`orjson.JSONDecodeError`."""
-    return _load(body, _submission)
+    return _load(body, _compact_submission)
+
+
+def load_simdjson_form(data: bytes | memoryview) -> Any:
+    """:func:`load` for a store hashing simdjson's form (``blake3-simdjson``)."""
+    return _load(data, _simdjson_top)
+
+
+def load_submission_simdjson_form(body: bytes) -> Any:
+    """:func:`load_submission` for a store hashing simdjson's form (``blake3-simdjson``)."""
+    return _load(body, _simdjson_submission)
+
+
+def line_loader(identity: str) -> Callable[[bytes | memoryview], Any]:
+    """How a store with this identity hash reads a measurement's text."""
+    if identity in ORJSON_IDENTITIES:
+        return orjson.loads
+    return load_simdjson_form if identity == SIMDJSON_IDENTITY else load
+
+
+def submission_loader(identity: str) -> Callable[[bytes], Any] | None:
+    """How a store with this identity hash reads an OONI submission's text; None: orjson's way."""
+    if identity in ORJSON_IDENTITIES:
+        return None
+    return load_submission_simdjson_form if identity == SIMDJSON_IDENTITY else load_submission
 
 
 def minified(test_keys: Any) -> orjson.Fragment:
-    """The Fragment :func:`load` gives ``test_keys`` for a measurement given as Python values (a
+    """The Fragment :func:`load_simdjson_form` gives ``test_keys`` for a measurement given as Python values (a
     store's own import, tests): orjson's text read back by simdjson and minified, so that the same
     measurement has one identity form whichever way it came. Raises TypeError as ``orjson.dumps``."""
     text = orjson.dumps(test_keys)

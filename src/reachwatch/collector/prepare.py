@@ -23,7 +23,7 @@ from reachwatch.collector import analysis
 from reachwatch.collector.attribution import Network
 from reachwatch.collector.http import ApiError, bad_json
 from reachwatch.collector.ipv6_text import TooManySpellings
-from reachwatch.collector.measurement_json import load, minified
+from reachwatch.collector.measurement_json import line_loader, minified
 from reachwatch.collector.ooni_protocol import (
     BASE_KEYS,
     FAST_OPTIONAL,
@@ -45,6 +45,7 @@ from reachwatch.store.schema import (
     LEGACY_IDENTITY,
     ORJSON_IDENTITIES,
     PENDING_ANALYSIS,
+    SIMDJSON_IDENTITY,
     Row,
     RowColumns,
 )
@@ -230,7 +231,7 @@ def stage(
     base = base_fields(m)
     if base is None:
         fields = {k: m[k] for k in BASE_KEYS if k in m}
-        if type(fields.get("test_keys")) is orjson.Fragment:  # an object, minified (measurement_json)
+        if type(fields.get("test_keys")) is orjson.Fragment:  # an object, as text (measurement_json)
             fields["test_keys"] = {}
         if "measurement_start_time" not in fields and "test_start_time" in m:
             # data format 0.1 (before 2016) has only the report's start; OONI's pipeline reads it so
@@ -250,19 +251,20 @@ def stage(
             f"{EARLIEST:%Y-%m-%d} to {LATEST:%Y-%m-%d}, the times the store keeps: check the probe's clock",
         )
     # test_keys (nearly all of the bytes) is serialised once and spliced into both the identity
-    # and the stored form as an orjson Fragment: minified by simdjson, as measurement_json.load
-    # gives it, or (a store hashing orjson's form) serialised at the same depth as inside the
-    # measurement, so orjson's nesting limit applies exactly as to the whole
+    # and the stored form as an orjson Fragment: as measurement_json.line_loader gives it (its text
+    # made compact, or simdjson's), or, given as Python values, as orjson writes it (compact already:
+    # json_text), at the same depth as inside the measurement, so orjson's nesting limit applies
+    # exactly as to the whole; simdjson's form for a store hashing it
     test_keys = m["test_keys"]
     try:
         if type(test_keys) is orjson.Fragment:
             if identity in ORJSON_IDENTITIES:
                 raise RuntimeError("a measurement loaded for a simdjson identity, staged for an orjson one")
             m["test_keys"] = test_keys
-        elif identity in ORJSON_IDENTITIES:
-            m["test_keys"] = orjson.Fragment(orjson.dumps({"test_keys": test_keys})[13:-1])
-        else:
+        elif identity == SIMDJSON_IDENTITY:
             m["test_keys"] = minified(test_keys)
+        else:
+            m["test_keys"] = orjson.Fragment(orjson.dumps({"test_keys": test_keys})[13:-1])
         # identity: the content as sent (key order kept, whitespace normalised), without the report id
         ident = m.copy()  # the table copied whole (order kept), not rebuilt key by key
         ident.pop("report_id", None)
@@ -438,7 +440,7 @@ def stage_lines(
     staged: list[Staged] = []
     errors: list[dict[str, Any]] = []
     received = dt.datetime.now(dt.UTC)  # once (~1.2 us a call): the lines arrived together
-    parse = orjson.loads if identity in ORJSON_IDENTITIES else load
+    parse = line_loader(identity)
     for n, line in lines:
         try:
             m = parse(line)

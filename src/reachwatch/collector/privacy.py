@@ -1,7 +1,7 @@
 """Scrubbing: the probe's own addresses are replaced by ``[scrubbed]`` in every string.
 
-Works on the parsed measurement written back (by orjson; its ``test_keys`` minified by simdjson,
-:mod:`reachwatch.collector.measurement_json`), never on the request bytes: parsing undoes every
+Works on the parsed measurement written back (by orjson; its ``test_keys`` as its text made compact,
+:mod:`reachwatch.collector.json_text`), never on the request bytes: parsing undoes every
 JSON escape (``1\\u002e2.3.4`` is ``1.2.3.4`` once parsed), and both write the digits, dots, hex
 letters and colons of an address as themselves, so a search of the serialised text reaches every
 string (keys, bodies, headers, TLS fields, failure strings) at any depth.

@@ -37,7 +37,6 @@ from reachwatch.collector.prepare import validation_message
 from reachwatch.collector.reads import CC_QUERY, once
 from reachwatch.collector.submitter import submitter_of
 from reachwatch.collector.url_lists import CATEGORY, UrlLists
-from reachwatch.store.schema import ORJSON_IDENTITIES
 
 #: what OONI's check-in hands out a report id for (ooni/backend's list): a probe running any of
 #: them after a check-in submits with that id
@@ -147,8 +146,7 @@ def _categories(value: list[str] | str | None) -> frozenset[str]:
 def unwrap_submission(raw: bytes, ingestor: Ingestor) -> tuple[Any, str]:
     """The measurement of a ``submit_measurement`` body and its own report id, which must be one
     this collector opened (``POST /report``) or handed out (check-in): 422 otherwise."""
-    simd = ingestor.identity not in ORJSON_IDENTITIES
-    data = parse_json(raw, parse=measurement_json.load_submission if simd else None)
+    data = parse_json(raw, parse=measurement_json.submission_loader(ingestor.identity))
     if not isinstance(data, dict) or data.get("format") != "json" or "content" not in data:
         raise ApiError(422, 'expected {"format": "json", "content": "<the measurement as a JSON string>"}')
     content = data["content"]
@@ -159,7 +157,7 @@ def unwrap_submission(raw: bytes, ingestor: Ingestor) -> tuple[Any, str]:
             raise ApiError(
                 400, "content: holds a lone surrogate (\\ud800...): not valid UTF-8 text"
             ) from None
-        content = parse_json(text, what="content", parse=measurement_json.load if simd else None)
+        content = parse_json(text, what="content", parse=measurement_json.line_loader(ingestor.identity))
     if not isinstance(content, dict):
         raise ApiError(422, "content: a measurement must be a JSON object, or a string holding one")
     report_id = content.get("report_id")

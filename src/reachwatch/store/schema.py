@@ -24,15 +24,18 @@ ANALYSIS_STATE = "analysis_state"
 #: How a measurement's ``content_hash`` is made, as a store records it in :data:`META_TABLE` when
 #: it creates its secret, and keeps for life (a resend of a row it holds must get the same hash).
 #: New stores: keyed BLAKE3 (~3 us for a median measurement) of the identity form with ``test_keys``
-#: minified by simdjson (:mod:`reachwatch.collector.measurement_json`, ~20 us less per measurement
-#: than parsing it with orjson and writing it back).
-IDENTITY = "blake3-simdjson"
+#: as its text sent made compact (:mod:`reachwatch.collector.json_text`: ~11 us less per measurement
+#: than simdjson's form, ~30 us less than parsing it with orjson and writing it back).
+IDENTITY = "blake3-compact"
+#: Stores made in sessions 10-19: keyed BLAKE3 with ``test_keys`` written back by simdjson
+#: (:func:`~reachwatch.collector.measurement_json.load_simdjson_form`)
+SIMDJSON_IDENTITY = "blake3-simdjson"
 #: Stores made before: keyed BLAKE3 of the form orjson writes back; before the record existed,
 #: keyed BLAKE2b (~8 us) of that form.
 ORJSON_IDENTITY = "blake3"
 LEGACY_IDENTITY = "blake2b"
 ORJSON_IDENTITIES = (ORJSON_IDENTITY, LEGACY_IDENTITY)
-IDENTITIES = (IDENTITY, *ORJSON_IDENTITIES)
+IDENTITIES = (IDENTITY, SIMDJSON_IDENTITY, *ORJSON_IDENTITIES)
 
 
 def identity_of(recorded: str | None, has_secret: bool, where: str) -> str:

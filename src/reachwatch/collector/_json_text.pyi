@@ -1,0 +1,6 @@
+"""The C extension of :mod:`reachwatch.collector.json_text` (``_json_text.c``)."""
+
+def compact(data: bytes, start: int, end: int, /) -> bytes: ...
+def object_member(
+    data: bytes, start: int, key: bytes, compact: bool = False, /
+) -> tuple[int, int, bytes | None] | None: ...
