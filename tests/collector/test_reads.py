@@ -18,7 +18,7 @@ import pytest
 from collector.conftest import collector
 from collector.test_app import OPEN, web
 from reachwatch.collector.config import Settings
-from reachwatch.collector.reads import FILTERS
+from reachwatch.collector.read_params import FILTERS
 from reachwatch.store import clickhouse_server
 from reachwatch.store.query import COUNTS
 from reachwatch.store.readers import reader_for_store
@@ -566,11 +566,11 @@ def test_the_specs_since_and_until_are_exactly_the_dates_taken() -> None:
     import re
 
     from reachwatch.collector.http import ApiError
-    from reachwatch.collector.reads import DATE, DATE_EXACT, DATE_EXACT_OR_EMPTY, DATE_OR_EMPTY, _when
+    from reachwatch.collector.read_params import DATE, DATE_EXACT, DATE_EXACT_OR_EMPTY, DATE_OR_EMPTY, time_of
 
     def taken(value: str) -> bool:
         try:
-            _when(value, "since")
+            time_of(value, "since")
         except ApiError:
             return False
         return True
@@ -598,11 +598,11 @@ def test_the_specs_blocking_values_are_exactly_those_taken() -> None:
     import re
 
     from reachwatch.collector.http import ApiError
-    from reachwatch.collector.reads import BLOCKING, BLOCKING_EXACT, _blocking
+    from reachwatch.collector.read_params import BLOCKING, BLOCKING_EXACT, blocking_of
 
     def taken(value: str) -> bool:
         try:
-            _blocking(value)
+            blocking_of(value)
         except ApiError:
             return False
         return True
@@ -620,7 +620,7 @@ def test_the_specs_blocking_values_are_exactly_those_taken() -> None:
     for other in ("anomaly", "dns,tcp_ip", "1", "http_diff", "\ufefftrue"):
         assert not re.fullmatch(BLOCKING_EXACT, other) and not taken(other), repr(other)
     for empty in ("", " ", "\t\n"):  # left out, as every filter
-        assert re.fullmatch(BLOCKING_EXACT, empty) and _blocking(empty) is None, repr(empty)
+        assert re.fullmatch(BLOCKING_EXACT, empty) and blocking_of(empty) is None, repr(empty)
 
 
 async def test_aggregation_answers_the_asn_as_oonis_does(
@@ -674,10 +674,10 @@ def test_the_specs_asn_filter_is_exactly_what_is_taken() -> None:
     import re
 
     from reachwatch.collector.http import ApiError
-    from reachwatch.collector.reads import ASN_QUERY_EXACT, _filters
+    from reachwatch.collector.read_params import ASN_QUERY_EXACT, filters_of
 
     def asns(value: str) -> Any:
-        return _filters(None, value, None, None, None, None, None, None, None).probe_asn
+        return filters_of(None, value, None, None, None, None, None, None, None).probe_asn
 
     def taken(value: str) -> bool:
         try:

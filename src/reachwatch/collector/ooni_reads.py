@@ -19,7 +19,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from reachwatch.collector.http import STORE_FAILING, ApiError, json_response, store_errors
-from reachwatch.collector.reads import once
+from reachwatch.collector.read_params import once
 from reachwatch.store import Filters, Store
 from reachwatch.store.compression import decompress
 

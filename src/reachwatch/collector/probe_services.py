@@ -34,7 +34,7 @@ from reachwatch.collector.ooni_protocol import (
 )
 from reachwatch.collector.openapi import error_answers, json_body
 from reachwatch.collector.prepare import validation_message
-from reachwatch.collector.reads import CC_QUERY, once
+from reachwatch.collector.read_params import CC_QUERY, once
 from reachwatch.collector.submitter import submitter_of
 from reachwatch.collector.url_lists import CATEGORY, UrlLists
 
