@@ -4,6 +4,7 @@ identity form whichever way a measurement comes, nothing an address hides in."""
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import json
 from pathlib import Path
@@ -419,3 +420,50 @@ def test_a_key_holding_a_nul_gets_its_own_value(load_line: Load, load_body: Load
     assert as_orjson_reads(load_line(line)) == m
     submission = load_body(b'{"format":"json","content":' + line + b"}")
     assert as_orjson_reads(submission["content"]) == m
+
+
+def _deep(depth: int) -> bytes:
+    return b"[" * depth + b"1" + b"]" * depth
+
+
+#: MINIMAL's text without its test_keys and closing brace: a line's start, test_keys to follow
+_HEAD = orjson.dumps({k: v for k, v in MINIMAL.items() if k != "test_keys"})[:-1]
+
+
+@pytest.mark.parametrize("depth", [1020, 1021, 1022])
+def test_what_only_orjson_reads_keeps_test_keys_as_text(depth: int) -> None:
+    """simdjson counts the innermost value as a level, so a line orjson reads at 1,024 levels it
+    refuses: orjson reads it, and test_keys is still its compact text (numbers as sent, as deep as
+    it came), not Python values that orjson writes back only 254 levels deep (an outside check:
+    routes answered 200 and 422 for one measurement)."""
+    line = _HEAD + b',"test_keys": {"n": 1E2, "d": ' + _deep(depth) + b"}}"
+    try:
+        orjson.loads(line)
+    except orjson.JSONDecodeError:
+        pytest.skip("deeper than orjson reads")
+    loaded = load(line)
+    assert isinstance(loaded["test_keys"], orjson.Fragment)
+    assert orjson.dumps(loaded["test_keys"]) == b'{"n":1E2,"d":' + _deep(depth) + b"}"
+    body = b'{"format": "json", "content": ' + line + b"}"
+    with contextlib.suppress(orjson.JSONDecodeError):  # one level more: past what orjson reads
+        got = load_submission(body)["content"]["test_keys"]
+        assert orjson.dumps(got) == orjson.dumps(loaded["test_keys"])
+
+
+def test_a_nul_key_beside_a_key_given_twice_keeps_test_keys_as_text() -> None:
+    """Such a line is read by orjson (pysimdjson looks a NUL key up cut at the NUL): its test_keys
+    is still the compact text, alone or as a submission's content, so one measurement has one
+    identity whichever way it comes (an outside check: a duplicate key in the submission's
+    envelope beside a NUL key stored it a second time, its numbers rewritten)."""
+    m = _HEAD + b',"test_keys": {"a": 1E2}}'
+    odd = _HEAD + b',"test_keys": {"a": 1E2}, "k\\u0000": 1, "x": 2, "x": 3}'
+    assert orjson.dumps(load(odd)["test_keys"]) == b'{"a":1E2}'
+    envelope = b'{"format": "json", "z\\u0000": 1, "z": 1, "z": 2, "content": ' + m + b"}"
+    assert orjson.dumps(load_submission(envelope)["content"]) == orjson.dumps(load(m))
+    # test_keys itself given twice there: orjson's reading (the last), as Python values
+    twice = _HEAD + b',"test_keys": {"a": 1}, "k\\u0000": 1, "test_keys": {"b": 2}}'
+    assert load(twice)["test_keys"] == {"b": 2}
+    content_twice = (
+        b'{"format": "json", "z\\u0000": 1, "content": {"test_keys": {"a": 1}}, "content": ' + m + b"}"
+    )
+    assert load_submission(content_twice)["content"]["test_keys"] == {"a": 100.0}

@@ -19,11 +19,12 @@ Either way ``test_keys`` comes as an :class:`orjson.Fragment`, and strings lose 
 (``\\u0031`` becomes ``1``) as with orjson, so the scrubbing of addresses from the stored bytes sees
 them as the probe meant them. What simdjson takes and orjson does not is refused as orjson refuses
 it (a UTF-8 byte order mark); what orjson takes and simdjson does not (integers past 64 bits, which
-orjson reads as floats) is refused as inexact, and an object with a key holding a NUL goes through
-orjson (pysimdjson looks keys up cut at a NUL). Keys given twice: the first is read (orjson keeps
-the last); in ``test_keys`` both are stored, as sent. Nesting: simdjson, like ``orjson.loads``,
-reads up to 1,024 levels, and ``test_keys`` is stored as deep as it came (orjson writes back at
-most 254 levels).
+orjson reads as floats) is refused as inexact; an object with a key holding a NUL (pysimdjson
+looks keys up cut at a NUL) and a line at 1,024 levels (simdjson counts the innermost value as one
+more) are read by orjson, ``test_keys`` still its compact text (unless given twice: then orjson's
+reading, the last, as Python values). Keys given twice: the first is read (orjson keeps the last);
+in ``test_keys`` both are stored, as sent. Nesting: simdjson, like ``orjson.loads``, reads up to
+1,024 levels, and ``test_keys`` is stored as deep as it came (orjson writes back at most 254).
 """
 
 from __future__ import annotations
@@ -178,7 +179,54 @@ def _compact_submission(raw: bytes, doc: Any) -> Any:
     return m
 
 
-def _load(data: bytes | memoryview, shape: Callable[[bytes, Any], Any]) -> Any:
+def _only_member(raw: bytes, start: int, key: bytes, compact: bool) -> tuple[int, int, bytes | None] | None:
+    """:func:`~reachwatch.collector.json_text.object_member` where the object at ``start`` names
+    ``key`` once (orjson reads the last of a key given twice, json_text the first), else None."""
+    try:
+        found = object_member(raw, start, key, True)
+        if found is None or found[0] < 0:
+            return None
+        after = raw[found[1] :].lstrip(b" \t\n\r")
+        if after[:1] == b"," and object_member(b"{" + after[1:], 0, key) != (-1, -1, None):
+            return None  # given again
+    except ValueError:
+        return None
+    return found if compact else (found[0], -1, None)
+
+
+def _with_text(raw: bytes, holder: Any, start: int) -> None:
+    """In orjson's reading of a line (or of a submission's content, ``holder``, an object starting
+    at ``start`` in ``raw``), ``test_keys`` as its compact text (json_text): the form the simdjson
+    way gives, numbers as sent, as deep as it came (Python values written back by orjson stop at
+    254 levels); unless ``test_keys`` is given twice there (orjson reads the last, json_text the
+    first), where the Python values stay."""
+    if type(holder) is not dict or type(holder.get("test_keys")) is not dict:
+        return
+    found = _only_member(raw, start, b"test_keys", True)
+    if found is not None and found[2] is not None:
+        holder["test_keys"] = orjson.Fragment(found[2])
+
+
+def _compact_fallback(raw: bytes, m: Any) -> None:
+    _with_text(raw, m, 0)
+
+
+def _compact_submission_fallback(raw: bytes, m: Any) -> None:
+    if type(m) is not dict:
+        return
+    content = _only_member(raw, 0, b"content", False)
+    if content is not None:
+        _with_text(raw, m.get("content"), content[0])
+
+
+def _load(
+    data: bytes | memoryview,
+    shape: Callable[[bytes, Any], Any],
+    fallback: Callable[[bytes, Any], None] | None = None,
+) -> Any:
+    """``shape`` of simdjson's document; orjson's reading where simdjson refuses what orjson takes
+    (1,024 levels with the innermost value, which simdjson counts as one more) or pysimdjson cannot
+    look a key up (one holding a NUL), given to ``fallback`` to put the form's test_keys in."""
     raw = data if type(data) is bytes else bytes(data)
     doc = _parse(raw)
     if doc is _NUMBER_ERROR:
@@ -195,19 +243,22 @@ def _load(data: bytes | memoryview, shape: Callable[[bytes, Any], Any]) -> Any:
             return shape(raw, doc)
         except KeyError:  # a key pysimdjson cannot look up (one holding a NUL): orjson's way
             pass
-    return orjson.loads(raw)
+    m = orjson.loads(raw)
+    if fallback is not None:
+        fallback(raw, m)
+    return m
 
 
 def load(data: bytes | memoryview) -> Any:
     """One measurement (a batch line), ``test_keys`` compact: see the module's docs. Raises
     :class:`orjson.JSONDecodeError` for text that is not JSON."""
-    return _load(data, _compact_top)
+    return _load(data, _compact_top, _compact_fallback)
 
 
 def load_submission(body: bytes) -> Any:
     """An OONI collector submission, ``{"format": "json", "content": <measurement>}``, with its
     content as :func:`load` gives a measurement. Raises :class:`orjson.JSONDecodeError`."""
-    return _load(body, _compact_submission)
+    return _load(body, _compact_submission, _compact_submission_fallback)
 
 
 def load_simdjson_form(data: bytes | memoryview) -> Any:
