@@ -63,6 +63,7 @@ test: install lint typecheck unit
 bench: install
 	$(PY) benchmarks/probe_throughput.py
 	$(PY) benchmarks/collector_ingest.py
+	$(PY) benchmarks/measurement_load.py
 	$(PY) benchmarks/verdict_speed.py
 	$(PY) benchmarks/fingerprint_match.py
 	$(PY) benchmarks/analysis_pipeline.py --n 200000
