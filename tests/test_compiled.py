@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import ast
-import importlib.machinery
 import os
 import subprocess
 import sys
@@ -78,8 +77,7 @@ def test_a_stale_c_extension_is_never_run() -> None:
     """Hand-written C (``compiled.txt``'s ``.c`` entries) older than its source: its module's own
     Python runs instead, the same rules; fresh, the extension runs."""
     source = compiled.c_sources()["reachwatch.collector._json_text"]
-    built = [Path(f"{source.with_suffix('')}{s}") for s in importlib.machinery.EXTENSION_SUFFIXES]
-    extension = next((p for p in built if p.exists()), None)
+    extension = compiled.built_extension(source)
     if extension is None or compiled.state() != "compiled":
         pytest.skip("the C extension is not built")
     code = "import reachwatch.collector.json_text as j; print(j.compact is j.py_compact)"

@@ -40,22 +40,24 @@ class Listed:
 
 def listed_modules() -> list[Listed]:
     """Every module ``compiled.txt`` lists (a directory stands for each of its modules)."""
-    if not LIST_FILE.exists():
-        return []
-    suffixes = importlib.machinery.EXTENSION_SUFFIXES
     out: list[Listed] = []
     for entry in _entries():
         if entry.endswith(".c"):
             continue
         path = PACKAGE_DIR / entry
         for source in sorted(path.glob("*.py")) if path.is_dir() else [path]:
-            stem = source.with_suffix("")
-            built = [Path(f"{stem}{suffix}") for suffix in suffixes]
-            extension = next((p for p in built if p.exists()), None)
+            extension = built_extension(source)
             parts = source.relative_to(PACKAGE_DIR.parent).with_suffix("").parts
             name = ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
             out.append(Listed(name, source, extension))
     return out
+
+
+def built_extension(source: Path) -> Path | None:
+    """The extension built beside ``source`` (a ``.py`` or ``.c`` file), if any."""
+    stem = source.with_suffix("")
+    built = (Path(f"{stem}{suffix}") for suffix in importlib.machinery.EXTENSION_SUFFIXES)
+    return next((p for p in built if p.exists()), None)
 
 
 def _entries() -> list[str]:
@@ -83,8 +85,7 @@ def c_extension(module: str) -> bool:
     source = c_sources().get(module)
     if source is None:
         return False
-    built = [Path(f"{source.with_suffix('')}{suffix}") for suffix in importlib.machinery.EXTENSION_SUFFIXES]
-    extension = next((p for p in built if p.exists()), None)
+    extension = built_extension(source)
     if extension is None:
         return not IN_SOURCE_TREE  # an installed wheel may keep it elsewhere: let the import decide
     return not IN_SOURCE_TREE or extension.stat().st_mtime >= source.stat().st_mtime

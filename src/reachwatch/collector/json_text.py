@@ -44,18 +44,6 @@ _TOKEN: Final = re.compile(_STRING + rb"|[ \t\n\r]+|[{}\[\]:,]|[^\"{}\[\]:, \t\n
 _SPACE: Final = frozenset(b" \t\n\r")
 
 
-def _tokens(data: bytes, start: int, end: int) -> list[bytes]:
-    out: list[bytes] = []
-    i = start
-    while i < end:
-        m = _TOKEN.match(data, i, end)
-        if m is None:
-            raise ValueError(f"a string not closed at byte {i}")
-        out.append(m.group())
-        i = m.end()
-    return out
-
-
 def _string(token: bytes) -> bytes:
     """A string token as orjson writes it."""
     if b"\\" not in token:
@@ -70,16 +58,15 @@ def py_compact(data: bytes, start: int, end: int, /) -> bytes:
     """:func:`compact` in Python."""
     if start < 0 or end > len(data) or start > end:
         raise IndexError("compact: start and end must lie within the text")
-    return b"".join(
-        _string(t) if t[0] == 0x22 else t for t in _tokens(data, start, end) if t[0] not in _SPACE
-    )
+    return b"".join(_string(t) if t[0] == 0x22 else t for t, _, _ in _significant(data, start, end))
 
 
-def _significant(data: bytes, start: int) -> Iterator[tuple[bytes, int, int]]:
-    """Each token from ``start`` on but the spaces, with where it starts and ends."""
+def _significant(data: bytes, start: int, end: int | None = None) -> Iterator[tuple[bytes, int, int]]:
+    """Each token of ``data[start:end]`` but the spaces, with where it starts and ends."""
+    stop = len(data) if end is None else end
     i = start
-    while i < len(data):
-        m = _TOKEN.match(data, i)
+    while i < stop:
+        m = _TOKEN.match(data, i, stop)
         if m is None:
             raise ValueError(f"a string not closed at byte {i}")
         i = m.end()

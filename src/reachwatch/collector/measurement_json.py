@@ -152,13 +152,18 @@ def _compact_top(raw: bytes, doc: Any) -> Any:
     return m
 
 
-def _simdjson_submission(raw: bytes, doc: Any) -> Any:
+def _submission(doc: Any, test_keys: bytes | None) -> Any:
     """A submission's top level as Python values, its ``content`` as :func:`_top` gives it."""
     if type(doc) is not simdjson.Object:
         return _value(doc)
     return {
-        key: _top(_member(doc, key), None) if key == "content" else _value(_member(doc, key)) for key in doc
+        key: _top(_member(doc, key), test_keys) if key == "content" else _value(_member(doc, key))
+        for key in doc
     }
+
+
+def _simdjson_submission(raw: bytes, doc: Any) -> Any:
+    return _submission(doc, None)
 
 
 def _compact_submission(raw: bytes, doc: Any) -> Any:
@@ -167,21 +172,21 @@ def _compact_submission(raw: bytes, doc: Any) -> Any:
         return _value(doc)
     content_start = _member_text(raw, 0, b"content", compact=False)[0]
     if content_start < 0 or raw[content_start] != 0x7B:
-        return _simdjson_submission(raw, doc)  # no content object: no test_keys written back
+        return _submission(doc, None)  # no content object: no test_keys written back
     start, end, text = _member_text(raw, content_start, b"test_keys")
     if text is None or raw[start] != 0x7B:
-        return _simdjson_submission(raw, doc)  # no test_keys object: nothing written back
+        return _submission(doc, None)  # no test_keys object: nothing written back
     m = orjson.loads(raw[:start] + b"0" + raw[end:])
     content = m["content"]
     if len(m) != len(doc) or len(content) != len(_member(doc, "content")):  # a key given twice
-        return {k: _value(_member(doc, k)) if k != "content" else _top(_member(doc, k), text) for k in doc}
+        return _submission(doc, text)
     content["test_keys"] = orjson.Fragment(text)
     return m
 
 
-def _only_member(raw: bytes, start: int, key: bytes, compact: bool) -> tuple[int, int, bytes | None] | None:
-    """:func:`~reachwatch.collector.json_text.object_member` where the object at ``start`` names
-    ``key`` once (orjson reads the last of a key given twice, json_text the first), else None."""
+def _only_member(raw: bytes, start: int, key: bytes) -> tuple[int, int, bytes | None] | None:
+    """:func:`~reachwatch.collector.json_text.object_member` (compact) where the object at ``start``
+    names ``key`` once (orjson reads the last of a key given twice, json_text the first), else None."""
     try:
         found = object_member(raw, start, key, True)
         if found is None or found[0] < 0:
@@ -191,7 +196,7 @@ def _only_member(raw: bytes, start: int, key: bytes, compact: bool) -> tuple[int
             return None  # given again
     except ValueError:
         return None
-    return found if compact else (found[0], -1, None)
+    return found
 
 
 def _with_text(raw: bytes, holder: Any, start: int) -> None:
@@ -202,7 +207,7 @@ def _with_text(raw: bytes, holder: Any, start: int) -> None:
     first), where the Python values stay."""
     if type(holder) is not dict or type(holder.get("test_keys")) is not dict:
         return
-    found = _only_member(raw, start, b"test_keys", True)
+    found = _only_member(raw, start, b"test_keys")
     if found is not None and found[2] is not None:
         holder["test_keys"] = orjson.Fragment(found[2])
 
@@ -214,7 +219,7 @@ def _compact_fallback(raw: bytes, m: Any) -> None:
 def _compact_submission_fallback(raw: bytes, m: Any) -> None:
     if type(m) is not dict:
         return
-    content = _only_member(raw, 0, b"content", False)
+    content = _only_member(raw, 0, b"content")
     if content is not None:
         _with_text(raw, m.get("content"), content[0])
 
