@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import httpx
 import orjson
 import pytest
 
@@ -37,10 +38,11 @@ from store.test_store import row
 
 
 async def test_acknowledged_before_analysed_then_analysed(
-    store_location: str, real_measurements: list[dict[str, Any]]
+    tmp_path: Path, real_measurements: list[dict[str, Any]]
 ) -> None:
+    """DuckDB: stored unanalysed, acknowledged, then the verdict written over the row."""
     ms = web(real_measurements)
-    async with collector(Settings(store=store_location, rate=0)) as (app, http):
+    async with collector(Settings(store=str(tmp_path / "m.duckdb"), rate=0)) as (app, http):
         store = app.state.store
         release = asyncio.Event()
         original = store.update_analysis
@@ -73,6 +75,41 @@ async def test_acknowledged_before_analysed_then_analysed(
                 v.anomaly,
                 v.failure,
             )
+
+
+async def mutations(http: httpx.AsyncClient, url: str, db: str) -> int:
+    sql = f"SELECT count() FROM system.mutations WHERE database = '{db}' FORMAT TSV"
+    return int((await http.post(url, content=sql.encode())).text)
+
+
+@pytest.mark.clickhouse
+@pytest.mark.parametrize("workers", [0, 1])
+async def test_clickhouse_rows_are_judged_before_their_insert(
+    clickhouse_url: str, real_measurements: list[dict[str, Any]], workers: int
+) -> None:
+    """ClickHouse: an update is a mutation rewriting whole parts, so no row is updated after its
+    insert: each is stored with its verdict (single posts, and batches in the workers or not)."""
+    db = f"judged{workers}"
+    ms = web(real_measurements)
+    settings = Settings(store=f"{clickhouse_url}/{db}", rate=0, ingest_workers=workers)
+    async with collector(settings) as (app, http):
+        assert app.state.ingestor.verdict_now
+        r = await http.post("/api/v1/measurements", content=b"\n".join(orjson.dumps(m) for m in ms[1:]))
+        assert r.status_code == 200
+        assert (await http.post("/api/v1/measurements", content=orjson.dumps(ms[0]))).status_code == 200
+        rows = (await http.get("/api/v1/measurements", params={"limit": 1000})).json()["results"]
+        assert len(rows) == len(ms) and all(row["analysed"] for row in rows)
+        for d in rows:
+            v = analysis.verdict((await http.get(d["measurement_url"])).json())
+            assert (d["blocking"], d["accessible"], d["x_rule"], d["anomaly"], d["failure"]) == (
+                v.blocking,
+                v.accessible,
+                v.x_rule,
+                v.anomaly,
+                v.failure,
+            )
+    async with httpx.AsyncClient(timeout=30) as ch:
+        assert await mutations(ch, clickhouse_url, db) == 0
 
 
 async def test_rows_left_unanalysed_are_analysed_on_start(

@@ -10,9 +10,9 @@ import httpx
 import pytest
 
 from reachwatch.errors import UserError
-from reachwatch.store import Filters, open_store
-from reachwatch.store.clickhouse import INSERT_ID, by_days
-from reachwatch.store.schema import META_TABLE, TABLE
+from reachwatch.store import Filters, clickhouse, open_store
+from reachwatch.store.clickhouse import INSERT_ID, JOIN_PREFIX, by_days
+from reachwatch.store.schema import META_TABLE, TABLE, Analysis
 from store.rows import row
 
 
@@ -79,6 +79,63 @@ async def test_a_day_is_a_partition_and_an_insert_over_many_days_is_stored_whole
             )
         assert "PARTITION BY measurement_start_day" in ddl.text
         assert int(parts.text) == 150
+    finally:
+        await store.close()
+
+
+@pytest.mark.clickhouse
+@pytest.mark.parametrize("join_database", ["default", "not_allowed"])
+async def test_verdicts_of_a_whole_write_are_one_mutation_and_leave_no_table(
+    clickhouse_url: str, join_database: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A mutation rewrites every part of the table (18.16), so a write of verdicts is one, however
+    many rows (more than an IN list takes), through a Join table dropped after it. Where that
+    table cannot be made (a database the user may not write, here one that does not exist), the
+    verdicts still go in, in one mutation per IN list."""
+    monkeypatch.setattr(clickhouse, "JOIN_DATABASE", join_database)
+    db = f"verdicts_{join_database}"
+    store = open_store(f"{clickhouse_url}/{db}")
+    await store.open()
+    try:
+        rows = [row(i, blocking=None, accessible=None, failure=True) for i in range(3_000)]
+        await store.insert(rows)
+        verdicts = [
+            Analysis(
+                r.measurement_uid,
+                "dns" if i % 3 else None,
+                i % 3 == 0,
+                None,
+                f"r{i % 5}",
+                i % 3 > 0,
+                i % 3 == 0,
+            )
+            for i, r in enumerate(rows)
+        ]
+        assert store.update_rows >= len(verdicts)
+        await store.update_analysis(verdicts)
+        async with httpx.AsyncClient(base_url=clickhouse_url) as http:
+
+            async def tsv(sql: str) -> str:
+                return (await http.post("/", content=f"{sql} FORMAT TSV".encode())).text
+
+            made = int(await tsv(f"SELECT count() FROM system.mutations WHERE database = '{db}'"))
+            # 18.16 counts each UPDATE command of an ALTER as a mutation: the fallback makes one
+            # per distinct verdict and IN list
+            assert made == 1 if join_database == "default" else made > 1
+            left = await tsv(f"SELECT count() FROM system.tables WHERE name LIKE '{JOIN_PREFIX}%'")
+            assert left == "0\n"
+        _, got = await store.search(Filters(), 5_000, 0)
+        by_uid = {g["measurement_uid"]: g for g in got}
+        for v in verdicts:
+            g = by_uid[v.measurement_uid]
+            assert (g["blocking"], g["accessible"], g["x_rule"], g["anomaly"], g["failure"]) == (
+                v.blocking,
+                v.accessible,
+                v.x_rule,
+                v.anomaly,
+                v.failure,
+            )
+            assert g["analysed"] and not g["confirmed"]
     finally:
         await store.close()
 

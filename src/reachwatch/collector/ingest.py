@@ -11,9 +11,10 @@ until its rows are durable: the store's commit, or, in front of a DuckDB file, t
 (:mod:`reachwatch.store.journal`). The queue is bounded: past ``max_pending`` measurements, those
 a journal holds included, a request gets :class:`Overloaded` (503 + Retry-After).
 
-The verdict is not on that path when the store can hold rows unanalysed (DuckDB, ClickHouse): rows
-are stored with ``analysed`` false and :class:`~reachwatch.collector.analyser.Analyser` fills the
-verdict in after the commit. A store without that backlog gets it at ingest.
+The verdict is not on that path when the store can hold rows unanalysed and update them cheaply
+(DuckDB): rows are stored with ``analysed`` false and
+:class:`~reachwatch.collector.analyser.Analyser` fills the verdict in after the commit. A store
+without that backlog, or whose updates rewrite whole parts (ClickHouse), gets it at ingest.
 """
 
 from __future__ import annotations
@@ -123,14 +124,20 @@ class Ingestor:
         small_group: int = 100,
         background_analysis: bool | None = None,
     ) -> None:
-        """``background_analysis``: verdicts after the commit (default: when the store can).
+        """``background_analysis``: verdicts after the commit (default: when the store can, and
+        its updates are cheap: not :attr:`~reachwatch.store.Store.verdicts_at_ingest`). A store
+        that judges at ingest but can hold rows unanalysed still gets an analyser: for the rows an
+        older version left so (caught up at start) and a re-analysis' processes.
         ``commit_delay``: how long a group commit that starts with fewer than ``small_group``
         measurements waits for more (single posts) before it is written."""
+        at_ingest = bool(getattr(store, "verdicts_at_ingest", False))
         if background_analysis is None:
-            background_analysis = isinstance(store, Backlog)
+            background_analysis = isinstance(store, Backlog) and not at_ingest
+        #: rows get their verdict at ingest (prepare.stage), not from the analyser after the commit
+        self.verdict_now = not background_analysis
         self.analyser = (
             Analyser(store, idle_for=self.idle_for)
-            if background_analysis and isinstance(store, Backlog)
+            if isinstance(store, Backlog) and (background_analysis or at_ingest)
             else None
         )
         self.store = store
@@ -160,11 +167,6 @@ class Ingestor:
         self._committing_since: float | None = None
         self._last_active = time.monotonic()
         self._tasks: tuple[asyncio.Task[None], asyncio.Task[None]] | None = None
-
-    @property
-    def verdict_now(self) -> bool:
-        """Whether rows get their verdict at ingest (no background analyser for this store)."""
-        return self.analyser is None
 
     # -- per measurement -----------------------------------------------------------------------
     def network(self, submitter: str) -> Network:
@@ -309,7 +311,7 @@ class Ingestor:
         its 2xx is not counted as a failure for the ~0.3 s its analysis takes. Under load (rows
         pending), or with a backlog that takes longer (an import), a read answers at once, the rows
         not yet analysed counted as failures."""
-        if self.analyser is None or self._pending or self.analyser.behind:
+        if self.analyser is None or self.verdict_now or self._pending or self.analyser.behind:
             return
         with contextlib.suppress(TimeoutError):
             await self.analyser.settled(timeout=longest)
@@ -411,7 +413,7 @@ class Ingestor:
         known = await self.store.existing(list(dict.fromkeys(hashes)), group.days)
         new = group.not_in(known, hashes)
         await self.store.insert(new)
-        if len(new) and self.analyser is not None:
+        if len(new) and self.analyser is not None and not self.verdict_now:
             self.analyser.poke()
         start = 0
         for n, (_, fut) in zip(lengths, batch, strict=True):

@@ -74,6 +74,13 @@ class Store(Protocol):
         """Forget what ``reachwatch analyze`` judged each row by, so that it redoes them all."""
         ...
 
+    @property
+    def verdicts_at_ingest(self) -> bool:
+        """Whether the collector judges each measurement before storing it, rather than storing it
+        unanalysed and writing its verdict after the commit: for a store whose updates cost far
+        more than its inserts (ClickHouse, where every update rewrites whole parts)."""
+        ...
+
 
 def default_journal(location: str) -> str | None:
     """Where the collector keeps its journal for ``location``: beside a DuckDB file

@@ -1,10 +1,12 @@
 """ClickHouse backend over its HTTP interface (httpx), SQL valid on 18.16 and current releases.
 
 MergeTree partitioned by day, ordered by (probe_cc, probe_asn, domain); JSONEachRow inserts;
-the raw measurement is zstd then base64 in a String (18.16 has no column codecs). Rows may be stored
-before their verdict (``analysed = 0``): :meth:`ClickHouseStore.unanalysed` is the backlog the
-collector's background analysis reads, :meth:`ClickHouseStore.update_analysis` writes verdicts back
-as one mutation statement per batch.
+the raw measurement is zstd then base64 in a String (18.16 has no column codecs). The collector
+judges each measurement before inserting it (:attr:`ClickHouseStore.verdicts_at_ingest`): an update
+is a mutation, which rewrites whole parts. Rows stored before their verdict (``analysed = 0``, by a
+version before that) are :meth:`ClickHouseStore.unanalysed`, the backlog the collector's analysis
+catches up on at start; :meth:`ClickHouseStore.update_analysis` writes verdicts back as one
+mutation statement per batch (that, and a re-analysis).
 """
 
 from __future__ import annotations
@@ -70,6 +72,14 @@ INSERT_ID = "reachwatch-insert-"
 DAYS_PER_INSERT = 100
 #: uids a re-analysis reads ahead in one query (~6 MB of them)
 UID_CHUNK = 100_000
+#: Where those Join tables are made: ``joinGet`` in a mutation running in the background looks for
+#: its table there on 18.16, and takes no database in the name
+JOIN_DATABASE = "default"
+#: The name of each Join table that carries a write's verdicts (:meth:`ClickHouseStore.update_analysis`)
+JOIN_PREFIX = "reachwatch_verdicts_"
+#: The verdict columns of that table, as the measurements table has them
+_JOIN_COLUMNS = ", ".join(f"{c.name} {c.clickhouse}" for c in COLUMNS if c.name in ANALYSIS_COLUMNS)
+
 #: Seconds :meth:`ClickHouseStore.open` waits at most for inserts still running from before it
 EARLIER_INSERTS_WAIT = 60.0
 
@@ -284,21 +294,69 @@ class ClickHouseStore:
         redoes every row (it makes the table again)."""
         await self._query(f"DROP TABLE IF EXISTS {ANALYSIS_STATE}")
 
-    #: a re-analysis writes the verdicts of several batches at once: each write is a mutation,
-    #: which 18.16 makes by rewriting every part of the table, whatever rows it changes (1,828
-    #: rows over 1,100 days took 71 s at 500 rows a mutation, an outside check in session 19)
-    update_rows = IN_LIST
+    #: a re-analysis writes the verdicts of many batches at once: each write is a mutation, which
+    #: 18.16 makes by rewriting every part of the table, whatever rows it changes (1,828 rows over
+    #: 1,100 days took 71 s at 500 rows a mutation, an outside check in session 19). Verdicts go
+    #: through a Join table, so one mutation takes as many as ``reachwatch analyze`` writes at once.
+    update_rows = 50_000
+    #: each update being a mutation that rewrites whole parts, verdicts written after the commit
+    #: would rewrite the table once per analysis batch: work that grows with the table for every
+    #: batch (quadratic). Rows are judged before their insert instead, as OONI's fastpath does;
+    #: mutations are left to what is rare (a re-analysis, rows an older version left unanalysed).
+    verdicts_at_ingest = True
 
     async def update_analysis(self, rows: Sequence[Analysis]) -> None:
         """Set the verdict columns of ``rows``, ``confirmed = 0`` (the rules' verdict, without
-        fingerprints) and ``analysed = 1``: rows with the same verdict share
-        one UPDATE command, all commands in one ALTER (a mutation each), then wait until done."""
+        fingerprints) and ``analysed = 1`` in one mutation, then wait until it is done: the
+        verdicts are inserted into a Join table of their own in :data:`JOIN_DATABASE`, which
+        ``joinGet`` reads. A user who may not create it there gets one mutation per
+        :data:`IN_LIST` uids instead (:meth:`_update_in_lists`)."""
+        if not rows:
+            return
+        name = f"{JOIN_PREFIX}{self.db}_{secrets.token_hex(6)}"
+        join = f"{JOIN_DATABASE}.{name}"
+        try:
+            await self._query(
+                f"CREATE TABLE {join} (measurement_uid String, {_JOIN_COLUMNS}) "
+                "ENGINE = Join(ANY, LEFT, measurement_uid)"
+            )
+        except RuntimeError as exc:
+            log.warning(
+                "cannot make a table in ClickHouse's %r database (%.200s): verdicts written with one "
+                "mutation per %d rows instead of one per write",
+                JOIN_DATABASE,
+                exc,
+                IN_LIST,
+            )
+            await self._update_in_lists(rows)
+            return
+        try:
+            body = b"\n".join(
+                orjson.dumps(
+                    {
+                        "measurement_uid": a.measurement_uid,
+                        **{n: _int_of(getattr(a, n)) for n in ANALYSIS_COLUMNS},
+                    }
+                )
+                for a in rows
+            )
+            await self._query(f"INSERT INTO {join} FORMAT JSONEachRow", data=body)
+            sets = ", ".join(f"{n} = joinGet('{name}', '{n}', measurement_uid)" for n in ANALYSIS_COLUMNS)
+            await self._query(
+                f"ALTER TABLE {self.db}.{TABLE} UPDATE {sets}, confirmed = 0, analysed = 1 "
+                f"WHERE measurement_uid IN (SELECT measurement_uid FROM {join})",
+                database=False,
+            )
+            await self._wait_mutations()
+        finally:
+            await self._query(f"DROP TABLE IF EXISTS {join}", database=False)
+
+    async def _update_in_lists(self, rows: Sequence[Analysis]) -> None:
+        """:meth:`update_analysis` without a Join table: rows with the same verdict share one
+        UPDATE command, at most :data:`IN_LIST` uids in one ALTER (a mutation each)."""
         groups: dict[tuple[Any, ...], list[str]] = {}
         for a in rows:
             groups.setdefault(tuple(getattr(a, n) for n in ANALYSIS_COLUMNS), []).append(a.measurement_uid)
-        if not groups:
-            return
-        # one ALTER for at most IN_LIST uids (a batch of the analyser's 1,000 takes one)
         statements: list[list[str]] = [[]]
         uids_in_last = 0
         for verdict, uids in groups.items():
@@ -377,6 +435,11 @@ class ClickHouseStore:
                 if rows:
                     yield [(r["measurement_uid"], base64.b64decode(r["raw"])) for r in rows]
             after = uids[-1]
+
+
+def _int_of(value: Any) -> Any:
+    """A verdict value as JSONEachRow gives it to ClickHouse (booleans as 0/1)."""
+    return int(value) if isinstance(value, bool) else value
 
 
 def by_days(rows: Sequence[Row], most: int = DAYS_PER_INSERT) -> list[Sequence[Row]]:

@@ -365,6 +365,8 @@ class DuckDBStore:
 
     #: a re-analysis writes each batch it judged (500 rows): small writes, each in its rows' range
     update_rows = 500
+    #: an UPDATE rewrites only its rows: verdicts are written after the commit, off the ack path
+    verdicts_at_ingest = False
 
     async def update_analysis(self, rows: Sequence[Analysis]) -> None:
         """Set the verdict columns of ``rows`` (and ``analysed``; ``confirmed`` false: the rules'

@@ -382,6 +382,10 @@ class JournaledStore:
     def update_rows(self) -> int:
         return self.inner.update_rows
 
+    @property
+    def verdicts_at_ingest(self) -> bool:
+        return self.inner.verdicts_at_ingest
+
     async def forget_findings(self) -> None:
         await self.inner.forget_findings()
 
