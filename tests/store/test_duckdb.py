@@ -13,7 +13,8 @@ import duckdb
 import pytest
 
 from reachwatch.errors import UserError
-from reachwatch.store.duckdb import MEMORY_FLOOR_MB, DuckDBStore, _raws_of, default_memory_limit
+from reachwatch.store.duckdb import DuckDBStore, _raws_of
+from reachwatch.store.duckdb_memory import MEMORY_FLOOR_MB, default_memory_limit
 from reachwatch.store.query import Filters
 from reachwatch.store.schema import Analysis
 from store.test_store import row

@@ -107,7 +107,7 @@ def serve(
     from reachwatch.collector.ratelimit import networks_of
     from reachwatch.collector.server import check_tls, trusted_proxies
     from reachwatch.collector.server import serve as run
-    from reachwatch.store.duckdb import check_memory_limit
+    from reachwatch.store.duckdb_memory import check_memory_limit
 
     if not 0 < port < 65536:
         raise UserError(f"--port {port} is not a port number")
