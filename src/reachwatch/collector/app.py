@@ -27,15 +27,8 @@ from starlette.types import Receive, Scope, Send
 from reachwatch.collector import admin, health, probe_services, reads
 from reachwatch.collector.analyser import close_pool
 from reachwatch.collector.attribution import Attributor
-from reachwatch.collector.batch import (
-    EMPTY_BATCH,
-    POOLED_BYTES,
-    POOLED_LINES,
-    BatchPool,
-    lines_of,
-    newlines,
-    rejected,
-)
+from reachwatch.collector.batch import POOLED_BYTES, POOLED_LINES, BatchPool
+from reachwatch.collector.batch_lines import EMPTY_BATCH, lines_of, newlines, rejected
 from reachwatch.collector.config import Settings
 from reachwatch.collector.error_handlers import add_error_handlers
 from reachwatch.collector.forwarded import TrustedProxies
