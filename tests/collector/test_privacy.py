@@ -18,6 +18,7 @@ from hypothesis import strategies as st
 
 from collector.conftest import MINIMAL, OTHER, PROBE_V4, PROBE_V6, collector
 from collector.test_app import OPEN, web
+from reachwatch.collector.address_spellings import variants
 from reachwatch.collector.attribution import Network
 from reachwatch.collector.batch import POOLED_LINES
 from reachwatch.collector.config import Settings
@@ -25,7 +26,7 @@ from reachwatch.collector.http import ApiError
 from reachwatch.collector.ipv6_text import MAX_READ
 from reachwatch.collector.measurement_json import load
 from reachwatch.collector.prepare import stage
-from reachwatch.collector.privacy import Scrubber, scrub, variants
+from reachwatch.collector.privacy import Scrubber, scrub
 from reachwatch.store.schema import IDENTITY, ORJSON_IDENTITY
 
 PROBE_IP = "192.0.2.55"  # the probe's claimed own address

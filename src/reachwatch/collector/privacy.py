@@ -6,12 +6,12 @@ JSON escape (``1\\u002e2.3.4`` is ``1.2.3.4`` once parsed), and both write the d
 letters and colons of an address as themselves, so a search of the serialised text reaches every
 string (keys, bodies, headers, TLS fields, failure strings) at any depth.
 
-The text is searched *folded* (:func:`_fold`: lower case, dashes as dots, the same length) and,
+The text is searched *folded* (:func:`~reachwatch.collector.address_spellings.fold`: lower case, dashes as dots, the same length) and,
 where it holds ``%2e`` or ``%3a`` in either case, with those decoded (:func:`_percent_decoded`);
 each place found is replaced at the same place of the text as written (:func:`_replaced`), so a
 spelling is found in any mix of cases, of dashes and dots, of percent-encoded and plain
 separators (``::FFff:7F00:102``, ``127%2e0.1%2E2``, ``2001%3adb8%3A%3a5``). What is sought, for
-each address (:func:`_searches`):
+each address (:func:`~reachwatch.collector.address_spellings.searches`):
 
 - IPv4 ``127.0.1.2``: as written (dots or dashes, ``ec2-127-0-1-2.example``), each octet
   zero-padded or not (``127.000.001.002``, ``127.0.1.002``: one regex with a literal prefix);
@@ -49,98 +49,16 @@ from __future__ import annotations
 import base64
 import binascii
 import bisect
-import functools
-import ipaddress
 import re
 from collections.abc import Iterable
 from typing import Any
 
 import orjson
 
-from reachwatch.collector.ipv6_text import first_group, read_around, written_otherwise
+from reachwatch.collector.address_spellings import LOCAL, addresses_in, searches
+from reachwatch.collector.ipv6_text import read_around, written_otherwise
 
 SCRUBBED = b"[scrubbed]"
-LOCAL = "127.0.0.1"
-#: addresses that name no one and are never scrubbed: the placeholder every probe writes as its
-#: ``probe_ip`` (scrubbing it would rewrite the measurement's own copies of it) and its IPv6 twin,
-#: whose three bytes ``::1`` sit inside countless other IPv6 addresses. Every other loopback address
-#: (``127.0.1.7``, a probe's or a submitter's on a shared host) is scrubbed like any address.
-_NOT_SCRUBBED = frozenset({ipaddress.ip_address(LOCAL), ipaddress.ip_address("::1")})
-
-
-def variants(address: str) -> set[bytes]:
-    """The spellings of one address worth replacing (see :func:`_variants`)."""
-    return set(_variants(address))
-
-
-@functools.lru_cache(maxsize=4096)  # a batch repeats its submitter and probe_ip on every line
-def _variants(address: str) -> frozenset[bytes]:
-    """The listed spellings: as written; IPv4 with dashes (host names), both reversed
-    (``55.2.0.192.in-addr.arpa``, ``55-2-0-192.dyn.example.net``: reverse DNS names), zero-padded
-    (``192.000.002.055``), percent-encoded dots, and as an IPv4-mapped IPv6 address in hex
-    (``::ffff:c000:237``, each IPv6 spelling); IPv6 compressed, exploded and uncompressed, either
-    case, colons as they are, percent-encoded or as dashes (``2001-db8--1.ipv6.example``), its
-    PTR name; an IPv4-mapped address's IPv4 spellings too.
-
-    The scrubber seeks each folded (:func:`_searches`), so in any mix of cases, of dashes and
-    dots, of percent-encoded and plain separators, and more than these (an IPv4 address padded
-    unevenly, an IPv6 address in any valid form): the list is what the tests check is gone."""
-    ip = _address(address)
-    if ip is None or ip.is_unspecified or ip in _NOT_SCRUBBED:
-        # not an address (a hostname, a JSON fragment...): replacing its bytes could reach the
-        # measurement's own keys and values (``web_connectivity``, ``"test_keys"``) and break the JSON
-        return frozenset()
-    if isinstance(ip, ipaddress.IPv4Address):
-        octets = str(ip).split(".")
-        out = set()
-        for parts in (octets, octets[::-1]):  # the reversed ones cover the PTR name
-            for sep in (".", "-", "%2E", "%2e"):
-                out.add(sep.join(parts).encode())
-        out.add(".".join(f"{int(o):03d}" for o in octets).encode())
-        # the same address mapped into IPv6 and written in hex
-        return frozenset(out | _ipv6_spellings(ipaddress.IPv6Address(f"::ffff:{ip}")))
-    out = _ipv6_spellings(ip) | {ip.reverse_pointer.encode()}
-    if ip.ipv4_mapped is not None:
-        out |= _variants(str(ip.ipv4_mapped))
-    return frozenset(out)
-
-
-def _ipv6_spellings(ip: ipaddress.IPv6Address) -> set[bytes]:
-    groups = ip.exploded.split(":")
-    # uncompressed without leading zeros (``2001:db8:0:0:0:0:0:1``), as Java and some logs write
-    # it; the compressed form with each group's leading zeros kept (``::ffff:0a14:1e28``)
-    plain = ":".join(f"{int(group, 16):x}" for group in groups)
-    padded = str(ip) if ip.ipv4_mapped is None else "::ffff:" + ":".join(groups[-2:])
-    out: set[bytes] = set()
-    for spelling in {str(ip), ip.exploded, plain, padded}:
-        for case in (spelling, spelling.upper()):
-            # and percent-encoded, as in a URL's query (``?ip=2001%3Adb8%3A%3A1``)
-            out |= {case.encode(), case.replace(":", "%3A").encode(), case.replace(":", "%3a").encode()}
-            out.add(case.replace(":", "-").encode())  # ipv6-literal host names
-    return out
-
-
-#: what may surround an address in a probe_ip: brackets, a port, an IPv6 zone (``fe80::1%eth0``)
-_ADDRESS = re.compile(r"^\[?([0-9A-Fa-f:.]+)(?:%[^\]]*)?\]?(?::[0-9]{1,5})?$")
-
-
-def _address(text: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
-    """The address ``text`` names, bare, in brackets, with a port or a zone; None if none."""
-    match = _ADDRESS.match(text.strip())
-    if match is None:
-        return None
-    host = match.group(1)
-    candidates = [host]
-    if host.count(":") == 1:  # 192.0.2.1:443
-        candidates.append(host.split(":")[0])
-    for candidate in candidates:
-        try:
-            return ipaddress.ip_address(candidate)
-        except ValueError:
-            continue
-    return None
-
-
 #: A base64 value as OONI writes a body that is not UTF-8: either key order, in any layout, its
 #: slashes escaped or not (``\/``), so that any serialised JSON is scrubbed, not only the minified
 _B64 = rb'"([A-Za-z0-9+/\\]*={0,2})"'
@@ -149,26 +67,6 @@ _BASE64_VALUE = re.compile(
     rb'|\{\s*"format"\s*:\s*"base64"\s*,\s*"data"\s*:\s*' + _B64 + rb"\s*\}"
 )
 _BASE64_MARK = b'"base64"'
-
-
-#: what separates the addresses of a probe_ip that names several (``192.0.2.1, 192.0.2.2``)
-_LIST = re.compile(r"[,;\s]+")
-#: a network's prefix length after an address (``192.0.2.55/32``)
-_PREFIX = re.compile(r"/[0-9]{1,3}$")
-
-
-def _named(text: str) -> list[str]:
-    """The addresses a submitter or probe_ip text may name: itself, or each of a list, a prefix
-    length dropped."""
-    return [_PREFIX.sub("", part) for part in _LIST.split(text.strip()) if part]
-
-
-def _fold(data: bytes) -> bytes:
-    """Dashes as dots and letters in lower case: what the spellings of an address differ by. The
-    same length as ``data``, so that a spelling found in it is at the same place in ``data``.
-    (``lower`` and ``replace`` run at ~2 GB/s, ``bytes.translate`` at ~0.7: 5 against 9 us for a
-    median measurement.)"""
-    return data.lower().replace(b"-", b".")
 
 
 #: a dot or a colon percent-encoded, once in lower case (``%2E``, ``%3a``)
@@ -205,69 +103,6 @@ def _unmapped(start: int, end: int, marks: list[int]) -> tuple[int, int]:
     return start + 2 * before, end - 1 + 2 * last + (3 if decoded else 1)
 
 
-@functools.lru_cache(maxsize=4096)  # a batch repeats its submitter and probe_ip on every line
-def _searches(
-    address: str,
-) -> tuple[
-    tuple[tuple[re.Pattern[bytes], int, frozenset[int]], ...],
-    frozenset[bytes],
-    tuple[tuple[bytes, frozenset[bytes], frozenset[int]], ...],
-]:
-    """How the spellings of one address are sought in a folded text (:func:`_fold`): (patterns,
-    needles, anchored), each folded spelling (:func:`_variants`, the percent-encoded ones
-    apart: the text is searched percent-decoded) where it costs least.
-
-    - patterns: (pattern, zeros, addresses) for an IPv4 address, as written with each octet
-      padded with zeros or not (``127.0.1.002``; up to ``zeros`` more before the first), each
-      place it is read as an IPv6 address embedding it (``::ffff:127.0.1.2``) too: one search
-      for all of them (a regex with a literal prefix: about the time of a substring search,
-      ~3x its instructions), where the plain and the padded form took one each.
-    - needles: sought everywhere (an IPv4 address reversed; an IPv6 address's PTR name).
-    - anchored: (anchor, needles, addresses): the spellings sought only where ``anchor`` is,
-      which each of them holds (an IPv6 address's first group; for an IPv4 address, the longer
-      of its two hex groups, ``7f00`` of ``::ffff:7f00:102``), and the IPv6 addresses read
-      there in any valid spelling (:func:`~reachwatch.collector.ipv6_text.written_otherwise`):
-      the address itself, or for an IPv4 one the IPv6 addresses that embed it (mapped
-      ``::ffff:0:0/96``, compatible ``::/96``, NAT64's ``64:ff9b::/96``).
-    """
-    listed = _variants(address)
-    ip = _address(address)
-    if not listed or ip is None:
-        return (), frozenset(), ()
-    folded = {_fold(spelling) for spelling in listed if b"%" not in spelling}
-    v4 = ip.ipv4_mapped if isinstance(ip, ipaddress.IPv6Address) else ip
-    patterns: list[tuple[re.Pattern[bytes], int, frozenset[int]]] = []
-    if v4 is None:  # IPv6
-        anchor = first_group(ipaddress.IPv6Address(ip))
-        values = frozenset({int(ip)})
-    else:
-        embedded = frozenset(int(ipaddress.IPv6Address(f"{prefix}{v4}")) for prefix in _EMBEDDING)
-        octets = str(v4).split(".")
-        if v4 not in _NOT_SCRUBBED:
-            padded = [
-                o.encode() if len(o) == 3 else b"0{0,%d}%s" % (3 - len(o), o.encode()) for o in octets[1:]
-            ]
-            pattern = re.compile(rb"\.".join([octets[0].encode(), *padded]))
-            patterns.append((pattern, 3 - len(octets[0]), embedded))
-        groups = [f"{int(v4) >> 16:x}".encode(), f"{int(v4) & 0xFFFF:x}".encode()]
-        anchor = max((g for g in groups if g != b"0"), key=len)
-        values = embedded
-        if len(anchor) < 3:  # too common to seek everywhere (0.0.0.10): the mapped forms only
-            anchor, values = b"ffff", frozenset({int(ipaddress.IPv6Address(f"::ffff:{v4}"))})
-    needles = set()
-    anchored = set()
-    for spelling in folded:
-        if anchor in spelling:
-            anchored.add(spelling)
-        elif not any(pattern.search(spelling) for pattern, _, _ in patterns):
-            needles.add(spelling)
-    return tuple(patterns), frozenset(needles), ((anchor, frozenset(anchored), values),)
-
-
-#: the IPv6 prefixes an IPv4 address is sought embedded in (its 32 bits last)
-_EMBEDDING = ("::ffff:", "::", "64:ff9b::")
-
-
 class Scrubber:
     """Replaces the spellings of some addresses in serialised JSON and in column values."""
 
@@ -278,8 +113,8 @@ class Scrubber:
         needles: set[bytes] = set()
         anchored: dict[bytes, tuple[set[bytes], set[int]]] = {}
         for address in addresses:
-            for named in _named(address) if address else ():
-                found = _searches(named)
+            for named in addresses_in(address) if address else ():
+                found = searches(named)
                 for pattern in found[0]:
                     patterns[pattern[0].pattern] = pattern
                 needles |= found[1]
@@ -287,7 +122,7 @@ class Scrubber:
                     both = anchored.setdefault(anchor, (set(), set()))
                     both[0].update(spellings)
                     both[1].update(values)
-        #: (pattern, zeros, addresses) of each IPv4 address (:func:`_searches`)
+        #: (pattern, zeros, addresses) of each IPv4 address (:func:`~reachwatch.collector.address_spellings.searches`)
         self.patterns = tuple(patterns.values())
         #: the folded spellings sought everywhere
         self.needles = tuple(sorted(needles))
@@ -318,7 +153,7 @@ class Scrubber:
     def _spans(self, data: bytes) -> list[tuple[int, int]]:
         """Where in ``data`` a spelling is, in any case and with dashes or dots, percent-encoded or
         not (each of its dots and colons): (start, end), unordered, overlapping or not. Sought in
-        ``data`` folded (:func:`_fold`) and percent-decoded where it holds ``%2e`` or ``%3a``."""
+        ``data`` folded (:func:`~reachwatch.collector.address_spellings.fold`) and percent-decoded where it holds ``%2e`` or ``%3a``."""
         lowered = data.lower()
         marks: list[int] = []
         if b"%" in lowered and (b"%2e" in lowered or b"%3a" in lowered):  # memchr first
