@@ -11,13 +11,14 @@ import pytest
 from blake3 import blake3
 from pydantic import ValidationError
 
+from reachwatch.collector.finish import keyed_hash, probe_id_hash
 from reachwatch.collector.ooni_protocol import (
     BASE_KEYS,
     MeasurementIn,
     measurement_uid,
     model_fields,
 )
-from reachwatch.collector.prepare import _keyed_hash, _probe_id_hash, _scrubber, base_fields
+from reachwatch.collector.prepare import _scrubber, base_fields
 from reachwatch.collector.privacy import Scrubber
 from reachwatch.store.compression import MANY, compress, compress_many, decompress
 
@@ -86,9 +87,9 @@ def test_keyed_hash_is_blake3_or_an_older_stores_blake2b(size: int, keep_gil: bo
     data = bytes(range(256)) * (size // 256 + 1)
     data = data[:size]
     key = b"k" * 32
-    assert _keyed_hash(data, key, keep_gil) == blake3(data, key=key).hexdigest(16)
+    assert keyed_hash(data, key, keep_gil) == blake3(data, key=key).hexdigest(16)
     assert (
-        _keyed_hash(data, key, keep_gil, legacy=True)
+        keyed_hash(data, key, keep_gil, legacy=True)
         == hashlib.blake2b(data, digest_size=16, key=key).hexdigest()
     )
 
@@ -105,7 +106,7 @@ def test_probe_id_hash_remembers_only_the_same_report_and_key() -> None:
         ("a", b"j" * 32),
         ("", b"j" * 32),
     ]:
-        assert _probe_id_hash(report_id, key) == expected(report_id, key)
+        assert probe_id_hash(report_id, key) == expected(report_id, key)
 
 
 def test_measurement_uid_follows_the_second_and_the_test_name() -> None:

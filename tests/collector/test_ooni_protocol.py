@@ -13,6 +13,7 @@ from pydantic import ValidationError
 
 from collector.conftest import MINIMAL
 from reachwatch.collector.attribution import Network
+from reachwatch.collector.finish import Staged
 from reachwatch.collector.http import ApiError
 from reachwatch.collector.ooni_protocol import (
     ASN,
@@ -24,7 +25,7 @@ from reachwatch.collector.ooni_protocol import (
     ReportOpen,
     new_report_id,
 )
-from reachwatch.collector.prepare import Staged, base_fields, stage
+from reachwatch.collector.prepare import base_fields, stage
 from reachwatch.store.schema import COLUMN_NAMES, EARLIEST, IDENTITY, LATEST
 
 

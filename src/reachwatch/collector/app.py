@@ -31,6 +31,7 @@ from reachwatch.collector.batch import POOLED_BYTES, POOLED_LINES, BatchPool
 from reachwatch.collector.batch_lines import EMPTY_BATCH, lines_of, newlines, rejected
 from reachwatch.collector.config import Settings
 from reachwatch.collector.error_handlers import add_error_handlers
+from reachwatch.collector.finish import Staged
 from reachwatch.collector.forwarded import TrustedProxies
 from reachwatch.collector.http import (
     ApiError,
@@ -57,7 +58,7 @@ from reachwatch.collector.ooni_protocol import (
 )
 from reachwatch.collector.openapi import error_answers, inline_schema
 from reachwatch.collector.openapi import json_body as _json_body
-from reachwatch.collector.prepare import Staged, stage_lines, validation_message
+from reachwatch.collector.prepare import stage_lines, validation_message
 from reachwatch.collector.ratelimit import RateLimiter, network_key
 from reachwatch.collector.submitter import submitter_of
 from reachwatch.collector.url_lists import Categories

@@ -33,10 +33,11 @@ from typing import Any
 
 from reachwatch.collector.attribution import Network
 from reachwatch.collector.batch_lines import EMPTY_BATCH, lines_of, pieces, rejected
+from reachwatch.collector.finish import finish_rows
 from reachwatch.collector.frames import SIZES, frame, read_frame, write_frame
 from reachwatch.collector.http import ApiError
 from reachwatch.collector.ingest import Overloaded
-from reachwatch.collector.prepare import finish_rows, stage_lines
+from reachwatch.collector.prepare import stage_lines
 from reachwatch.collector.shared import Shared
 from reachwatch.runtime import settle_gc, usable_cores
 from reachwatch.store.schema import RowColumns

@@ -2,7 +2,7 @@
 
 :meth:`Ingestor.stage` validates, attributes and scrubs one measurement in the request (every 4xx
 is decided there) and :meth:`Ingestor.submit` queues it for the group commit, in two stages: a
-group's hashing and zstd compression (:func:`~reachwatch.collector.prepare.finish_rows`), then
+group's hashing and zstd compression (:func:`~reachwatch.collector.finish.finish_rows`), then
 its insert (all finished groups waiting go in one statement), so that group N+1 is finished while
 N is inserted. A big group is finished on a thread of its own, off the event loop; a small one (up
 to ``small_group`` measurements: single posts) on the loop itself, where it costs less than the
@@ -32,8 +32,9 @@ from reachwatch.collector.analyser import Analyser, Backlog
 from reachwatch.collector.attribution import Attributor, Network
 from reachwatch.collector.config import MAX_PENDING
 from reachwatch.collector.deadlines import for_loop
+from reachwatch.collector.finish import Staged, finish, finish_rows
 from reachwatch.collector.http import ApiError, bodies_full
-from reachwatch.collector.prepare import Staged, finish, finish_rows, stage
+from reachwatch.collector.prepare import stage
 from reachwatch.collector.url_lists import Categories
 from reachwatch.collector.vantage import Vantages
 from reachwatch.store import Store

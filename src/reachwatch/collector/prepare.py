@@ -2,25 +2,24 @@
 
 Pure functions of the measurement, the submitter's network and the collector's secret, run once
 per measurement received: :func:`stage` in the request (every 4xx is decided there), then
-:func:`finish_values` off the event loop (on the finisher thread, or in a batch worker process).
+:func:`~reachwatch.collector.finish.finish_values` off the event loop (on the finisher thread, or
+in a batch worker process).
 Compiled with mypyc (``compiled.txt``).
 """
 
 from __future__ import annotations
 
-import dataclasses
 import datetime as dt
 import functools
-import hashlib
 import re
 from typing import Any
 
 import orjson
-from blake3 import blake3
 from pydantic import ValidationError
 
 from reachwatch.collector import analysis
 from reachwatch.collector.attribution import Network
+from reachwatch.collector.finish import Staged
 from reachwatch.collector.http import ApiError, bad_json
 from reachwatch.collector.ipv6_text import TooManySpellings
 from reachwatch.collector.measurement_json import line_loader, minified
@@ -32,11 +31,9 @@ from reachwatch.collector.ooni_protocol import (
     Base,
     MeasurementIn,
     canonical_asn,
-    measurement_uid,
     model_fields,
 )
 from reachwatch.collector.privacy import LOCAL, Scrubber
-from reachwatch.store.compression import compress, compress_many
 from reachwatch.store.schema import (
     ANALYSIS_COLUMNS,
     COLUMN_NAMES,
@@ -46,30 +43,7 @@ from reachwatch.store.schema import (
     ORJSON_IDENTITIES,
     PENDING_ANALYSIS,
     SIMDJSON_IDENTITY,
-    Row,
-    RowColumns,
 )
-
-
-@dataclasses.dataclass(slots=True)
-class Staged:
-    """A validated, attributed, scrubbed measurement: the row but for its hashes, uid and ``raw``."""
-
-    key: bytes
-    canonical: bytes  #: the identity form (content as sent, without the report id)
-    stored: bytes  #: the scrubbed JSON to store
-    received: dt.datetime
-    #: the row's values in :data:`~reachwatch.store.schema.COLUMN_NAMES` order, the uid, hashes and
-    #: ``raw`` None until :func:`finish_values` (a list, not a dict by name: one less container per
-    #: line to build, read back and transpose: ~2 us of a median batch line)
-    values: list[Any]
-    #: the store's content hash is keyed BLAKE2b (:data:`~reachwatch.store.schema.LEGACY_IDENTITY`),
-    #: not BLAKE3
-    legacy: bool = False
-    #: the submitter's vantage point, hashed (:mod:`~reachwatch.collector.vantage`): the row's
-    #: ``probe_id_hash``; None for an unknown submitter (the report id's hash then)
-    vantage: str | None = None
-
 
 #: The columns :func:`stage` writes, in the order it writes them: the store's (checked below)
 _STAGED_COLUMNS = (
@@ -101,74 +75,8 @@ _STAGED_COLUMNS = (
 )
 if _STAGED_COLUMNS != COLUMN_NAMES:
     raise ImportError("prepare.stage writes the columns of an older schema: update _STAGED_COLUMNS")
-_UID, _HASH, _REPORT, _CC, _TEST, _PROBE_ID, _RAW = (
-    COLUMN_NAMES.index(n)
-    for n in ("measurement_uid", "content_hash", "report_id", "probe_cc", "test_name", "probe_id_hash", "raw")
-)
 #: (blocking, accessible, x_technique, x_rule, anomaly, failure) of a row stored before its verdict
 _PENDING: tuple[Any, ...] = tuple(PENDING_ANALYSIS[name] for name in ANALYSIS_COLUMNS)
-
-
-def finish(staged: Staged, raw: bytes | None = None) -> Row:
-    """The row: keyed hash of the identity form (:func:`_keyed_hash`), uid, probe id hash, zstd of
-    the stored JSON (unless given as ``raw``). Meant for a worker thread: hashing (past 2 KB) and compression release the GIL."""
-    return Row(*finish_values(staged, raw))
-
-
-def finish_values(staged: Staged, raw: bytes | None = None, keep_gil: bool = True) -> list[Any]:
-    """:func:`finish` as a list in :data:`~reachwatch.store.schema.COLUMN_NAMES` order (the
-    staged values, completed in place). ``keep_gil``: hash in pieces that keep the GIL (see
-    :data:`_PIECE`); a batch worker process, which has no other thread, hashes in one call."""
-    v = staged.values
-    content_hash = _keyed_hash(staged.canonical, staged.key, keep_gil, staged.legacy)
-    v[_UID] = measurement_uid(staged.received, v[_CC], v[_TEST], content_hash)
-    v[_HASH] = content_hash
-    v[_PROBE_ID] = staged.vantage or _probe_id_hash(v[_REPORT], staged.key)
-    v[_RAW] = compress(staged.stored) if raw is None else raw
-    return v
-
-
-def finish_rows(staged: list[Staged], keep_gil: bool = True) -> RowColumns:
-    """:func:`finish_values` of many, compressed in one call (which releases the GIL once), as one
-    table in order."""
-    raws = compress_many([s.stored for s in staged])
-    return RowColumns.of_values(
-        [finish_values(s, raw, keep_gil) for s, raw in zip(staged, raws, strict=True)]
-    )
-
-
-#: the last (report id, key, hash): a batch's lines mostly share their report; replaced whole, so
-#: thread-safe
-_last_probe_id: tuple[str, bytes | None, str] = ("", None, "")
-
-
-def _probe_id_hash(report_id: str, key: bytes) -> str:
-    global _last_probe_id
-    last = _last_probe_id
-    if last[0] == report_id and last[1] == key:
-        return last[2]
-    value = hashlib.blake2b(report_id.encode(), digest_size=8, key=key).hexdigest()
-    _last_probe_id = (report_id, key, value)
-    return value
-
-
-#: hashlib and blake3 release the GIL for an update from 2,048 bytes: re-taking it while the event
-#: loop runs Python waits up to a switch interval, so the finisher hashes in smaller pieces and
-#: keeps the GIL
-_PIECE = 2047
-
-
-def _keyed_hash(data: bytes, key: bytes, keep_gil: bool = True, legacy: bool = False) -> str:
-    """128 bits of keyed BLAKE3 of ``data`` as hex (keyed BLAKE2b if ``legacy``). BLAKE3 takes
-    ~3 us for a median measurement's 6.6 KB, BLAKE2b ~8 (``hashlib``'s reference C)."""
-    h: Any = hashlib.blake2b(digest_size=16, key=key) if legacy else blake3(key=key)
-    if len(data) < _PIECE or not keep_gil:
-        h.update(data)
-    else:
-        view = memoryview(data)
-        for i in range(0, len(view), _PIECE):
-            h.update(view[i : i + _PIECE])
-    return str(h.hexdigest() if legacy else h.hexdigest(16))
 
 
 def base_fields(m: dict[str, Any]) -> Base | None:
@@ -221,7 +129,7 @@ def stage(
     vantage: str | None = None,
 ) -> Staged:
     """Validate, attribute and scrub ``m`` (every 4xx is raised here); the hashing and compression
-    left for :func:`finish`, run off the event loop (both release the GIL). ``verdict_now``: the
+    left for :func:`~reachwatch.collector.finish.finish`, run off the event loop (both release the GIL). ``verdict_now``: the
     verdict columns are computed here (for a store without an analysis backlog). ``received``:
     when it arrived (now if not given; a batch's lines share their request's). ``identity``: the
     store's content hash (:meth:`~reachwatch.store.Store.identity`). ``vantage``: the submitter's
