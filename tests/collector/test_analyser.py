@@ -134,6 +134,29 @@ async def test_rows_left_unanalysed_are_analysed_on_start(
         assert [r["blocking"] for r in rows] != [None] * len(ms)
 
 
+@pytest.mark.clickhouse
+async def test_clickhouse_catches_up_an_older_versions_rows_in_few_mutations(
+    clickhouse_url: str, real_measurements: list[dict[str, Any]]
+) -> None:
+    """Rows an older version stored unanalysed get their verdicts in batches of CATCH_UP_BATCH, not
+    of 1,000: each write is a mutation, which rewrites the table."""
+    db = "catch_up"
+    ms = web(real_measurements)
+    store = open_store(f"{clickhouse_url}/{db}")
+    await store.open()
+    rows = [
+        row(i, raw=compress(orjson.dumps(ms[i % len(ms)])), analysed=False, blocking=None, failure=True)
+        for i in range(analyser_module.BATCH + 200)
+    ]
+    await store.insert(rows)
+    await store.close()
+    async with collector(Settings(store=f"{clickhouse_url}/{db}", rate=0)) as (app, _):
+        await app.state.ingestor.settled()
+        assert await app.state.store.unanalysed(10) == []
+    async with httpx.AsyncClient(timeout=30) as ch:
+        assert await mutations(ch, clickhouse_url, db) == 1
+
+
 def test_inline_analysis_for_stores_without_a_backlog(real_measurements: list[dict[str, Any]]) -> None:
     m = web(real_measurements)[0]
     ingestor = Ingestor(object(), None, b"k" * 32, identity=IDENTITY, background_analysis=False)  # type: ignore[arg-type]

@@ -33,6 +33,9 @@ from reachwatch.store.schema import Analysis
 
 log = logging.getLogger(__name__)
 BATCH = 1_000
+#: Rows a batch takes where the store judges at ingest and its every write of verdicts rewrites the
+#: table (ClickHouse: a mutation): only what an older version left unanalysed, caught up in few writes
+CATCH_UP_BATCH = 20_000
 NICE = 19
 #: Seconds between passes, so that a pass (one scan, one UPDATE) covers many commits under load.
 PAUSE = 0.2

@@ -28,7 +28,7 @@ from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from reachwatch.collector.analyser import Analyser, Backlog
+from reachwatch.collector.analyser import BATCH, CATCH_UP_BATCH, Analyser, Backlog
 from reachwatch.collector.attribution import Attributor, Network
 from reachwatch.collector.config import MAX_PENDING
 from reachwatch.collector.deadlines import for_loop
@@ -137,7 +137,7 @@ class Ingestor:
         #: rows get their verdict at ingest (prepare.stage), not from the analyser after the commit
         self.verdict_now = not background_analysis
         self.analyser = (
-            Analyser(store, idle_for=self.idle_for)
+            Analyser(store, idle_for=self.idle_for, batch=BATCH if background_analysis else CATCH_UP_BATCH)
             if isinstance(store, Backlog) and (background_analysis or at_ingest)
             else None
         )
