@@ -140,6 +140,46 @@ async def test_verdicts_of_a_whole_write_are_one_mutation_and_leave_no_table(
         await store.close()
 
 
+@pytest.mark.clickhouse
+async def test_join_tables_a_write_left_are_dropped_but_not_another_databases(
+    clickhouse_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A collector killed in a write of verdicts (or a mutation that outlasted the wait) leaves its
+    Join table in ``default``: the next write drops it once no mutation reads it, and leaves those
+    of a database whose name continues this one's (``left`` and ``left_2``)."""
+    monkeypatch.setattr(clickhouse, "JOIN_LEFT_AFTER", 0)
+    store = open_store(f"{clickhouse_url}/left")
+    other = open_store(f"{clickhouse_url}/left_2")
+    await store.open()
+    await other.open()
+    try:
+        ours, theirs = f"{JOIN_PREFIX}left_{'ab' * 6}", f"{JOIN_PREFIX}left_2_{'cd' * 6}"
+        async with httpx.AsyncClient(base_url=clickhouse_url) as http:
+
+            async def sql(text: str) -> str:
+                answer = await http.post("/", content=text.encode())
+                assert answer.status_code == 200, answer.text
+                return answer.text
+
+            for name in (ours, theirs):
+                await sql(
+                    f"CREATE TABLE default.{name} (measurement_uid String) ENGINE = Join(ANY, LEFT, measurement_uid)"
+                )
+            await asyncio.sleep(1.1)  # older than JOIN_LEFT_AFTER, to the second
+            await store.insert([row(1, blocking=None, failure=True)])
+            await store.update_analysis(
+                [Analysis(row(1).measurement_uid, "false", True, None, "r", False, False)]
+            )
+            left = await sql(
+                f"SELECT name FROM system.tables WHERE name LIKE '{JOIN_PREFIX}left%' FORMAT TSV"
+            )
+            assert left.split() == [theirs]
+            await sql(f"DROP TABLE default.{theirs}")
+    finally:
+        await store.close()
+        await other.close()
+
+
 def test_an_insert_over_more_days_than_one_insert_takes_is_cut_at_days() -> None:
     rows = [row(i, day=(dt.date(2024, 1, 1) + dt.timedelta(days=i % 7)).isoformat()) for i in range(40)]
     assert by_days(rows, most=7) == [rows]

@@ -169,7 +169,10 @@ class ClickHouseAnalysis:
                 )
                 self._wait_mutations()
             finally:
-                self._query(f"DROP TABLE IF EXISTS {join}")
+                # never under a mutation still reading it: joinGet would fail there, and on 18.16 a
+                # failed mutation is retried for ever (after a timeout, the table stays)
+                if not self._unfinished(self._join):
+                    self._query(f"DROP TABLE IF EXISTS {join}")
         self._seq += 1
         uids, names = incoming.column("uid").to_pylist(), incoming.column("fingerprint").to_pylist()
         self._insert(
@@ -182,6 +185,14 @@ class ClickHouseAnalysis:
         )  # fmt: skip
         keys = {tuple(k) for k in zip(*(incoming.column(n).to_pylist() for n in _KEYS), strict=True)}
         self._insert(DIRTY, [dict(zip(_KEYS, k, strict=True)) for k in sorted(keys)])
+
+    def _unfinished(self, marker: str) -> int:
+        """How many mutations of the table that name ``marker`` are still to do."""
+        sql = (
+            f"SELECT count() FROM system.mutations WHERE database = {literal(self.db)} AND table = "
+            f"{literal(TABLE)} AND is_done = 0 AND position(command, {literal(marker)}) > 0 FORMAT JSONCompact"
+        )
+        return int(orjson.loads(self._query(sql))["data"][0][0])
 
     def _wait_mutations(self, timeout: float = 3600.0) -> None:
         sql = (

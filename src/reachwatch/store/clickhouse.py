@@ -77,6 +77,13 @@ UID_CHUNK = 100_000
 JOIN_DATABASE = "default"
 #: The name of each Join table that carries a write's verdicts (:meth:`ClickHouseStore.update_analysis`)
 JOIN_PREFIX = "reachwatch_verdicts_"
+#: Random bytes in each Join table's name (hex), after the prefix and the database's name
+JOIN_TOKEN_BYTES = 6
+#: Seconds a write of verdicts waits for its mutation before it fails (its table then stays, to be
+#: dropped once the mutation is done)
+MUTATION_WAIT = 3600.0
+#: Seconds after which a Join table no mutation reads is taken for left behind
+JOIN_LEFT_AFTER = 600
 #: The verdict columns of that table, as the measurements table has them
 _JOIN_COLUMNS = ", ".join(f"{c.name} {c.clickhouse}" for c in COLUMNS if c.name in ANALYSIS_COLUMNS)
 
@@ -95,6 +102,8 @@ class ClickHouseStore:
         self._client = httpx.AsyncClient(base_url=self.base, timeout=60.0, auth=where.auth)
         #: every insert's query id starts so (:meth:`_wait_for_earlier_inserts`)
         self._insert_prefix = f"{INSERT_ID}{self.db}-"
+        #: every Join table of a write of verdicts is named so, then a random token
+        self._join_prefix = f"{JOIN_PREFIX}{self.db}_"
 
     async def _query(
         self, sql: str, *, data: bytes | None = None, database: bool = True, query_id: str | None = None
@@ -313,7 +322,8 @@ class ClickHouseStore:
         :data:`IN_LIST` uids instead (:meth:`_update_in_lists`)."""
         if not rows:
             return
-        name = f"{JOIN_PREFIX}{self.db}_{secrets.token_hex(6)}"
+        await self._drop_left_joins()
+        name = f"{self._join_prefix}{secrets.token_hex(JOIN_TOKEN_BYTES)}"
         join = f"{JOIN_DATABASE}.{name}"
         try:
             await self._query(
@@ -347,9 +357,53 @@ class ClickHouseStore:
                 f"WHERE measurement_uid IN (SELECT measurement_uid FROM {join})",
                 database=False,
             )
-            await self._wait_mutations()
+            if not await self._wait_for_mutation(name, MUTATION_WAIT):
+                raise RuntimeError(
+                    f"ClickHouse has not applied a write of {len(rows)} verdicts after {MUTATION_WAIT:g} s "
+                    f"(system.mutations); its table {join} stays until it has"
+                )
         finally:
-            await self._query(f"DROP TABLE IF EXISTS {join}", database=False)
+            # never under a mutation still reading it: joinGet would fail there, and on 18.16 a
+            # failed mutation is retried for ever
+            if await self._mutation_done(name):
+                await self._query(f"DROP TABLE IF EXISTS {join}", database=False)
+
+    async def _mutation_done(self, marker: str) -> bool:
+        """Whether no mutation of the table that names ``marker`` is still to do."""
+        found = await self._rows(
+            "SELECT count() AS n, sum(is_done) AS done FROM system.mutations "
+            f"WHERE database = {literal(self.db)} AND table = {literal(TABLE)} "
+            f"AND position(command, {literal(marker)}) > 0"
+        )
+        return bool(found[0]["n"] == found[0]["done"])
+
+    async def _wait_for_mutation(self, marker: str, timeout: float) -> bool:
+        """Wait until the mutations naming ``marker`` are done; False if they are not by ``timeout``
+        seconds (a mutation rewrites every part of the table: seconds to minutes at scale)."""
+        deadline = time.monotonic() + timeout
+        pause = 0.05
+        while not await self._mutation_done(marker):
+            if time.monotonic() > deadline:
+                return False
+            await asyncio.sleep(pause)
+            pause = min(1.0, pause * 1.5)
+        return True
+
+    async def _drop_left_joins(self) -> None:
+        """Drop the verdict Join tables of this database that a write left (a collector killed in
+        it, a mutation that outlasted :data:`MUTATION_WAIT`), once no mutation still reads them and
+        they are older than :data:`JOIN_LEFT_AFTER` (another collector's write may be using a new one)."""
+        prefix = self._join_prefix
+        rows = await self._rows(
+            "SELECT name FROM system.tables "
+            f"WHERE database = {literal(JOIN_DATABASE)} AND substring(name, 1, {len(prefix)}) = {literal(prefix)} "
+            f"AND metadata_modification_time < now() - {JOIN_LEFT_AFTER:d}"
+        )
+        for name in (r["name"] for r in rows):
+            token = name[len(prefix) :]  # this database's, not one whose name continues ours (db, db_2)
+            mine = len(token) == 2 * JOIN_TOKEN_BYTES and all(c in "0123456789abcdef" for c in token)
+            if mine and await self._mutation_done(name):
+                await self._query(f"DROP TABLE IF EXISTS {JOIN_DATABASE}.{name}", database=False)
 
     async def _update_in_lists(self, rows: Sequence[Analysis]) -> None:
         """:meth:`update_analysis` without a Join table: rows with the same verdict share one
