@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
 import time
 
@@ -86,7 +87,7 @@ async def test_a_day_is_a_partition_and_an_insert_over_many_days_is_stored_whole
 @pytest.mark.clickhouse
 @pytest.mark.parametrize("join_database", ["default", "not_allowed"])
 async def test_verdicts_of_a_whole_write_are_one_mutation_and_leave_no_table(
-    clickhouse_url: str, join_database: str, monkeypatch: pytest.MonkeyPatch
+    clickhouse_url: str, join_database: str, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
     """A mutation rewrites every part of the table (18.16), so a write of verdicts is one, however
     many rows (more than an IN list takes), through a Join table dropped after it. Where that
@@ -136,6 +137,59 @@ async def test_verdicts_of_a_whole_write_are_one_mutation_and_leave_no_table(
                 v.failure,
             )
             assert g["analysed"] and not g["confirmed"]
+        await store.update_analysis(verdicts[:10])
+        said = [r.getMessage() for r in caplog.records if "cannot make a table" in r.getMessage()]
+        assert len(said) == (join_database != "default")  # once, on one line
+        assert all("\n" not in text for text in said)
+    finally:
+        await store.close()
+
+
+@pytest.mark.clickhouse
+async def test_a_write_cancelled_under_its_mutation_leaves_the_mutation_what_it_reads(
+    clickhouse_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A collector stopping cancels a write of verdicts in flight. Its mutation (a part at a time,
+    here 200 days) still reads the Join table: dropping it made the mutation fail, and 18.16 retries
+    a failed mutation for ever (an outside check, session 21). The table stays until the mutation
+    is done; a later write drops it."""
+    monkeypatch.setattr(clickhouse, "JOIN_LEFT_AFTER", 0)
+    store = open_store(f"{clickhouse_url}/cancelled")
+    await store.open()
+    try:
+        rows = [
+            row(
+                i,
+                day=(dt.date(2024, 1, 1) + dt.timedelta(days=i % 200)).isoformat(),
+                blocking=None,
+                failure=True,
+            )
+            for i in range(2_000)
+        ]
+        await store.insert(rows)
+        verdicts = [Analysis(r.measurement_uid, "dns", False, "dns", "dns.hijack", True, False) for r in rows]
+        async with httpx.AsyncClient(base_url=clickhouse_url, timeout=30) as http:
+
+            async def value(sql: str) -> str:
+                return (await http.post("/", content=f"{sql} FORMAT TSV".encode())).text.strip()
+
+            mutations = "SELECT count() FROM system.mutations WHERE database = 'cancelled'"
+            write = asyncio.create_task(store.update_analysis(verdicts))
+            while await value(mutations) == "0" and not write.done():
+                await asyncio.sleep(0.005)
+            write.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await write
+            for _ in range(600):  # the mutation ends (a failed one never would)
+                if await value(f"{mutations} AND is_done = 0") == "0":
+                    break
+                await asyncio.sleep(0.1)
+            assert await value(f"{mutations} AND is_done = 0") == "0"
+            updated = "SELECT countIf(x_rule = 'dns.hijack') FROM cancelled.measurements"
+            assert await value(updated) == str(len(rows))
+            await store.update_analysis(verdicts[:1])  # drops what the cancelled write left
+            left = f"SELECT count() FROM system.tables WHERE name LIKE '{JOIN_PREFIX}cancelled%'"
+            assert await value(left) == "0"
     finally:
         await store.close()
 
