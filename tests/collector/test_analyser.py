@@ -37,6 +37,19 @@ from reachwatch.store.schema import IDENTITY, Analysis
 from store.test_store import row
 
 
+async def assert_judged(http: httpx.AsyncClient, rows: list[dict[str, Any]]) -> None:
+    """Each listed row holds the verdict of the measurement stored under its uid."""
+    for d in rows:
+        v = analysis.verdict((await http.get(d["measurement_url"])).json())
+        assert (d["blocking"], d["accessible"], d["x_rule"], d["anomaly"], d["failure"]) == (
+            v.blocking,
+            v.accessible,
+            v.x_rule,
+            v.anomaly,
+            v.failure,
+        )
+
+
 async def test_acknowledged_before_analysed_then_analysed(
     tmp_path: Path, real_measurements: list[dict[str, Any]]
 ) -> None:
@@ -65,16 +78,7 @@ async def test_acknowledged_before_analysed_then_analysed(
         await app.state.ingestor.settled()
         done = (await http.get("/api/v1/measurements", params={"limit": 1000})).json()["results"]
         assert all(d["analysed"] for d in done)
-        for d in done:
-            stored = (await http.get(d["measurement_url"])).json()
-            v = analysis.verdict(stored)
-            assert (d["blocking"], d["accessible"], d["x_rule"], d["anomaly"], d["failure"]) == (
-                v.blocking,
-                v.accessible,
-                v.x_rule,
-                v.anomaly,
-                v.failure,
-            )
+        await assert_judged(http, done)
 
 
 async def mutations(http: httpx.AsyncClient, url: str, db: str) -> int:
@@ -99,15 +103,7 @@ async def test_clickhouse_rows_are_judged_before_their_insert(
         assert (await http.post("/api/v1/measurements", content=orjson.dumps(ms[0]))).status_code == 200
         rows = (await http.get("/api/v1/measurements", params={"limit": 1000})).json()["results"]
         assert len(rows) == len(ms) and all(row["analysed"] for row in rows)
-        for d in rows:
-            v = analysis.verdict((await http.get(d["measurement_url"])).json())
-            assert (d["blocking"], d["accessible"], d["x_rule"], d["anomaly"], d["failure"]) == (
-                v.blocking,
-                v.accessible,
-                v.x_rule,
-                v.anomaly,
-                v.failure,
-            )
+        await assert_judged(http, rows)
     async with httpx.AsyncClient(timeout=30) as ch:
         assert await mutations(ch, clickhouse_url, db) == 0
 
