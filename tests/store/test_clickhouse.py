@@ -11,8 +11,9 @@ import httpx
 import pytest
 
 from reachwatch.errors import UserError
-from reachwatch.store import Filters, clickhouse, open_store
-from reachwatch.store.clickhouse import INSERT_ID, JOIN_PREFIX, by_days
+from reachwatch.store import Filters, clickhouse_verdicts, open_store
+from reachwatch.store.clickhouse import INSERT_ID, by_days
+from reachwatch.store.clickhouse_verdicts import JOIN_PREFIX
 from reachwatch.store.schema import META_TABLE, TABLE, Analysis
 from store.rows import row
 
@@ -93,7 +94,7 @@ async def test_verdicts_of_a_whole_write_are_one_mutation_and_leave_no_table(
     many rows (more than an IN list takes), through a Join table dropped after it. Where that
     table cannot be made (a database the user may not write, here one that does not exist), the
     verdicts still go in, in one mutation per IN list."""
-    monkeypatch.setattr(clickhouse, "JOIN_DATABASE", join_database)
+    monkeypatch.setattr(clickhouse_verdicts, "JOIN_DATABASE", join_database)
     db = f"verdicts_{join_database}"
     store = open_store(f"{clickhouse_url}/{db}")
     await store.open()
@@ -153,7 +154,7 @@ async def test_a_write_cancelled_under_its_mutation_leaves_the_mutation_what_it_
     here 200 days) still reads the Join table: dropping it made the mutation fail, and 18.16 retries
     a failed mutation for ever (an outside check, session 21). The table stays until the mutation
     is done; a later write drops it."""
-    monkeypatch.setattr(clickhouse, "JOIN_LEFT_AFTER", 0)
+    monkeypatch.setattr(clickhouse_verdicts, "JOIN_LEFT_AFTER", 0)
     store = open_store(f"{clickhouse_url}/cancelled")
     await store.open()
     try:
@@ -201,7 +202,7 @@ async def test_join_tables_a_write_left_are_dropped_but_not_another_databases(
     """A collector killed in a write of verdicts (or a mutation that outlasted the wait) leaves its
     Join table in ``default``: the next write drops it once no mutation reads it, and leaves those
     of a database whose name continues this one's (``left`` and ``left_2``)."""
-    monkeypatch.setattr(clickhouse, "JOIN_LEFT_AFTER", 0)
+    monkeypatch.setattr(clickhouse_verdicts, "JOIN_LEFT_AFTER", 0)
     store = open_store(f"{clickhouse_url}/left")
     other = open_store(f"{clickhouse_url}/left_2")
     await store.open()

@@ -26,7 +26,7 @@ import pyarrow as pa
 from reachwatch.aggregate.sql import query_cells
 from reachwatch.analyze.work import IN_COLUMNS
 from reachwatch.errors import UserError
-from reachwatch.store.clickhouse_values import literal
+from reachwatch.store.clickhouse_values import as_clickhouse, literal
 from reachwatch.store.readers import ClickHouseReader
 from reachwatch.store.schema import ANALYSIS_STATE as STATE
 from reachwatch.store.schema import ARROW_SCHEMA, TABLE
@@ -157,7 +157,10 @@ class ClickHouseAnalysis:
                 self._insert(
                     join,
                     [
-                        {"measurement_uid": uid, **{n: _ch(v) for n, v in zip(_VERDICT, vs, strict=True)}}
+                        {
+                            "measurement_uid": uid,
+                            **{n: as_clickhouse(v) for n, v in zip(_VERDICT, vs, strict=True)},
+                        }
                         for uid, *vs in zip(*cols.values(), strict=True)
                     ],
                 )
@@ -233,10 +236,6 @@ class ClickHouseAnalysis:
 
     def close(self) -> None:
         self._client.close()
-
-
-def _ch(value: Any) -> Any:
-    return int(value) if isinstance(value, bool) else value
 
 
 def _batch(rows: list[dict[str, Any]]) -> pa.RecordBatch:

@@ -31,7 +31,6 @@ from reachwatch.store import query
 from reachwatch.store.clickhouse_url import Location
 from reachwatch.store.clickhouse_values import (
     EPOCH,
-    IN_LIST,
     chunks,
     day_of,
     decode,
@@ -40,9 +39,9 @@ from reachwatch.store.clickhouse_values import (
     render,
     time_of,
 )
+from reachwatch.store.clickhouse_verdicts import Mutations
 from reachwatch.store.query import Filters, ListOrder
 from reachwatch.store.schema import (
-    ANALYSIS_COLUMNS,
     ANALYSIS_STATE,
     COLUMNS,
     IDENTITY,
@@ -72,21 +71,6 @@ INSERT_ID = "reachwatch-insert-"
 DAYS_PER_INSERT = 100
 #: uids a re-analysis reads ahead in one query (~6 MB of them)
 UID_CHUNK = 100_000
-#: Where those Join tables are made: ``joinGet`` in a mutation running in the background looks for
-#: its table there on 18.16, and takes no database in the name
-JOIN_DATABASE = "default"
-#: The name of each Join table that carries a write's verdicts (:meth:`ClickHouseStore.update_analysis`)
-JOIN_PREFIX = "reachwatch_verdicts_"
-#: Random bytes in each Join table's name (hex), after the prefix and the database's name
-JOIN_TOKEN_BYTES = 6
-#: Seconds a write of verdicts waits for its mutation before it fails (its table then stays, to be
-#: dropped once the mutation is done)
-MUTATION_WAIT = 3600.0
-#: Seconds after which a Join table no mutation reads is taken for left behind
-JOIN_LEFT_AFTER = 600
-#: The verdict columns of that table, as the measurements table has them
-_JOIN_COLUMNS = ", ".join(f"{c.name} {c.clickhouse}" for c in COLUMNS if c.name in ANALYSIS_COLUMNS)
-
 #: Seconds :meth:`ClickHouseStore.open` waits at most for inserts still running from before it
 EARLIER_INSERTS_WAIT = 60.0
 
@@ -102,9 +86,7 @@ class ClickHouseStore:
         self._client = httpx.AsyncClient(base_url=self.base, timeout=60.0, auth=where.auth)
         #: every insert's query id starts so (:meth:`_wait_for_earlier_inserts`)
         self._insert_prefix = f"{INSERT_ID}{self.db}-"
-        #: every Join table of a write of verdicts is named so, then a random token
-        self._join_prefix = f"{JOIN_PREFIX}{self.db}_"
-        self._said_no_join = False
+        self._mutations = Mutations(self.db, self._query, self._rows)
 
     async def _query(
         self, sql: str, *, data: bytes | None = None, database: bool = True, query_id: str | None = None
@@ -152,7 +134,7 @@ class ClickHouseStore:
         )
         await self._add_missing_columns()
         await self._wait_for_earlier_inserts()
-        await self._drop_left_joins()
+        await self._mutations.drop_left()
 
     async def _add_missing_columns(self) -> None:
         have = await self._rows(
@@ -283,13 +265,6 @@ class ClickHouseStore:
             await asyncio.sleep(0.1)
             running &= {r["query_id"] for r in await self._rows(sql)}
 
-    async def _wait_mutations(self) -> None:
-        sql = f"SELECT count() AS n FROM system.mutations WHERE database = {literal(self.db)} AND is_done = 0"
-        for _ in range(600):
-            if (await self._rows(sql))[0]["n"] == 0:
-                return
-            await asyncio.sleep(0.05)
-
     async def delete(self, uid: str) -> bool:
         found = await self._rows(
             f"SELECT 1 AS one FROM {TABLE} WHERE measurement_uid = {literal(uid)} LIMIT 1"
@@ -297,7 +272,7 @@ class ClickHouseStore:
         if not found:
             return False
         await self._query(f"ALTER TABLE {TABLE} DELETE WHERE measurement_uid = {literal(uid)}")
-        await self._wait_mutations()
+        await self._mutations.wait_all()
         return True
 
     async def forget_findings(self) -> None:
@@ -318,122 +293,8 @@ class ClickHouseStore:
 
     async def update_analysis(self, rows: Sequence[Analysis]) -> None:
         """Set the verdict columns of ``rows``, ``confirmed = 0`` (the rules' verdict, without
-        fingerprints) and ``analysed = 1`` in one mutation, then wait until it is done: the
-        verdicts are inserted into a Join table of their own in :data:`JOIN_DATABASE`, which
-        ``joinGet`` reads. A user who may not create it there gets one mutation per
-        :data:`IN_LIST` uids instead (:meth:`_update_in_lists`)."""
-        if not rows:
-            return
-        await self._drop_left_joins()
-        name = f"{self._join_prefix}{secrets.token_hex(JOIN_TOKEN_BYTES)}"
-        join = f"{JOIN_DATABASE}.{name}"
-        try:
-            await self._query(
-                f"CREATE TABLE {join} (measurement_uid String, {_JOIN_COLUMNS}) "
-                "ENGINE = Join(ANY, LEFT, measurement_uid)"
-            )
-        except RuntimeError as exc:
-            if not self._said_no_join:  # once: every write of this collector would say it again
-                self._said_no_join = True
-                log.warning(
-                    "cannot make a table in ClickHouse's %r database (%s): verdicts written with one "
-                    "mutation per %d rows instead of one per write",
-                    JOIN_DATABASE,
-                    " ".join(str(exc).split())[:200],
-                    IN_LIST,
-                )
-            await self._update_in_lists(rows)
-            return
-        try:
-            body = b"\n".join(
-                orjson.dumps(
-                    {
-                        "measurement_uid": a.measurement_uid,
-                        **{n: _int_of(getattr(a, n)) for n in ANALYSIS_COLUMNS},
-                    }
-                )
-                for a in rows
-            )
-            await self._query(f"INSERT INTO {join} FORMAT JSONEachRow", data=body)
-            sets = ", ".join(f"{n} = joinGet('{name}', '{n}', measurement_uid)" for n in ANALYSIS_COLUMNS)
-            await self._query(
-                f"ALTER TABLE {self.db}.{TABLE} UPDATE {sets}, confirmed = 0, analysed = 1 "
-                f"WHERE measurement_uid IN (SELECT measurement_uid FROM {join})",
-                database=False,
-            )
-            if not await self._wait_for_mutation(name, MUTATION_WAIT):
-                raise RuntimeError(
-                    f"ClickHouse has not applied a write of {len(rows)} verdicts after {MUTATION_WAIT:g} s "
-                    f"(system.mutations); its table {join} stays until it has"
-                )
-        finally:
-            # never under a mutation still reading it: joinGet would fail there, and on 18.16 a
-            # failed mutation is retried for ever
-            if await self._mutation_done(name):
-                await self._query(f"DROP TABLE IF EXISTS {join}", database=False)
-
-    async def _mutation_done(self, marker: str) -> bool:
-        """Whether no mutation of the table that names ``marker`` is still to do."""
-        found = await self._rows(
-            "SELECT count() AS n, sum(is_done) AS done FROM system.mutations "
-            f"WHERE database = {literal(self.db)} AND table = {literal(TABLE)} "
-            f"AND position(command, {literal(marker)}) > 0"
-        )
-        return bool(found[0]["n"] == found[0]["done"])
-
-    async def _wait_for_mutation(self, marker: str, timeout: float) -> bool:
-        """Wait until the mutations naming ``marker`` are done; False if they are not by ``timeout``
-        seconds (a mutation rewrites every part of the table: seconds to minutes at scale)."""
-        deadline = time.monotonic() + timeout
-        pause = 0.05
-        while not await self._mutation_done(marker):
-            if time.monotonic() > deadline:
-                return False
-            await asyncio.sleep(pause)
-            pause = min(1.0, pause * 1.5)
-        return True
-
-    async def _drop_left_joins(self) -> None:
-        """Drop the verdict Join tables of this database that a write left (a collector killed in
-        it, a mutation that outlasted :data:`MUTATION_WAIT`), once no mutation still reads them and
-        they are older than :data:`JOIN_LEFT_AFTER` (another collector's write may be using a new one)."""
-        prefix = self._join_prefix
-        try:
-            rows = await self._rows(
-                "SELECT name FROM system.tables "
-                f"WHERE database = {literal(JOIN_DATABASE)} AND substring(name, 1, {len(prefix)}) = {literal(prefix)} "
-                f"AND metadata_modification_time < now() - {JOIN_LEFT_AFTER:d}"
-            )
-            for name in (r["name"] for r in rows):
-                token = name[len(prefix) :]  # this database's, not one whose name continues ours (db, db_2)
-                mine = len(token) == 2 * JOIN_TOKEN_BYTES and all(c in "0123456789abcdef" for c in token)
-                if mine and await self._mutation_done(name):
-                    await self._query(f"DROP TABLE IF EXISTS {JOIN_DATABASE}.{name}", database=False)
-        except RuntimeError as exc:  # a user who may not see or drop them there: none can be its own
-            log.debug("left verdict tables not looked for: %.200s", exc)
-
-    async def _update_in_lists(self, rows: Sequence[Analysis]) -> None:
-        """:meth:`update_analysis` without a Join table: rows with the same verdict share one
-        UPDATE command, at most :data:`IN_LIST` uids in one ALTER (a mutation each)."""
-        groups: dict[tuple[Any, ...], list[str]] = {}
-        for a in rows:
-            groups.setdefault(tuple(getattr(a, n) for n in ANALYSIS_COLUMNS), []).append(a.measurement_uid)
-        statements: list[list[str]] = [[]]
-        uids_in_last = 0
-        for verdict, uids in groups.items():
-            sets = ", ".join(f"{n} = {literal(v)}" for n, v in zip(ANALYSIS_COLUMNS, verdict, strict=True))
-            for chunk in chunks(uids):
-                if uids_in_last + len(chunk) > IN_LIST:
-                    statements.append([])
-                    uids_in_last = 0
-                inlist = ", ".join(literal(u) for u in chunk)
-                statements[-1].append(
-                    f"UPDATE {sets}, confirmed = 0, analysed = 1 WHERE measurement_uid IN ({inlist})"
-                )
-                uids_in_last += len(chunk)
-        for commands in statements:
-            await self._query(f"ALTER TABLE {TABLE} " + ", ".join(commands))
-        await self._wait_mutations()
+        fingerprints) and ``analysed = 1``: in one mutation (:meth:`Mutations.write_verdicts`)."""
+        await self._mutations.write_verdicts(rows)
 
     async def unanalysed(self, limit: int) -> list[tuple[str, bytes]]:
         """Up to ``limit`` (uid, raw) of rows stored before their verdict (``analysed = 0``)."""
@@ -496,11 +357,6 @@ class ClickHouseStore:
                 if rows:
                     yield [(r["measurement_uid"], base64.b64decode(r["raw"])) for r in rows]
             after = uids[-1]
-
-
-def _int_of(value: Any) -> Any:
-    """A verdict value as JSONEachRow gives it to ClickHouse (booleans as 0/1)."""
-    return int(value) if isinstance(value, bool) else value
 
 
 def by_days(rows: Sequence[Row], most: int = DAYS_PER_INSERT) -> list[Sequence[Row]]:

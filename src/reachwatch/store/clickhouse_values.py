@@ -56,6 +56,11 @@ def render(sql: str, params: Sequence[Any]) -> str:
 _BOOLS = {c.name for c in COLUMNS if c.duckdb.startswith("BOOLEAN")}
 
 
+def as_clickhouse(value: Any) -> Any:
+    """A value as JSONEachRow gives it to ClickHouse: booleans as 0/1 (UInt8), the rest as is."""
+    return int(value) if isinstance(value, bool) else value
+
+
 def encode(row: Row) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for name, value in zip(COLUMN_NAMES, row.values(), strict=True):
