@@ -307,3 +307,15 @@ async def test_the_shutdown_kills_an_analysis_process_that_does_not_finish(
     with contextlib.suppress(asyncio.CancelledError, Exception):
         await task
     close_pool(wait=1.0)
+
+
+def test_an_analysis_process_is_idle_priority_from_its_start() -> None:
+    """Before its imports (~0.5 s of CPU, which come before the pool's initializer), not after."""
+    process = analyser_module._IdleSpawnContext().Process(target=time.sleep, args=(30,))
+    process.start()
+    try:
+        assert process.pid is not None
+        assert os.sched_getscheduler(process.pid) == os.SCHED_IDLE
+    finally:
+        process.kill()
+        process.join()
