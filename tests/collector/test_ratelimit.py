@@ -1,12 +1,15 @@
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
 from pathlib import Path
 from typing import Any
 
 import httpx
 import orjson
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from collector.conftest import OTHER, PROBE_V4, collector, live_server
 from collector.test_app import web
@@ -19,6 +22,14 @@ def test_keys() -> None:
     assert network_key("AS64501", "203.0.113.7") == "AS64501"
     assert network_key(None, "203.0.113.7") == "203.0.113.0/24"
     assert network_key(None, "2001:db8:1:2::7") == "2001:db8:1::/48"
+    assert network_key(None, "") == "unknown" and network_key(None, "not an address") == "unknown"
+
+
+@given(st.ip_addresses())
+def test_keys_are_the_prefix_ipaddress_gives(ip: ipaddress.IPv4Address | ipaddress.IPv6Address) -> None:
+    """The IPv4 key cut as text is the /24 ``ipaddress`` gives, for every address."""
+    prefix = 24 if ip.version == 4 else 48
+    assert network_key(None, str(ip)) == str(ipaddress.ip_network(f"{ip}/{prefix}", strict=False))
 
 
 def test_exempt_networks() -> None:

@@ -19,22 +19,36 @@ from __future__ import annotations
 import dataclasses
 import ipaddress
 import math
+import re
 import time
 from collections import OrderedDict
 from collections.abc import Callable
 
 from reachwatch.collector.submitter import network_of
 
+#: An IPv4 address as :func:`~reachwatch.collector.submitter.submitter_of` writes it (no leading
+#: zeros), its first three octets apart
+_IPV4 = re.compile(
+    r"((?:(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])\.){3})(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])"
+)
+
 
 def network_key(asn: str | None, address: str) -> str:
+    """The bucket's key: the attributed ASN, else the /24 (IPv4) or /48 (IPv6) of ``address``,
+    "unknown" for no address. Every request asks (the body budget's sender too): an IPv4 address
+    is cut as text (~0.5 us; ``ipaddress`` took ~21 us a request)."""
     if asn:
         return asn
+    v4 = _IPV4.fullmatch(address)
+    if v4 is not None:
+        return f"{v4.group(1)}0/24"
     try:
         ip = ipaddress.ip_address(address)
     except ValueError:
         return "unknown"
-    prefix = 24 if ip.version == 4 else 48
-    return str(ipaddress.ip_network(f"{ip}/{prefix}", strict=False))
+    if ip.version == 4:  # a spelling submitter_of never gives (leading zeros are refused anyway)
+        return str(ipaddress.IPv4Network((int(ip) & ~0xFF, 24)))
+    return str(ipaddress.IPv6Network((int(ip) >> 80 << 80, 48)))
 
 
 #: ``--rate-exempt``'s default: loopback, the collector's own host (none once ``--rate`` or
