@@ -17,7 +17,7 @@ import orjson
 import pytest
 
 from collector.conftest import collector
-from collector.test_app import web
+from collector.test_app import OPEN, web
 from reachwatch.collector import analyser as analyser_module
 from reachwatch.collector import analysis
 from reachwatch.collector.analyser import (
@@ -98,9 +98,13 @@ async def test_clickhouse_rows_are_judged_before_their_insert(
     settings = Settings(store=f"{clickhouse_url}/{db}", rate=0, ingest_workers=workers)
     async with collector(settings) as (app, http):
         assert app.state.ingestor.verdict_now
-        r = await http.post("/api/v1/measurements", content=b"\n".join(orjson.dumps(m) for m in ms[1:]))
+        r = await http.post("/api/v1/measurements", content=b"\n".join(orjson.dumps(m) for m in ms[2:]))
         assert r.status_code == 200
-        assert (await http.post("/api/v1/measurements", content=orjson.dumps(ms[0]))).status_code == 200
+        assert (await http.post("/api/v1/measurements", content=orjson.dumps(ms[1]))).status_code == 200
+        # a single post: in the batch workers too where there are some (post_lane)
+        rid = (await http.post("/report", json=OPEN)).json()["report_id"]
+        r = await http.post(f"/report/{rid}", json={"format": "json", "content": ms[0]})
+        assert r.status_code == 200
         rows = (await http.get("/api/v1/measurements", params={"limit": 1000})).json()["results"]
         assert len(rows) == len(ms) and all(row["analysed"] for row in rows)
         await assert_judged(http, rows)

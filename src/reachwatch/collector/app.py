@@ -14,7 +14,6 @@ import functools
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
-from typing import Any
 
 import orjson
 from fastapi import FastAPI
@@ -44,7 +43,6 @@ from reachwatch.collector.http import (
 )
 from reachwatch.collector.ingest import Ingestor
 from reachwatch.collector.linger import LingeringBody, closes_after
-from reachwatch.collector.measurement_json import submission_loader
 from reachwatch.collector.ooni_protocol import (
     BACKEND_VERSION,
     BatchSubmitted,
@@ -58,8 +56,10 @@ from reachwatch.collector.ooni_protocol import (
 )
 from reachwatch.collector.openapi import error_answers, inline_schema
 from reachwatch.collector.openapi import json_body as _json_body
+from reachwatch.collector.post_lane import PostLane
 from reachwatch.collector.prepare import stage_lines, validation_message
 from reachwatch.collector.ratelimit import RateLimiter, network_key
+from reachwatch.collector.submissions import REPORT, Kind, unwrap
 from reachwatch.collector.submitter import submitter_of
 from reachwatch.collector.url_lists import Categories
 from reachwatch.collector.vantage import KEY_FILE as VANTAGE_KEY_FILE
@@ -84,8 +84,6 @@ def _json_bytes(body: bytes) -> Response:
 
 
 Handler = Callable[[Scope, Receive, str], Awaitable[bytes]]
-#: takes a measurement and its report id out of a request body (``app.create_app``'s ``ingest_one``)
-Unwrap = Callable[[bytes, Ingestor], tuple[Any, str]]
 
 
 class CollectorApp(FastAPI):
@@ -168,7 +166,7 @@ def create_app(settings: Settings) -> CollectorApp:
         if len(app.state.url_lists):  # categories for OONI probes' measurements, which name none
             ingestor.categories = Categories(app.state.url_lists)
         ingestor.start()
-        pool = None
+        pool = lane = None
         if settings.ingest_workers > 0:
             pool = BatchPool(
                 settings.ingest_workers,
@@ -177,13 +175,18 @@ def create_app(settings: Settings) -> CollectorApp:
                 verdict_now=ingestor.verdict_now,
             )
             await pool.start()
+            lane = PostLane(pool, ingestor)
+            lane.start()
         app.state.store, app.state.ingestor, app.state.batch_pool = store, ingestor, pool
+        app.state.post_lane = lane
         app.state.limiter = RateLimiter(settings.rate, settings.burst, exempt=settings.rate_exempt)
         app.state.settings = settings
         try:
             yield
         finally:
             await app.state.reanalysis.stop()
+            if lane is not None:
+                await lane.stop()
             if pool is not None:
                 await pool.close()
             await ingestor.stop()
@@ -236,19 +239,26 @@ def create_app(settings: Settings) -> CollectorApp:
     #: measurements to one report); bounded: emptied when full
     checked: dict[str, bytes] = {}
 
-    async def ingest_one(scope: Scope, body: bytes, unwrap: Unwrap) -> bytes:
+    async def ingest_one(scope: Scope, body: bytes, kind: Kind) -> bytes:
         """One measurement, by every route that takes one (``POST /report/{id}``, OONI's
-        ``submit_measurement``): ``unwrap`` takes it and its report id out of the body (its 4xx
-        raised there); then validation, attribution, scrubbing, the duplicate check and the commit
-        as for a batch line. ``body`` is held by nothing else, so that it is freed while the commit
-        is awaited."""
+        ``submit_measurement``): ``kind`` says how the body holds it and its report id
+        (:func:`~reachwatch.collector.submissions.unwrap`, its 4xx raised there); then validation,
+        attribution, scrubbing, the duplicate check and the commit as for a batch line. Staged in a
+        batch worker where there are some (:mod:`~reachwatch.collector.post_lane`), else here.
+        ``body`` is held by nothing else, so that it is freed while the commit is awaited."""
         ingestor: Ingestor = app.state.ingestor
         submitter = submitter_of(scope)
         network = ingestor.network(submitter)
         rate_limit(submitter, network.asn, 1)
+        lane: PostLane | None = app.state.post_lane
+        if lane is not None:
+            uid = await lane.submit(
+                body, kind, submitter=submitter, network=network, vantage=ingestor.vantage(submitter)
+            )
+            return orjson.dumps({"measurement_uid": uid})
 
         def stage_it(raw: bytes) -> Staged:
-            content, report_id = unwrap(raw, ingestor)
+            content, report_id = unwrap(kind, raw, ingestor.identity, ingestor.secret)
             return ingestor.stage(
                 content, submitter=submitter, network=network, report_id=report_id, where="content"
             )
@@ -268,15 +278,8 @@ def create_app(settings: Settings) -> CollectorApp:
             if len(checked) >= 65_536:
                 checked.clear()
             checked[report_id] = ingestor.secret
-
-        def unwrap(raw: bytes, ingestor: Ingestor) -> tuple[Any, str]:
-            # the content as a batch line's (measurement_json): the same identity form either way
-            data = parse_json(raw, parse=submission_loader(ingestor.identity))
-            if not isinstance(data, dict) or data.get("format") != "json" or "content" not in data:
-                raise ApiError(422, 'expected {"format": "json", "content": <measurement>}')
-            return data["content"], report_id
-
-        return await ingest_one(scope, await read_asgi_body(scope, receive, settings.max_body), unwrap)
+        body = await read_asgi_body(scope, receive, settings.max_body)
+        return await ingest_one(scope, body, (REPORT, report_id))
 
     async def submit_many(scope: Scope, receive: Receive, _: str) -> bytes:
         """JSON lines in, uids out in input order. All or nothing: any bad line rejects the batch (4xx

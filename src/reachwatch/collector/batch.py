@@ -37,6 +37,7 @@ from reachwatch.collector.finish import finish_rows
 from reachwatch.collector.frames import SIZES, frame, read_frame, write_frame
 from reachwatch.collector.http import ApiError
 from reachwatch.collector.ingest import Overloaded
+from reachwatch.collector.post_rows import POSTS, Item, post_rows
 from reachwatch.collector.prepare import stage_lines
 from reachwatch.collector.shared import Shared
 from reachwatch.runtime import settle_gc, usable_cores
@@ -87,10 +88,12 @@ def rows_of(
 
 
 def worker_main() -> None:
-    """The worker's loop: (secret, identity, verdict_now, shared memory fd or None) first, then (first line
-    number, submitter, vantage, asn, name, cc, where the piece is) requests: ``(length, shared size)`` in the
-    shared memory, or None for the frame's bulk. Answers (failure, length of the rows in the shared
-    memory or None for the frame's bulk)."""
+    """The worker's loop: (secret, identity, verdict_now, shared memory fd or None) first, then
+    requests, each ending with where its bulk is (``(length, shared size)`` in the shared memory, or
+    None for the frame's bulk): a batch's piece, (first line number, submitter, vantage, asn, name,
+    cc, where), or single posts, (:data:`POSTS`, items, where) (:func:`post_rows`). Answers (failure,
+    length of the rows in the shared memory or None for the frame's bulk): for posts, the failure
+    is the list of those refused."""
     # buffered whatever PYTHONUNBUFFERED says: read(n) returns n bytes unless at the end
     stdin = open(sys.stdin.fileno(), "rb", closefd=False)  # noqa: SIM115 (the loop's whole life)
     stdout = sys.stdout.fileno()
@@ -104,8 +107,8 @@ def worker_main() -> None:
         (secret, identity, verdict_now, shared_fd), _ = read_frame(stdin)
         shared: Shared | None = None
         while True:
-            (first, submitter, vantage, asn, name, cc, where), bulk = read_frame(stdin)
-            network = Network(asn=asn, name=name, cc=cc)
+            request, bulk = read_frame(stdin)
+            where = request[-1]
             body: bytes | mmap.mmap = bulk
             size = None
             if where is not None:
@@ -115,18 +118,25 @@ def worker_main() -> None:
                 elif len(shared) < mapped:
                     shared.remap(mapped)
                 body = shared.map
+            failure: Any
             try:
-                failure, rows = rows_of(
-                    body,
-                    first=first,
-                    secret=secret,
-                    verdict_now=verdict_now,
-                    submitter=submitter,
-                    network=network,
-                    size=size,
-                    identity=identity,
-                    vantage=vantage,
-                )
+                if request[0] == POSTS:  # (POSTS, items, where): single posts (post_lane)
+                    failure, rows = post_rows(
+                        body, request[1], secret=secret, verdict_now=verdict_now, identity=identity
+                    )
+                else:
+                    first, submitter, vantage, asn, name, cc, _ = request
+                    failure, rows = rows_of(
+                        body,
+                        first=first,
+                        secret=secret,
+                        verdict_now=verdict_now,
+                        submitter=submitter,
+                        network=Network(asn=asn, name=name, cc=cc),
+                        size=size,
+                        identity=identity,
+                        vantage=vantage,
+                    )
             except Exception as exc:  # a bug: say which, never what (the batch holds addresses)
                 failure, rows = type(exc).__name__, b""
             del body, bulk
@@ -298,12 +308,24 @@ class BatchPool:
     ) -> tuple[Any, bytes] | None:
         """The worker's answer for one piece: (None, Arrow IPC rows), (errors, b"") or (the type of
         a bug, b""); None if the worker died."""
+        return await self._on_worker((first, submitter, vantage, *_network(network)), body)
+
+    async def posts(self, body: bytes, items: list[Item]) -> tuple[Any, bytes] | None:
+        """The worker's answer for a group of single posts (:mod:`~reachwatch.collector.post_rows`),
+        their bodies one after the other in ``body``: (refused posts, Arrow IPC rows of the others),
+        (the type of a bug, b""); None if the worker died."""
+        self.lines += len(items)
+        try:
+            return await self._on_worker((POSTS, items), memoryview(body))
+        finally:
+            self.lines -= len(items)
+
+    async def _on_worker(self, header: tuple[Any, ...], body: memoryview) -> tuple[Any, bytes] | None:
         worker = await self._idle.get()
         if worker.dead:  # died while idle: this batch is not its batch, so it gets another
             log.error("a batch worker process died while idle; starting another")
             worker = await self._replace(worker)
         # shielded: a request cancelled mid-call must not leave its answer unread in the pipe
-        header = (first, submitter, vantage, *_network(network))
         return await asyncio.shield(self._call(worker, header, body))
 
     async def _call(

@@ -82,7 +82,7 @@ STORE_SLOW = (
 )
 
 
-async def _answer(fut: asyncio.Future[list[str]]) -> list[str]:
+async def answer(fut: asyncio.Future[list[str]]) -> list[str]:
     """The uids ``fut`` gets once its rows are committed, or a 503 after :data:`STORE_WAIT` (a
     deadline of the loop's sweep, not a timer per request). No shield needed: a request given up
     (or cancelled) leaves its rows queued, and the writer skips answering a future that is done."""
@@ -220,14 +220,26 @@ class Ingestor:
         gathering = self._gathering
         if gathering is not None and self._queue.qsize() >= self._gather_until and not gathering.done():
             gathering.set_result(None)
-        return await _answer(fut)
+        return await answer(fut)
 
     async def submit_rows(self, rows: RowColumns) -> list[str]:
         """:meth:`submit` for rows already finished (by a batch worker process): straight to the
         insert stage, acknowledged with its commit."""
         fut = self._admit(len(rows))
         self._finished.put_nowait(([([], fut)], rows, [len(rows)]))
-        return await _answer(fut)
+        return await answer(fut)
+
+    def submit_posts(self, rows: RowColumns) -> list[asyncio.Future[list[str]]]:
+        """Rows a batch worker finished for single posts (:mod:`~reachwatch.collector.post_lane`),
+        one a post, straight to the insert stage: a future per row, in order, that gets its uid
+        once committed (:func:`answer`). Room was checked as each post came (:meth:`check_room`)."""
+        if self._tasks is None:
+            raise RuntimeError("ingestor not started")
+        loop = asyncio.get_running_loop()
+        futures: list[asyncio.Future[list[str]]] = [loop.create_future() for _ in range(len(rows))]
+        self._pending += len(rows)
+        self._finished.put_nowait(([([], f) for f in futures], rows, [1] * len(futures)))
+        return futures
 
     def _admit(self, count: int) -> asyncio.Future[list[str]]:
         """The future of ``count`` more pending measurements; :class:`Overloaded` past the bound."""

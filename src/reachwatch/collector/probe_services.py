@@ -20,7 +20,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import Scope
 
-from reachwatch.collector import measurement_json, ooni_reads
+from reachwatch.collector import ooni_reads
 from reachwatch.collector.config import Settings
 from reachwatch.collector.http import ApiError, json_response, parse_json, read_body
 from reachwatch.collector.ingest import Ingestor
@@ -30,11 +30,11 @@ from reachwatch.collector.ooni_protocol import (
     Submitted,
     canonical_asn,
     report_id_for,
-    valid_report_id,
 )
 from reachwatch.collector.openapi import error_answers, json_body
 from reachwatch.collector.prepare import validation_message
 from reachwatch.collector.read_params import CC_QUERY, once
+from reachwatch.collector.submissions import SUBMISSION, Kind
 from reachwatch.collector.submitter import submitter_of
 from reachwatch.collector.url_lists import CATEGORY, UrlLists
 
@@ -52,7 +52,7 @@ MANUAL_URLS, CHARGING_URLS, ON_BATTERY_URLS = 9999, 100, 20
 CATEGORY_LIST = r"^[ \t]*(?:[A-Za-z]{1,16}[ \t]*)?(?:,[ \t]*(?:[A-Za-z]{1,16}[ \t]*)?)*$"
 CATEGORIES_MAX = 64
 
-Ingest = Callable[[Scope, bytes, Callable[[bytes, Ingestor], tuple[Any, str]]], Awaitable[bytes]]
+Ingest = Callable[[Scope, bytes, Kind], Awaitable[bytes]]
 RateLimit = Callable[[str, "str | None", int], None]
 
 _4XX = error_answers(
@@ -143,39 +143,6 @@ def _categories(value: list[str] | str | None) -> frozenset[str]:
     return out
 
 
-def unwrap_submission(raw: bytes, ingestor: Ingestor) -> tuple[Any, str]:
-    """The measurement of a ``submit_measurement`` body and its own report id, which must be one
-    this collector opened (``POST /report``) or handed out (check-in): 422 otherwise."""
-    data = parse_json(raw, parse=measurement_json.submission_loader(ingestor.identity))
-    if not isinstance(data, dict) or data.get("format") != "json" or "content" not in data:
-        raise ApiError(422, 'expected {"format": "json", "content": "<the measurement as a JSON string>"}')
-    content = data["content"]
-    if isinstance(content, str):
-        try:
-            text = content.encode()
-        except UnicodeEncodeError:
-            raise ApiError(
-                400, "content: holds a lone surrogate (\\ud800...): not valid UTF-8 text"
-            ) from None
-        content = parse_json(text, what="content", parse=measurement_json.line_loader(ingestor.identity))
-    if not isinstance(content, dict):
-        raise ApiError(422, "content: a measurement must be a JSON object, or a string holding one")
-    report_id = content.get("report_id")
-    if not isinstance(report_id, str) or not report_id:
-        raise ApiError(
-            422,
-            "content: the measurement has no report_id: put in it the report_id of POST /report, or "
-            "the one POST /api/v1/check-in answers for its test",
-        )
-    if not valid_report_id(ingestor.secret, report_id):
-        raise ApiError(
-            422,
-            f"content: report_id {report_id[:80]!r} was not opened by this collector: open a report "
-            "with POST /report (or check in with POST /api/v1/check-in) and use its report_id",
-        )
-    return content, report_id
-
-
 def add_routes(app: FastAPI, settings: Settings, ingest: Ingest, rate_limit: RateLimit) -> None:
     lists = app.state.url_lists = UrlLists.load(settings.test_lists) if settings.test_lists else UrlLists()
     helpers = test_helpers(settings.test_helper)
@@ -253,7 +220,7 @@ def add_routes(app: FastAPI, settings: Settings, ingest: Ingest, rate_limit: Rat
     async def submit_measurement(request: Request) -> Response:
         """A measurement as ``POST /report/{id}`` takes it, its report id in it; its content a JSON
         string (probe-cli's) or object."""
-        body = await ingest(request.scope, await read_body(request, settings.max_body), unwrap_submission)
+        body = await ingest(request.scope, await read_body(request, settings.max_body), (SUBMISSION, None))
         return Response(body, media_type="application/json")
 
     ooni_reads.add_routes(app)

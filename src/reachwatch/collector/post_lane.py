@@ -1,0 +1,180 @@
+"""Single posts staged and finished in the batch workers, a group at a time.
+
+A single post staged in the request's process (its parse, validation, attribution, scrubbing,
+hashing and compression: ~100 us of a median measurement, ~190 us with the verdict at ingest) holds
+the GIL that the event loop, the journal and DuckDB's writer share: at 64 clients the collector was
+bound by it with a third of 2 cores idle. Here each post waits in the lane, and the posts waiting
+go to a batch worker process together (:func:`~reachwatch.collector.post_rows.post_rows`), one
+group at a time: the posts that come while a group is in a worker form the next. A group starts
+once as many posts wait as the last group had, or after ``delay`` (as the group commit gathers:
+:meth:`~reachwatch.collector.ingest.Ingestor._gather`). The rows go straight to the insert stage
+(:meth:`~reachwatch.collector.ingest.Ingestor.submit_posts`).
+
+Each post keeps its own answer: its 4xx for its own content (the message the request's process
+would give), its uid once committed; a worker that dies answers its group 503 (nothing of it was
+stored). A request cancelled meanwhile leaves its post to be stored, as one queued for the commit.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import logging
+
+from reachwatch.collector.attribution import Network
+from reachwatch.collector.batch import BatchPool
+from reachwatch.collector.ingest import Ingestor, Overloaded, answer
+from reachwatch.collector.post_rows import Item, answer_of
+from reachwatch.collector.submissions import Kind
+from reachwatch.store.schema import RowColumns
+
+log = logging.getLogger(__name__)
+
+#: Most posts in a group, and most bytes of their bodies (one post past it goes alone)
+MOST_POSTS = 256
+MOST_BYTES = 8 << 20
+#: Longest a group that has fewer posts than the last one waits for more (seconds)
+DELAY = 0.002
+
+
+@dataclasses.dataclass(slots=True)
+class _Post:
+    body: bytes
+    kind: Kind
+    submitter: str
+    network: Network
+    vantage: str | None
+    #: its commit's future (:meth:`Ingestor.submit_posts`) once staged; its 4xx if refused
+    staged: asyncio.Future[asyncio.Future[list[str]]]
+
+
+class PostLane:
+    """The posts waiting for a batch worker, and the task that sends them."""
+
+    def __init__(self, pool: BatchPool, ingestor: Ingestor, *, delay: float = DELAY) -> None:
+        self.pool = pool
+        self.ingestor = ingestor
+        self.delay = delay
+        self._waiting: list[_Post] = []
+        #: set when a post comes to an empty lane, or once as many wait as ``_want``
+        self._arrived: asyncio.Future[None] | None = None
+        self._want = 0
+        self._last = 1
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name="post-lane")
+
+    async def stop(self) -> None:
+        """Stop sending (the server's shutdown, once its requests are answered): a post still
+        waiting is answered 503, nothing of it stored."""
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+        waiting, self._waiting = self._waiting, []
+        for post in waiting:
+            _refuse(post, Overloaded(1))
+
+    async def submit(
+        self, body: bytes, kind: Kind, *, submitter: str, network: Network, vantage: str | None
+    ) -> str:
+        """The post's uid once its row is committed; its 4xx if refused; 503 when the collector is
+        full (the posts in the lane and in the workers counted)."""
+        if self._task is None:
+            raise RuntimeError("post lane not started")
+        self.ingestor.check_room(1, coming=self.pool.lines + len(self._waiting))
+        post = _Post(body, kind, submitter, network, vantage, asyncio.get_running_loop().create_future())
+        self._waiting.append(post)
+        arrived = self._arrived
+        if arrived is not None and not arrived.done() and len(self._waiting) >= self._want:
+            arrived.set_result(None)
+        del body
+        (uid,) = await answer(await post.staged)
+        return uid
+
+    async def _run(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            if not self._waiting:
+                await self._wait(loop, 1, None)
+            want = min(self._last, MOST_POSTS)
+            if len(self._waiting) < want and self.delay > 0:
+                await self._wait(loop, want, self.delay)
+            group = self._take()
+            self._last = len(group)
+            try:
+                await self._stage(group)
+            except Exception as exc:  # a bug here must not stop the lane: its group gets a 500
+                log.error("staging posts failed: %s", type(exc).__name__)
+                for post in group:
+                    _refuse(post, RuntimeError("staging posts failed"))
+
+    async def _wait(self, loop: asyncio.AbstractEventLoop, want: int, longest: float | None) -> None:
+        """Until ``want`` posts wait, or ``longest`` seconds."""
+        arrived = self._arrived = loop.create_future()
+        self._want = want
+        timer = None if longest is None else loop.call_later(longest, _resolve, arrived)
+        try:
+            await arrived
+        finally:
+            if timer is not None:
+                timer.cancel()
+            self._arrived = None
+
+    def _take(self) -> list[_Post]:
+        """The next group: the posts waiting, up to :data:`MOST_POSTS` and :data:`MOST_BYTES`."""
+        size, n = 0, 0
+        for post in self._waiting[:MOST_POSTS]:
+            if n and size + len(post.body) > MOST_BYTES:
+                break
+            size += len(post.body)
+            n += 1
+        group = self._waiting[:n]
+        del self._waiting[:n]
+        return group
+
+    async def _stage(self, group: list[_Post]) -> None:
+        items: list[Item] = []
+        start = 0
+        for post in group:
+            end = start + len(post.body)
+            net = post.network
+            items.append((post.kind, start, end, post.submitter, post.vantage, net.asn, net.name, net.cc))
+            start = end
+        body = b"".join(post.body for post in group)
+        for post in group:
+            post.body = b""  # held once, in the group's body
+        answered = await self.pool.posts(body, items)
+        del body
+        if answered is None:  # the worker died: nothing of the group was stored
+            for post in group:
+                _refuse(post, Overloaded(1))
+            return
+        failure, rows = answered
+        if isinstance(failure, str):  # a bug in the worker (answered 500, its type logged)
+            for post in group:
+                _refuse(post, RuntimeError(f"a batch worker failed: {failure}"))
+            return
+        refused = {r[0]: answer_of(r) for r in failure}
+        commits = iter(self.ingestor.submit_posts(RowColumns.from_ipc(rows)) if rows else [])
+        for index, post in enumerate(group):
+            outcome = refused.get(index)
+            if outcome is not None:
+                _refuse(post, outcome)
+            elif not post.staged.done():  # its request may have been cancelled meanwhile
+                post.staged.set_result(next(commits))
+            else:
+                next(commits)  # stored all the same, answered to no one
+
+
+def _refuse(post: _Post, exc: BaseException) -> None:
+    if not post.staged.done():
+        post.staged.set_exception(exc)
+
+
+def _resolve(fut: asyncio.Future[None]) -> None:
+    if not fut.done():
+        fut.set_result(None)
