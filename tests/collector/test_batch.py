@@ -411,3 +411,31 @@ async def test_a_store_from_before_the_identity_record_is_hashed_as_before_on_ev
         m = orjson.loads(line)
         canonical = stage(m, b"s" * 32, False, "203.0.113.77", Network(), identity=LEGACY_IDENTITY).canonical
         assert hashes[m["input"]] == hashlib.blake2b(canonical, digest_size=16, key=b"s" * 32).hexdigest()
+
+
+async def test_a_batch_is_cut_for_the_idle_workers_only(
+    tmp_path: Path, real_measurements: list[dict[str, Any]]
+) -> None:
+    """Both workers idle: a piece each; one busy with another batch: whole to the other (a piece is a
+    call's cost, and a busy worker would not stage it side by side)."""
+    body = b"\n".join(batch(real_measurements))
+    async with collector(Settings(store=str(tmp_path / "m.duckdb"), rate=0, ingest_workers=2)) as (app, http):
+        pool = app.state.batch_pool
+        pieces: list[int] = []
+        piece = pool._piece
+
+        async def record(*args: Any) -> Any:
+            pieces.append(args[1])  # the piece's first line
+            return await piece(*args)
+
+        pool._piece = record
+        assert (await http.post("/api/v1/measurements", content=body)).status_code == 200
+        assert len(pieces) == 2
+        pieces.clear()
+        busy = await pool._idle.get()  # as if another batch had it
+        try:
+            r = await http.post("/api/v1/measurements", content=body.replace(b"site", b"other"))
+            assert r.status_code == 200 and len(r.json()["measurement_uids"]) == N
+        finally:
+            pool._idle.put_nowait(busy)
+        assert pieces == [1]

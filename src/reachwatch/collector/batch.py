@@ -277,8 +277,11 @@ class BatchPool:
     ) -> RowColumns:
         """The batch's rows in line order; :class:`ApiError` listing the bad lines, if any. A batch
         of many lines (``newlines``: as the caller counted them) is cut into pieces staged side by
-        side, one per worker."""
-        count = min(self.workers, max(1, newlines // POOLED_LINES))
+        side, one per idle worker: when none is idle (other batches have them), it goes whole to the
+        next, since each piece costs a call (~0.8 ms of a worker's CPU, ~0.3 of the event loop's)
+        and busy workers would not stage the pieces side by side anyway."""
+        idle = self._idle.qsize()
+        count = min(max(1, idle), self.workers, max(1, newlines // POOLED_LINES))
         self.lines += newlines
         try:
             answers = await asyncio.gather(
