@@ -38,6 +38,25 @@ class Staged:
     #: ``probe_id_hash``; None for an unknown submitter (the report id's hash then)
     vantage: str | None = None
 
+    def __init__(
+        self,
+        key: bytes,
+        canonical: bytes,
+        stored: bytes,
+        received: dt.datetime,
+        values: list[Any],
+        legacy: bool = False,
+        vantage: str | None = None,
+    ) -> None:
+        # by hand, so that mypyc compiles it (see observations.records)
+        self.key = key
+        self.canonical = canonical
+        self.stored = stored
+        self.received = received
+        self.values = values
+        self.legacy = legacy
+        self.vantage = vantage
+
 
 _UID, _HASH, _REPORT, _CC, _TEST, _PROBE_ID, _RAW = (
     COLUMN_NAMES.index(n)

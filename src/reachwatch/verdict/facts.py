@@ -21,6 +21,27 @@ class Facts:
     diff: HTTPDiff  # final response vs control
     event: Event | None
 
+    def __init__(
+        self,
+        test_name: str | None,
+        has_test_keys: bool,
+        control_available: bool,
+        dns: DNSFinding,
+        dns_depth: int | None,
+        dns_technique: str | None,
+        diff: HTTPDiff,
+        event: Event | None,
+    ) -> None:
+        # by hand, so that mypyc compiles it (see observations.records)
+        self.test_name = test_name
+        self.has_test_keys = has_test_keys
+        self.control_available = control_available
+        self.dns = dns
+        self.dns_depth = dns_depth
+        self.dns_technique = dns_technique
+        self.diff = diff
+        self.event = event
+
     @property
     def dns_inconsistent(self) -> bool:
         return self.dns_depth is not None

@@ -59,6 +59,21 @@ class HTTPDiff:
     headers_match: bool | None = None
     title_match: bool | None = None
 
+    def __init__(
+        self,
+        body_proportion: float | None = None,
+        body_length_match: bool | None = None,
+        status_code_match: bool | None = None,
+        headers_match: bool | None = None,
+        title_match: bool | None = None,
+    ) -> None:
+        # by hand, so that mypyc compiles it (see observations.records)
+        self.body_proportion = body_proportion
+        self.body_length_match = body_length_match
+        self.status_code_match = status_code_match
+        self.headers_match = headers_match
+        self.title_match = title_match
+
     @property
     def differs(self) -> bool:
         if self.status_code_match:

@@ -47,6 +47,16 @@ class Lookup:
     failure: str | None
     addrs: tuple[str, ...]
 
+    def __init__(
+        self, depth: int, hostname: str, query_type: str, failure: str | None, addrs: tuple[str, ...]
+    ) -> None:
+        # by hand, so that mypyc compiles it (see observations.records)
+        self.depth = depth
+        self.hostname = hostname
+        self.query_type = query_type
+        self.failure = failure
+        self.addrs = addrs
+
 
 @dataclass(slots=True)
 class Reading:
@@ -65,6 +75,37 @@ class Reading:
     hops: list[Hop | None] = field(default_factory=list)  # index = depth; [0] is test_keys.control
     http_experiment_failure: str | None = None  # legacy top-level failure (no requests kept)
     _evidence: Evidence | None = None
+
+    def __init__(
+        self,
+        test_name: str | None,
+        has_test_keys: bool,
+        url: str | None = None,
+        hostname: str = "",
+        lookups: list[Lookup] | None = None,
+        tcp: list[TCPConnect] | None = None,
+        tls: list[TLSHandshake] | None = None,
+        http: list[HTTPTransaction] | None = None,
+        tls_by_tx: dict[int, TLSHandshake] | None = None,
+        http_by_tx: dict[int, HTTPTransaction] | None = None,
+        hops: list[Hop | None] | None = None,
+        http_experiment_failure: str | None = None,
+        _evidence: Evidence | None = None,
+    ) -> None:
+        # by hand, so that mypyc compiles it (see observations.records)
+        self.test_name = test_name
+        self.has_test_keys = has_test_keys
+        self.url = url
+        self.hostname = hostname
+        self.lookups = [] if lookups is None else lookups
+        self.tcp = [] if tcp is None else tcp
+        self.tls = [] if tls is None else tls
+        self.http = [] if http is None else http
+        self.tls_by_tx = {} if tls_by_tx is None else tls_by_tx
+        self.http_by_tx = {} if http_by_tx is None else http_by_tx
+        self.hops = [] if hops is None else hops
+        self.http_experiment_failure = http_experiment_failure
+        self._evidence = _evidence
 
     def hop(self, depth: int) -> Hop | None:
         """The control of this hop, or None (no such hop or no control)."""

@@ -46,6 +46,37 @@ class Event:
     http: HTTPTransaction | None = None
     control_failure: str | None = None  # the control's failure of the same step (tcp, tls)
 
+    def __init__(
+        self,
+        kind: Kind,
+        depth: int,
+        failure: str | None,
+        control: Expect,
+        control_http: Expect,
+        scheme: str = "",
+        tls_ok: bool = False,
+        status_code: int | None = None,
+        bytes_received: int | None = None,
+        control_dns_empty: bool = False,
+        control_loopback: bool = False,
+        http: HTTPTransaction | None = None,
+        control_failure: str | None = None,
+    ) -> None:
+        # by hand, so that mypyc compiles it (see observations.records)
+        self.kind = kind
+        self.depth = depth
+        self.failure = failure
+        self.control = control
+        self.control_http = control_http
+        self.scheme = scheme
+        self.tls_ok = tls_ok
+        self.status_code = status_code
+        self.bytes_received = bytes_received
+        self.control_dns_empty = control_dns_empty
+        self.control_loopback = control_loopback
+        self.http = http
+        self.control_failure = control_failure
+
 
 def endpoints(reading: Reading) -> list[Endpoint]:
     """The classic filter's endpoints, joined with their TLS handshake and HTTP transaction."""
