@@ -255,10 +255,11 @@ async def test_one_measurement_that_crashes_or_hangs_the_analysis_does_not_stop_
 
 
 def pid_or_crash(items: Sequence[tuple[str, bytes]]) -> list[Analysis]:
-    """Each row's "verdict" names the process that gave it (in ``x_rule``); "crash" kills it."""
+    """Each row's "verdict" names the process that gave it (in ``x_rule``) and its share's first row
+    (in ``x_technique``); "crash" kills it."""
     if any(uid == "crash" for uid, _ in items):
         os._exit(3)
-    return [Analysis(uid, None, None, None, str(os.getpid()), False, False) for uid, _ in items]
+    return [Analysis(uid, None, None, items[0][0], str(os.getpid()), False, False) for uid, _ in items]
 
 
 async def test_a_batch_is_shared_between_the_analysis_processes(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -273,7 +274,10 @@ async def test_a_batch_is_shared_between_the_analysis_processes(monkeypatch: pyt
         out = await analyser.analyse(items)
     finally:
         close_pool(wait=5.0)
-    assert len({a.x_rule for a in first}) == min(2, processes())
+    # a share for each process; which process takes which is the pool's (one at idle priority may
+    # not have started when the other is free again, on a busy machine)
+    assert len({a.x_technique for a in first}) == min(2, processes())
+    assert 1 <= len({a.x_rule for a in first}) <= min(2, processes())
     assert [a.measurement_uid for a in out] == [uid for uid, _ in items]
     assert [a.measurement_uid for a in out if a.x_rule is None] == ["crash"]
     assert _analysis_processes() == []
