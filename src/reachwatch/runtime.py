@@ -45,6 +45,20 @@ def usable_cores() -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
+def cpu_and_state(pid: int) -> tuple[float, str] | None:
+    """(CPU seconds process ``pid`` has used, its state: ``R`` running or waiting for a CPU, ``S``
+    sleeping, ``T`` stopped...) from ``/proc``; None where that cannot be read (gone, no /proc)."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            fields = f.read().rpartition(b")")[2].split()
+        return (int(fields[11]) + int(fields[12])) / _TICKS, fields[0].decode()
+    except (OSError, IndexError, ValueError):
+        return None
+
+
+_TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+
+
 def alive(pid: int) -> bool:
     """Whether process ``pid`` runs: neither gone nor a zombie waiting to be reaped (``kill(pid,
     0)`` still finds those). Without ``/proc``, whether it can be signalled."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import itertools
 import multiprocessing
 import os
 import time
@@ -327,3 +328,31 @@ def test_an_analysis_process_is_idle_priority_from_its_start() -> None:
     finally:
         process.kill()
         process.join()
+
+
+@pytest.mark.parametrize(
+    ("cpu_per_look", "state", "waited"),
+    [(0.0, "R", True), (1.0, "R", False), (0.0, "T", False), (0.0, "S", False)],
+)
+async def test_a_starved_analysis_is_waited_for_and_a_hung_one_is_not(
+    monkeypatch: pytest.MonkeyPatch, cpu_per_look: float, state: str, waited: bool
+) -> None:
+    """Past its limit, a batch whose process wants a CPU and got little of it (idle priority on a
+    busy machine) is waited for: timed out, a CI run under load gave a whole batch "no verdict".
+    One that used its time on the CPU, or is stopped, or sleeps, is taken for hung."""
+    looks = itertools.count()
+    monkeypatch.setattr(analyser_module, "cpu_and_state", lambda pid: (next(looks) * cpu_per_look, state))
+
+    class Pool:
+        _processes = {4242: None}
+
+    loop = asyncio.get_running_loop()
+    work: asyncio.Future[list[Analysis]] = loop.create_future()
+    loop.call_later(0.35, lambda: work.done() or work.set_result([]))
+    if waited:
+        assert await analyser_module._unless_hung(work, 0.1, Pool()) == []  # type: ignore[arg-type]
+        assert next(looks) >= 3  # looked at each overrun
+    else:
+        with pytest.raises(TimeoutError):
+            await analyser_module._unless_hung(work, 0.1, Pool())  # type: ignore[arg-type]
+        assert work.cancelled()

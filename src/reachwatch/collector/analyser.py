@@ -28,7 +28,7 @@ from typing import Protocol, runtime_checkable
 import orjson
 
 from reachwatch.collector import analysis
-from reachwatch.runtime import alive, usable_cores
+from reachwatch.runtime import alive, cpu_and_state, usable_cores
 from reachwatch.store.compression import decompress
 from reachwatch.store.schema import Analysis
 
@@ -49,6 +49,9 @@ MAX_DEFER = 5.0
 #: (a stopped process, a verdict that never ends), killed by PID and replaced
 TIMEOUT = 10.0
 TIMEOUT_PER_ROW = 0.05
+#: Of a batch's time limit, the CPU time its processes must have used for an overrun to be a hang
+#: (:func:`_unless_hung`); with less, they were starved, and the wait goes on
+HUNG_SHARE = 0.5
 #: Seconds a new analysis process may take to start and answer an empty batch
 START_TIMEOUT = 60.0
 #: Longest wait before the analysis is tried again after a failure (1 s, then doubling)
@@ -182,6 +185,38 @@ def _reset_pool(*, wait: float = 0.0) -> None:
         # the pool's own thread reaps the process and closes its queues (else Python's resource
         # tracker warns of leaked semaphores at exit)
         manager.join(max(1.0, deadline - time.monotonic()))
+
+
+async def _unless_hung(work: asyncio.Future[list[Analysis]], limit: float, pool: Executor) -> list[Analysis]:
+    """``work``'s result, or :class:`TimeoutError` once it has run ``limit`` seconds and looks hung:
+    its processes used at least :data:`HUNG_SHARE` of that time on the CPU (a verdict that never
+    ends), or one is stopped, or none is even waiting for a CPU. Processes that wanted a CPU and
+    got little were starved, not hung (idle priority on a machine busy with other work: a
+    collector's ingest, a test suite): the wait goes on. Timed out so, a whole batch on a busy
+    machine was given "no verdict", row by row (every row of it stored as a failure)."""
+    pids = list(getattr(pool, "_processes", None) or {})  # private, as in _reset_pool
+    used = _cpu_of(pids)
+    while True:
+        try:
+            return await asyncio.wait_for(asyncio.shield(work), limit)
+        except TimeoutError:
+            states = [cpu_and_state(pid) for pid in pids]
+            known = [s for s in states if s is not None]
+            now = sum(cpu for cpu, _ in known)
+            starved = (
+                bool(known)
+                and now - used < HUNG_SHARE * limit
+                and any(state == "R" for _, state in known)
+                and not any(state in ("T", "t") for _, state in known)
+            )
+            if not starved:
+                work.cancel()  # its process is killed next (_reset_pool): its end is nobody's
+                raise
+            used = now
+
+
+def _cpu_of(pids: list[int]) -> float:
+    return sum(s[0] for s in map(cpu_and_state, pids) if s is not None)
 
 
 def _exited(pid: int, deadline: float) -> bool:
@@ -322,9 +357,10 @@ class Analyser:
         chunks = [items[i : i + size] for i in range(0, len(items), size)] or [items]
         done = await asyncio.gather(
             *(
-                asyncio.wait_for(
+                _unless_hung(
                     loop.run_in_executor(pool, self.work, chunk),
                     self.timeout + self.timeout_per_row * len(chunk) if timeout is None else timeout,
+                    pool,
                 )
                 for chunk in chunks
             ),
