@@ -165,3 +165,30 @@ async def test_a_cancelled_requests_post_is_stored_all_the_same(tmp_path: Path) 
         assert listed["metadata"]["count"] == 1
         again = await http.post(f"/report/{rid}", content=body)
         assert again.json()["measurement_uid"] == listed["results"][0]["measurement_uid"]
+
+
+async def test_posts_do_not_wait_behind_busy_or_stopped_workers(tmp_path: Path) -> None:
+    """One worker held by a batch, the other stopped under a group: the posts that come meanwhile
+    are staged in the collector's process and answered, not held until the call's timeout."""
+    async with collector(settings(tmp_path, ingest_workers=2)) as (app, http):
+        pool: BatchPool = app.state.batch_pool
+        rid = await open_report(http)
+
+        def post(i: int) -> Any:
+            content = measurement(rid, f"https://w{i}.example/")
+            return http.post(f"/report/{rid}", content=orjson.dumps({"format": "json", "content": content}))
+
+        held = await pool._idle.get()  # as a batch would hold it
+        stopped = pool._idle._queue[0].process.pid  # type: ignore[attr-defined]
+        os.kill(stopped, signal.SIGSTOP)
+        try:
+            first = asyncio.create_task(post(0))
+            await until(lambda: pool.lines > 0)  # its group is in the stopped worker
+            later = await asyncio.gather(*(post(i) for i in range(1, 6)))
+            assert [r.status_code for r in later] == [200] * 5
+            assert not first.done()
+        finally:
+            os.kill(stopped, signal.SIGCONT)
+            pool._idle.put_nowait(held)
+        assert (await first).status_code == 200
+        assert (await http.get("/api/v1/measurements")).json()["metadata"]["count"] == 6

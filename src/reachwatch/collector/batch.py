@@ -269,6 +269,11 @@ class BatchPool:
             self._idle.put_nowait(await self._spawn())
 
     @property
+    def idle(self) -> int:
+        """Workers free for a call now."""
+        return self._idle.qsize()
+
+    @property
     def pids(self) -> list[int]:
         return [w.process.pid for w in self._all]
 
@@ -280,8 +285,7 @@ class BatchPool:
         side, one per idle worker: when none is idle (other batches have them), it goes whole to the
         next, since each piece costs a call (~0.8 ms of a worker's CPU, ~0.3 of the event loop's)
         and busy workers would not stage the pieces side by side anyway."""
-        idle = self._idle.qsize()
-        count = min(max(1, idle), self.workers, max(1, newlines // POOLED_LINES))
+        count = min(max(1, self.idle), self.workers, max(1, newlines // POOLED_LINES))
         self.lines += newlines
         try:
             answers = await asyncio.gather(

@@ -215,12 +215,17 @@ class Ingestor:
     # -- group commit --------------------------------------------------------------------------
     async def submit(self, rows: Sequence[Staged]) -> list[str]:
         """Store ``rows`` (all or nothing); their uids in order, an earlier uid for a duplicate."""
+        return await answer(self.enqueue(rows))
+
+    def enqueue(self, rows: Sequence[Staged]) -> asyncio.Future[list[str]]:
+        """:meth:`submit` without the wait: the future of the rows' uids (:func:`answer` waits for
+        it); :class:`Overloaded` at once when the collector is full."""
         fut = self._admit(len(rows))
         self._queue.put_nowait((list(rows), fut))
         gathering = self._gathering
         if gathering is not None and self._queue.qsize() >= self._gather_until and not gathering.done():
             gathering.set_result(None)
-        return await answer(fut)
+        return fut
 
     async def submit_rows(self, rows: RowColumns) -> list[str]:
         """:meth:`submit` for rows already finished (by a batch worker process): straight to the
