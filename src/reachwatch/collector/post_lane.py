@@ -1,4 +1,4 @@
-"""Single posts staged and finished in the batch workers, a group at a time.
+"""Single posts staged and finished in the batch workers, in groups.
 
 A single post staged in the request's process (its parse, validation, attribution, scrubbing,
 hashing and compression: ~100 us of a median measurement, ~190 us with the verdict at ingest) holds
