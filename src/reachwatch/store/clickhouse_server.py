@@ -1,18 +1,24 @@
 """A throwaway local ``clickhouse-server`` for tests and benchmarks (loopback, own ports, own dirs).
 
 Copies the system config, points data and logs into a directory, listens on 127.0.0.1 only (no
-IPv6), picks free ports, waits until ``/ping`` answers, and kills the process by its PID on exit.
+IPv6), picks free ports, waits until ``/ping`` answers, and kills the process by its PID on exit,
+or, on Linux, when the thread that started it ends without getting there (``PR_SET_PDEATHSIG``):
+a test run killed by its timeout (SIGKILL runs no ``finally``) had left its server running. Start it
+from a thread that lives as long as the server is needed (pytest's session fixtures, a script's
+main thread).
 """
 
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import os
 import re
 import shutil
 import signal
 import socket
 import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,6 +26,17 @@ from pathlib import Path
 import httpx
 
 CONFIG_DIR = Path("/etc/clickhouse-server")
+
+
+#: ``prctl(2)``, looked up before any fork: the child only calls it
+_PRCTL = ctypes.CDLL(None, use_errno=True).prctl if sys.platform.startswith("linux") else None
+_PR_SET_PDEATHSIG = 1
+
+
+def _die_with_parent() -> None:
+    """In the server's process, before its exec: SIGKILL when the thread that started it ends."""
+    if _PRCTL is not None:
+        _PRCTL(_PR_SET_PDEATHSIG, signal.SIGKILL)
 
 
 def binary() -> str | None:
@@ -68,6 +85,7 @@ def running(workdir: Path, timeout: float = 30.0) -> Iterator[str]:
         stdout=log,
         stderr=subprocess.STDOUT,
         start_new_session=True,
+        preexec_fn=_die_with_parent,  # a single libc call, looked up beforehand
     )
     url = f"http://127.0.0.1:{port}"
     try:
