@@ -195,28 +195,24 @@ async def _unless_hung(work: asyncio.Future[list[Analysis]], limit: float, pool:
     collector's ingest, a test suite): the wait goes on. Timed out so, a whole batch on a busy
     machine was given "no verdict", row by row (every row of it stored as a failure)."""
     pids = list(getattr(pool, "_processes", None) or {})  # private, as in _reset_pool
-    used = _cpu_of(pids)
+    used = sum(cpu for cpu, _ in _looked_at(pids))
     while True:
         try:
             return await asyncio.wait_for(asyncio.shield(work), limit)
         except TimeoutError:
-            states = [cpu_and_state(pid) for pid in pids]
-            known = [s for s in states if s is not None]
+            known = _looked_at(pids)
             now = sum(cpu for cpu, _ in known)
-            starved = (
-                bool(known)
-                and now - used < HUNG_SHARE * limit
-                and any(state == "R" for _, state in known)
-                and not any(state in ("T", "t") for _, state in known)
-            )
+            states = {state for _, state in known}
+            starved = now - used < HUNG_SHARE * limit and "R" in states and not states & {"T", "t"}
             if not starved:
                 work.cancel()  # its process is killed next (_reset_pool): its end is nobody's
                 raise
             used = now
 
 
-def _cpu_of(pids: list[int]) -> float:
-    return sum(s[0] for s in map(cpu_and_state, pids) if s is not None)
+def _looked_at(pids: list[int]) -> list[tuple[float, str]]:
+    """(CPU seconds, state) of each of ``pids`` that can be read."""
+    return [s for s in map(cpu_and_state, pids) if s is not None]
 
 
 def _exited(pid: int, deadline: float) -> bool:

@@ -56,10 +56,10 @@ from reachwatch.collector.ooni_protocol import (
 )
 from reachwatch.collector.openapi import error_answers, inline_schema
 from reachwatch.collector.openapi import json_body as _json_body
-from reachwatch.collector.post_lane import PostLane
+from reachwatch.collector.post_lane import PostLane, stage_post
 from reachwatch.collector.prepare import stage_lines, validation_message
 from reachwatch.collector.ratelimit import RateLimiter, network_key
-from reachwatch.collector.submissions import REPORT, Kind, unwrap
+from reachwatch.collector.submissions import REPORT, Kind
 from reachwatch.collector.submitter import submitter_of
 from reachwatch.collector.url_lists import Categories
 from reachwatch.collector.vantage import KEY_FILE as VANTAGE_KEY_FILE
@@ -258,10 +258,7 @@ def create_app(settings: Settings) -> CollectorApp:
             return orjson.dumps({"measurement_uid": uid})
 
         def stage_it(raw: bytes) -> Staged:
-            content, report_id = unwrap(kind, raw, ingestor.identity, ingestor.secret)
-            return ingestor.stage(
-                content, submitter=submitter, network=network, report_id=report_id, where="content"
-            )
+            return stage_post(ingestor, kind, raw, submitter, network)
 
         # a big one on a thread: its content (a pathological one takes seconds to scrub) must not
         # hold the event loop; the thread lets the loop have the GIL at every switch interval

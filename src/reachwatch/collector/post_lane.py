@@ -30,6 +30,7 @@ import logging
 
 from reachwatch.collector.attribution import Network
 from reachwatch.collector.batch import CALL_TIMEOUT, POOLED_BYTES, BatchPool
+from reachwatch.collector.finish import Staged
 from reachwatch.collector.http import ApiError
 from reachwatch.collector.ingest import Ingestor, Overloaded, answer
 from reachwatch.collector.post_rows import Item, answer_of
@@ -142,14 +143,7 @@ class PostLane:
         ingestor = self.ingestor
         for post in group:
             try:
-                content, report_id = unwrap(post.kind, post.body, ingestor.identity, ingestor.secret)
-                staged = ingestor.stage(
-                    content,
-                    submitter=post.submitter,
-                    network=post.network,
-                    report_id=report_id,
-                    where="content",
-                )
+                staged = stage_post(ingestor, post.kind, post.body, post.submitter, post.network)
                 committed = ingestor.enqueue([staged])
             except ApiError as exc:
                 _refuse(post, exc)
@@ -218,6 +212,14 @@ class PostLane:
                 post.staged.set_result(next(commits))
             else:
                 next(commits)  # stored all the same, answered to no one
+
+
+def stage_post(ingestor: Ingestor, kind: Kind, raw: bytes, submitter: str, network: Network) -> Staged:
+    """A single post staged in this process (every 4xx raised here): its measurement and report id
+    taken out of ``raw`` as ``kind`` says, then :meth:`Ingestor.stage` (the worker's side:
+    :func:`~reachwatch.collector.post_rows.post_rows`)."""
+    content, report_id = unwrap(kind, raw, ingestor.identity, ingestor.secret)
+    return ingestor.stage(content, submitter=submitter, network=network, report_id=report_id, where="content")
 
 
 def _refuse(post: _Post, exc: BaseException) -> None:
