@@ -5,20 +5,28 @@ from __future__ import annotations
 import copy
 import datetime as dt
 import hashlib
+import re
 from typing import Any
 
 import pytest
 from blake3 import blake3
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from pydantic import ValidationError
 
 from reachwatch.collector.finish import keyed_hash, probe_id_hash
 from reachwatch.collector.ooni_protocol import (
+    ASN,
+    ASN_EXACT,
     BASE_KEYS,
+    CC,
+    START_TIME,
+    TEST_NAME,
     MeasurementIn,
     measurement_uid,
     model_fields,
 )
-from reachwatch.collector.prepare import _scrubber, base_fields
+from reachwatch.collector.prepare import _scrubber, base_fields, is_asn, is_cc, is_test_name, start_time_of
 from reachwatch.collector.privacy import Scrubber
 from reachwatch.store.compression import MANY, compress, compress_many, decompress
 
@@ -139,3 +147,56 @@ def test_compress_many_is_compress(copies: int) -> None:
     frames = compress_many(data)
     assert frames == [compress(d) for d in data]
     assert [decompress(f) for f in frames] == data
+
+
+# -- the base keys' patterns, checked without regexes (prepare.is_asn, is_cc...) ----------------------
+
+_NEAR = st.text(alphabet="AS0123456789az_Z-: \n\u0661\u00e9", max_size=24)
+
+
+@settings(max_examples=400)
+@given(
+    st.one_of(st.from_regex(ASN_EXACT, fullmatch=True), st.from_regex(ASN, fullmatch=True), _NEAR, st.text())
+)
+def test_is_asn_is_the_asn_pattern_and_range(value: str) -> None:
+    assert is_asn(value) == (re.fullmatch(ASN_EXACT, value) is not None)
+
+
+@settings(max_examples=400)
+@given(
+    st.one_of(
+        st.from_regex(CC, fullmatch=True), st.text(alphabet="AZaz\u00c4\u0130\u212a1 ", max_size=3), st.text()
+    )
+)
+def test_is_cc_is_the_country_pattern(value: str) -> None:
+    assert is_cc(value) == (re.fullmatch(CC, value) is not None)
+
+
+@settings(max_examples=400)
+@given(st.one_of(st.from_regex(TEST_NAME, fullmatch=True), _NEAR, st.text(max_size=70)))
+def test_is_test_name_is_the_test_name_pattern(value: str) -> None:
+    assert is_test_name(value) == (re.fullmatch(TEST_NAME, value) is not None)
+
+
+def _iso_or_none(value: str) -> dt.datetime | None:
+    try:
+        return dt.datetime.fromisoformat(value)
+    except ValueError:
+        return None
+
+
+@settings(max_examples=600)
+@given(
+    st.one_of(
+        st.from_regex(START_TIME, fullmatch=True),
+        st.from_regex(r"[0-9+\-]{4}-[0-9]{2}-[0-9]{2}[ T][0-9]{2}:[0-9]{2}:[0-9.]{2}\n?", fullmatch=True),
+        st.datetimes().map(str),
+        st.text(alphabet="0123456789-: T.\u0661Z+", min_size=17, max_size=21),
+    )
+)
+def test_start_time_of_is_the_pattern_and_a_day_of_the_calendar(value: str) -> None:
+    """Taken exactly when the model's pattern matches and the day exists (Feb 30 is the model's
+    and stage's to refuse, with its own message), read as ``fromisoformat`` reads it."""
+    matches = re.fullmatch(START_TIME, value) is not None
+    expected = _iso_or_none(value) if matches else None
+    assert start_time_of(value) == expected

@@ -9,7 +9,6 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import hmac
-import re
 import secrets
 import string
 from typing import Annotated, Any, Literal, NamedTuple
@@ -170,18 +169,9 @@ def _limits(name: str) -> int:
     return next(m.max_length for m in MeasurementIn.model_fields[name].metadata if hasattr(m, "max_length"))
 
 
-#: the checks of :func:`reachwatch.collector.prepare.base_fields` (compiled there), from the model's
-#: own patterns and limits (``probe_asn``'s range too, in its pattern: ~50 ns more than ASN's);
-#: fullmatch: like pydantic's (Rust) regex, ``$`` must not accept a trailing newline
-FAST_PATTERNS = tuple(
-    (name, re.compile(pattern).fullmatch)
-    for name, pattern in (
-        ("measurement_start_time", START_TIME),
-        ("probe_asn", ASN_EXACT),
-        ("probe_cc", CC),
-        ("test_name", TEST_NAME),
-    )
-)
+#: the limits :func:`reachwatch.collector.prepare.fast_base` checks (compiled there), from the
+#: model's own; its patterns are checked there with ``str`` methods (``is_asn``, ``is_cc``...),
+#: tested against these regexes
 FAST_REQUIRED = tuple((n, _limits(n)) for n in ("software_name", "software_version", "data_format_version"))
 FAST_OPTIONAL = (
     ("input", INPUT_MAX),

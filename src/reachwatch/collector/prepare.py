@@ -24,9 +24,9 @@ from reachwatch.collector.http import ApiError, bad_json
 from reachwatch.collector.ipv6_text import TooManySpellings
 from reachwatch.collector.measurement_json import line_loader, minified
 from reachwatch.collector.ooni_protocol import (
+    ASN_MAX,
     BASE_KEYS,
     FAST_OPTIONAL,
-    FAST_PATTERNS,
     FAST_REQUIRED,
     Base,
     MeasurementIn,
@@ -79,40 +79,114 @@ if _STAGED_COLUMNS != COLUMN_NAMES:
 _PENDING: tuple[Any, ...] = tuple(PENDING_ANALYSIS[name] for name in ANALYSIS_COLUMNS)
 
 
+#: ``tuple.__new__``, which makes a :class:`Base` without its interpreted ``__new__``
+_NEW_TUPLE: Any = tuple.__new__
+
+
 def base_fields(m: dict[str, Any]) -> Base | None:
-    """The base keys of the common, valid measurement without pydantic (~1 us instead of ~8; compiled
-    here, beside the staging that calls it: it was ~2 us interpreted), or None
-    to leave the decision, and its error message, to :class:`MeasurementIn`. Accepts only what the
-    model accepts unchanged: plain ``str``/``dict`` values within the same patterns and lengths (a
-    list ``input`` or anything else unusual goes to the model)."""
-    get = m.get
-    for name, match in FAST_PATTERNS:
-        value = get(name)
-        if type(value) is not str or match(value) is None:
-            return None
+    """The base keys of the common, valid measurement without pydantic, or None to leave the
+    decision, and its error message, to :class:`MeasurementIn` (:func:`fast_base`)."""
+    fast = fast_base(m)
+    return None if fast is None else fast[0]
+
+
+def fast_base(m: dict[str, Any]) -> tuple[Base, dt.datetime] | None:
+    """The base keys of the common, valid measurement without pydantic (~0.6 us instead of ~8),
+    with its start time read, or None to leave the decision, and its error message, to
+    :class:`MeasurementIn`. Accepts only what the model accepts unchanged: plain ``str``/``dict``
+    values within the same patterns and lengths (a list ``input`` or anything else unusual goes to
+    the model). The patterns are checked with ``str`` methods, not the model's regexes (four
+    ``fullmatch`` calls were ~1.6 us of ~3.9, ~10 % of a median batch line in a worker)."""
+    start_time = m.get("measurement_start_time")
+    asn = m.get("probe_asn")
+    cc = m.get("probe_cc")
+    test_name = m.get("test_name")
+    if (
+        type(start_time) is not str
+        or type(asn) is not str
+        or type(cc) is not str
+        or type(test_name) is not str
+    ):
+        return None
+    if not (is_asn(asn) and is_cc(cc) and is_test_name(test_name)):
+        return None
+    start = start_time_of(start_time)
+    if start is None:
+        return None
     for name, limit in FAST_REQUIRED:
-        value = get(name)
+        value = m.get(name)
         if type(value) is not str or len(value) > limit:
             return None
     for name, limit in FAST_OPTIONAL:
-        value = get(name)
+        value = m.get(name)
         if value is not None and (type(value) is not str or len(value) > limit):
             return None
-    annotations = get("annotations")
+    annotations = m.get("annotations")
     if annotations is not None and type(annotations) is not dict:
         return None
-    test_keys = get("test_keys")
+    test_keys = m.get("test_keys")
     if type(test_keys) is not dict and type(test_keys) is not orjson.Fragment:
         return None
-    return Base(
-        get("input"),
-        m["measurement_start_time"],
-        m["probe_asn"],
-        m["probe_cc"],
-        get("probe_ip"),
-        get("probe_network_name"),
-        m["test_name"],
+    # the tuple made directly: Base(...) runs the namedtuple's interpreted __new__ (~0.4 us more)
+    base: Base = _NEW_TUPLE(
+        Base,
+        (
+            m.get("input"),
+            start_time,
+            asn,
+            cc,
+            m.get("probe_ip"),
+            m.get("probe_network_name"),
+            test_name,
+        ),
     )
+    return base, start
+
+
+#: the characters of :data:`~reachwatch.collector.ooni_protocol.TEST_NAME`
+_TEST_NAME_CHARS = "abcdefghijklmnopqrstuvwxyz0123456789_"
+
+
+def is_cc(value: str) -> bool:
+    """Whether ``value`` matches :data:`~reachwatch.collector.ooni_protocol.CC` (two of A-Z)."""
+    return len(value) == 2 and value.isascii() and value.isalpha() and value.isupper()
+
+
+def is_test_name(value: str) -> bool:
+    """Whether ``value`` matches :data:`~reachwatch.collector.ooni_protocol.TEST_NAME`."""
+    return 0 < len(value) <= 64 and not value.strip(_TEST_NAME_CHARS)
+
+
+def is_asn(value: str) -> bool:
+    """Whether ``value`` matches :data:`~reachwatch.collector.ooni_protocol.ASN_EXACT`: ``AS`` and
+    one to ten ASCII digits (leading zeros allowed) of at most :data:`ASN_MAX`."""
+    n = len(value)
+    if n < 3 or n > 12 or not value.isascii() or not value.startswith("AS"):
+        return False
+    digits = value[2:]
+    return digits.isdigit() and (n < 12 or int(digits) <= ASN_MAX)
+
+
+def start_time_of(value: str) -> dt.datetime | None:
+    """The time of a ``measurement_start_time`` that matches
+    :data:`~reachwatch.collector.ooni_protocol.START_TIME` and is a day of the calendar, or None
+    (the model decides: a pattern's error, or a day that is not one, "2024-02-30"). The separators
+    are checked here; ``fromisoformat`` then reads each field as exactly its ASCII digits and
+    checks its range (month 1-12, the month's days, hour 0-23, minutes and seconds 0-59)."""
+    if (
+        len(value) != 19
+        or not value.isascii()
+        or value[4] != "-"
+        or value[7] != "-"
+        or value[10] != " "
+        or value[13] != ":"
+        or value[16] != ":"
+    ):
+        return None
+    try:
+        return dt.datetime.fromisoformat(value)
+    except ValueError:
+        return None
 
 
 def stage(
@@ -136,8 +210,11 @@ def stage(
     vantage point, hashed (:class:`~reachwatch.collector.vantage.Vantages`), counted as its probe."""
     if not isinstance(m, dict):
         raise ApiError(422, f"{where}: a measurement must be a JSON object")
-    base = base_fields(m)
-    if base is None:
+    fast = fast_base(m)
+    start: dt.datetime | None = None
+    if fast is not None:
+        base, start = fast
+    else:
         fields = {k: m[k] for k in BASE_KEYS if k in m}
         if type(fields.get("test_keys")) is orjson.Fragment:  # an object, as text (measurement_json)
             fields["test_keys"] = {}
@@ -148,10 +225,11 @@ def stage(
             base = model_fields(MeasurementIn.model_validate(fields))
         except ValidationError as exc:
             raise ApiError(422, f"{where}: {validation_message(exc)}") from None
-    try:
-        start = dt.datetime.fromisoformat(base.measurement_start_time)
-    except ValueError:
-        raise ApiError(422, f"{where}: measurement_start_time is not a valid date") from None
+    if start is None:
+        try:
+            start = dt.datetime.fromisoformat(base.measurement_start_time)
+        except ValueError:
+            raise ApiError(422, f"{where}: measurement_start_time is not a valid date") from None
     if not EARLIEST <= start <= LATEST:
         raise ApiError(
             422,
