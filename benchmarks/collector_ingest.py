@@ -12,8 +12,12 @@ figures. The background analysis yields to ingest, so after each load the benchm
 server is idle again and prints how long that took and the CPU spent meanwhile (the analysis that
 lagged). ``analysed`` is how many of the stored rows had their verdict when the server was stopped.
 
-    .venv/bin/python benchmarks/collector_ingest.py [--seconds 5] [--concurrency 64] [--batch 500]
+    .venv/bin/python benchmarks/collector_ingest.py [--seconds 5] [--runs 3] [--concurrency 64] [--batch 500]
         [--size small|median] [--no-clickhouse] [--no-baseline] [--source 127.0.0.2]
+
+``--runs``: each load (echo, single posts, batches) runs this many times in turn, and the run of the
+median rate is printed, with every run's rate: on a shared machine one 5 s sample is often a
+minute's slow or fast spell (the same tree gave 18,900 and 26,000 batch lines/s minutes apart).
 
 ``--source``: the load's own address (any of 127.0.0.0/8). The default, 127.0.0.1, is the
 placeholder every probe writes as its ``probe_ip``, which the collector never scrubs; any other
@@ -41,6 +45,7 @@ import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import orjson
@@ -236,6 +241,22 @@ def cpu_seconds(pid: int) -> tuple[float, float, float]:
     return own(pid), workers, other
 
 
+def median_run(url: str, pid: int, mode: str, template: Path, args: argparse.Namespace) -> dict[str, Any]:
+    """:func:`measured_load` ``--runs`` times in turn: the run of the median rate, with every run's
+    rate (``rates``). One 5 s sample on a shared machine is often a minute's slow or fast spell."""
+    runs = [measured_load(url, pid, mode, template, args) for _ in range(args.runs)]
+    runs.sort(key=lambda r: r["rate"])
+    median: dict[str, Any] = dict(runs[len(runs) // 2])
+    median["rates"] = [r["rate"] for r in runs]
+    return median
+
+
+def spread(r: dict[str, Any]) -> str:
+    """The runs' rates, lowest to highest, when there were several."""
+    rates = r.get("rates", [])
+    return "" if len(rates) < 2 else " (runs: " + ", ".join(f"{x:.0f}" for x in rates) + ")"
+
+
 def measured_load(
     url: str, pid: int, mode: str, template: Path, args: argparse.Namespace
 ) -> dict[str, float]:
@@ -353,14 +374,17 @@ def collector_figures(
         # the batch workers import for ~0.3 s each after the port opens: not in the single posts' figures
         wait_idle(pid, cpu_seconds(pid), limit=10)
         return {
-            "single": measured_load(url, pid, "single", template, args),
-            "batch": measured_load(url, pid, "batch", template, args),
+            "single": median_run(url, pid, "single", template, args),
+            "batch": median_run(url, pid, "batch", template, args),
         }
 
 
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--seconds", type=float, default=5.0)
+    ap.add_argument(
+        "--runs", type=int, default=3, help="loads of each kind, in turn; the median rate's run is printed"
+    )
     ap.add_argument("--concurrency", type=int, default=64)
     # batches as big as the ones reachwatch's own outbox sends
     ap.add_argument("--batch", type=int, default=BATCH)
@@ -403,13 +427,13 @@ def main() -> None:
         work = Path(tmp)
         template, size = sample(args.size, work)
         print(
-            f"{os.cpu_count()} cores; measurement {size} bytes ({args.size}); {args.seconds}s per run; "
+            f"{os.cpu_count()} cores; measurement {size} bytes ({args.size}); {args.seconds}s per run, the median of {args.runs} runs of each load; "
             f"{args.concurrency} connections for single posts, 4 x {args.batch}-line batches; from {args.source}"
             + (" (never scrubbed)" if args.source == "127.0.0.1" else " (scrubbed from every measurement)")
         )
         port = free_port()
         with process([sys.executable, __file__, "--echo-server", str(port)], port) as (url, pid):
-            echo = measured_load(url + "/echo", pid, "echo", template, args)
+            echo = median_run(url + "/echo", pid, "echo", template, args)
         db = work / "bench.duckdb"
         results = {"duckdb": collector_figures(["--db", str(db)], template, args)}
         analysed = analysed_share(db)
@@ -434,19 +458,19 @@ def main() -> None:
                     )
         print(
             f"echo (bare FastAPI): {echo['rate']:.0f} posts/s  p50 {echo['p50_ms']:.1f} ms  "
-            f"p99 {echo['p99_ms']:.1f} ms  cpu/post {echo['cpu_us']:.0f} us"
+            f"p99 {echo['p99_ms']:.1f} ms  cpu/post {echo['cpu_us']:.0f} us{spread(echo)}"
         )
         for store, r in results.items():
             s, b = r["single"], r["batch"]
             print(
                 f"{store:10s} single: {s['rate']:.0f} posts/s  p50 {s['p50_ms']:.1f} ms  p99 {s['p99_ms']:.1f} ms  "
                 f"(busy {s['busy']:.0f}, other {s['other']:.0f})  ratio to echo {s['rate'] / echo['rate']:.2f}  "
-                f"cpu/meas {s['cpu_us']:.0f} us (+{s['worker_cpu_us']:.0f} batch workers, +{s['child_cpu_us']:.0f} analysis; load generator {s['load_cpu_us']:.0f} us)"
+                f"cpu/meas {s['cpu_us']:.0f} us (+{s['worker_cpu_us']:.0f} batch workers, +{s['child_cpu_us']:.0f} analysis; load generator {s['load_cpu_us']:.0f} us){spread(s)}"
             )
             print(
                 f"{store:10s} batch:  {b['rate']:.0f} measurements/s  p50 {b['p50_ms']:.1f} ms  "
                 f"p99 {b['p99_ms']:.1f} ms per {args.batch}-line request (busy {b['busy']:.0f}, other {b['other']:.0f})  "
-                f"cpu/meas {b['cpu_us']:.0f} us (+{b['worker_cpu_us']:.0f} batch workers, +{b['child_cpu_us']:.0f} analysis; load generator {b['load_cpu_us']:.0f} us)"
+                f"cpu/meas {b['cpu_us']:.0f} us (+{b['worker_cpu_us']:.0f} batch workers, +{b['child_cpu_us']:.0f} analysis; load generator {b['load_cpu_us']:.0f} us){spread(b)}"
             )
             for mode, x in (("single", s), ("batch", b)):
                 print(
