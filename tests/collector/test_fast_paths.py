@@ -14,6 +14,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
+from reachwatch.collector.base_keys import base_fields, is_asn, is_cc, is_test_name, start_time_of
 from reachwatch.collector.finish import keyed_hash, probe_id_hash
 from reachwatch.collector.ooni_protocol import (
     ASN,
@@ -26,7 +27,7 @@ from reachwatch.collector.ooni_protocol import (
     measurement_uid,
     model_fields,
 )
-from reachwatch.collector.prepare import _scrubber, base_fields, is_asn, is_cc, is_test_name, start_time_of
+from reachwatch.collector.prepare import _scrubber
 from reachwatch.collector.privacy import Scrubber
 from reachwatch.store.compression import MANY, compress, compress_many, decompress
 

@@ -13,6 +13,7 @@ from pydantic import ValidationError
 
 from collector.conftest import MINIMAL
 from reachwatch.collector.attribution import Network
+from reachwatch.collector.base_keys import base_fields
 from reachwatch.collector.finish import Staged
 from reachwatch.collector.http import ApiError
 from reachwatch.collector.ooni_protocol import (
@@ -25,7 +26,7 @@ from reachwatch.collector.ooni_protocol import (
     ReportOpen,
     new_report_id,
 )
-from reachwatch.collector.prepare import base_fields, stage
+from reachwatch.collector.prepare import stage
 from reachwatch.store.schema import COLUMN_NAMES, EARLIEST, IDENTITY, LATEST
 
 

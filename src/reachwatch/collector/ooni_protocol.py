@@ -154,7 +154,7 @@ BASE_KEYS = tuple(MeasurementIn.model_fields)
 
 
 class Base(NamedTuple):
-    """The base keys the collector reads, validated (by ``prepare.base_fields`` or :class:`MeasurementIn`)."""
+    """The base keys the collector reads, validated (by ``base_keys.fast_base`` or :class:`MeasurementIn`)."""
 
     input: str | list[str] | None
     measurement_start_time: str
@@ -169,7 +169,7 @@ def _limits(name: str) -> int:
     return next(m.max_length for m in MeasurementIn.model_fields[name].metadata if hasattr(m, "max_length"))
 
 
-#: the limits :func:`reachwatch.collector.prepare.fast_base` checks (compiled there), from the
+#: the limits :func:`reachwatch.collector.base_keys.fast_base` checks (compiled there), from the
 #: model's own; its patterns are checked there with ``str`` methods (``is_asn``, ``is_cc``...),
 #: tested against these regexes
 FAST_REQUIRED = tuple((n, _limits(n)) for n in ("software_name", "software_version", "data_format_version"))
